@@ -1,0 +1,1 @@
+"""mailkit: set up, test and audit the outgoing email of business software."""

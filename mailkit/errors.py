@@ -1,0 +1,104 @@
+"""One exception tree for everything mailkit raises on purpose.
+
+::
+
+    MailkitError
+    ├── SettingsError (ValueError)        settings that fail validation, field by field
+    ├── StoreError                         the settings store cannot be used
+    │   ├── StoreCorruptError              not a readable SQLite file
+    │   ├── StoreForeignError              an SQLite file that is not a mailkit profile
+    │   ├── StoreNewerSchemaError          written by a newer mailkit
+    │   └── StoreLockedError (TimeoutError) another process held the write lock too long
+    ├── SecretStoreError                   the secret store cannot be used
+    │   ├── NoSecureBackendError           no keyring backend that keeps secrets safely
+    │   ├── SecretMismatchError (ValueError) password and confirmation differ
+    │   ├── EmptySecretError (ValueError)  an empty password was about to be stored
+    │   └── ReadOnlySecretStoreError       e.g. environment variables cannot be written
+    ├── ImportFileError (ValueError)       a CSV / Excel / TOML / legacy file cannot be imported
+    └── UnsafeSettingWarning (UserWarning) a setting that works but is risky (a warning, not raised)
+
+Every message says what is wrong and what to do about it. No message ever contains a secret:
+secrets travel as :class:`mailkit.secrets.Secret`, whose ``str`` is a mask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class MailkitError(Exception):
+    """Base of every error mailkit raises deliberately."""
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One field that failed validation: where, what is wrong, and the fix."""
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+class SettingsError(MailkitError, ValueError):
+    """Settings failed validation; ``problems`` lists each field with its message."""
+
+    def __init__(self, problems: list[FieldProblem], context: str = "settings") -> None:
+        self.problems = problems
+        self.context = context
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{context} are not valid ({len(problems)} problem(s)):\n{lines}")
+
+
+class StoreError(MailkitError):
+    """The settings store cannot be opened or written."""
+
+
+class StoreCorruptError(StoreError):
+    """The file is not a readable SQLite database."""
+
+
+class StoreForeignError(StoreError):
+    """The file is an SQLite database that mailkit did not create."""
+
+
+class StoreNewerSchemaError(StoreError):
+    """The profile was written by a newer mailkit than this one."""
+
+
+class StoreLockedError(StoreError, TimeoutError):
+    """Another process kept the profile locked for longer than the busy timeout."""
+
+
+class SecretStoreError(MailkitError):
+    """The secret store cannot be used."""
+
+
+class NoSecureBackendError(SecretStoreError):
+    """No secure backend is available; mailkit never falls back to a plaintext file."""
+
+
+class SecretMismatchError(SecretStoreError, ValueError):
+    """A new password and its confirmation differ."""
+
+
+class EmptySecretError(SecretStoreError, ValueError):
+    """An empty password or token cannot be stored."""
+
+
+class ReadOnlySecretStoreError(SecretStoreError):
+    """The backend cannot store secrets (environment variables are set by the operator)."""
+
+
+class ImportFileError(MailkitError, ValueError):
+    """A file to import is unreadable or holds invalid rows; nothing was imported."""
+
+    def __init__(self, message: str, problems: list[FieldProblem] | None = None) -> None:
+        self.problems = problems or []
+        lines = "".join(f"\n  - {p}" for p in self.problems)
+        super().__init__(message + lines)
+
+
+class UnsafeSettingWarning(UserWarning):
+    """A setting is accepted but risky (an IP literal host, no TLS, ...)."""

@@ -1,0 +1,742 @@
+"""The settings model: what an organisation and its users configure for outgoing mail.
+
+Pure data and validation — no files, sockets or widgets. Every validator raises a ``ValueError``
+whose text says what is wrong and how to fix it; pydantic adds the field name, and
+:func:`settings_problems` turns a ``ValidationError`` into :class:`~mailkit.errors.FieldProblem`
+rows for forms and the command line. Inputs are never echoed back in error text
+(``hide_input_in_errors``) so that a password pasted into the wrong field does not leak.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import string
+import unicodedata
+import warnings
+from collections.abc import Callable, Iterable
+from enum import StrEnum
+from typing import Annotated, Any, Literal, TypeVar
+
+import idna
+from email_validator import EmailNotValidError, validate_email
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from mailkit.errors import FieldProblem, SettingsError, UnsafeSettingWarning
+
+# --------------------------------------------------------------------------- enums
+
+
+class Mode(StrEnum):
+    """How mail leaves the application (the seeds' "Mail Software" / "Sender Protocol")."""
+
+    SMTP = "smtp"
+    GMAIL_API = "gmail_api"
+    MICROSOFT_GRAPH = "microsoft_graph"
+    EXCHANGE_EWS = "exchange_ews"
+    EXCHANGE_WEBDAV = "exchange_webdav"
+    OUTLOOK = "outlook"
+    MAPI = "mapi"
+    LOTUS_NOTES = "lotus_notes"
+
+    @property
+    def is_desktop_client(self) -> bool:
+        """The workstation's mail client sends; mailkit can only hand it a message."""
+        return self in (Mode.OUTLOOK, Mode.MAPI, Mode.LOTUS_NOTES)
+
+    @property
+    def is_legacy(self) -> bool:
+        """Exchange 2000/2003 WebDAV: read and migrated away from, never used to send."""
+        return self is Mode.EXCHANGE_WEBDAV
+
+
+class Security(StrEnum):
+    """Transport security. ``auto`` = implicit TLS on 465, STARTTLS elsewhere (RFC 8314)."""
+
+    AUTO = "auto"
+    IMPLICIT_TLS = "implicit_tls"
+    STARTTLS = "starttls"
+    NONE = "none"
+
+
+class AuthType(StrEnum):
+    """SMTP authorization. ``msn`` is the seeds' legacy name for NTLM, kept so it can be audited."""
+
+    AUTO = "auto"
+    LOGIN = "login"
+    PLAIN = "plain"
+    CRAM_MD5 = "cram_md5"
+    NTLM = "ntlm"
+    MSN = "msn"
+    XOAUTH2 = "xoauth2"
+    NONE = "none"
+
+    @property
+    def canonical(self) -> AuthType:
+        """The mechanism actually spoken: ``msn`` is NTLM."""
+        return AuthType.NTLM if self is AuthType.MSN else self
+
+
+class Priority(StrEnum):
+    """Message priority, written as the three headers mail clients read."""
+
+    NORMAL = "normal"
+    HIGH = "high"
+    LOW = "low"
+
+    def headers(self) -> dict[str, str]:
+        """``X-Priority`` (Outlook and most clients), ``Importance`` and ``Priority`` (RFC 2156)."""
+        return {
+            Priority.HIGH: {
+                "X-Priority": "1 (Highest)",
+                "Importance": "high",
+                "Priority": "urgent",
+            },
+            Priority.NORMAL: {
+                "X-Priority": "3 (Normal)",
+                "Importance": "normal",
+                "Priority": "normal",
+            },
+            Priority.LOW: {
+                "X-Priority": "5 (Lowest)",
+                "Importance": "low",
+                "Priority": "non-urgent",
+            },
+        }[self]
+
+
+class Edition(StrEnum):
+    """On-premises, or the cloud edition where SMTP is mandatory and user codes are addresses."""
+
+    ON_PREMISES = "on_premises"
+    CLOUD = "cloud"
+
+
+class Provenance(StrEnum):
+    """Where an effective value came from."""
+
+    ORG = "org"
+    USER = "user"
+    DEFAULT = "default"
+
+
+# --------------------------------------------------------------------------- field checks
+
+
+class ProblemsError(ValueError):
+    """Several field problems found by one cross-field rule; kept apart for forms."""
+
+    def __init__(self, problems: list[FieldProblem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+#: Characters that end a header line or an SMTP command, or that some parsers treat as such.
+_LINE_BREAKERS = {"\r", "\n", "\x00", "\x0b", "\x0c", "\x85", "\u2028", "\u2029"}
+
+MAX_HOST_LENGTH = 253
+MAX_ADDRESS_LENGTH = 254  # RFC 5321 path limit minus the angle brackets
+MAX_TEXT_LENGTH = 200
+MAX_PATH_LENGTH = 4096
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def check_text(value: str, *, max_length: int = MAX_TEXT_LENGTH) -> str:
+    """Text that may reach a header or an SMTP command: one line, printable, bounded."""
+    for ch in value:
+        if ch in _LINE_BREAKERS:
+            raise ValueError(
+                f"contains a line break or NUL character ({ch!r}), which could inject headers "
+                "or SMTP commands; remove it and type the value on one line"
+            )
+        if unicodedata.category(ch) == "Cc" and ch != "\t":
+            raise ValueError(
+                f"contains the control character {ch!r}; remove it (it was probably pasted by "
+                "accident)"
+            )
+    value = value.strip()
+    if len(value) > max_length:
+        raise ValueError(f"is {len(value)} characters long; shorten it to at most {max_length}")
+    return value
+
+
+def _text(max_length: int) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        return check_text(value, max_length=max_length) if isinstance(value, str) else value
+
+    return check
+
+
+def _blank_to_none(value: Any) -> Any:
+    """An empty form field or CSV cell means "not set" (inherit)."""
+    if value is None:
+        return None
+    if isinstance(value, str) and not value.strip():
+        return None
+    if isinstance(value, float) and value != value:  # NaN from pandas
+        return None
+    return value
+
+
+def check_host(value: str) -> str:
+    """A DNS name (Unicode accepted, checked as IDNA 2008) or an IP literal (warned about)."""
+    host = check_text(value, max_length=MAX_HOST_LENGTH).rstrip(".")
+    if not host:
+        raise ValueError("is empty; enter the SMTP server's name, e.g. smtp.example.com")
+    literal = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        address = ipaddress.ip_address(literal)
+    except ValueError:
+        pass
+    else:
+        warnings.warn(
+            f"the host {address} is an IP address: the server's TLS certificate rarely names an "
+            "IP address, and the address may change; prefer the server's DNS name",
+            UnsafeSettingWarning,
+            stacklevel=2,
+        )
+        return str(address)
+    if any(ch in host for ch in " /\\@:<>\t"):
+        raise ValueError(
+            f"{host!r} is not a host name; enter only the server name (e.g. smtp.example.com) "
+            "without a scheme, user name, port or path"
+        )
+    try:
+        ascii_host = idna.encode(host, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError, ValueError) as exc:
+        raise ValueError(
+            f"{host!r} is not a valid host name ({exc}); check the spelling, e.g. smtp.example.com"
+        ) from None
+    if len(ascii_host) > MAX_HOST_LENGTH:
+        raise ValueError(f"is longer than {MAX_HOST_LENGTH} characters once encoded for DNS")
+    labels = ascii_host.split(".")
+    if any(not re.fullmatch(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?", lab) for lab in labels):
+        raise ValueError(
+            f"{host!r} is not a valid host name: use letters, digits and hyphens between dots, "
+            "e.g. smtp.example.com"
+        )
+    return host.lower() if host.isascii() else host
+
+
+def host_ascii(host: str) -> str:
+    """The host as sent to DNS and TLS (punycode for Unicode names)."""
+    literal = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        return str(ipaddress.ip_address(literal))
+    except ValueError:
+        return idna.encode(host, uts46=True).decode("ascii")
+
+
+def check_port(value: Any) -> int:
+    """Ports 1-65535; strings from forms and CSV files are accepted."""
+    if isinstance(value, bool):
+        raise ValueError("must be a port number from 1 to 65535, e.g. 587, not true/false")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if not re.fullmatch(r"\d{1,5}", text):
+            shown = text if len(text) <= 20 else text[:20] + "…"
+            raise ValueError(
+                f"{shown!r} is not a port number; enter a whole number from 1 to 65535 "
+                "(587 for STARTTLS submission, 465 for implicit TLS)"
+            )
+        value = int(text)
+    if not isinstance(value, int):
+        raise ValueError("must be a whole number from 1 to 65535, e.g. 587")
+    if not 1 <= value <= 65535:
+        raise ValueError(
+            f"{value} is out of range; a port is from 1 to 65535 (587 for STARTTLS submission, "
+            "465 for implicit TLS)"
+        )
+    return value
+
+
+def check_address(value: str) -> str:
+    """A bare address (``local@domain``), strictly parsed.
+
+    email-validator parses the RFC 5322 addr-spec itself rather than ``email.utils``, so the
+    CVE-2023-27043 forms (``alice@example.org)<bob@example.org>``) fail on every Python version.
+    Display names belong in their own field.
+    """
+    text = check_text(value, max_length=MAX_ADDRESS_LENGTH)
+    if not text:
+        raise ValueError("is empty; enter an address such as alice@example.com")
+    if any(ch in text for ch in '<>()[],;"') or " " in text:
+        raise ValueError(
+            f"{text!r} is not a single bare address; enter only the address, like "
+            "alice@example.com (put a display name in the name field)"
+        )
+    try:
+        result = validate_email(
+            text, check_deliverability=False, allow_smtputf8=True, allow_quoted_local=False
+        )
+    except EmailNotValidError as exc:
+        raise ValueError(f"{text!r} is not a valid address: {exc} Fix the address.") from None
+    except (ValueError, UnicodeError) as exc:  # idna edge cases inside the validator
+        raise ValueError(f"{text!r} is not a valid address ({exc}); fix the address") from None
+    return result.normalized
+
+
+def _enum(
+    enum_cls: type[E], label: str, aliases: dict[str, E] | None = None
+) -> Callable[[Any], Any]:
+    """Case-insensitive enum parsing with a message that lists the choices."""
+    choices = ", ".join(m.value for m in enum_cls)
+
+    def parse(value: Any) -> Any:
+        if isinstance(value, enum_cls) or value is None:
+            return value
+        if isinstance(value, str):
+            key = value.strip().lower().replace("-", "_").replace(" ", "_")
+            if aliases and key in aliases:
+                return aliases[key]
+            for member in enum_cls:
+                if member.value == key:
+                    return member
+            shown = value if len(value) <= 30 else value[:30] + "…"
+            raise ValueError(f"{shown!r} is not a known {label}; choose one of: {choices}")
+        raise ValueError(f"must be one of: {choices}")
+
+    return parse
+
+
+def check_pin(value: str) -> str:
+    """A SHA-256 certificate fingerprint, hex with or without colons."""
+    text = check_text(value, max_length=200).replace(":", "").replace(" ", "").lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", text):
+        raise ValueError(
+            "is not a SHA-256 fingerprint; paste the 64 hex digits (colons allowed) shown by "
+            "'openssl x509 -noout -fingerprint -sha256'"
+        )
+    return text
+
+
+def check_user_code(value: str) -> str:
+    text = check_text(value, max_length=MAX_ADDRESS_LENGTH)
+    if not text:
+        raise ValueError(
+            "is empty; every user needs a user code (in the cloud edition, an address)"
+        )
+    return text
+
+
+def check_url(value: str) -> str:
+    text = check_text(value, max_length=2048)
+    if not re.fullmatch(r"https://[^\s/?#]+(?:/[^\s]*)?", text):
+        raise ValueError(
+            "must be an https:// address, e.g. https://mail.example.com/EWS/Exchange.asmx"
+        )
+    return text
+
+
+def check_route_name(value: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,62}", value):
+        raise ValueError(
+            f"{value[:40]!r} is not a feature name; use lower-case letters, digits and "
+            "underscores, starting with a letter (e.g. work_orders)"
+        )
+    return value
+
+
+def check_subject_template(value: str) -> str:
+    text = check_text(value, max_length=998)
+    try:
+        fields = [name for _, name, _, _ in string.Formatter().parse(text) if name is not None]
+    except ValueError as exc:
+        raise ValueError(
+            f"has unbalanced braces ({exc}); write placeholders as {{number}} and literal braces "
+            "as {{ and }}"
+        ) from None
+    unknown = sorted({f for f in fields if f not in SUBJECT_FIELDS})
+    if unknown:
+        raise ValueError(
+            f"uses unknown placeholder(s) {', '.join(unknown)}; use only: "
+            + ", ".join(sorted(SUBJECT_FIELDS))
+        )
+    return text
+
+
+SUBJECT_FIELDS = frozenset({"feature", "number", "title", "sender", "date"})
+
+Text = Annotated[str, BeforeValidator(_text(MAX_TEXT_LENGTH))]
+OptText = Annotated[
+    str | None, BeforeValidator(_text(MAX_TEXT_LENGTH)), BeforeValidator(_blank_to_none)
+]
+OptHost = Annotated[
+    str | None,
+    BeforeValidator(lambda v: v if v is None else check_host(v)),
+    BeforeValidator(_blank_to_none),
+]
+OptPort = Annotated[
+    int | None,
+    BeforeValidator(lambda v: v if v is None else check_port(v)),
+    BeforeValidator(_blank_to_none),
+]
+Address = Annotated[str, BeforeValidator(lambda v: check_address(v) if isinstance(v, str) else v)]
+OptAddress = Annotated[
+    str | None,
+    BeforeValidator(lambda v: v if v is None else check_address(v) if isinstance(v, str) else v),
+    BeforeValidator(_blank_to_none),
+]
+OptMode = Annotated[
+    Mode | None,
+    BeforeValidator(_enum(Mode, "mode", {"other": Mode.MAPI, "lotus": Mode.LOTUS_NOTES})),
+    BeforeValidator(_blank_to_none),
+]
+OptSecurity = Annotated[
+    Security | None,
+    BeforeValidator(
+        _enum(Security, "security", {"ssl": Security.IMPLICIT_TLS, "tls": Security.STARTTLS})
+    ),
+    BeforeValidator(_blank_to_none),
+]
+OptAuth = Annotated[
+    AuthType | None,
+    BeforeValidator(
+        _enum(
+            AuthType,
+            "authorization type",
+            {"cram-md5": AuthType.CRAM_MD5, "crammd5": AuthType.CRAM_MD5},
+        )
+    ),
+    BeforeValidator(_blank_to_none),
+]
+OptPriority = Annotated[
+    Priority | None, BeforeValidator(_enum(Priority, "priority")), BeforeValidator(_blank_to_none)
+]
+EditionField = Annotated[
+    Edition,
+    BeforeValidator(
+        _enum(
+            Edition, "edition", {"on_prem": Edition.ON_PREMISES, "on_premise": Edition.ON_PREMISES}
+        )
+    ),
+]
+OptPin = Annotated[
+    str | None,
+    BeforeValidator(lambda v: v if v is None else check_pin(v)),
+    BeforeValidator(_blank_to_none),
+]
+OptPath = Annotated[
+    str | None, BeforeValidator(_text(MAX_PATH_LENGTH)), BeforeValidator(_blank_to_none)
+]
+OptUrl = Annotated[
+    str | None,
+    BeforeValidator(lambda v: v if v is None else check_url(v)),
+    BeforeValidator(_blank_to_none),
+]
+UserCode = Annotated[
+    str, BeforeValidator(lambda v: check_user_code(v) if isinstance(v, str) else v)
+]
+SubjectTemplate = Annotated[
+    str, BeforeValidator(lambda v: check_subject_template(v) if isinstance(v, str) else v)
+]
+
+
+def port_security_conflict(port: int | None, security: Security | None) -> str | None:
+    """Why a port and a security setting cannot work together, or None.
+
+    465 is the implicit-TLS submission port (RFC 8314); 587 and 25 start in plaintext and
+    upgrade with STARTTLS. Shared by validation and the audit so both say the same thing.
+    """
+    if port is None or security is None:
+        return None
+    if port == 465 and security in (Security.STARTTLS, Security.NONE):
+        return (
+            f"port 465 expects implicit TLS but security is {security.value}; set security to "
+            "implicit_tls (or auto), or use port 587 for STARTTLS"
+        )
+    if port in (25, 587) and security is Security.IMPLICIT_TLS:
+        return (
+            f"port {port} starts in plaintext and upgrades with STARTTLS, but security is "
+            "implicit_tls; set security to starttls (or auto), or use port 465 for implicit TLS"
+        )
+    return None
+
+
+def default_port(security: Security) -> int:
+    """The submission port that goes with a security setting (RFC 8314 / RFC 6409)."""
+    return 465 if security is Security.IMPLICIT_TLS else 587
+
+
+# --------------------------------------------------------------------------- models
+
+_MODEL_CONFIG = ConfigDict(
+    extra="forbid",
+    validate_assignment=True,
+    hide_input_in_errors=True,
+    str_strip_whitespace=False,
+)
+
+ROUTE_SUBJECTS: dict[str, str] = {
+    "requests": "Request {number}: {title}",
+    "purchase_orders": "Purchase order {number}: {title}",
+    "work_orders": "Work order {number}: {title}",
+}
+
+
+class FeatureRoute(BaseModel):
+    """A product feature that sends mail (requests, purchase orders, work orders, ...)."""
+
+    model_config = _MODEL_CONFIG
+
+    enabled: bool = False
+    #: ``"org"`` for the organisation's sender, otherwise a user code.
+    sender: UserCode = "org"
+    recipients: list[Address] = Field(default_factory=list)
+    subject_template: SubjectTemplate = "{feature} {number}: {title}"
+
+
+def _default_routes() -> dict[str, FeatureRoute]:
+    return {
+        name: FeatureRoute(subject_template=subject) for name, subject in ROUTE_SUBJECTS.items()
+    }
+
+
+class OrgSettings(BaseModel):
+    """The organisation's "General Settings". ``None`` means "not set": a default applies."""
+
+    model_config = _MODEL_CONFIG
+
+    name: Text = "default"
+    edition: EditionField = Edition.ON_PREMISES
+    mode: OptMode = None
+    host: OptHost = None
+    port: OptPort = None
+    security: OptSecurity = None
+    auth: OptAuth = None
+    username: OptText = None
+    from_address: OptAddress = None
+    from_name: OptText = None
+    priority: OptPriority = None
+    #: Trust a private server through this CA bundle instead of the system store.
+    ca_file: OptPath = None
+    #: Or pin the server certificate's SHA-256 fingerprint (64 hex digits).
+    tls_pin_sha256: OptPin = None
+    tls_min_version: Literal["1.2", "1.3"] = "1.2"
+    #: Sending credentials without TLS needs this explicit consent as well as security=none.
+    allow_plaintext_auth: bool = False
+    connect_timeout: float = Field(default=15.0, gt=0, le=600)
+    command_timeout: float = Field(default=60.0, gt=0, le=3600)
+    #: Exchange Web Services endpoint (mode exchange_ews).
+    ews_url: OptUrl = None
+    #: OAuth application (client) id for Gmail API / Microsoft Graph / XOAUTH2.
+    oauth_client_id: OptText = None
+    #: Microsoft Entra tenant (id or domain) for Microsoft OAuth.
+    oauth_tenant: OptText = None
+    routes: dict[str, FeatureRoute] = Field(default_factory=_default_routes)
+
+    @field_validator("routes")
+    @classmethod
+    def _route_names(cls, routes: dict[str, FeatureRoute]) -> dict[str, FeatureRoute]:
+        for name in routes:
+            check_route_name(name)
+        return routes
+
+    @model_validator(mode="after")
+    def _coherent(self) -> OrgSettings:
+        problems = []
+        if problem := port_security_conflict(self.port, self.security):
+            problems.append(FieldProblem("security", problem))
+        if self.edition is Edition.CLOUD and self.mode not in (None, Mode.SMTP):
+            problems.append(
+                FieldProblem(
+                    "mode",
+                    f"the cloud edition sends only through SMTP, but mode is {self.mode.value}; "
+                    "set mode to smtp",
+                )
+            )
+        if problems:
+            raise ProblemsError(problems)
+        if self.security is Security.NONE:
+            warnings.warn(
+                "security is none: mail and any credentials cross the network unencrypted; use "
+                "auto unless the server is on the same host",
+                UnsafeSettingWarning,
+                stacklevel=2,
+            )
+        return self
+
+
+#: The user fields that override the org value when ``override_enabled`` is set.
+OVERRIDE_FIELDS: tuple[str, ...] = (
+    "mode",
+    "username",
+    "from_address",
+    "host",
+    "port",
+    "security",
+    "auth",
+)
+
+
+class UserSettings(BaseModel):
+    """A user's "User-Specific Email Configuration"; unset override fields inherit the org's."""
+
+    model_config = _MODEL_CONFIG
+
+    user_code: UserCode
+    display_name: OptText = None
+    email: OptAddress = None
+    override_enabled: bool = False
+    mode: OptMode = None
+    username: OptText = None
+    from_address: OptAddress = None
+    host: OptHost = None
+    port: OptPort = None
+    security: OptSecurity = None
+    auth: OptAuth = None
+
+    @field_validator("override_enabled", mode="before")
+    @classmethod
+    def _flag(cls, value: Any) -> Any:
+        return parse_flag(value, default=False)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> UserSettings:
+        if problem := port_security_conflict(self.port, self.security):
+            raise ProblemsError([FieldProblem("security", problem)])
+        return self
+
+    def overrides(self) -> dict[str, Any]:
+        """The override fields this user sets (whether or not overriding is enabled)."""
+        return {f: getattr(self, f) for f in OVERRIDE_FIELDS if getattr(self, f) is not None}
+
+
+def parse_flag(value: Any, *, default: bool) -> Any:
+    """Booleans as spreadsheets and legacy files write them (1/0, yes/no, true/false, x)."""
+    value = _blank_to_none(value)
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        key = value.strip().lower()
+        if key in {"1", "true", "yes", "y", "x", "on"}:
+            return True
+        if key in {"0", "false", "no", "n", "off"}:
+            return False
+    raise ValueError("must be yes or no (true/false, 1/0)")
+
+
+def user_problems(org: OrgSettings, user: UserSettings) -> list[FieldProblem]:
+    """Rules that need both the org and the user: the cloud edition, effective port/security."""
+    problems: list[FieldProblem] = []
+    where = f"users[{user.user_code}]"
+    if org.edition is Edition.CLOUD:
+        try:
+            code = check_address(user.user_code)
+        except ValueError:
+            code = None
+            problems.append(
+                FieldProblem(
+                    f"{where}.user_code",
+                    "in the cloud edition the user code is the user's email address; "
+                    "rename the user to their address",
+                )
+            )
+        if user.mode not in (None, Mode.SMTP):
+            problems.append(
+                FieldProblem(
+                    f"{where}.mode",
+                    f"the cloud edition sends only through SMTP, not {user.mode.value}; "
+                    "clear the user's mode or set it to smtp",
+                )
+            )
+        if code is not None and user.from_address not in (None, code):
+            problems.append(
+                FieldProblem(
+                    f"{where}.from_address",
+                    "in the cloud edition the From address is the user code and cannot differ; "
+                    "clear the user's From address",
+                )
+            )
+    if user.override_enabled:
+        port = user.port if user.port is not None else org.port
+        security = user.security if user.security is not None else org.security
+        if (user.port is not None or user.security is not None) and (
+            problem := port_security_conflict(port, security)
+        ):
+            problems.append(
+                FieldProblem(f"{where}.port", f"with the inherited settings, {problem}")
+            )
+    return problems
+
+
+class Profile(BaseModel):
+    """An org and its users, validated together (cloud rules, unique user codes)."""
+
+    model_config = _MODEL_CONFIG
+
+    org: OrgSettings = Field(default_factory=OrgSettings)
+    users: list[UserSettings] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _together(self) -> Profile:
+        seen: set[str] = set()
+        problems: list[FieldProblem] = []
+        for user in self.users:
+            key = user.user_code.casefold()
+            if key in seen:
+                problems.append(
+                    FieldProblem(
+                        f"users[{user.user_code}].user_code",
+                        "appears more than once; user codes must be unique (compared without "
+                        "case): rename or remove the duplicate",
+                    )
+                )
+            seen.add(key)
+            problems.extend(user_problems(self.org, user))
+        if problems:
+            raise ProblemsError(problems)
+        return self
+
+
+# --------------------------------------------------------------------------- errors for people
+
+
+def settings_problems(exc: ValidationError) -> list[FieldProblem]:
+    """Turn pydantic's errors into field + message rows without echoing any input."""
+    problems = []
+    for err in exc.errors(include_url=False, include_input=False):
+        field = ".".join(str(part) for part in err["loc"]) or "(whole record)"
+        ctx = err.get("ctx") or {}
+        original = ctx.get("error")
+        if isinstance(original, ProblemsError):
+            prefix = "".join(f"{part}." for part in err["loc"])
+            problems.extend(FieldProblem(prefix + p.field, p.message) for p in original.problems)
+            continue
+        if isinstance(original, BaseException):
+            message = str(original)
+        elif err["type"] == "extra_forbidden":
+            message = "is not a known setting; remove it or check its spelling"
+        elif err["type"] == "missing":
+            message = "is required; fill it in"
+        else:
+            message = err["msg"]
+        problems.append(FieldProblem(field, message))
+    return problems
+
+
+def validate(model: type[BaseModel], data: Any, *, context: str | None = None) -> Any:
+    """Validate ``data`` as ``model``, raising :class:`SettingsError` with a row per field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise SettingsError(settings_problems(exc), context or f"{model.__name__} values") from None
+
+
+def field_names(model: type[BaseModel]) -> Iterable[str]:
+    return model.model_fields.keys()
