@@ -23,7 +23,7 @@ import os
 import threading
 import unicodedata
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Final, NoReturn, final
 
 import keyring
@@ -48,6 +48,7 @@ __all__ = [
     "SECRET_STORE_NAMES",
     "EnvSecretStore",
     "KeyringSecretStore",
+    "LazySecretStore",
     "MemorySecretStore",
     "Secret",
     "SecretStore",
@@ -434,6 +435,37 @@ class EnvSecretStore(SecretStore):
                 f"mailkit cannot remove environment variables; unset {variable} in the "
                 "environment of the process that runs mailkit"
             )
+
+
+class LazySecretStore(SecretStore):
+    """Open the real store only when a secret is first used.
+
+    A command that may or may not meet a secret (migrating a legacy file without a password)
+    should not fail because no keyring is unlocked; one that does meet one fails at that
+    point, with the backend's own message naming the choices.
+    """
+
+    def __init__(self, factory: Callable[[], SecretStore]) -> None:
+        self._factory = factory
+        self._store: SecretStore | None = None
+
+    def _real(self) -> SecretStore:
+        if self._store is None:
+            self._store = self._factory()
+        return self._store
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return self._real().name
+
+    def get(self, key: str) -> Secret | None:
+        return self._real().get(key)
+
+    def set(self, key: str, value: Secret) -> None:
+        self._real().set(key, value)
+
+    def delete(self, key: str) -> None:
+        self._real().delete(key)
 
 
 def default_secret_store() -> SecretStore:

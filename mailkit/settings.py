@@ -709,7 +709,7 @@ class Profile(BaseModel):
 
 def settings_problems(exc: ValidationError) -> list[FieldProblem]:
     """Turn pydantic's errors into field + message rows without echoing any input."""
-    problems = []
+    problems: list[FieldProblem] = []
     for err in exc.errors(include_url=False, include_input=False):
         field = ".".join(str(part) for part in err["loc"]) or "(whole record)"
         ctx = err.get("ctx") or {}

@@ -38,6 +38,7 @@ from mailkit.secrets import (
     MASK,
     EnvSecretStore,
     KeyringSecretStore,
+    LazySecretStore,
     MemorySecretStore,
     Secret,
     SecretStore,
@@ -694,3 +695,31 @@ def test_no_secret_in_logs_or_output_on_any_path(
     captured = capsys.readouterr()
     assert_no_leak(captured.out)
     assert_no_leak(captured.err)
+
+
+def test_lazy_store_opens_the_backend_only_when_used() -> None:
+    opened: list[MemorySecretStore] = []
+
+    def factory() -> MemorySecretStore:
+        opened.append(MemorySecretStore())
+        return opened[-1]
+
+    lazy = LazySecretStore(factory)
+    assert opened == []
+    key = secret_key("p", "org")
+    lazy.set_password(key, "pw", "pw")
+    assert len(opened) == 1
+    assert lazy.get(key) == Secret("pw")
+    assert "in-memory" in lazy.name
+    lazy.delete(key)
+    assert opened[0].get(key) is None
+    assert len(opened) == 1
+
+
+def test_lazy_store_raises_the_backends_error_on_first_use() -> None:
+    def no_keyring() -> SecretStore:
+        raise NoSecureBackendError("no usable keyring; choose memory or env")
+
+    lazy = LazySecretStore(no_keyring)
+    with pytest.raises(NoSecureBackendError, match="choose memory or env"):
+        lazy.get(secret_key("p", "org"))

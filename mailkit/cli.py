@@ -1,0 +1,326 @@
+"""The ``mailkit`` command line: the same core as the notebooks, for scripts and support.
+
+Exit codes: 0 success; 2 the input was wrong (arguments, a file, settings that do not
+validate); 3 the settings store cannot be used; 4 the secret store cannot be used. User
+errors go to stderr as one clear message (JSON with ``--json``), never as a traceback.
+Passwords are never accepted as arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from pydantic import ValidationError
+
+from mailkit.errors import (
+    FieldProblem,
+    MailkitError,
+    SecretStoreError,
+    SettingsError,
+    StoreError,
+)
+from mailkit.settings import settings_problems
+
+EXIT_OK = 0
+EXIT_INPUT = 2
+EXIT_STORE = 3
+EXIT_SECRETS = 4
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors honour ``--json`` and our exit code for bad input."""
+
+    def error(self, message: str) -> Any:
+        raise _UsageError(f"{message} (see '{self.prog} --help')")
+
+
+class _UsageError(MailkitError):
+    pass
+
+
+def _open_store(spec: str | None) -> Any:
+    """``--profile`` takes a file path or a profile name stored in the default place."""
+    from mailkit.store import Store
+
+    if spec is None:
+        return Store.open()
+    if spec.endswith((".sqlite", ".db", ".sqlite3")) or "/" in spec or "\\" in spec:
+        return Store.open(Path(spec), profile=_profile_name(spec))
+    return Store.open(profile=spec)
+
+
+def _profile_name(spec: str) -> str:
+    stem = Path(spec).stem
+    cleaned = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in stem)
+    return cleaned or "default"
+
+
+def _table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+    import pandas as pd
+
+    if not rows:
+        return "(nothing)"
+    frame = pd.DataFrame(rows, columns=list(columns)).fillna("")
+    return frame.to_string(index=False)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_migrate(args: argparse.Namespace, out: TextIO) -> int:
+    from mailkit.legacy import migrate
+    from mailkit.secrets import LazySecretStore, secret_store_from_name
+
+    name = args.secrets
+    # Lazy: only a legacy file that holds a password needs the secret store to be usable.
+    secrets = LazySecretStore(lambda: secret_store_from_name(name)) if name != "none" else None
+    profile = _profile_name(args.profile) if args.profile else "default"
+    migration = migrate(
+        Path(args.legacy_file), secrets=secrets, profile=profile, drop_password=args.drop_password
+    )
+    saved_to = None
+    if args.profile and not args.dry_run:
+        with _open_store(args.profile) as store:
+            store.set_org(migration.org)
+            saved_to = str(store.path)
+    report = migration.report.astype(object).where(migration.report.notna(), None)
+    rows: list[dict[str, Any]] = [
+        {str(k): v for k, v in row.items()} for row in report.to_dict(orient="records")
+    ]
+    if args.json:
+        json.dump(
+            {
+                "org": migration.org.model_dump(mode="json", exclude_none=True),
+                "report": rows,
+                "moved_secrets": list(migration.moved_secrets),
+                "needs_review": list(migration.warnings),
+                "saved_to": saved_to,
+            },
+            out,
+            ensure_ascii=False,
+            indent=2,
+        )
+        out.write("\n")
+    else:
+        out.write(_table(rows, list(migration.report.columns)) + "\n")
+        if migration.warnings:
+            out.write("\nReview by hand:\n")
+            out.writelines(f"  {n}. {line}\n" for n, line in enumerate(migration.warnings, 1))
+        if saved_to:
+            out.write(f"\nSaved the migrated org settings to {saved_to}.\n")
+        elif not args.profile:
+            out.write("\nNothing saved: pass --profile DB to save the migrated settings.\n")
+    return EXIT_OK
+
+
+def cmd_users_import(args: argparse.Namespace, out: TextIO) -> int:
+    mapping = _parse_mapping(args.map)
+    with _open_store(args.profile) as store:
+        count = store.import_users(Path(args.file), mapping=mapping)
+        path = str(store.path)
+    _report(
+        args, out, {"imported": count, "profile": path}, f"Imported {count} user(s) into {path}."
+    )
+    return EXIT_OK
+
+
+def cmd_users_export(args: argparse.Namespace, out: TextIO) -> int:
+    with _open_store(args.profile) as store:
+        count = store.export_users(Path(args.file))
+    _report(
+        args,
+        out,
+        {"exported": count, "file": args.file},
+        f"Exported {count} user(s) to {args.file}.",
+    )
+    return EXIT_OK
+
+
+def cmd_profile_import(args: argparse.Namespace, out: TextIO) -> int:
+    with _open_store(args.profile) as store:
+        store.import_toml(Path(args.file))
+        profile = store.profile()
+        path = str(store.path)
+    message = f"Imported the org and {len(profile.users)} user(s) into {path}."
+    _report(args, out, {"users": len(profile.users), "profile": path}, message)
+    return EXIT_OK
+
+
+def cmd_profile_export(args: argparse.Namespace, out: TextIO) -> int:
+    with _open_store(args.profile) as store:
+        store.export_toml(Path(args.file))
+        users = len(store.users())
+    message = f"Exported the org and {users} user(s) to {args.file} (secrets are never exported)."
+    _report(args, out, {"users": users, "file": args.file}, message)
+    return EXIT_OK
+
+
+def _report(args: argparse.Namespace, out: TextIO, data: dict[str, Any], text: str) -> None:
+    if args.json:
+        json.dump(data, out, ensure_ascii=False)
+        out.write("\n")
+    else:
+        out.write(text + "\n")
+
+
+def _parse_mapping(pairs: Sequence[str] | None) -> dict[str, str] | None:
+    if not pairs:
+        return None
+    mapping = {}
+    for pair in pairs:
+        source, sep, target = pair.partition("=")
+        if not sep or not source.strip() or not target.strip():
+            raise _UsageError(
+                f"--map {pair!r} is not COLUMN=FIELD; write e.g. --map 'E-mail=email'"
+            )
+        mapping[source.strip()] = target.strip()
+    return mapping
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="mailkit",
+        description="Set up, test and audit the outgoing email of business software.",
+    )
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def add(
+        sub: Any, name: str, func: Callable[..., int], help_text: str
+    ) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        p.add_argument(
+            "--json",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="print machine-readable JSON",
+        )
+        return p
+
+    profile_help = "profile file (.sqlite) or profile name (default: the 'default' profile)"
+
+    migrate = add(
+        commands,
+        "migrate",
+        cmd_migrate,
+        "Migrate legacy email settings (JSON or INI) and report every change.",
+    )
+    migrate.add_argument("legacy_file", metavar="LEGACY_FILE")
+    migrate.add_argument("--profile", metavar="DB", help="save the migrated org settings here")
+    migrate.add_argument("--dry-run", action="store_true", help="report only, save nothing")
+    migrate.add_argument(
+        "--secrets",
+        choices=["keyring", "memory", "env", "none"],
+        default="keyring",
+        help="where a password found in the legacy file goes (default: the OS keyring)",
+    )
+    migrate.add_argument(
+        "--drop-password",
+        action="store_true",
+        help="leave a legacy password behind (enter it again later) instead of moving it",
+    )
+
+    users = add(commands, "users", lambda a, o: EXIT_INPUT, "Import or export the users table.")
+    users_sub = users.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    u_import = add(
+        users_sub, "import", cmd_users_import, "Import users from CSV or Excel (all rows or none)."
+    )
+    u_import.add_argument("file", metavar="FILE")
+    u_import.add_argument("--profile", metavar="DB", help=profile_help)
+    u_import.add_argument(
+        "--map",
+        action="append",
+        metavar="COLUMN=FIELD",
+        help="map an application's column to a users-table field (repeatable)",
+    )
+    u_export = add(users_sub, "export", cmd_users_export, "Export users to CSV or Excel.")
+    u_export.add_argument("file", metavar="FILE")
+    u_export.add_argument("--profile", metavar="DB", help=profile_help)
+
+    prof = add(
+        commands, "profile", lambda a, o: EXIT_INPUT, "Import or export a whole profile as TOML."
+    )
+    prof_sub = prof.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    p_import = add(
+        prof_sub,
+        "import",
+        cmd_profile_import,
+        "Replace the profile with a TOML file's org and users.",
+    )
+    p_import.add_argument("file", metavar="FILE.toml")
+    p_import.add_argument("--profile", metavar="DB", help=profile_help)
+    p_export = add(
+        prof_sub, "export", cmd_profile_export, "Write the profile (secrets excluded) to TOML."
+    )
+    p_export.add_argument("file", metavar="FILE.toml")
+    p_export.add_argument("--profile", metavar="DB", help=profile_help)
+    return parser
+
+
+def _problems(exc: BaseException) -> list[FieldProblem]:
+    problems = getattr(exc, "problems", None)
+    return list(problems) if problems else []
+
+
+def _exit_code(exc: BaseException) -> int:
+    if isinstance(exc, StoreError):
+        return EXIT_STORE
+    if isinstance(exc, SecretStoreError):
+        return EXIT_SECRETS
+    return EXIT_INPUT
+
+
+def main(
+    argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    """Run the command line; returns the exit code (the console script exits with it)."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    argv = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        result: int = args.func(args, out)
+        return result
+    except ValidationError as exc:
+        return main_error(SettingsError(settings_problems(exc)), as_json, err)
+    except (MailkitError, OSError) as exc:
+        return main_error(exc, as_json, err)
+
+
+def main_error(exc: BaseException, as_json: bool, err: TextIO) -> int:
+    """Print one user error (no traceback) and return its exit code."""
+    message = _describe(exc)
+    if as_json:
+        payload = {
+            "error": type(exc).__name__,
+            "message": message,
+            "problems": [{"field": p.field, "message": p.message} for p in _problems(exc)],
+        }
+        err.write(json.dumps(payload, ensure_ascii=False) + "\n")
+    else:
+        err.write(f"mailkit: error: {message}\n")
+    return _exit_code(exc)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return f"{exc.filename}: no such file; check the path"
+    if isinstance(exc, PermissionError):
+        return f"{exc.filename}: permission denied; check the file's permissions"
+    if isinstance(exc, OSError) and not isinstance(exc, MailkitError):
+        return f"{getattr(exc, 'filename', None) or 'file'}: {exc.strerror or exc}"
+    return str(exc)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""Effective settings: the org's values overlaid by an enabled user override, field by field.
+
+Each value carries its provenance — ``user`` (the user's override), ``org`` (the General
+Settings) or ``default`` (neither set it) — because "why does Bob send through that server?"
+is the first question of every support call. Bi-mode (org default Outlook, a few users on SMTP)
+is nothing special: it is this rule applied to ``mode``.
+
+:func:`effective` resolves one user; :func:`effective_frame` resolves thousands at once with
+column operations, so an audit of a large organisation never loops over users in Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mailkit.settings import (
+    AuthType,
+    Edition,
+    Mode,
+    OrgSettings,
+    Priority,
+    Provenance,
+    Security,
+    UserSettings,
+    default_port,
+)
+
+#: Values used when neither the user nor the org sets a field. ``port`` follows ``security``.
+DEFAULTS: dict[str, Any] = {
+    "mode": Mode.SMTP,
+    "username": None,
+    "from_address": None,
+    "from_name": None,
+    "host": None,
+    "security": Security.AUTO,
+    "auth": AuthType.AUTO,
+    "priority": Priority.NORMAL,
+}
+
+#: Effective fields in display order. ``from_name`` comes from the user's display name.
+EFFECTIVE_FIELDS: tuple[str, ...] = (
+    "mode",
+    "host",
+    "port",
+    "security",
+    "auth",
+    "username",
+    "from_address",
+    "from_name",
+    "priority",
+)
+
+#: The user attribute that overrides each effective field (``priority`` is org-wide).
+_USER_SOURCE: dict[str, str] = {
+    "mode": "mode",
+    "host": "host",
+    "port": "port",
+    "security": "security",
+    "auth": "auth",
+    "username": "username",
+    "from_address": "from_address",
+    "from_name": "display_name",
+}
+
+
+@dataclass(frozen=True)
+class Effective:
+    """The settings a send for one user (or the org itself) really uses."""
+
+    user_code: str | None
+    mode: Mode
+    host: str | None
+    port: int
+    security: Security
+    auth: AuthType
+    username: str | None
+    from_address: str | None
+    from_name: str | None
+    priority: Priority
+    provenance: Mapping[str, Provenance]
+    #: The org the values were resolved against: TLS trust, timeouts and routes live there.
+    org: OrgSettings = field(repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values (enums as strings), for tables and JSON."""
+        out: dict[str, Any] = {"user_code": self.user_code}
+        for name in EFFECTIVE_FIELDS:
+            value = getattr(self, name)
+            out[name] = value.value if hasattr(value, "value") else value
+        return out
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per field: value and where it came from — the support engineer's view."""
+        values = self.as_dict()
+        return pd.DataFrame(
+            {
+                "field": list(EFFECTIVE_FIELDS),
+                "value": [values[name] for name in EFFECTIVE_FIELDS],
+                "source": [self.provenance[name].value for name in EFFECTIVE_FIELDS],
+            }
+        )
+
+
+def effective(org: OrgSettings, user: UserSettings | None = None) -> Effective:
+    """Resolve the settings for ``user`` (or for the org itself when ``user`` is None)."""
+    overriding = user is not None and user.override_enabled
+    values: dict[str, Any] = {}
+    provenance: dict[str, Provenance] = {}
+    for name in EFFECTIVE_FIELDS:
+        if name == "port":
+            continue
+        user_value = (
+            getattr(user, _USER_SOURCE[name]) if overriding and name in _USER_SOURCE else None
+        )
+        org_value = getattr(org, name)
+        if user_value is not None:
+            values[name], provenance[name] = user_value, Provenance.USER
+        elif org_value is not None:
+            values[name], provenance[name] = org_value, Provenance.ORG
+        else:
+            values[name], provenance[name] = DEFAULTS[name], Provenance.DEFAULT
+    user_port = user.port if overriding and user is not None else None
+    if user_port is not None:
+        values["port"], provenance["port"] = user_port, Provenance.USER
+    elif org.port is not None:
+        values["port"], provenance["port"] = org.port, Provenance.ORG
+    else:
+        values["port"], provenance["port"] = default_port(values["security"]), Provenance.DEFAULT
+    if org.edition is Edition.CLOUD and user is not None:
+        # The cloud edition's rule: the From address is the user code, whatever else is set.
+        values["from_address"], provenance["from_address"] = user.user_code, Provenance.USER
+    return Effective(
+        user_code=user.user_code if user is not None else None,
+        provenance=provenance,
+        org=org,
+        **values,
+    )
+
+
+def _plain(value: Any) -> Any:
+    return value.value if hasattr(value, "value") else value
+
+
+_SOURCE_CATEGORIES = pd.CategoricalDtype([p.value for p in Provenance])
+
+
+def effective_frame(org: OrgSettings, users: pd.DataFrame | Iterable[UserSettings]) -> pd.DataFrame:
+    """Every user's effective settings, one row per user, with a ``<field>_source`` column each.
+
+    ``users`` is a users table in the canonical columns (see :mod:`mailkit.users`) or user
+    models. Work is done per column, never per user: 100,000 users resolve in a fraction of a
+    second. Sources are categorical to keep a million-row audit small in memory.
+    """
+    if not isinstance(users, pd.DataFrame):
+        from mailkit.users import users_to_frame
+
+        users = users_to_frame(users)
+    n = len(users)
+    index = users.index
+    overriding = users["override_enabled"].fillna(False).astype(bool).to_numpy()
+    out: dict[str, Any] = {"user_code": users["user_code"].astype("string")}
+
+    def resolve(name: str, column: str | None, fallback: Any, fallback_source: str) -> None:
+        if column is not None and column in users:
+            user_values = users[column]
+            use_user = overriding & user_values.notna().to_numpy()
+        else:
+            user_values = pd.Series(pd.NA, index=index, dtype="object")
+            use_user = np.zeros(n, dtype=bool)
+        source = np.where(use_user, Provenance.USER.value, fallback_source)
+        if name == "port":
+            values = pd.Series(fallback, index=index, dtype="Int64").mask(
+                use_user, pd.to_numeric(user_values, errors="coerce").astype("Int64")
+            )
+        else:
+            fill = pd.Series(fallback, index=index, dtype="string")
+            values = fill.mask(use_user, user_values.astype("string"))
+        out[name] = values
+        out[f"{name}_source"] = pd.Categorical(source, dtype=_SOURCE_CATEGORIES)
+
+    for name in EFFECTIVE_FIELDS:
+        if name == "port":
+            continue
+        org_value = getattr(org, name)
+        if org_value is not None:
+            fallback, fallback_source = _plain(org_value), Provenance.ORG.value
+        else:
+            fallback, fallback_source = _plain(DEFAULTS[name]), Provenance.DEFAULT.value
+        resolve(name, _USER_SOURCE.get(name), fallback, fallback_source)
+
+    if org.port is not None:
+        port_fallback: Any = org.port
+        port_source = Provenance.ORG.value
+    else:
+        implicit = (out["security"] == Security.IMPLICIT_TLS.value).fillna(False).to_numpy()
+        port_fallback = np.where(
+            implicit, default_port(Security.IMPLICIT_TLS), default_port(Security.STARTTLS)
+        )
+        port_source = Provenance.DEFAULT.value
+    resolve("port", "port", port_fallback, port_source)
+
+    if org.edition is Edition.CLOUD:
+        out["from_address"] = out["user_code"].copy()
+        out["from_address_source"] = pd.Categorical(
+            np.full(n, Provenance.USER.value), dtype=_SOURCE_CATEGORIES
+        )
+
+    columns = ["user_code"]
+    for name in EFFECTIVE_FIELDS:
+        columns += [name, f"{name}_source"]
+    return pd.DataFrame(out, index=index)[columns].reset_index(drop=True)

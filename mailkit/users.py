@@ -1,0 +1,339 @@
+"""The users table: the canonical CSV / Excel columns for importing, exporting and auditing users.
+
+An application's own export rarely uses mailkit's column names, so a mapping renames its columns
+onto the canonical ones. An empty cell means "inherit from the org". Imports are all or nothing:
+every row is validated through the settings model and every problem is reported at once, named
+by the row number a person sees in the spreadsheet (the header is row 1), so an admin fixes the
+file in one pass instead of one error per attempt.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import pandas as pd
+from openpyxl import Workbook
+from openpyxl.utils import get_column_letter
+
+from mailkit.errors import FieldProblem, ImportFileError, SettingsError
+from mailkit.settings import OrgSettings, UserSettings, check_text, user_problems, validate
+
+__all__ = [
+    "USERS_COLUMNS",
+    "USERS_DTYPES",
+    "read_users",
+    "users_from_frame",
+    "users_to_frame",
+    "write_users",
+]
+
+USERS_COLUMNS: Final = (
+    "user_code",
+    "display_name",
+    "email",
+    "override_enabled",
+    "mode",
+    "username",
+    "from_address",
+    "host",
+    "port",
+    "security",
+    "auth",
+)
+
+#: pandas dtypes of the canonical table: nullable so that "not set" stays distinct from a value.
+USERS_DTYPES: Final[Mapping[str, str]] = {
+    column: "bool" if column == "override_enabled" else "Int64" if column == "port" else "string"
+    for column in USERS_COLUMNS
+}
+
+#: File types read and written, by lower-case suffix.
+SUFFIXES: Final = (".csv", ".xlsx")
+
+_TEXT_COLUMNS: Final = frozenset(USERS_COLUMNS) - {"override_enabled", "port"}
+
+
+# --------------------------------------------------------------------------- frames
+
+
+def users_to_frame(users: Iterable[UserSettings]) -> pd.DataFrame:
+    """The canonical table: enum values as plain strings, ``port`` as Int64, unset = NA."""
+    records = [user.model_dump(mode="json") for user in users]
+    frame = pd.DataFrame.from_records(records, columns=list(USERS_COLUMNS))
+    return frame.astype(dict(USERS_DTYPES))
+
+
+def users_from_frame(
+    df: pd.DataFrame,
+    *,
+    mapping: Mapping[str, str] | None = None,
+    org: OrgSettings | None = None,
+) -> list[UserSettings]:
+    """Validate a users table, returning every user or raising :class:`ImportFileError`.
+
+    ``mapping`` renames an application's columns (``{"Login": "user_code"}``). With ``org``,
+    the rules that need the org (cloud edition, inherited port/security) are checked too, so a
+    file is refused before anything is written rather than half-way through.
+    """
+    return _users_from_frame(df, mapping=mapping, org=org, source="the users table")
+
+
+def _users_from_frame(
+    df: pd.DataFrame,
+    *,
+    mapping: Mapping[str, str] | None,
+    org: OrgSettings | None,
+    source: str,
+) -> list[UserSettings]:
+    table = _canonical_columns(df, {k.strip(): v for k, v in (mapping or {}).items()}, source)
+    problems: list[FieldProblem] = []
+    bad_rows: set[int] = set()
+    users: list[UserSettings] = []
+    first_row: dict[str, int] = {}
+    for position, record in enumerate(table.to_dict(orient="records")):
+        row = position + 2  # the header is row 1 in every spreadsheet program
+        values = {column: _cell(value) for column, value in record.items()}
+        if all(value is None for value in values.values()):
+            continue  # a blank line between blocks of users is not an error
+        label = _row_label(row, values.get("user_code"))
+        found: list[FieldProblem] = []
+        try:
+            user: UserSettings = validate(UserSettings, values)
+        except SettingsError as exc:
+            found = [FieldProblem(f"{label}.{p.field}", p.message) for p in exc.problems]
+        else:
+            key = user.user_code.casefold()
+            if key in first_row:
+                found.append(
+                    FieldProblem(
+                        f"{label}.user_code",
+                        f"repeats the user code of row {first_row[key]} (compared without "
+                        "case); user codes must be unique: rename or remove one of the rows",
+                    )
+                )
+            else:
+                first_row[key] = row
+            if org is not None:
+                prefix = f"users[{user.user_code}]."
+                found.extend(
+                    FieldProblem(f"{label}.{p.field.removeprefix(prefix)}", p.message)
+                    for p in user_problems(org, user)
+                )
+            users.append(user)
+        if found:
+            problems.extend(found)
+            bad_rows.add(row)
+    if problems:
+        raise ImportFileError(
+            f"{source} has {len(problems)} problem(s) in {len(bad_rows)} row(s); nothing was "
+            "imported. Fix the rows below and import the file again:",
+            problems,
+        )
+    return users
+
+
+def _canonical_columns(df: pd.DataFrame, mapping: Mapping[str, str], source: str) -> pd.DataFrame:
+    """Rename mapped and differently-cased headers; refuse anything that cannot be placed."""
+    bad_targets = sorted({target for target in mapping.values() if target not in USERS_COLUMNS})
+    if bad_targets:
+        raise ImportFileError(
+            f"the column mapping sends columns to {', '.join(bad_targets)}, which are not "
+            f"users-table columns; map only onto: {', '.join(USERS_COLUMNS)}"
+        )
+    headers = [str(column).strip() for column in df.columns]
+    absent = sorted(set(mapping) - set(headers))
+    if absent:
+        raise ImportFileError(
+            f"the column mapping names {', '.join(absent)}, but {source} has no such column; "
+            f"its columns are: {', '.join(headers)}. Fix the mapping or the header row"
+        )
+    canonical = {column.lower(): column for column in USERS_COLUMNS}
+    keep: dict[str, str] = {}  # canonical name -> header it came from
+    unknown: list[str] = []
+    columns: dict[str, pd.Series[Any]] = {}
+    for index, header in enumerate(headers):
+        series = df.iloc[:, index]
+        if header in mapping:
+            name = mapping[header]
+        elif header.lower() in canonical:
+            name = canonical[header.lower()]
+        elif (not header or header.startswith("Unnamed:")) and series.map(_cell).isna().all():
+            continue  # an empty, header-less column left over from spreadsheet formatting
+        else:
+            unknown.append(header or f"(column {index + 1} without a header)")
+            continue
+        if name in keep:
+            raise ImportFileError(
+                f"both {keep[name]!r} and {header!r} in {source} would become the {name} "
+                "column; map or keep only one of them"
+            )
+        keep[name] = header
+        columns[name] = series.reset_index(drop=True)
+    if unknown:
+        raise ImportFileError(
+            f"{source} has column(s) that are not part of the users table: {', '.join(unknown)}. "
+            "Map each one onto a users-table column (mapping={'Their name': 'user_code', ...}) "
+            "or delete it from the file; the users-table columns are: " + ", ".join(USERS_COLUMNS)
+        )
+    if "user_code" not in keep:
+        raise ImportFileError(
+            f"{source} has no user_code column, so its rows cannot be told apart; name the "
+            "column holding the user codes user_code, or map it (mapping={'Login': 'user_code'})"
+        )
+    return pd.DataFrame(columns, index=pd.RangeIndex(len(df)))
+
+
+def _cell(value: Any) -> Any:
+    """A spreadsheet cell as the settings model takes it: NaN / NA are "not set"."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value))):
+        return None
+    return value
+
+
+def _row_label(row: int, code: Any) -> str:
+    """``row 7 (alice)``: the code helps find the row, but only a code that is plain text."""
+    if isinstance(code, str):
+        try:
+            shown = check_text(code, max_length=64)
+        except ValueError:
+            shown = ""
+        if shown:
+            return f"row {row} ({shown})"
+    return f"row {row}"
+
+
+# --------------------------------------------------------------------------- files
+
+
+def read_users(
+    path: str | os.PathLike[str],
+    *,
+    mapping: Mapping[str, str] | None = None,
+    org: OrgSettings | None = None,
+) -> list[UserSettings]:
+    """Read and validate a ``.csv`` or ``.xlsx`` users file (see :func:`users_from_frame`).
+
+    Every cell is read as text so that user codes like ``00123`` keep their leading zeros;
+    the model converts ports and flags itself. CSV may be UTF-8 with or without a BOM and use
+    ``,``, ``;`` (what Excel writes in many European locales) or tab as the separator.
+    """
+    file = Path(path).expanduser()
+    suffix = _suffix(file, "import")
+    try:
+        frame = _read_csv(file) if suffix == ".csv" else _read_xlsx(file)
+    except ImportFileError:
+        raise
+    except FileNotFoundError:
+        raise ImportFileError(f"{file} does not exist; check the path and name") from None
+    except IsADirectoryError:
+        raise ImportFileError(
+            f"{file} is a folder; give the path of a .csv or .xlsx file"
+        ) from None
+    except PermissionError:
+        raise ImportFileError(
+            f"{file} cannot be read (permission denied); close it in other programs or check "
+            "its permissions"
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise ImportFileError(
+            f"{file} is empty; it needs a header row with at least a user_code column"
+        ) from None
+    except UnicodeDecodeError:
+        raise ImportFileError(
+            f"{file} is not UTF-8 text; save it as UTF-8 (in Excel: Save As, "
+            "'CSV UTF-8 (Comma delimited)') and import it again"
+        ) from None
+    except Exception as exc:  # openpyxl and pandas raise many types on damaged files
+        raise ImportFileError(
+            f"{file} cannot be read as a {suffix} file ({type(exc).__name__}); it may be damaged "
+            "or of another type: open it in a spreadsheet program and save it again as "
+            ".csv (UTF-8) or .xlsx"
+        ) from None
+    return _users_from_frame(frame, mapping=mapping, org=org, source=str(file))
+
+
+def write_users(users: Iterable[UserSettings], path: str | os.PathLike[str]) -> None:
+    """Write the canonical table to ``.csv`` (UTF-8) or ``.xlsx`` so that reading it is lossless."""
+    file = Path(path).expanduser()
+    frame = users_to_frame(users)
+    if _suffix(file, "export") == ".csv":
+        frame.to_csv(file, index=False, encoding="utf-8")
+    else:
+        _write_xlsx(frame, file)
+
+
+def _suffix(file: Path, action: str) -> str:
+    suffix = file.suffix.lower()
+    if suffix not in SUFFIXES:
+        message = (
+            f"{file} has the extension {file.suffix or '(none)'!r}; mailkit can {action} users "
+            "as .csv (UTF-8) or .xlsx (Excel); save or name the file with one of those"
+        )
+        if action == "import":
+            raise ImportFileError(message)
+        raise ValueError(message)
+    return suffix
+
+
+def _read_csv(file: Path) -> pd.DataFrame:
+    with file.open(encoding="utf-8-sig", newline="") as handle:
+        header = handle.readline()
+    if not header.strip():
+        raise pd.errors.EmptyDataError
+    separator = max((",", ";", "\t"), key=header.count)
+    return pd.read_csv(
+        file,
+        sep=separator,
+        dtype=str,
+        encoding="utf-8-sig",
+        keep_default_na=False,  # "NA" or "None" may be someone's user code
+        na_values=[""],
+        skip_blank_lines=False,  # keep row numbers equal to what a spreadsheet shows
+    )
+
+
+def _read_xlsx(file: Path) -> pd.DataFrame:
+    with warnings.catch_warnings():
+        # Files written by other applications make openpyxl warn about styles it cannot read;
+        # the values are what matters here.
+        warnings.filterwarnings("ignore", category=UserWarning, module="openpyxl")
+        return pd.read_excel(
+            file,
+            sheet_name=0,
+            dtype=str,
+            engine="openpyxl",
+            keep_default_na=False,
+            na_values=[""],
+        )
+
+
+def _write_xlsx(frame: pd.DataFrame, file: Path) -> None:
+    """Text cells are typed and formatted as text.
+
+    openpyxl would store a display name starting with ``=`` as a formula (which Excel then runs),
+    and Excel turns a typed ``00123`` into 123 unless the column is formatted as text.
+    """
+    workbook = Workbook()
+    sheet = workbook.active
+    assert sheet is not None  # a new workbook always has one sheet
+    sheet.title = "users"
+    sheet.append(list(USERS_COLUMNS))
+    for record in frame.itertuples(index=False):
+        sheet.append([_cell(value) for value in record])
+    for column_index, name in enumerate(USERS_COLUMNS, start=1):
+        if name in _TEXT_COLUMNS:
+            for (cell,) in sheet.iter_rows(min_row=2, min_col=column_index, max_col=column_index):
+                cell.number_format = "@"
+                if cell.value is not None:
+                    cell.data_type = "s"
+        width = max([len(name), *(len(str(v)) for v in frame[name].dropna())])
+        sheet.column_dimensions[get_column_letter(column_index)].width = min(width + 2, 60)
+    sheet.freeze_panes = "A2"
+    workbook.save(file)
