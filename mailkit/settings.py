@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import idna
 from email_validator import EmailNotValidError, validate_email
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -158,6 +159,11 @@ def check_text(value: str, *, max_length: int = MAX_TEXT_LENGTH) -> str:
                 f"contains a line break or NUL character ({ch!r}), which could inject headers "
                 "or SMTP commands; remove it and type the value on one line"
             )
+        if unicodedata.category(ch) == "Cs":
+            raise ValueError(
+                "contains an invalid character (a lone surrogate from a bad conversion); "
+                "retype the value"
+            )
         if unicodedata.category(ch) == "Cc" and ch != "\t":
             raise ValueError(
                 f"contains the control character {ch!r}; remove it (it was probably pasted by "
@@ -187,6 +193,10 @@ def _blank_to_none(value: Any) -> Any:
     return value
 
 
+def _shown(text: str, limit: int = 30) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
 def check_host(value: str) -> str:
     """A DNS name (Unicode accepted, checked as IDNA 2008) or an IP literal (warned about)."""
     host = check_text(value, max_length=MAX_HOST_LENGTH).rstrip(".")
@@ -198,6 +208,9 @@ def check_host(value: str) -> str:
     except ValueError:
         pass
     else:
+        scope = getattr(address, "scope_id", None)
+        if scope is not None and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", scope):
+            raise ValueError("has an invalid IPv6 zone after %; use an interface name like eth0")
         warnings.warn(
             f"the host {address} is an IP address: the server's TLS certificate rarely names an "
             "IP address, and the address may change; prefer the server's DNS name",
@@ -205,26 +218,37 @@ def check_host(value: str) -> str:
             stacklevel=2,
         )
         return str(address)
+    if "@" in host:
+        raise ValueError(
+            "contains a user name or password (@); enter only the server name (e.g. "
+            "smtp.example.com) without a scheme, user name, port or path"
+        )
     if any(ch in host for ch in " /\\@:<>\t"):
         raise ValueError(
-            f"{host!r} is not a host name; enter only the server name (e.g. smtp.example.com) "
-            "without a scheme, user name, port or path"
+            f"{_shown(host)} is not a host name; enter only the server name (e.g. "
+            "smtp.example.com) without a scheme, user name, port or path"
         )
     try:
         ascii_host = idna.encode(host, uts46=True).decode("ascii")
     except (idna.IDNAError, UnicodeError, ValueError) as exc:
         raise ValueError(
-            f"{host!r} is not a valid host name ({exc}); check the spelling, e.g. smtp.example.com"
+            f"{_shown(host)} is not a valid host name ({_shown(str(exc), 60)[1:-1]}); "
+            "check the spelling, e.g. smtp.example.com"
         ) from None
     if len(ascii_host) > MAX_HOST_LENGTH:
         raise ValueError(f"is longer than {MAX_HOST_LENGTH} characters once encoded for DNS")
     labels = ascii_host.split(".")
+    if re.fullmatch(r"\d+|0x[0-9a-f]*", labels[-1]):
+        raise ValueError(
+            "looks like a shortened IP address; write the address as a.b.c.d or, better, "
+            "enter the server's DNS name"
+        )
     if any(not re.fullmatch(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?", lab) for lab in labels):
         raise ValueError(
-            f"{host!r} is not a valid host name: use letters, digits and hyphens between dots, "
-            "e.g. smtp.example.com"
+            f"{_shown(host)} is not a valid host name: use letters, digits and hyphens between "
+            "dots, e.g. smtp.example.com"
         )
-    return host.lower() if host.isascii() else host
+    return idna.decode(ascii_host)
 
 
 def host_ascii(host: str) -> str:
@@ -244,10 +268,10 @@ def check_port(value: Any) -> int:
         value = int(value)
     if isinstance(value, str):
         text = value.strip()
-        if not re.fullmatch(r"\d{1,5}", text):
-            shown = text if len(text) <= 20 else text[:20] + "…"
+        if not re.fullmatch(r"[0-9]{1,5}", text):
+            # The value is not quoted: a password pasted into the wrong box must not echo.
             raise ValueError(
-                f"{shown!r} is not a port number; enter a whole number from 1 to 65535 "
+                "is not a port number; enter a whole number from 1 to 65535 "
                 "(587 for STARTTLS submission, 465 for implicit TLS)"
             )
         value = int(text)
@@ -273,17 +297,23 @@ def check_address(value: str) -> str:
         raise ValueError("is empty; enter an address such as alice@example.com")
     if any(ch in text for ch in '<>()[],;"') or " " in text:
         raise ValueError(
-            f"{text!r} is not a single bare address; enter only the address, like "
+            f"{_shown(text)} is not a single bare address; enter only the address, like "
             "alice@example.com (put a display name in the name field)"
         )
     try:
         result = validate_email(
-            text, check_deliverability=False, allow_smtputf8=True, allow_quoted_local=False
+            text,
+            check_deliverability=False,
+            allow_smtputf8=True,
+            allow_quoted_local=False,
+            strict=True,
         )
     except EmailNotValidError as exc:
-        raise ValueError(f"{text!r} is not a valid address: {exc} Fix the address.") from None
+        raise ValueError(f"{_shown(text)} is not a valid address: {exc} Fix the address.") from None
     except (ValueError, UnicodeError) as exc:  # idna edge cases inside the validator
-        raise ValueError(f"{text!r} is not a valid address ({exc}); fix the address") from None
+        raise ValueError(
+            f"{_shown(text)} is not a valid address ({exc}); fix the address"
+        ) from None
     return result.normalized
 
 
@@ -332,7 +362,7 @@ def check_user_code(value: str) -> str:
 
 def check_url(value: str) -> str:
     text = check_text(value, max_length=2048)
-    if not re.fullmatch(r"https://[^\s/?#]+(?:/[^\s]*)?", text):
+    if not re.fullmatch(r"https://[^\s/?#@]+(?:/[^\s]*)?", text):
         raise ValueError(
             "must be an https:// address, e.g. https://mail.example.com/EWS/Exchange.asmx"
         )
@@ -351,12 +381,15 @@ def check_route_name(value: str) -> str:
 def check_subject_template(value: str) -> str:
     text = check_text(value, max_length=998)
     try:
-        fields = [name for _, name, _, _ in string.Formatter().parse(text) if name is not None]
+        parts = [(n, spec, conv) for _, n, spec, conv in string.Formatter().parse(text)]
     except ValueError as exc:
         raise ValueError(
             f"has unbalanced braces ({exc}); write placeholders as {{number}} and literal braces "
             "as {{ and }}"
         ) from None
+    if any(n is not None and (spec or conv) for n, spec, conv in parts):
+        raise ValueError("write placeholders as {number}, without : or ! after the name")
+    fields = [n for n, _, _ in parts if n is not None]
     unknown = sorted({f for f in fields if f not in SUBJECT_FIELDS})
     if unknown:
         raise ValueError(
@@ -368,13 +401,13 @@ def check_subject_template(value: str) -> str:
 
 SUBJECT_FIELDS = frozenset({"feature", "number", "title", "sender", "date"})
 
-Text = Annotated[str, BeforeValidator(_text(MAX_TEXT_LENGTH))]
+Text = Annotated[str, AfterValidator(_text(MAX_TEXT_LENGTH))]
 OptText = Annotated[
-    str | None, BeforeValidator(_text(MAX_TEXT_LENGTH)), BeforeValidator(_blank_to_none)
+    str | None, AfterValidator(_text(MAX_TEXT_LENGTH)), BeforeValidator(_blank_to_none)
 ]
 OptHost = Annotated[
     str | None,
-    BeforeValidator(lambda v: v if v is None else check_host(v)),
+    AfterValidator(lambda v: v if v is None else check_host(v)),
     BeforeValidator(_blank_to_none),
 ]
 OptPort = Annotated[
@@ -382,10 +415,10 @@ OptPort = Annotated[
     BeforeValidator(lambda v: v if v is None else check_port(v)),
     BeforeValidator(_blank_to_none),
 ]
-Address = Annotated[str, BeforeValidator(lambda v: check_address(v) if isinstance(v, str) else v)]
+Address = Annotated[str, AfterValidator(check_address)]
 OptAddress = Annotated[
     str | None,
-    BeforeValidator(lambda v: v if v is None else check_address(v) if isinstance(v, str) else v),
+    AfterValidator(lambda v: v if v is None else check_address(v)),
     BeforeValidator(_blank_to_none),
 ]
 OptMode = Annotated[
@@ -424,23 +457,19 @@ EditionField = Annotated[
 ]
 OptPin = Annotated[
     str | None,
-    BeforeValidator(lambda v: v if v is None else check_pin(v)),
+    AfterValidator(lambda v: v if v is None else check_pin(v)),
     BeforeValidator(_blank_to_none),
 ]
 OptPath = Annotated[
-    str | None, BeforeValidator(_text(MAX_PATH_LENGTH)), BeforeValidator(_blank_to_none)
+    str | None, AfterValidator(_text(MAX_PATH_LENGTH)), BeforeValidator(_blank_to_none)
 ]
 OptUrl = Annotated[
     str | None,
-    BeforeValidator(lambda v: v if v is None else check_url(v)),
+    AfterValidator(lambda v: v if v is None else check_url(v)),
     BeforeValidator(_blank_to_none),
 ]
-UserCode = Annotated[
-    str, BeforeValidator(lambda v: check_user_code(v) if isinstance(v, str) else v)
-]
-SubjectTemplate = Annotated[
-    str, BeforeValidator(lambda v: check_subject_template(v) if isinstance(v, str) else v)
-]
+UserCode = Annotated[str, AfterValidator(check_user_code)]
+SubjectTemplate = Annotated[str, AfterValidator(check_subject_template)]
 
 
 def port_security_conflict(port: int | None, security: Security | None) -> str | None:
@@ -485,6 +514,20 @@ ROUTE_SUBJECTS: dict[str, str] = {
 }
 
 
+_UNSET = object()
+
+
+class _Settings(BaseModel):
+    def __setattr__(self, name: str, value: Any) -> None:
+        old = self.__dict__.get(name, _UNSET)
+        try:
+            super().__setattr__(name, value)
+        except ValidationError:
+            if old is not _UNSET:
+                self.__dict__[name] = old
+            raise
+
+
 class FeatureRoute(BaseModel):
     """A product feature that sends mail (requests, purchase orders, work orders, ...)."""
 
@@ -503,7 +546,7 @@ def _default_routes() -> dict[str, FeatureRoute]:
     }
 
 
-class OrgSettings(BaseModel):
+class OrgSettings(_Settings):
     """The organisation's "General Settings". ``None`` means "not set": a default applies."""
 
     model_config = _MODEL_CONFIG
@@ -536,12 +579,24 @@ class OrgSettings(BaseModel):
     oauth_tenant: OptText = None
     routes: dict[str, FeatureRoute] = Field(default_factory=_default_routes)
 
-    @field_validator("routes")
+    @field_validator("routes", mode="before")
     @classmethod
-    def _route_names(cls, routes: dict[str, FeatureRoute]) -> dict[str, FeatureRoute]:
-        for name in routes:
+    def _routes_over_defaults(cls, routes: Any) -> Any:
+        """Given routes extend the built-in ones; a given route keeps its default subject."""
+        if not isinstance(routes, dict):
+            return routes
+        merged: dict[str, Any] = {}
+        for name, subject in ROUTE_SUBJECTS.items():
+            merged[name] = {"subject_template": subject}
+        for name, route in routes.items():
+            if not isinstance(name, str):
+                raise ValueError("feature names must be text, e.g. work_orders")
             check_route_name(name)
-        return routes
+            if isinstance(route, dict) and name in ROUTE_SUBJECTS:
+                merged[name] = {**merged[name], **route}
+            else:
+                merged[name] = route
+        return merged
 
     @model_validator(mode="after")
     def _coherent(self) -> OrgSettings:
@@ -580,7 +635,7 @@ OVERRIDE_FIELDS: tuple[str, ...] = (
 )
 
 
-class UserSettings(BaseModel):
+class UserSettings(_Settings):
     """A user's "User-Specific Email Configuration"; unset override fields inherit the org's."""
 
     model_config = _MODEL_CONFIG
@@ -721,6 +776,10 @@ def settings_problems(exc: ValidationError) -> list[FieldProblem]:
         if isinstance(original, BaseException):
             message = str(original)
         elif err["type"] == "extra_forbidden":
+            # The unknown name came from the input: show it only if it is a plain word.
+            *parents, name = (str(part) for part in err["loc"])
+            shown = name if re.fullmatch(r"[A-Za-z0-9_-]{1,40}", name) else _shown(name)
+            field = ".".join([*parents, shown])
             message = "is not a known setting; remove it or check its spelling"
         elif err["type"] == "missing":
             message = "is required; fill it in"

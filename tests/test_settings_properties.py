@@ -1,0 +1,310 @@
+"""Property tests: arbitrary text in every string field is accepted safely or refused cleanly.
+
+"Safely" means the stored value is one line (no character that ends a header line or an SMTP
+command, no control character but tab) and within the field's length limit; "cleanly" means a
+``pydantic.ValidationError`` from the model and a :class:`SettingsError` from ``validate`` —
+never a ``TypeError``, ``UnicodeError`` or anything else escaping from a validator.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+import unicodedata
+import warnings
+from typing import Any
+
+import pydantic
+import pytest
+from hypothesis import HealthCheck, event, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+from hypothesis.provisional import domains
+from pydantic import BaseModel
+
+from mailkit.errors import SettingsError, UnsafeSettingWarning
+from mailkit.settings import (
+    MAX_ADDRESS_LENGTH,
+    MAX_HOST_LENGTH,
+    MAX_PATH_LENGTH,
+    MAX_TEXT_LENGTH,
+    FeatureRoute,
+    OrgSettings,
+    UserSettings,
+    validate,
+)
+
+MODELS: tuple[type[BaseModel], ...] = (OrgSettings, UserSettings, FeatureRoute)
+
+#: Characters that end a line for some header, SMTP or text parser.
+LINE_BREAKERS = frozenset("\r\n\x00\x0b\x0c\x85\u2028\u2029")
+
+#: The longest value each string field may hold once accepted. A new string field fails
+#: ``test_every_string_field_has_a_limit`` until its limit is written down here.
+LIMITS: dict[tuple[type[BaseModel], str], int] = {
+    (OrgSettings, "name"): MAX_TEXT_LENGTH,
+    (OrgSettings, "host"): MAX_HOST_LENGTH,
+    (OrgSettings, "username"): MAX_TEXT_LENGTH,
+    (OrgSettings, "from_address"): MAX_ADDRESS_LENGTH,
+    (OrgSettings, "from_name"): MAX_TEXT_LENGTH,
+    (OrgSettings, "ca_file"): MAX_PATH_LENGTH,
+    (OrgSettings, "tls_pin_sha256"): 64,
+    (OrgSettings, "ews_url"): 2048,
+    (OrgSettings, "oauth_client_id"): MAX_TEXT_LENGTH,
+    (OrgSettings, "oauth_tenant"): MAX_TEXT_LENGTH,
+    (UserSettings, "user_code"): MAX_ADDRESS_LENGTH,
+    (UserSettings, "display_name"): MAX_TEXT_LENGTH,
+    (UserSettings, "email"): MAX_ADDRESS_LENGTH,
+    (UserSettings, "username"): MAX_TEXT_LENGTH,
+    (UserSettings, "from_address"): MAX_ADDRESS_LENGTH,
+    (UserSettings, "host"): MAX_HOST_LENGTH,
+    (FeatureRoute, "sender"): MAX_ADDRESS_LENGTH,
+    (FeatureRoute, "recipients"): MAX_ADDRESS_LENGTH,
+    (FeatureRoute, "subject_template"): 998,
+}
+
+
+def _is_str(annotation: Any) -> bool:
+    """``str``, ``str | None``, ``Annotated[str, ...]`` or ``list[...]`` of those."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    if annotation is str:
+        return True
+    origin = typing.get_origin(annotation)
+    if isinstance(annotation, types.UnionType) or origin is typing.Union or origin is list:
+        return any(_is_str(arg) for arg in typing.get_args(annotation))
+    return False
+
+
+def string_fields() -> list[tuple[type[BaseModel], str]]:
+    """Every text field of every settings model, read from ``model_fields``."""
+    return [
+        (model, name)
+        for model in MODELS
+        for name, info in model.model_fields.items()
+        if _is_str(info.annotation)
+    ]
+
+
+STRING_FIELDS = string_fields()
+FIELD_IDS = [f"{model.__name__}.{name}" for model, name in STRING_FIELDS]
+
+
+def test_string_fields_are_found() -> None:
+    found = {(model.__name__, name) for model, name in STRING_FIELDS}
+    assert {
+        ("OrgSettings", "name"),
+        ("OrgSettings", "host"),
+        ("OrgSettings", "from_address"),
+        ("OrgSettings", "ews_url"),
+        ("UserSettings", "user_code"),
+        ("UserSettings", "host"),
+        ("FeatureRoute", "recipients"),
+        ("FeatureRoute", "subject_template"),
+    } <= found
+    assert ("OrgSettings", "port") not in found
+    assert ("OrgSettings", "mode") not in found
+
+
+def test_every_string_field_has_a_limit() -> None:
+    assert set(STRING_FIELDS) == set(LIMITS)
+
+
+def _data(model: type[BaseModel], field: str, value: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {field: [value] if field == "recipients" else value}
+    if model is UserSettings and field != "user_code":
+        data["user_code"] = "alice"
+    return data
+
+
+def _stored(instance: BaseModel, field: str) -> str | None:
+    value = getattr(instance, field)
+    if isinstance(value, list):
+        assert len(value) == 1
+        value = value[0]
+    assert value is None or isinstance(value, str)
+    return value
+
+
+def _assert_safe(value: str, limit: int) -> None:
+    assert not LINE_BREAKERS & set(value), ascii(value)
+    assert all(unicodedata.category(ch) != "Cc" or ch == "\t" for ch in value), ascii(value)
+    assert len(value) <= limit, len(value)
+
+
+#: Every control character, the Unicode line and paragraph separators, and look-alikes of the
+#: characters that structure an address, a host or a URL.
+ODD_CHARACTERS = [chr(c) for c in [*range(0x20), *range(0x7F, 0xA0)]] + list(
+    "\u2028\u2029\u00a0\u200b\u200d\u202e\u2066\ufeff\u00ad\u0301\u3002\uff0e\uff20\uff1a"
+    " @<>()[],;:\"'\\/{}%.-_éßİı"
+)
+#: Drawn half the time, so that each is tried alone in every field.
+ODD_CHARACTER = st.one_of(st.sampled_from(sorted(LINE_BREAKERS)), st.sampled_from(ODD_CHARACTERS))
+#: Values that are valid for one field or another.
+VALID_BASES = [
+    "alice@example.org",
+    "用户@例子.广告",
+    "smtp.example.com",
+    "bücher.example",
+    "192.0.2.1",
+    "https://mail.example.com/EWS/Exchange.asmx",
+    "ab" * 32,
+    "Request {number}: {title}",
+    "Acme Mail",
+    "/etc/ssl/ca.pem",
+]
+
+
+@st.composite
+def spliced(draw: st.DrawFn, most: int = 1) -> str:
+    """A valid value with odd characters put anywhere in it."""
+    text = draw(st.sampled_from(VALID_BASES))
+    for _ in range(draw(st.integers(1, most))):
+        at = draw(st.integers(0, len(text)))
+        text = text[:at] + draw(ODD_CHARACTER) + text[at:]
+    return text
+
+
+TEXT = st.one_of(
+    st.text(min_size=0, max_size=600),
+    st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=300),
+    st.text(alphabet=st.sampled_from(ODD_CHARACTERS + list("aZ09")), max_size=80),
+    spliced(),
+    spliced(),
+    spliced(most=3),
+    # overlong: a short pattern repeated past every limit (the longest is 4096)
+    st.builds(lambda s, n: s * n, st.text(min_size=1, max_size=4), st.integers(40, 2100)),
+    # values that are often valid for the stricter fields
+    st.sampled_from(VALID_BASES),
+    st.emails(),
+    domains(),
+    st.builds(lambda d, path: f"https://{d}/{path}", domains(), st.text(max_size=40)),
+    st.binary(min_size=32, max_size=32).map(lambda b: ":".join(f"{x:02X}" for x in b)),
+)
+
+PROPERTY_SETTINGS = hsettings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+@pytest.mark.parametrize(("model", "field"), STRING_FIELDS, ids=FIELD_IDS)
+@PROPERTY_SETTINGS
+@given(text=TEXT)
+def test_any_text_is_accepted_safely_or_refused(
+    model: type[BaseModel], field: str, text: str
+) -> None:
+    data = _data(model, field, text)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnsafeSettingWarning)  # IP-literal hosts
+        try:
+            instance = model.model_validate(data)
+        except pydantic.ValidationError:
+            instance = None
+        refused: SettingsError | None = None
+        try:
+            checked = validate(model, data)
+        except SettingsError as exc:
+            refused = exc
+    if refused is not None:
+        event("refused")
+        assert instance is None, "validate refused what the model accepted"
+        assert refused.problems
+        assert all(p.field.startswith(field) and p.message for p in refused.problems)
+        return
+    event("accepted")
+    assert instance is not None, "validate accepted what the model refused"
+    assert checked == instance
+    value = _stored(instance, field)
+    if value is not None:
+        _assert_safe(value, LIMITS[(model, field)])
+
+
+@pytest.mark.parametrize(
+    ("model", "field"),
+    [(m, f) for m, f in STRING_FIELDS if m is not FeatureRoute],
+    ids=[i for i in FIELD_IDS if not i.startswith("FeatureRoute")],
+)
+@hsettings(max_examples=50, deadline=None)
+@given(text=TEXT)
+def test_assignment_is_as_safe_as_construction(
+    model: type[BaseModel], field: str, text: str
+) -> None:
+    instance = model.model_validate({"user_code": "a"} if model is UserSettings else {})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnsafeSettingWarning)
+        try:
+            setattr(instance, field, text)
+        except pydantic.ValidationError:
+            return
+    value = _stored(instance, field)
+    if value is not None:
+        _assert_safe(value, LIMITS[(model, field)])
+
+
+# --------------------------------------------------------------------------- round trips
+
+ADDRESSES = st.one_of(
+    st.emails(),
+    st.builds(
+        lambda local, domain: f"{local}@{domain}",
+        st.text(
+            alphabet=st.characters(
+                exclude_categories=["Cs", "Cc", "Zs", "Zl", "Zp"],
+                exclude_characters='<>()[],;"@\\',
+            ),
+            min_size=1,
+            max_size=70,
+        ),
+        st.one_of(domains(), st.sampled_from(["例子.广告", "BÜCHER.example", "xn--bcher-kva.de"])),
+    ),
+    st.text(max_size=80),
+)
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(text=ADDRESSES)
+def test_accepted_address_round_trips(text: str) -> None:
+    """The normalised address is itself valid and normalises to itself."""
+    try:
+        first = FeatureRoute(recipients=[text]).recipients[0]
+    except pydantic.ValidationError:
+        event("refused")
+        return
+    event("accepted")
+    _assert_safe(first, MAX_ADDRESS_LENGTH)
+    assert FeatureRoute(recipients=[first]).recipients == [first]
+    assert OrgSettings(from_address=first).from_address == first
+    assert UserSettings(user_code="a", email=first).email == first
+
+
+HOSTS = st.one_of(
+    domains(),
+    domains().map(str.upper),
+    domains().map(lambda d: d + "."),
+    st.ip_addresses().map(str),
+    st.ip_addresses(v=6).map(lambda a: f"[{a}]"),
+    st.text(max_size=80),
+    st.text(alphabet=st.sampled_from("aZ09-._ü例.:[]%"), max_size=40),
+)
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(text=HOSTS)
+def test_accepted_host_round_trips(text: str) -> None:
+    """The stored host is itself valid and stored unchanged when entered again."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnsafeSettingWarning)
+        try:
+            first = OrgSettings(host=text).host
+        except pydantic.ValidationError:
+            event("refused")
+            return
+        event("accepted")
+        if first is None:
+            assert not text.strip()
+            return
+        _assert_safe(first, MAX_HOST_LENGTH)
+        assert OrgSettings(host=first).host == first
+        assert UserSettings(user_code="a", host=first).host == first
