@@ -56,7 +56,7 @@ __all__ = [
     "TOML_FORMAT",
     "Store",
     "default_store_path",
-    "migrate",
+    "migrate_schema",
     "profile_from_toml",
     "profile_to_toml",
 ]
@@ -132,7 +132,7 @@ def _create_v1(conn: sqlite3.Connection) -> None:
 MIGRATIONS: Final[Mapping[int, Migration]] = {1: _create_v1}
 
 
-def migrate(
+def migrate_schema(
     conn: sqlite3.Connection,
     *,
     migrations: Mapping[int, Migration] = MIGRATIONS,
@@ -144,7 +144,7 @@ def migrate(
     version with none of the steps applied. Returns the version the file had before.
     """
     if not conn.in_transaction:
-        raise RuntimeError("migrate() must run inside a write transaction (BEGIN IMMEDIATE)")
+        raise RuntimeError("migrate_schema() must run inside a write transaction (BEGIN IMMEDIATE)")
     (start,) = conn.execute("PRAGMA user_version").fetchone()
     for version in range(start + 1, target + 1):
         step = migrations.get(version)
@@ -469,7 +469,7 @@ class Store:
                 raise _foreign(path, "it changed while mailkit was opening it")
             if version > SCHEMA_VERSION:
                 raise _newer(path, version)
-            migrate(conn)
+            migrate_schema(conn)
             conn.executemany(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
                 [("profile", profile), ("created_at", _iso(_now()))],

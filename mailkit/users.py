@@ -21,7 +21,14 @@ from openpyxl import Workbook
 from openpyxl.utils import get_column_letter
 
 from mailkit.errors import FieldProblem, ImportFileError, SettingsError
-from mailkit.settings import OrgSettings, UserSettings, check_text, user_problems, validate
+from mailkit.settings import (
+    OVERRIDE_FIELDS,
+    OrgSettings,
+    UserSettings,
+    check_text,
+    user_problems,
+    validate,
+)
 
 __all__ = [
     "USERS_COLUMNS",
@@ -32,18 +39,13 @@ __all__ = [
     "write_users",
 ]
 
-USERS_COLUMNS: Final = (
+#: The canonical users table (PRODUCT.md): identity, the override checkbox, the override fields.
+USERS_COLUMNS: Final[tuple[str, ...]] = (
     "user_code",
     "display_name",
     "email",
     "override_enabled",
-    "mode",
-    "username",
-    "from_address",
-    "host",
-    "port",
-    "security",
-    "auth",
+    *OVERRIDE_FIELDS,
 )
 
 #: pandas dtypes of the canonical table: nullable so that "not set" stays distinct from a value.

@@ -32,7 +32,7 @@ from mailkit.store import (
     MIGRATIONS,
     SCHEMA_VERSION,
     Store,
-    migrate,
+    migrate_schema,
     profile_from_toml,
     profile_to_toml,
 )
@@ -286,7 +286,7 @@ def test_migrations_run_in_order_and_bump_the_version(tmp_path: Path) -> None:
 
     registry = {**MIGRATIONS, 3: step(3), 2: step(2)}  # registration order does not matter
     conn.execute("BEGIN IMMEDIATE")
-    assert migrate(conn, migrations=registry, target=3) == SCHEMA_VERSION
+    assert migrate_schema(conn, migrations=registry, target=3) == SCHEMA_VERSION
     conn.execute("COMMIT")
     assert ran == [2, 3]
     assert conn.execute("PRAGMA user_version").fetchone() == (3,)
@@ -308,7 +308,7 @@ def test_a_failing_migration_leaves_the_old_version(tmp_path: Path) -> None:
 
     conn.execute("BEGIN IMMEDIATE")
     with pytest.raises(sqlite3.OperationalError):
-        migrate(conn, migrations={2: add_table, 3: broken}, target=3)
+        migrate_schema(conn, migrations={2: add_table, 3: broken}, target=3)
     conn.execute("ROLLBACK")
     assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
     assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'added'").fetchone() is None
@@ -319,10 +319,10 @@ def test_a_failing_migration_leaves_the_old_version(tmp_path: Path) -> None:
 def test_migrate_refuses_gaps_and_running_outside_a_transaction(tmp_path: Path) -> None:
     conn = _v1_file(tmp_path / "p.sqlite")
     with pytest.raises(RuntimeError, match="inside a write transaction"):
-        migrate(conn)
+        migrate_schema(conn)
     conn.execute("BEGIN IMMEDIATE")
     with pytest.raises(RuntimeError, match="schema version 2"):
-        migrate(conn, migrations={3: lambda c: None}, target=3)
+        migrate_schema(conn, migrations={3: lambda c: None}, target=3)
     conn.execute("ROLLBACK")
     conn.close()
 

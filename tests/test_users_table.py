@@ -288,3 +288,20 @@ def test_missing_file_and_folder(tmp_path: Path) -> None:
 def test_write_refuses_unknown_extension(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"\.csv \(UTF-8\) or \.xlsx"):
         write_users(USERS, tmp_path / "users.json")
+
+
+def test_canonical_columns_are_the_product_contract() -> None:
+    """PRODUCT.md fixes these names and their order; applications' exports map onto them."""
+    assert USERS_COLUMNS == (
+        "user_code",
+        "display_name",
+        "email",
+        "override_enabled",
+        "mode",
+        "username",
+        "from_address",
+        "host",
+        "port",
+        "security",
+        "auth",
+    )
