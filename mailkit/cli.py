@@ -60,20 +60,11 @@ def _profile_name(spec: str) -> str:
     return cleaned or "default"
 
 
-def _table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
-    import pandas as pd
-
-    if not rows:
-        return "(nothing)"
-    frame = pd.DataFrame(rows, columns=list(columns)).fillna("")
-    return frame.to_string(index=False)
-
-
 # --------------------------------------------------------------------------- commands
 
 
 def cmd_migrate(args: argparse.Namespace, out: TextIO) -> int:
-    from mailkit.legacy import migrate
+    from mailkit.legacy import migrate, report_text
     from mailkit.secrets import LazySecretStore, secret_store_from_name
 
     name = args.secrets
@@ -107,10 +98,7 @@ def cmd_migrate(args: argparse.Namespace, out: TextIO) -> int:
         )
         out.write("\n")
     else:
-        out.write(_table(rows, list(migration.report.columns)) + "\n")
-        if migration.warnings:
-            out.write("\nReview by hand:\n")
-            out.writelines(f"  {n}. {line}\n" for n, line in enumerate(migration.warnings, 1))
+        out.write(report_text(migration) + "\n")
         if saved_to:
             out.write(f"\nSaved the migrated org settings to {saved_to}.\n")
         elif not args.profile:
@@ -194,10 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def add(
-        sub: Any, name: str, func: Callable[..., int], help_text: str
+        sub: Any, name: str, func: Callable[..., int] | None, help_text: str
     ) -> argparse.ArgumentParser:
+        """A (sub)command; groups such as ``users`` have no function of their own."""
         p: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
-        p.set_defaults(func=func)
+        if func is not None:
+            p.set_defaults(func=func)
         p.add_argument(
             "--json",
             action="store_true",
@@ -229,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave a legacy password behind (enter it again later) instead of moving it",
     )
 
-    users = add(commands, "users", lambda a, o: EXIT_INPUT, "Import or export the users table.")
+    users = add(commands, "users", None, "Import or export the users table.")
     users_sub = users.add_subparsers(dest="action", required=True, parser_class=_Parser)
     u_import = add(
         users_sub, "import", cmd_users_import, "Import users from CSV or Excel (all rows or none)."
@@ -246,9 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     u_export.add_argument("file", metavar="FILE")
     u_export.add_argument("--profile", metavar="DB", help=profile_help)
 
-    prof = add(
-        commands, "profile", lambda a, o: EXIT_INPUT, "Import or export a whole profile as TOML."
-    )
+    prof = add(commands, "profile", None, "Import or export a whole profile as TOML.")
     prof_sub = prof.add_subparsers(dest="action", required=True, parser_class=_Parser)
     p_import = add(
         prof_sub,

@@ -29,6 +29,7 @@ from mailkit.settings import (
     UserSettings,
     default_port,
 )
+from mailkit.users import users_to_frame
 
 #: Values used when neither the user nor the org sets a field. ``port`` follows ``security``.
 DEFAULTS: dict[str, Any] = {
@@ -157,8 +158,6 @@ def effective_frame(org: OrgSettings, users: pd.DataFrame | Iterable[UserSetting
     second. Sources are categorical to keep a million-row audit small in memory.
     """
     if not isinstance(users, pd.DataFrame):
-        from mailkit.users import users_to_frame
-
         users = users_to_frame(users)
     n = len(users)
     index = users.index

@@ -14,7 +14,7 @@ import re
 import string
 import unicodedata
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -795,7 +795,3 @@ def validate(model: type[BaseModel], data: Any, *, context: str | None = None) -
         return model.model_validate(data)
     except ValidationError as exc:
         raise SettingsError(settings_problems(exc), context or f"{model.__name__} values") from None
-
-
-def field_names(model: type[BaseModel]) -> Iterable[str]:
-    return model.model_fields.keys()

@@ -39,6 +39,7 @@ from mailkit.settings import (
     Security,
     UserSettings,
     default_port,
+    host_ascii,
     port_security_conflict,
     validate,
 )
@@ -1471,3 +1472,16 @@ def test_unknown_setting_name_with_a_line_break_is_not_echoed_raw() -> None:
     assert len(problems) == 1
     assert "\r" not in problems[0].field
     assert "\n" not in problems[0].field
+
+
+@pytest.mark.parametrize(
+    ("host", "wire"),
+    [
+        ("smtp.example.com", "smtp.example.com"),
+        ("bücher.example", "xn--bcher-kva.example"),
+        ("[::1]", "::1"),
+        ("127.0.0.1", "127.0.0.1"),
+    ],
+)
+def test_host_ascii_is_what_dns_and_tls_see(host: str, wire: str) -> None:
+    assert host_ascii(host) == wire
