@@ -1,15 +1,18 @@
 """The ``mailkit`` command line: the same core as the notebooks, for scripts and support.
 
-Exit codes: 0 success; 2 the input was wrong (arguments, a file, settings that do not
-validate); 3 the settings store cannot be used; 4 the secret store cannot be used. User
-errors go to stderr as one clear message (JSON with ``--json``), never as a traceback.
-Passwords are never accepted as arguments.
+Exit codes: 0 success; 1 usage or configuration (arguments, a file, settings that do not
+validate, an unusable store or secret store). ``mailkit test`` adds one code per failure
+phase: 2 connect/DNS, 3 greeting/EHLO, 4 TLS/STARTTLS, 5 auth, 6 sender, 7 recipient,
+8 data, 9 outcome unknown (the message may have been delivered). Errors go to stderr as one
+clear message (JSON with ``--json``), never as a traceback. Passwords are never accepted as
+arguments: they would land in shell history and process lists.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,16 +23,20 @@ from pydantic import ValidationError
 from mailkit.errors import (
     FieldProblem,
     MailkitError,
-    SecretStoreError,
     SettingsError,
-    StoreError,
 )
 from mailkit.settings import settings_problems
 
 EXIT_OK = 0
-EXIT_INPUT = 2
-EXIT_STORE = 3
-EXIT_SECRETS = 4
+EXIT_USAGE = 1
+EXIT_CONNECT = 2
+EXIT_GREETING = 3
+EXIT_TLS = 4
+EXIT_AUTH = 5
+EXIT_SENDER = 6
+EXIT_RECIPIENT = 7
+EXIT_DATA = 8
+EXIT_OUTCOME_UNKNOWN = 9
 
 
 class _Parser(argparse.ArgumentParser):
@@ -148,6 +155,105 @@ def cmd_profile_export(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+_PHASE_EXIT = {
+    "setup": EXIT_USAGE,
+    "connect": EXIT_CONNECT,
+    "greeting": EXIT_GREETING,
+    "ehlo": EXIT_GREETING,
+    "starttls": EXIT_TLS,
+    "tls": EXIT_TLS,
+    "auth": EXIT_AUTH,
+    "mail": EXIT_SENDER,
+    "rcpt": EXIT_RECIPIENT,
+    "data": EXIT_DATA,
+    "end_of_data": EXIT_DATA,
+    "quit": EXIT_DATA,
+}
+
+_AD_HOC_FIELDS = ("host", "port", "security", "auth", "username", "from_address", "ca_file")
+
+
+def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
+    """``mailkit test``: one test send; the exit code says in which phase it failed."""
+    from mailkit.secrets import LazySecretStore, Secret, secret_store_from_name
+    from mailkit.settings import OrgSettings, validate
+    from mailkit.testsend import send_test
+
+    if args.password is not None:
+        raise _UsageError(
+            "passwords are never accepted as arguments (shell history and process lists keep "
+            "them); use --password-env NAME, --password-stdin, or the secret store"
+        )
+    password = None
+    if args.password_env:
+        value = os.environ.get(args.password_env, "")
+        if not value:
+            raise _UsageError(
+                f"the environment variable {args.password_env} is not set or empty; export it "
+                "first, or use --password-stdin"
+            )
+        password = Secret(value)
+    elif args.password_stdin:
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:
+            raise _UsageError("no password on standard input; pipe it in, e.g. from a vault CLI")
+        password = Secret(line)
+    store = _open_store(args.profile) if args.profile else None
+    try:
+        org = store.get_org() if store is not None else OrgSettings()
+        user = None
+        if args.user:
+            if store is None:
+                raise _UsageError("--user needs --profile: users live in a profile")
+            user = store.get_user(args.user)
+            if user is None:
+                raise _UsageError(f"no user {args.user!r} in {store.path}; check the user code")
+        given = {f: getattr(args, f) for f in _AD_HOC_FIELDS if getattr(args, f) is not None}
+        if args.pin_sha256:
+            given["tls_pin_sha256"] = args.pin_sha256
+        if args.timeout:
+            given["command_timeout"] = args.timeout
+            given["connect_timeout"] = min(args.timeout, org.connect_timeout)
+        if given:
+            # Ad hoc values replace the org's for this run only (nothing is saved).
+            data = org.model_dump(exclude_none=True)
+            if user is not None and user.override_enabled:
+                given.setdefault("mode", "smtp")
+            org = validate(OrgSettings, {**data, **given}, context="test settings")
+            if user is not None:
+                user = user.model_copy(update={"override_enabled": False})
+        name = args.secrets
+        secrets = LazySecretStore(lambda: secret_store_from_name(name)) if name != "none" else None
+        result = send_test(
+            org,
+            user,
+            to=args.to,
+            secrets=secrets,
+            profile=store.profile_name if store is not None else "default",
+            password=password,
+            store=store,
+        )
+    finally:
+        if store is not None:
+            store.close()
+    if args.json:
+        json.dump(result.as_dict(), out, ensure_ascii=False, indent=2, default=str)
+        out.write("\n")
+    else:
+        out.write(result.transcript.to_text() + "\n\n")
+        if result.ok:
+            out.write(f"OK: the server accepted the test message {result.message_id}\n")
+        else:
+            assert result.diagnosis is not None
+            out.write(result.diagnosis.to_text() + "\n")
+    if result.ok:
+        return EXIT_OK
+    assert result.diagnosis is not None
+    if result.diagnosis.kind.value == "outcome_unknown":
+        return EXIT_OUTCOME_UNKNOWN
+    return _PHASE_EXIT.get(result.diagnosis.phase.value, EXIT_USAGE)
+
+
 def _report(args: argparse.Namespace, out: TextIO, data: dict[str, Any], text: str) -> None:
     if args.json:
         json.dump(data, out, ensure_ascii=False)
@@ -219,6 +325,43 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave a legacy password behind (enter it again later) instead of moving it",
     )
 
+    test = add(
+        commands,
+        "test",
+        cmd_test,
+        "Send the test message with the org's or a user's settings and show the dialog.",
+    )
+    test.add_argument(
+        "--to", required=True, action="append", metavar="ADDR", help="recipient (repeatable)"
+    )
+    test.add_argument("--profile", metavar="DB", help=profile_help)
+    test.add_argument("--user", metavar="CODE", help="test this user's effective settings")
+    test.add_argument("--host")
+    test.add_argument("--port")
+    test.add_argument("--security", help="auto, implicit_tls, starttls or none")
+    test.add_argument("--auth", help="auto, login, plain, cram_md5, ntlm, xoauth2 or none")
+    test.add_argument("--username")
+    test.add_argument("--from", dest="from_address", metavar="ADDR")
+    test.add_argument("--ca-file", help="trust this CA bundle (a private server)")
+    test.add_argument("--pin-sha256", help="trust exactly this certificate (SHA-256 hex)")
+    test.add_argument("--timeout", type=float, help="seconds to wait for each reply")
+    source = test.add_mutually_exclusive_group()
+    source.add_argument(
+        "--password-env", metavar="NAME", help="read the password from this environment variable"
+    )
+    source.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of standard input",
+    )
+    test.add_argument("--password", help=argparse.SUPPRESS)
+    test.add_argument(
+        "--secrets",
+        choices=["keyring", "memory", "env", "none"],
+        default="keyring",
+        help="where stored passwords are read from (default: the OS keyring)",
+    )
+
     users = add(commands, "users", None, "Import or export the users table.")
     users_sub = users.add_subparsers(dest="action", required=True, parser_class=_Parser)
     u_import = add(
@@ -260,11 +403,7 @@ def _problems(exc: BaseException) -> list[FieldProblem]:
 
 
 def _exit_code(exc: BaseException) -> int:
-    if isinstance(exc, StoreError):
-        return EXIT_STORE
-    if isinstance(exc, SecretStoreError):
-        return EXIT_SECRETS
-    return EXIT_INPUT
+    return EXIT_USAGE
 
 
 def main(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mailkit.cli import EXIT_INPUT, EXIT_OK, EXIT_SECRETS, EXIT_STORE, main
+from mailkit.cli import EXIT_OK, EXIT_USAGE, main
 from mailkit.store import Store
 
 LEGACY_INI = """\
@@ -64,7 +64,7 @@ def test_migrate_table_dry_run_saves_nothing(tmp_path: Path, legacy_file: Path) 
 
 def test_migrate_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     code, out, err = run("migrate", str(tmp_path / "nope.ini"))
-    assert code == EXIT_INPUT
+    assert code == EXIT_USAGE
     assert out == ""
     assert "nope.ini" in err
     assert "Traceback" not in err
@@ -74,7 +74,7 @@ def test_migrate_password_without_a_secret_store(tmp_path: Path) -> None:
     legacy = tmp_path / "legacy.json"
     legacy.write_text(json.dumps({"SMTPServerName": "smtp.example.com", "Password": "pw-1"}))
     code, _, err = run("migrate", str(legacy), "--secrets", "none", "--json")
-    assert code == EXIT_SECRETS
+    assert code == EXIT_USAGE
     payload = json.loads(err)
     assert payload["error"] == "SecretStoreError"
     assert "pw-1" not in err
@@ -111,7 +111,7 @@ def test_users_import_reports_every_bad_row(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     code, _, err = run("users", "import", str(source), "--profile", str(db), "--json")
-    assert code == EXIT_INPUT
+    assert code == EXIT_USAGE
     payload = json.loads(err)
     fields = " ".join(p["field"] for p in payload["problems"])
     assert "row 2" in fields
@@ -124,7 +124,7 @@ def test_bad_map_argument(tmp_path: Path) -> None:
     code, _, err = run(
         "users", "import", "x.csv", "--profile", str(tmp_path / "p.sqlite"), "--map", "nonsense"
     )
-    assert code == EXIT_INPUT
+    assert code == EXIT_USAGE
     assert "COLUMN=FIELD" in err
 
 
@@ -146,7 +146,7 @@ def test_profile_import_invalid_toml_names_the_field(tmp_path: Path) -> None:
     toml = tmp_path / "bad.toml"
     toml.write_text('[org]\nport = 70000\nhost = "smtp.example.com"\n', encoding="utf-8")
     code, _, err = run("profile", "import", str(toml), "--profile", str(tmp_path / "p.sqlite"))
-    assert code == EXIT_INPUT
+    assert code == EXIT_USAGE
     assert "port" in err
     assert "65535" in err
 
@@ -154,14 +154,16 @@ def test_profile_import_invalid_toml_names_the_field(tmp_path: Path) -> None:
 def test_corrupt_profile_exit_code(tmp_path: Path, legacy_file: Path) -> None:
     db = tmp_path / "broken.sqlite"
     db.write_bytes(b"this is not a database" * 100)
-    code, _, err = run("migrate", str(legacy_file), "--profile", str(db))
-    assert code == EXIT_STORE
-    assert "broken.sqlite" in err
+    code, _, err = run("migrate", str(legacy_file), "--profile", str(db), "--json")
+    assert code == EXIT_USAGE
+    payload = json.loads(err)
+    assert payload["error"] == "StoreCorruptError"
+    assert "broken.sqlite" in payload["message"]
 
 
 def test_usage_error_is_not_a_traceback() -> None:
     code, _, err = run("frobnicate")
-    assert code == EXIT_INPUT
+    assert code == EXIT_USAGE
     assert "mailkit --help" in err or "see 'mailkit" in err
 
 
@@ -187,6 +189,6 @@ def test_console_script_exit_codes(tmp_path: Path, legacy_file: Path) -> None:
         check=False,
         timeout=60,
     )
-    assert bad.returncode == EXIT_INPUT
+    assert bad.returncode == EXIT_USAGE
     assert bad.stderr.startswith("mailkit: error:")
     assert "Traceback" not in bad.stderr

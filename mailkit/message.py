@@ -1,0 +1,110 @@
+"""The test message: the seed's multi-language body, a UTF-8 subject and honest headers.
+
+It is built to show what a real message from the application will look like — several scripts
+in subject and body prove the path keeps UTF-8 intact, the priority headers show how clients
+will flag it, and the Message-ID lets an admin find it in the server's logs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP, SMTPUTF8
+from email.utils import format_datetime, make_msgid
+
+from mailkit.settings import Priority, check_address
+
+#: The seed's languages first, then more scripts so every common one is exercised.
+TEST_BODY_LINES: tuple[tuple[str, str], ...] = (
+    ("English", "This is a test message from the mailkit SMTP test."),
+    ("Spanish", "Este es un mensaje de prueba."),
+    ("Chinese", "這是一條測試消息 / 这是一条测试消息"),
+    ("German", "Dies ist eine Testnachricht."),
+    ("French", "Ceci est un message de test."),
+    ("Russian", "Это тестовое сообщение."),
+    ("Greek", "Αυτό είναι ένα δοκιμαστικό μήνυμα."),
+    ("Arabic", "هذه رسالة اختبار."),
+    ("Hebrew", "זוהי הודעת בדיקה."),
+    ("Hindi", "यह एक परीक्षण संदेश है।"),
+    ("Japanese", "これはテストメッセージです。"),
+    ("Korean", "이것은 테스트 메시지입니다."),
+    ("Thai", "นี่คือข้อความทดสอบ"),
+    ("Emoji", "✉️ ✅"),
+)
+
+TEST_SUBJECT = "mailkit test message — Prueba — 测试 — Prüfung"
+
+
+@dataclass(frozen=True)
+class TestMessage:
+    """The message and what the envelope needs to know about it."""
+
+    message: EmailMessage
+    sender: str
+    recipients: tuple[str, ...]
+    #: True when an address needs SMTPUTF8 (a non-ASCII local part).
+    smtputf8: bool
+
+    @property
+    def message_id(self) -> str:
+        return str(self.message["Message-ID"])
+
+    def as_bytes(self) -> bytes:
+        """The message as sent: CRLF line ends; UTF-8 headers only when SMTPUTF8 is used."""
+        policy = SMTPUTF8 if self.smtputf8 else SMTP
+        return self.message.as_bytes(policy=policy)
+
+
+def _needs_smtputf8(address: str) -> bool:
+    local, _, _ = address.rpartition("@")
+    return not local.isascii()
+
+
+def _envelope_address(address: str) -> str:
+    """The domain in A-labels (so no SMTPUTF8 is needed just for an IDN domain)."""
+    local, _, domain = address.rpartition("@")
+    with contextlib.suppress(UnicodeError):
+        domain = domain.encode("idna").decode("ascii")
+    return f"{local}@{domain}"
+
+
+def build_test_message(
+    *,
+    sender: str,
+    recipients: list[str] | tuple[str, ...],
+    sender_name: str | None = None,
+    priority: Priority = Priority.NORMAL,
+    subject: str = TEST_SUBJECT,
+    now: datetime | None = None,
+    note: str | None = None,
+) -> TestMessage:
+    """Build the test message from ``sender`` to ``recipients`` (validated addresses)."""
+    sender = check_address(sender)
+    recipients = tuple(check_address(r) for r in recipients)
+    if not recipients:
+        raise ValueError("the test message needs at least one recipient; fill in Mail To")
+    smtputf8 = any(_needs_smtputf8(a) for a in (sender, *recipients))
+    message = EmailMessage()
+    envelope_domain = _envelope_address(sender).rpartition("@")[2]
+    message["From"] = Address(display_name=sender_name or "", addr_spec=sender)
+    message["To"] = ", ".join(recipients)
+    message["Subject"] = subject
+    message["Date"] = format_datetime(now or datetime.now(UTC))
+    message["Message-ID"] = make_msgid("mailkit", domain=envelope_domain)
+    for name, value in priority.headers().items():
+        message[name] = value
+    message["X-Mailer"] = "mailkit"
+    lines = [f"{language} - {text}" for language, text in TEST_BODY_LINES]
+    if note:
+        lines += ["", note]
+    lines += ["", "If you can read every line above, this mail path keeps Unicode intact."]
+    message.set_content("\n".join(lines) + "\n", charset="utf-8", cte="quoted-printable")
+    return TestMessage(
+        message=message,
+        sender=sender if smtputf8 else _envelope_address(sender),
+        recipients=tuple(r if smtputf8 else _envelope_address(r) for r in recipients),
+        smtputf8=smtputf8,
+    )

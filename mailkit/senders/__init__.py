@@ -1,0 +1,1 @@
+"""Adapters that send mail: one module per way mail can leave the application."""

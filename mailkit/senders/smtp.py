@@ -1,0 +1,986 @@
+"""SMTP test sends on aiosmtplib, recorded byte by byte, with a strict security policy.
+
+aiosmtplib has no hooks, so mailkit records at its protocol: :class:`RecordingProtocol`
+subclasses aiosmtplib's ``SMTPProtocol`` and sees every byte written and received, before and
+after STARTTLS (asyncio keeps the same protocol object across the TLS upgrade). aiosmtplib builds
+its protocol from the name ``SMTPProtocol`` in ``aiosmtplib.smtp``; that name is pointed at the
+subclass once, when this module is imported. The subclass records only when a
+:class:`~mailkit.transcript.Recorder` is bound to the current task (a context variable), so any
+other aiosmtplib use in the process behaves exactly as before.
+
+The subclass adds one thing aiosmtplib lacks: RFC 2920 pipelining. aiosmtplib parses one reply
+per read and drops bytes that arrive while no command waits, so a group of commands written at
+once would lose replies; :meth:`RecordingProtocol.pipeline` buffers and parses every reply of a
+group. With PIPELINING a send with STARTTLS and AUTH PLAIN needs the protocol's minimum round
+trips plus at most one.
+
+Policy (PRODUCT.md §1): implicit TLS on 465, otherwise STARTTLS, which is then *required* — a
+server that does not offer it gets no AUTH and no MAIL; ``none`` only when chosen, and
+credentials over plaintext also need ``allow_plaintext_auth``. Certificates are verified against
+the system store, a CA file, or a pinned SHA-256 — never not at all. TLS 1.2 at least.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import errno
+import hashlib
+import socket
+import ssl
+import threading
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import aiosmtplib.smtp
+import spnego
+from aiosmtplib import SMTP
+from aiosmtplib.auth import auth_plain_encode
+from aiosmtplib.errors import (
+    SMTPAuthenticationError,
+    SMTPConnectTimeoutError,
+    SMTPException,
+    SMTPHeloError,
+    SMTPReadTimeoutError,
+    SMTPResponseException,
+    SMTPServerDisconnected,
+    SMTPTimeoutError,
+)
+from aiosmtplib.protocol import (
+    MAX_RESPONSE_LENGTH,
+    PERIOD_REGEX,
+    SMTPProtocol,
+    normalize_message_line_endings,
+)
+from aiosmtplib.response import SMTPResponse
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from mailkit.diagnose import diagnose
+from mailkit.message import TestMessage, build_test_message
+from mailkit.outcome import Diagnosis, Failure, Phase, SendContext, Signal
+from mailkit.resolve import Effective
+from mailkit.secrets import Secret
+from mailkit.settings import AuthType, Mode, Security, host_ascii
+from mailkit.transcript import Recorder, Transcript
+
+_current_recorder: ContextVar[Recorder | None] = ContextVar("mailkit_smtp_recorder", default=None)
+
+#: Password mechanisms in the order ``auto`` prefers them over verified TLS: PLAIN takes one
+#: round trip and can be pipelined, and TLS already protects it; LOGIN is the common fallback;
+#: CRAM-MD5 and NTLM come last because they force servers to keep reversible passwords.
+PREFERRED_OVER_TLS = ("PLAIN", "LOGIN", "CRAM-MD5", "NTLM")
+#: Without TLS (only with allow_plaintext_auth) prefer what keeps the password off the wire.
+PREFERRED_IN_CLEAR = ("CRAM-MD5", "NTLM", "PLAIN", "LOGIN")
+
+_MECHANISM_OF = {
+    AuthType.LOGIN: "LOGIN",
+    AuthType.PLAIN: "PLAIN",
+    AuthType.CRAM_MD5: "CRAM-MD5",
+    AuthType.NTLM: "NTLM",
+    AuthType.MSN: "NTLM",
+    AuthType.XOAUTH2: "XOAUTH2",
+}
+
+TokenProvider = Callable[[], Secret | Awaitable[Secret]]
+T = TypeVar("T")
+
+
+# --------------------------------------------------------------------------- the protocol
+
+
+class _Group:
+    """Replies still expected for a pipelined group of commands."""
+
+    def __init__(self, expected: int, future: asyncio.Future[None]) -> None:
+        self.expected = expected
+        self.responses: list[SMTPResponse] = []
+        self.future = future
+
+    def fail(self, exc: BaseException) -> None:
+        if not self.future.done():
+            self.future.set_exception(exc)
+            self.future.exception()  # retrieved: nobody may await it after a timeout
+
+
+class PipelineError(SMTPException):
+    """A pipelined group ended early; ``responses`` holds the replies that did arrive."""
+
+    def __init__(self, responses: list[SMTPResponse], cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.responses = responses
+        self.cause = cause
+
+
+class RecordingProtocol(SMTPProtocol):
+    """aiosmtplib's protocol, recording both directions and able to pipeline."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop | None = None,
+        connection_lost_callback: Callable[[SMTPProtocol], None] | None = None,
+    ) -> None:
+        super().__init__(loop=loop, connection_lost_callback=connection_lost_callback)
+        self.recorder = _current_recorder.get()
+        self._group: _Group | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        if self.recorder is not None:
+            self.recorder.connected()
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        if self.recorder is not None:
+            self.recorder.sent(data)
+
+    def data_received(self, data: bytes) -> None:
+        if self.recorder is not None:
+            self.recorder.received(data)
+        if self._group is not None:
+            self._buffer.extend(data)
+            self._parse_group()
+            return
+        super().data_received(data)
+
+    def eof_received(self) -> bool:
+        if self._group is not None:
+            self._group.fail(SMTPServerDisconnected("Unexpected EOF received"))
+        return super().eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._group is not None:
+            self._group.fail(SMTPServerDisconnected("Connection lost"))
+        if self.recorder is not None:
+            self.recorder.closed()
+        super().connection_lost(exc)
+
+    def _parse_group(self) -> None:
+        group = self._group
+        assert group is not None
+        while not group.future.done() and len(group.responses) < group.expected:
+            if len(self._buffer) > MAX_RESPONSE_LENGTH:
+                del self._buffer[:]
+                group.fail(SMTPResponseException(-1, "Response too long"))
+                return
+            try:
+                response = self._read_response_from_buffer()
+            except SMTPResponseException as exc:
+                group.fail(exc)
+                return
+            if response is None:
+                return
+            group.responses.append(response)
+        if not group.future.done():
+            group.future.set_result(None)
+
+    async def pipeline(
+        self, data: bytes, expected: int, timeout: float | None
+    ) -> list[SMTPResponse]:
+        """Write ``data`` (one or more commands) at once and read ``expected`` replies."""
+        if self._command_lock is None:
+            raise SMTPServerDisconnected("Server not connected")
+        async with self._command_lock:
+            group = _Group(expected, self._loop.create_future())
+            self._group = group
+            try:
+                self.write(data)
+                try:
+                    await asyncio.wait_for(group.future, timeout)
+                except TimeoutError:
+                    raise PipelineError(
+                        group.responses, SMTPReadTimeoutError("Timed out waiting for the server")
+                    ) from None
+                except SMTPException as exc:
+                    raise PipelineError(group.responses, exc) from None
+            finally:
+                self._group = None
+                del self._buffer[:]  # replies nobody asked for must not pair with later ones
+        return list(group.responses)
+
+
+def _install() -> None:
+    """Point aiosmtplib at the recording protocol (the only seam it offers)."""
+    if getattr(aiosmtplib.smtp, "SMTPProtocol", None) is not RecordingProtocol:
+        setattr(aiosmtplib.smtp, "SMTPProtocol", RecordingProtocol)  # noqa: B010
+
+
+_install()
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class TlsInfo:
+    """What the TLS handshake established and how the certificate was trusted."""
+
+    version: str
+    cipher: str
+    subject: str
+    issuer: str
+    san: tuple[str, ...]
+    not_after: datetime | None
+    sha256: str
+    verified_by: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "cipher": self.cipher,
+            "subject": self.subject,
+            "issuer": self.issuer,
+            "san": list(self.san),
+            "not_after": self.not_after.isoformat() if self.not_after else None,
+            "sha256": self.sha256,
+            "verified_by": self.verified_by,
+        }
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """One test send: success, or a diagnosis — always with the whole transcript."""
+
+    ok: bool
+    transcript: Transcript
+    context: SendContext
+    diagnosis: Diagnosis | None = None
+    tls: TlsInfo | None = None
+    auth_mechanism: str | None = None
+    message_id: str | None = None
+    #: The server's final reply to the message (often names its queue id).
+    server_reply: str | None = None
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
+    duration_ms: float = 0.0
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    @property
+    def timings(self) -> dict[str, float]:
+        return self.transcript.timings()
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``--json`` shape: ok, diagnosis, transcript, tls, auth, message id, timings."""
+        return {
+            "ok": self.ok,
+            "diagnosis": self.diagnosis.as_dict() if self.diagnosis else None,
+            "transcript": self.transcript.to_records(),
+            "tls": self.tls.as_dict() if self.tls else None,
+            "auth_mechanism": self.auth_mechanism,
+            "message_id": self.message_id,
+            "server_reply": self.server_reply,
+            "timings": self.timings,
+            "duration_ms": self.duration_ms,
+            "host": self.context.host,
+            "port": self.context.port,
+            "security": self.context.security,
+        }
+
+    def _repr_html_(self) -> str:
+        import html
+
+        if self.ok:
+            head = (
+                '<div style="border-left:6px solid #2e7d32;padding:6px 10px;margin:4px 0">'
+                f"<b>Test message accepted</b> by {html.escape(self.context.host)}:"
+                f"{self.context.port} — {html.escape(self.message_id or '')}</div>"
+            )
+        else:
+            assert self.diagnosis is not None
+            d = self.diagnosis
+            steps = "".join(f"<li>{html.escape(s)}</li>" for s in d.fix)
+            head = (
+                '<div style="border-left:6px solid #c62828;padding:6px 10px;margin:4px 0">'
+                f"<b>{html.escape(d.title)}</b> <small>({d.phase.value}, {d.kind.value}, "
+                f"{d.cause.value})</small><p>{html.escape(d.explanation)}</p>"
+                f"<ol>{steps}</ol></div>"
+            )
+        return head + self.transcript.to_html()
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+@dataclass(frozen=True)
+class SmtpPlan:
+    """Everything one send needs, resolved from the effective settings (no secrets)."""
+
+    host: str
+    port: int
+    security: Security  # never AUTO: resolved by port
+    auth: AuthType
+    username: str | None
+    from_address: str | None
+    from_name: str | None = None
+    ca_file: str | None = None
+    pin_sha256: str | None = None
+    tls_min_version: str = "1.2"
+    allow_plaintext_auth: bool = False
+    connect_timeout: float = 15.0
+    command_timeout: float = 60.0
+    local_hostname: str = "mailkit.localhost"
+    mode: Mode = Mode.SMTP
+
+    @classmethod
+    def from_effective(cls, eff: Effective) -> SmtpPlan:
+        security = eff.security
+        if security is Security.AUTO:
+            security = Security.IMPLICIT_TLS if eff.port == 465 else Security.STARTTLS
+        return cls(
+            host=eff.host or "",
+            port=eff.port,
+            security=security,
+            auth=eff.auth,
+            username=eff.username,
+            from_address=eff.from_address,
+            from_name=eff.from_name,
+            ca_file=eff.org.ca_file,
+            pin_sha256=eff.org.tls_pin_sha256,
+            tls_min_version=eff.org.tls_min_version,
+            allow_plaintext_auth=eff.org.allow_plaintext_auth,
+            connect_timeout=eff.org.connect_timeout,
+            command_timeout=eff.org.command_timeout,
+            mode=eff.mode,
+        )
+
+    def context(self, auth: str | None = None) -> SendContext:
+        return SendContext(
+            host=self.host,
+            port=self.port,
+            security=self.security.value,
+            auth=auth or self.auth.value,
+            username=self.username,
+            from_address=self.from_address,
+            timeout=self.command_timeout,
+        )
+
+
+def tls_context(plan: SmtpPlan) -> ssl.SSLContext:
+    """Verification always on: system CAs, or the CA file, or (pinned) the fingerprint."""
+    context = ssl.create_default_context(cafile=plan.ca_file)
+    context.minimum_version = (
+        ssl.TLSVersion.TLSv1_3 if plan.tls_min_version == "1.3" else ssl.TLSVersion.TLSv1_2
+    )
+    if plan.pin_sha256:
+        # The pin replaces the chain: a self-signed server is trusted by its exact certificate,
+        # checked right after the handshake and before a single byte is sent over it.
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+# --------------------------------------------------------------------------- the send
+
+
+class _Stop(Exception):
+    """The send ends here with this failure (raised inside, turned into a diagnosis)."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.phase.value)
+        self.failure = failure
+
+
+def _root_causes(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        chain.append(current)
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _enhanced(text: str) -> str | None:
+    first = text.strip().split(" ", 1)[0] if text.strip() else ""
+    parts = first.split(".")
+    if len(parts) == 3 and parts[0] in {"2", "4", "5"} and all(p.isdigit() for p in parts):
+        return first
+    return None
+
+
+def failure_from_exception(exc: BaseException, phase: Phase, **facts: Any) -> Failure:
+    """Classify what aiosmtplib / asyncio / ssl raised into a :class:`Failure`."""
+    for cause in _root_causes(exc):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return Failure(
+                Phase.TLS if phase in (Phase.CONNECT, Phase.GREETING, Phase.STARTTLS) else phase,
+                Signal.TLS_VERIFY,
+                verify_code=cause.verify_code,
+                detail=str(cause.verify_message or cause),
+                **facts,
+            )
+        if isinstance(cause, ssl.SSLError):
+            return Failure(Phase.TLS, Signal.TLS_PROTOCOL, detail=str(cause), **facts)
+        if isinstance(cause, socket.gaierror):
+            return Failure(Phase.CONNECT, Signal.DNS, detail=str(cause), **facts)
+        if isinstance(cause, ConnectionRefusedError):
+            return Failure(Phase.CONNECT, Signal.REFUSED, detail=str(cause), **facts)
+        if isinstance(cause, OSError) and cause.errno in (
+            errno.ENETUNREACH,
+            errno.EHOSTUNREACH,
+            errno.EADDRNOTAVAIL,
+        ):
+            return Failure(Phase.CONNECT, Signal.UNREACHABLE, detail=str(cause), **facts)
+    if isinstance(exc, PipelineError):
+        return failure_from_exception(exc.cause, phase, **facts)
+    if isinstance(exc, SMTPConnectTimeoutError):
+        waiting_for_greeting = "ready message" in str(exc)
+        return Failure(
+            Phase.GREETING if waiting_for_greeting else Phase.CONNECT,
+            Signal.TIMEOUT,
+            detail=str(exc),
+            **facts,
+        )
+    if isinstance(exc, SMTPTimeoutError | TimeoutError | asyncio.TimeoutError):
+        return Failure(phase, Signal.TIMEOUT, detail=str(exc) or "timed out", **facts)
+    if isinstance(exc, SMTPResponseException):
+        if exc.code < 0 or "Malformed" in exc.message or "too long" in exc.message:
+            return Failure(phase, Signal.MALFORMED, detail=exc.message[:300], **facts)
+        return Failure(
+            phase,
+            Signal.REPLY,
+            code=exc.code,
+            enhanced=_enhanced(exc.message),
+            text=exc.message,
+            **facts,
+        )
+    if isinstance(exc, SMTPServerDisconnected | ConnectionError | EOFError):
+        return Failure(phase, Signal.DISCONNECTED, detail=str(exc), **facts)
+    return Failure(phase, Signal.DISCONNECTED, detail=f"{type(exc).__name__}: {exc}", **facts)
+
+
+def _reply_failure(phase: Phase, response: SMTPResponse, **facts: Any) -> Failure:
+    return Failure(
+        phase,
+        Signal.REPLY,
+        code=response.code,
+        enhanced=_enhanced(response.message),
+        text=response.message,
+        **facts,
+    )
+
+
+class SmtpTestSender:
+    """Runs one test send. Create one per send; :meth:`run` never raises for SMTP trouble."""
+
+    def __init__(
+        self,
+        plan: SmtpPlan,
+        *,
+        password: Secret | None = None,
+        token: TokenProvider | None = None,
+        on_row: Callable[[Any], None] | None = None,
+    ) -> None:
+        self.plan = plan
+        self.password = password
+        self.token = token
+        self.recorder = Recorder(
+            username=plan.username,
+            secrets=[s for s in (password,) if s is not None],
+            on_row=on_row,
+            tls=plan.security is Security.IMPLICIT_TLS,
+        )
+        self.smtp: SMTP | None = None
+        self.tls: TlsInfo | None = None
+        self.mechanism: str | None = None
+        self._context = tls_context(plan) if plan.security is not Security.NONE else None
+
+    # ------------------------------------------------------------------ entry
+
+    async def run(self, message: TestMessage) -> TestResult:
+        started = datetime.now(UTC)
+        clock = asyncio.get_running_loop().time
+        t0 = clock()
+        token = _current_recorder.set(self.recorder)
+        reply: str | None = None
+        try:
+            reply = await self._send(message)
+            failure = None
+        except _Stop as stop:
+            failure = stop.failure
+        finally:
+            _current_recorder.reset(token)
+            await self._close()
+        diagnosis = None
+        if failure is not None:
+            diagnosis = diagnose(failure, self.plan.context(self._auth_label()))
+            self.recorder.info(f"{diagnosis.title} ({diagnosis.cause.value})", failure.phase)
+        return TestResult(
+            ok=failure is None,
+            transcript=self.recorder.transcript(),
+            context=self.plan.context(self._auth_label()),
+            diagnosis=diagnosis,
+            tls=self.tls,
+            auth_mechanism=self.mechanism,
+            message_id=message.message_id if failure is None else None,
+            server_reply=reply,
+            started=started,
+            duration_ms=round((clock() - t0) * 1000, 3),
+        )
+
+    def _auth_label(self) -> str:
+        return self.mechanism.lower().replace("-", "_") if self.mechanism else self.plan.auth.value
+
+    async def _close(self) -> None:
+        if self.smtp is not None:
+            self.smtp.close()
+            await asyncio.sleep(0)  # let the transport finish closing inside this loop
+
+    # ------------------------------------------------------------------ steps
+
+    async def _send(self, message: TestMessage) -> str:
+        plan = self.plan
+        self._check_setup()
+        self.recorder.info(
+            f"connecting to {plan.host} port {plan.port}, security {plan.security.value}"
+            + (f" (TLS {plan.tls_min_version}+, {self._trust_label()})" if self._context else ""),
+            Phase.CONNECT,
+        )
+        smtp = SMTP(
+            hostname=host_ascii(plan.host),
+            port=plan.port,
+            use_tls=plan.security is Security.IMPLICIT_TLS,
+            start_tls=False,
+            tls_context=self._context,
+            local_hostname=plan.local_hostname,
+            timeout=plan.command_timeout,
+        )
+        self.smtp = smtp
+        try:
+            await smtp.connect(timeout=plan.connect_timeout)
+        except Exception as exc:  # classified below, never re-raised
+            failure = failure_from_exception(exc, self.recorder.phase)
+            if failure.phase is Phase.GREETING and failure.signal is Signal.TIMEOUT:
+                failure = await self._probe_tls(failure)
+            raise _Stop(failure) from None
+        if plan.security is Security.IMPLICIT_TLS:
+            self._tls_established(smtp)
+        await self._ehlo(smtp)
+        if plan.security is Security.STARTTLS:
+            await self._starttls(smtp)
+            await self._ehlo(smtp)
+        mechanism = self._choose_mechanism(smtp)
+        pipelining = smtp.supports_extension("pipelining")
+        if pipelining:
+            self.recorder.info("the server offers PIPELINING: commands are sent in groups")
+        plain_in_group = mechanism == "PLAIN" and pipelining
+        if mechanism is not None and not plain_in_group:
+            await self._authenticate(smtp, mechanism)
+        return await self._transaction(smtp, message, pipelining, plain_in_group)
+
+    async def _probe_tls(self, failure: Failure) -> Failure:
+        """After a silent greeting, see whether the port expects implicit TLS instead.
+
+        A server on an implicit-TLS port waits for a TLS hello and so looks exactly like a
+        silent one. One short handshake (nothing is sent over it) tells the two apart.
+        """
+        if self.plan.security is Security.IMPLICIT_TLS:
+            return failure
+        context = tls_context(self.plan)
+        speaks_tls = False
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(
+                    host_ascii(self.plan.host),
+                    self.plan.port,
+                    ssl=context,
+                    server_hostname=host_ascii(self.plan.host),
+                ),
+                timeout=min(5.0, self.plan.connect_timeout),
+            )
+        except ssl.SSLCertVerificationError:
+            speaks_tls = True
+        except (OSError, TimeoutError):
+            speaks_tls = False
+        else:
+            speaks_tls = True
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+        if not speaks_tls:
+            return failure
+        self.recorder.info(
+            f"probe: port {self.plan.port} answers a TLS handshake, so it expects implicit TLS "
+            "from the first byte",
+            Phase.GREETING,
+        )
+        return Failure(Phase.GREETING, Signal.TIMEOUT, detail="port speaks implicit TLS")
+
+    def _check_setup(self) -> None:
+        plan = self.plan
+        if plan.mode is not Mode.SMTP:
+            raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail="mode"))
+        if not plan.host:
+            raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail="host"))
+        if not plan.from_address:
+            raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail="from_address"))
+        auth = plan.auth.canonical
+        if auth is AuthType.XOAUTH2 and self.token is None:
+            raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail="token"))
+        if auth not in (AuthType.NONE, AuthType.AUTO, AuthType.XOAUTH2) and not self.password:
+            raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail="password"))
+        sends_credentials = auth is not AuthType.NONE and (self.password or self.token)
+        if plan.security is Security.NONE and sends_credentials and not plan.allow_plaintext_auth:
+            raise _Stop(Failure(Phase.AUTH, Signal.POLICY, detail="plaintext"))
+
+    def _trust_label(self) -> str:
+        if self.plan.pin_sha256:
+            return "pinned SHA-256"
+        return f"CA file {self.plan.ca_file}" if self.plan.ca_file else "system CA store"
+
+    async def _ehlo(self, smtp: SMTP) -> None:
+        self.recorder.phase = Phase.EHLO
+        try:
+            await smtp.ehlo()
+        except SMTPHeloError as exc:
+            raise _Stop(failure_from_exception(exc, Phase.EHLO)) from None
+        except Exception as exc:
+            raise _Stop(failure_from_exception(exc, Phase.EHLO)) from None
+
+    async def _starttls(self, smtp: SMTP) -> None:
+        if not smtp.supports_extension("starttls"):
+            self.recorder.info(
+                "the server did not offer STARTTLS: mailkit sends no credentials and no mail "
+                "without TLS and ends the session",
+                Phase.STARTTLS,
+            )
+            await self._quit(smtp)
+            raise _Stop(self._facts(smtp, Phase.STARTTLS, Signal.NOT_OFFERED, "STARTTLS"))
+        self.recorder.phase = Phase.STARTTLS
+        try:
+            await smtp.starttls(
+                server_hostname=host_ascii(self.plan.host), tls_context=self._context
+            )
+        except Exception as exc:
+            phase = Phase.STARTTLS if isinstance(exc, SMTPResponseException) else Phase.TLS
+            raise _Stop(failure_from_exception(exc, phase)) from None
+        self._tls_established(smtp)
+
+    def _tls_established(self, smtp: SMTP) -> None:
+        ssl_object = smtp.get_transport_info("ssl_object")
+        if ssl_object is None:
+            return
+        self.recorder.tls_started()
+        der = ssl_object.getpeercert(binary_form=True) or b""
+        fingerprint = hashlib.sha256(der).hexdigest()
+        info = _describe_certificate(der, ssl_object, fingerprint, self._trust_label())
+        self.tls = info
+        until = f", valid until {info.not_after:%Y-%m-%d}" if info.not_after else ""
+        self.recorder.info(
+            f"TLS established: {info.version}, {info.cipher}; certificate subject {info.subject}, "
+            f"issuer {info.issuer}, names {', '.join(info.san) or '-'}{until}",
+            Phase.TLS,
+        )
+        if self.plan.pin_sha256:
+            if fingerprint != self.plan.pin_sha256:
+                self.recorder.info(
+                    f"certificate SHA-256 {fingerprint} differs from the pinned "
+                    f"{self.plan.pin_sha256}: nothing more is sent",
+                    Phase.TLS,
+                )
+                raise _Stop(Failure(Phase.TLS, Signal.TLS_PIN, detail=fingerprint))
+            self.recorder.info("certificate verified: SHA-256 matches the pin", Phase.TLS)
+        else:
+            self.recorder.info(
+                f"certificate verified for {self.plan.host} by the {self._trust_label()}",
+                Phase.TLS,
+            )
+
+    def _facts(self, smtp: SMTP, phase: Phase, signal: Signal, detail: str) -> Failure:
+        return Failure(
+            phase,
+            signal,
+            detail=detail,
+            extensions=frozenset(k.upper() for k in smtp.esmtp_extensions),
+            auth_mechanisms=frozenset(m.upper() for m in smtp.server_auth_methods),
+        )
+
+    def _choose_mechanism(self, smtp: SMTP) -> str | None:
+        """The AUTH mechanism to use, or None to send without AUTH; says why in the transcript."""
+        auth = self.plan.auth.canonical
+        offered = [m.upper() for m in smtp.server_auth_methods]
+        self.recorder.phase = Phase.AUTH
+        if auth is AuthType.NONE:
+            self.recorder.info("authorization type none: no AUTH")
+            return None
+        if auth is AuthType.AUTO and not self.password and self.token is None:
+            self.recorder.info("no password or token stored: sending without AUTH")
+            return None
+        if not offered:
+            raise _Stop(self._facts(smtp, Phase.AUTH, Signal.NOT_OFFERED, "AUTH"))
+        if auth is not AuthType.AUTO:
+            wanted = _MECHANISM_OF[auth]
+            if wanted not in offered:
+                raise _Stop(self._facts(smtp, Phase.AUTH, Signal.NOT_OFFERED, wanted))
+            self.recorder.info(
+                f"AUTH {wanted}: set in the settings (the server offers {' '.join(offered)})"
+            )
+            self.mechanism = wanted
+            return wanted
+        if self.token is not None and "XOAUTH2" in offered:
+            self.recorder.info("AUTH XOAUTH2 chosen: an OAuth token is stored and offered")
+            self.mechanism = "XOAUTH2"
+            return "XOAUTH2"
+        encrypted = self.plan.security is not Security.NONE
+        order = PREFERRED_OVER_TLS if encrypted else PREFERRED_IN_CLEAR
+        for candidate in order:
+            if candidate in offered and self.password:
+                why = (
+                    "over verified TLS it is the first of PLAIN, LOGIN, CRAM-MD5, NTLM the "
+                    "server offers"
+                    if encrypted
+                    else "without TLS, mechanisms that keep the password off the wire come first"
+                )
+                self.recorder.info(
+                    f"AUTH {candidate} chosen (auto): the server offers {' '.join(offered)}; {why}"
+                )
+                self.mechanism = candidate
+                return candidate
+        raise _Stop(self._facts(smtp, Phase.AUTH, Signal.NOT_OFFERED, "no usable mechanism"))
+
+    async def _token(self) -> Secret:
+        assert self.token is not None
+        value = self.token()
+        token = await value if isinstance(value, Awaitable) else value
+        self.recorder.add_secret(token)
+        return token
+
+    async def _authenticate(self, smtp: SMTP, mechanism: str) -> None:
+        user = self.plan.username or ""
+        try:
+            if mechanism == "XOAUTH2":
+                token = await self._token()
+                await smtp.auth_xoauth2(user, token.reveal())
+            elif mechanism == "LOGIN":
+                assert self.password is not None
+                await smtp.auth_login(user, self.password.reveal())
+            elif mechanism == "CRAM-MD5":
+                assert self.password is not None
+                await smtp.auth_crammd5(user, self.password.reveal())
+            elif mechanism == "PLAIN":
+                assert self.password is not None
+                await smtp.auth_plain(user, self.password.reveal())
+            elif mechanism == "NTLM":
+                await self._auth_ntlm(smtp, user)
+        except _Stop:
+            raise
+        except Exception as exc:
+            raise _Stop(failure_from_exception(exc, Phase.AUTH)) from None
+
+    async def _auth_ntlm(self, smtp: SMTP, user: str) -> None:
+        assert self.password is not None
+        client = spnego.client(
+            user,
+            self.password.reveal(),
+            hostname=host_ascii(self.plan.host),
+            service="SMTP",
+            protocol="ntlm",
+        )
+        negotiate = client.step()
+        assert negotiate is not None
+        response = await smtp.execute_command(b"AUTH", b"NTLM", base64.b64encode(negotiate))
+        if response.code != 334:
+            raise SMTPAuthenticationError(response.code, response.message)
+        challenge = base64.b64decode(response.message.strip() or b"")
+        authenticate = client.step(challenge)
+        assert authenticate is not None
+        response = await smtp.execute_command(base64.b64encode(authenticate))
+        if response.code != 235:
+            raise SMTPAuthenticationError(response.code, response.message)
+
+    async def _transaction(
+        self, smtp: SMTP, message: TestMessage, pipelining: bool, plain_in_group: bool
+    ) -> str:
+        protocol = smtp.protocol
+        assert isinstance(protocol, RecordingProtocol)
+        payload = message.as_bytes()
+        mail = f"MAIL FROM:<{message.sender}>"
+        if smtp.supports_extension("size"):
+            mail += f" SIZE={len(payload)}"
+        if message.smtputf8:
+            if not smtp.supports_extension("smtputf8"):
+                raise _Stop(self._facts(smtp, Phase.MAIL, Signal.NOT_OFFERED, "SMTPUTF8"))
+            mail += " SMTPUTF8"
+        commands: list[tuple[Phase, bytes]] = []
+        if plain_in_group:
+            assert self.password is not None
+            encoded = auth_plain_encode(self.plan.username or "", self.password.reveal())
+            commands.append((Phase.AUTH, b"AUTH PLAIN " + encoded + b"\r\n"))
+        commands.append((Phase.MAIL, mail.encode() + b"\r\n"))
+        commands += [(Phase.RCPT, f"RCPT TO:<{r}>\r\n".encode()) for r in message.recipients]
+        commands.append((Phase.DATA, b"DATA\r\n"))
+        timeout = self.plan.command_timeout
+        replies: list[tuple[Phase, SMTPResponse]] = []
+        groups = [commands] if pipelining else [[c] for c in commands]
+        for group in groups:
+            try:
+                responses = await protocol.pipeline(
+                    b"".join(c for _, c in group), len(group), timeout
+                )
+            except PipelineError as exc:
+                replies += list(zip([p for p, _ in group], exc.responses, strict=False))
+                self._check_replies(replies, len(message.recipients))
+                phase = group[len(exc.responses)][0]
+                raise _Stop(failure_from_exception(exc, phase)) from None
+            except Exception as exc:
+                raise _Stop(failure_from_exception(exc, group[0][0])) from None
+            replies += list(zip([p for p, _ in group], responses, strict=True))
+            self._check_replies(replies, len(message.recipients))
+        body = normalize_message_line_endings(payload)
+        body = PERIOD_REGEX.sub(b"..", body) + b".\r\n"
+        end = await self._end_of_data(protocol, body, pipelining, timeout)
+        return end
+
+    def _check_replies(self, replies: list[tuple[Phase, SMTPResponse]], recipients: int) -> None:
+        """Stop at the first reply that ends the transaction (pipelined replies come in order).
+
+        A recipient refusal stops the send only once every recipient was answered and none was
+        accepted; DATA is then refused by the server too, but the RCPT reply says why.
+        """
+        accepted = answered = 0
+        refusal: SMTPResponse | None = None
+        for phase, response in replies:
+            if phase is Phase.AUTH:
+                self.mechanism = "PLAIN"
+                if response.code != 235:
+                    raise _Stop(_reply_failure(Phase.AUTH, response))
+            elif phase is Phase.MAIL and response.code != 250:
+                raise _Stop(_reply_failure(Phase.MAIL, response))
+            elif phase is Phase.RCPT:
+                answered += 1
+                if response.code in (250, 251):
+                    accepted += 1
+                elif refusal is None:
+                    refusal = response
+            elif phase is Phase.DATA:
+                if accepted == 0 and refusal is not None:
+                    raise _Stop(_reply_failure(Phase.RCPT, refusal))
+                if response.code != 354:
+                    raise _Stop(_reply_failure(Phase.DATA, response))
+        if answered == recipients and accepted == 0 and refusal is not None:
+            raise _Stop(_reply_failure(Phase.RCPT, refusal))
+
+    async def _end_of_data(
+        self, protocol: RecordingProtocol, body: bytes, pipelining: bool, timeout: float
+    ) -> str:
+        quit_with_body = pipelining
+        data = body + (b"QUIT\r\n" if quit_with_body else b"")
+        try:
+            responses = await protocol.pipeline(data, 2 if quit_with_body else 1, timeout)
+        except PipelineError as exc:
+            if not exc.responses:
+                raise _Stop(failure_from_exception(exc, Phase.END_OF_DATA)) from None
+            responses = exc.responses  # the message reply came; QUIT's did not: still fine
+        except Exception as exc:
+            raise _Stop(failure_from_exception(exc, Phase.END_OF_DATA)) from None
+        final = responses[0]
+        if final.code != 250:
+            raise _Stop(_reply_failure(Phase.END_OF_DATA, final))
+        if not quit_with_body and self.smtp is not None:
+            await self._quit(self.smtp)
+        return f"{final.code} {final.message}"
+
+    async def _quit(self, smtp: SMTP) -> None:
+        """Say goodbye politely, briefly; a server that does not answer is not a failure."""
+        protocol = smtp.protocol
+        if not isinstance(protocol, RecordingProtocol) or not smtp.is_connected:
+            return
+        self.recorder.phase = Phase.QUIT
+        with contextlib.suppress(Exception):
+            await protocol.pipeline(b"QUIT\r\n", 1, min(5.0, self.plan.command_timeout))
+
+
+def _name(name: x509.Name) -> str:
+    parts = []
+    for oid, label in ((NameOID.COMMON_NAME, "CN"), (NameOID.ORGANIZATION_NAME, "O")):
+        parts += [f"{label}={a.value!s}" for a in name.get_attributes_for_oid(oid)]
+    return ", ".join(parts) or name.rfc4514_string()
+
+
+def _describe_certificate(
+    der: bytes, ssl_object: ssl.SSLObject, fingerprint: str, trust: str
+) -> TlsInfo:
+    cipher = ssl_object.cipher()
+    subject = issuer = ""
+    san: tuple[str, ...] = ()
+    not_after: datetime | None = None
+    if der:
+        cert = x509.load_der_x509_certificate(der)
+        subject, issuer = _name(cert.subject), _name(cert.issuer)
+        not_after = cert.not_valid_after_utc
+        with contextlib.suppress(x509.ExtensionNotFound):
+            names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            san = tuple(
+                [str(n) for n in names.get_values_for_type(x509.DNSName)]
+                + [str(n) for n in names.get_values_for_type(x509.IPAddress)]
+            )
+    return TlsInfo(
+        version=ssl_object.version() or "",
+        cipher=cipher[0] if cipher else "",
+        subject=subject,
+        issuer=issuer,
+        san=san,
+        not_after=not_after,
+        sha256=fingerprint,
+        verified_by=trust,
+    )
+
+
+# --------------------------------------------------------------------------- convenience
+
+
+async def send_plan_async(
+    plan: SmtpPlan,
+    *,
+    to: Sequence[str],
+    password: Secret | None = None,
+    token: TokenProvider | None = None,
+    priority: Any = None,
+    on_row: Callable[[Any], None] | None = None,
+) -> TestResult:
+    """Send the test message with ``plan``; returns success or a diagnosis, never raises."""
+    sender = SmtpTestSender(plan, password=password, token=token, on_row=on_row)
+    try:
+        message = build_test_message(
+            sender=plan.from_address or "",
+            recipients=list(to),
+            sender_name=plan.from_name,
+            **({"priority": priority} if priority is not None else {}),
+        )
+    except ValueError as exc:
+        failure = Failure(Phase.SETUP, Signal.MISSING, detail=f"address: {exc}")
+        return TestResult(
+            ok=False,
+            transcript=sender.recorder.transcript(),
+            context=plan.context(),
+            diagnosis=diagnose(failure, plan.context()),
+        )
+    return await sender.run(message)
+
+
+def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion, also from a notebook whose event loop is running."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    result: list[T] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            result.append(asyncio.run(coroutine))
+        except BaseException as exc:  # handed back to the caller's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=worker, name="mailkit-send")
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return result[0]

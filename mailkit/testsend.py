@@ -1,0 +1,84 @@
+"""The seeds' "Email Test Utility" / "Send Test Emails": one call for the org or a user.
+
+It resolves the effective settings, finds the credentials in the secret store (the password
+belongs to whoever's user name is used: a user who inherits the org's account uses the org's
+password), sends the test message over SMTP, and appends the outcome to the profile's history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from mailkit.errors import SecretStoreError
+from mailkit.resolve import effective
+from mailkit.secrets import Secret, SecretStore, secret_key
+from mailkit.senders.smtp import SmtpPlan, TestResult, TokenProvider, run_sync, send_plan_async
+from mailkit.settings import OrgSettings, Provenance, UserSettings
+from mailkit.store import Store
+
+ORG_ACCOUNT = "org"
+
+
+def credential_account(org: OrgSettings, user: UserSettings | None) -> str:
+    """Whose secret to use: the account the effective user name comes from."""
+    if user is None:
+        return ORG_ACCOUNT
+    username_from = effective(org, user).provenance["username"]
+    return user.user_code if username_from is Provenance.USER else ORG_ACCOUNT
+
+
+async def send_test_async(
+    org: OrgSettings,
+    user: UserSettings | None = None,
+    *,
+    to: Sequence[str],
+    secrets: SecretStore | None = None,
+    profile: str = "default",
+    password: Secret | None = None,
+    token: TokenProvider | None = None,
+    store: Store | None = None,
+    plan: SmtpPlan | None = None,
+    on_row: Callable[[Any], None] | None = None,
+) -> TestResult:
+    """Send the test message as the org (``user=None``) or as ``user``; never raises for SMTP."""
+    eff = effective(org, user)
+    plan = plan or SmtpPlan.from_effective(eff)
+    if password is None and secrets is not None:
+        try:
+            password = secrets.get(secret_key(profile, credential_account(org, user)))
+        except SecretStoreError:
+            password = None  # reported as a missing password when one is needed
+    result = await send_plan_async(
+        plan, to=to, password=password, token=token, priority=eff.priority, on_row=on_row
+    )
+    if store is not None:
+        record(store, result, user_code=user.user_code if user is not None else None)
+    return result
+
+
+def send_test(
+    org: OrgSettings,
+    user: UserSettings | None = None,
+    **kwargs: Any,
+) -> TestResult:
+    """Blocking :func:`send_test_async`; works inside a notebook's running event loop too."""
+    return run_sync(send_test_async(org, user, **kwargs))
+
+
+def record(store: Store, result: TestResult, *, user_code: str | None) -> int:
+    """Append one outcome to the profile's test history (later audits read it)."""
+    diagnosis = result.diagnosis
+    return store.record_test(
+        user_code=user_code,
+        ok=result.ok,
+        mode="smtp",
+        host=result.context.host or None,
+        port=result.context.port,
+        phase=diagnosis.phase.value if diagnosis else None,
+        kind=diagnosis.kind.value if diagnosis else None,
+        cause=diagnosis.cause.value if diagnosis else None,
+        message_id=result.message_id,
+        duration_ms=result.duration_ms,
+        detail=diagnosis.title if diagnosis else result.server_reply,
+    )

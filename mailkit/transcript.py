@@ -1,0 +1,463 @@
+"""The SMTP dialog as a table: every line each way, with secrets redacted by protocol state.
+
+:class:`Recorder` is fed the raw bytes a client sends and receives — it does no I/O — and
+follows the protocol to know what each line is: which phase it belongs to, which reply answers
+which command (also when commands are pipelined), when the message body starts and ends, and
+when a client line answers an AUTH challenge. Redaction follows that state, not the content:
+
+* the initial response of ``AUTH PLAIN`` / ``XOAUTH2`` / ``NTLM`` is replaced by a marker;
+* every client line after a ``334`` challenge is replaced by a marker — the one exception is a
+  LOGIN line that decodes to exactly the configured user name, shown decoded;
+* the message body is summarised (a few headers and a size), never shown.
+
+Then, as a second line of defence, every known secret is scrubbed from every row in clear and in
+the encodings an SMTP client uses (base64 of it, of PLAIN's ``\\0user\\0secret``, of XOAUTH2's
+string, hex). A password or token never reaches a row, whatever a server echoes back.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import html
+import re
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.parser import BytesHeaderParser
+from enum import StrEnum
+
+import pandas as pd
+
+from mailkit.outcome import Phase
+from mailkit.secrets import Secret
+
+
+class Direction(StrEnum):
+    """Who wrote a row: the client (mailkit), the server, or mailkit's own information."""
+
+    CLIENT = "C"
+    SERVER = "S"
+    INFO = "I"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line (or one whole multi-line reply) of the dialog."""
+
+    t_ms: float
+    time: datetime
+    dir: Direction
+    phase: Phase
+    tls: bool
+    code: int | None
+    text: str
+
+
+COLUMNS = ("t_ms", "time", "dir", "phase", "tls", "code", "text")
+
+#: Displayed lines longer than this are cut (a hostile server can send megabytes).
+MAX_SHOWN_LINE = 400
+#: Server bytes without a line end beyond this are shown cut and dropped.
+MAX_PENDING_BYTES = 64 * 1024
+_HIDDEN = "<secret hidden>"
+_REPLY_LINE = re.compile(rb"^(\d{3})([ -]|$)")
+_COMMAND_PHASES = {
+    b"EHLO": Phase.EHLO,
+    b"HELO": Phase.EHLO,
+    b"STARTTLS": Phase.STARTTLS,
+    b"AUTH": Phase.AUTH,
+    b"MAIL": Phase.MAIL,
+    b"RCPT": Phase.RCPT,
+    b"DATA": Phase.DATA,
+    b"QUIT": Phase.QUIT,
+}
+
+
+def _cut(text: str) -> str:
+    if len(text) <= MAX_SHOWN_LINE:
+        return text
+    return f"{text[:MAX_SHOWN_LINE]}… ({len(text) - MAX_SHOWN_LINE} more characters)"
+
+
+def _decode(line: bytes) -> str:
+    return _cut(line.decode("utf-8", "replace").rstrip("\r\n"))
+
+
+def _b64text(payload: bytes) -> str | None:
+    """The decoded text of a base64 payload if it is printable text, else None."""
+    try:
+        raw = base64.b64decode(payload, validate=True)
+        text = raw.decode("utf-8")
+    except (binascii.Error, ValueError):
+        return None
+    return text if text.isprintable() else None
+
+
+def secret_forms(secret: str, username: str | None = None) -> set[str]:
+    """The ways ``secret`` can appear on the wire or in a careless log."""
+    raw = secret.encode()
+    blobs = [raw]
+    if username is not None:
+        user = username.encode()
+        blobs += [
+            b"\0" + user + b"\0" + raw,
+            user + b"\0" + raw,
+            b"user=" + user + b"\x01auth=Bearer " + raw + b"\x01\x01",
+        ]
+    forms = {secret, raw.hex()}
+    for blob in blobs:
+        encoded = base64.b64encode(blob).decode()
+        forms |= {encoded, encoded.rstrip("="), base64.urlsafe_b64encode(blob).decode()}
+    return {form for form in forms if len(form) >= 4}
+
+
+class Recorder:
+    """Builds a transcript from the bytes of one SMTP connection. Pure: it does no I/O.
+
+    The sender calls :meth:`sent` and :meth:`received` with raw bytes, :meth:`tls_started` when
+    a handshake completes, and :meth:`info` for its own notes. ``secrets`` are scrubbed from
+    every row; ``username`` may be shown decoded (it is not a secret).
+    """
+
+    def __init__(
+        self,
+        *,
+        username: str | None = None,
+        secrets: Iterable[Secret] = (),
+        on_row: Callable[[Row], None] | None = None,
+        tls: bool = False,
+    ) -> None:
+        self.rows: list[Row] = []
+        self.username = username
+        self._forms = sorted(
+            {form for s in secrets if s for form in secret_forms(s.reveal(), username)},
+            key=len,
+            reverse=True,
+        )
+        self._on_row = on_row
+        self._t0 = time.perf_counter()
+        self._wall0 = datetime.now(UTC)
+        self.tls = tls
+        self.phase = Phase.CONNECT
+        self._pending: deque[Phase] = deque()
+        self._rx = bytearray()
+        self._tx = bytearray()
+        self._reply: list[bytes] = []
+        self._auth_mechanism: str | None = None
+        self._auth_continuation = False
+        self._body: list[bytes] | None = None
+        self._awaiting_tls = False
+
+    # ------------------------------------------------------------------ feeding
+
+    def add_secret(self, secret: Secret) -> None:
+        """Scrub this secret too (a token fetched during the send)."""
+        forms = set(self._forms) | secret_forms(secret.reveal(), self.username)
+        self._forms = sorted(forms, key=len, reverse=True)
+
+    def connected(self) -> None:
+        """The TCP (or TLS) connection is up: the next server reply is the greeting."""
+        self.phase = Phase.GREETING
+        self._pending.append(Phase.GREETING)
+
+    def tls_started(self) -> None:
+        """The TLS handshake completed: what follows is encrypted."""
+        self.tls = True
+        self._awaiting_tls = False
+
+    def info(self, text: str, phase: Phase | None = None) -> None:
+        self._emit(Direction.INFO, phase or self.phase, None, text)
+
+    def sent(self, data: bytes) -> None:
+        self._tx.extend(data)
+        while (end := self._tx.find(b"\n")) != -1:
+            line = bytes(self._tx[: end + 1])
+            del self._tx[: end + 1]
+            self._client_line(line)
+
+    def received(self, data: bytes) -> None:
+        self._rx.extend(data)
+        while (end := self._rx.find(b"\n")) != -1:
+            line = bytes(self._rx[: end + 1])
+            del self._rx[: end + 1]
+            self._server_line(line)
+        if len(self._rx) > MAX_PENDING_BYTES:
+            self._flush_reply()
+            self._emit(
+                Direction.SERVER,
+                self._reply_phase(),
+                None,
+                f"{_decode(bytes(self._rx[:MAX_SHOWN_LINE]))}… "
+                f"({len(self._rx)} bytes without a line end)",
+            )
+            self._rx.clear()
+
+    def closed(self) -> None:
+        """The connection ended: show any partial server line that never completed."""
+        self._flush_reply()
+        if self._rx:
+            self._emit(Direction.SERVER, self._reply_phase(), None, _decode(bytes(self._rx)))
+            self._rx.clear()
+
+    # ------------------------------------------------------------------ client side
+
+    def _client_line(self, line: bytes) -> None:
+        if self._body is not None:
+            if line.rstrip(b"\r\n") == b".":
+                self._emit(Direction.CLIENT, Phase.DATA, None, self._summary(self._body))
+                self._body = None
+                self.phase = Phase.END_OF_DATA
+                self._pending.append(Phase.END_OF_DATA)
+                self._emit(Direction.CLIENT, Phase.END_OF_DATA, None, ".")
+            else:
+                self._body.append(line)
+            return
+        if self._auth_continuation:
+            self._auth_continuation = False
+            self._emit(Direction.CLIENT, Phase.AUTH, None, self._redact_response(line))
+            return
+        words = line.rstrip(b"\r\n").split(b" ")
+        verb = words[0].upper()
+        phase = _COMMAND_PHASES.get(verb, self.phase)
+        self.phase = phase
+        self._pending.append(phase)
+        if verb == b"AUTH":
+            self._auth_mechanism = (
+                words[1].decode("ascii", "replace").upper() if len(words) > 1 else ""
+            )
+            text = self._redact_auth_command(words)
+        else:
+            text = _decode(line)
+        self._emit(Direction.CLIENT, phase, None, text)
+
+    def _redact_auth_command(self, words: list[bytes]) -> str:
+        mechanism = self._auth_mechanism or ""
+        head = f"AUTH {mechanism}".rstrip()
+        if len(words) < 3:
+            return head
+        payload = words[2]
+        if mechanism == "PLAIN":
+            decoded = _b64_parts(payload)
+            user = decoded[1] if decoded and len(decoded) == 3 else None
+            shown = f" for {user}" if user is not None and user == self.username else ""
+            return f"{head} <password hidden{shown}>"
+        if mechanism == "LOGIN":
+            return f"{head} {self._login_value(payload)}"
+        if mechanism == "XOAUTH2":
+            return f"{head} <token hidden>"
+        if mechanism == "NTLM":
+            return f"{head} <NTLM message hidden>"
+        return f"{head} <credentials hidden>"
+
+    def _login_value(self, payload: bytes) -> str:
+        text = _b64text(payload.strip())
+        if text is not None and self.username is not None and text == self.username:
+            return f"<user name: {text}>"
+        return "<password hidden>"
+
+    def _redact_response(self, line: bytes) -> str:
+        payload = line.rstrip(b"\r\n")
+        mechanism = self._auth_mechanism or ""
+        if mechanism == "LOGIN":
+            return self._login_value(payload)
+        if not payload:
+            return "<empty response>"
+        if mechanism == "XOAUTH2":
+            return "<token hidden>"
+        if mechanism == "NTLM":
+            return "<NTLM message hidden>"
+        if mechanism == "CRAM-MD5":
+            return "<CRAM-MD5 digest hidden>"
+        return "<password hidden>"
+
+    def _summary(self, lines: Sequence[bytes]) -> str:
+        raw = b"".join(lines)
+        headers = BytesHeaderParser().parsebytes(raw)
+        header_end = raw.find(b"\r\n\r\n")
+        body_size = len(raw) - header_end - 4 if header_end != -1 else 0
+        shown = []
+        for name in ("From", "To", "Subject", "Date", "Message-ID"):
+            value = headers.get(name)
+            if value is not None:
+                shown.append(f"{name}: {_cut(str(value))}")
+        count = len(headers.keys())
+        return (
+            f"<message: {count} header fields; {'; '.join(shown)}; "
+            f"body {body_size:,} bytes; {len(raw):,} bytes in all>"
+        )
+
+    # ------------------------------------------------------------------ server side
+
+    def _server_line(self, line: bytes) -> None:
+        match = _REPLY_LINE.match(line)
+        if match is None:
+            self._flush_reply()
+            self._emit(Direction.SERVER, self._reply_phase(), None, _decode(line))
+            return
+        self._reply.append(line)
+        if match.group(2) != b"-":
+            self._flush_reply()
+
+    def _flush_reply(self) -> None:
+        if not self._reply:
+            return
+        lines, self._reply = self._reply, []
+        code = int(lines[0][:3])
+        text = "\n".join(_decode(line) for line in lines)
+        if self._awaiting_tls:
+            self._emit(Direction.SERVER, Phase.STARTTLS, code, text)
+            self.info(
+                "discarded: the server sent this before the TLS handshake; a compliant server "
+                "sends nothing there (RFC 3207 §4.2), so mailkit ignored it",
+                Phase.STARTTLS,
+            )
+            return
+        phase = self._reply_phase()
+        if code == 334 and phase is Phase.AUTH:
+            self._auth_continuation = True
+            text = self._challenge_text(lines)
+        elif self._pending:
+            self._pending.popleft()
+        if phase is Phase.DATA and code == 354:
+            self._body = []
+        if phase is Phase.STARTTLS and code == 220:
+            self._awaiting_tls = True
+        self._emit(Direction.SERVER, phase, code, text)
+
+    def _challenge_text(self, lines: list[bytes]) -> str:
+        payload = lines[-1][4:].strip()
+        if self._auth_mechanism == "NTLM":
+            return "334 <NTLM challenge>"
+        decoded = _b64text(payload) if payload else None
+        shown = _decode(lines[-1])
+        return f"{shown} ({_cut(decoded)})" if decoded else shown
+
+    def _reply_phase(self) -> Phase:
+        return self._pending[0] if self._pending else self.phase
+
+    # ------------------------------------------------------------------ rows
+
+    def _emit(self, direction: Direction, phase: Phase, code: int | None, text: str) -> None:
+        for form in self._forms:
+            if form in text:
+                text = text.replace(form, _HIDDEN)
+        now = time.perf_counter()
+        row = Row(
+            t_ms=round((now - self._t0) * 1000, 3),
+            time=datetime.now(UTC),
+            dir=direction,
+            phase=phase,
+            tls=self.tls,
+            code=code,
+            text=text,
+        )
+        self.rows.append(row)
+        if self._on_row is not None:
+            self._on_row(row)
+
+    def transcript(self) -> Transcript:
+        return Transcript(tuple(self.rows))
+
+
+def _b64_parts(payload: bytes) -> list[str] | None:
+    try:
+        raw = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw.decode("utf-8", "replace").split("\0")
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """The recorded dialog: a DataFrame, HTML for notebooks, or the seed's text style."""
+
+    rows: tuple[Row, ...]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def to_dataframe(self) -> pd.DataFrame:
+        frame = pd.DataFrame(
+            [
+                {
+                    "t_ms": r.t_ms,
+                    "time": r.time,
+                    "dir": r.dir.value,
+                    "phase": r.phase.value,
+                    "tls": r.tls,
+                    "code": r.code,
+                    "text": r.text,
+                }
+                for r in self.rows
+            ],
+            columns=list(COLUMNS),
+        )
+        frame["code"] = frame["code"].astype("Int64")
+        return frame
+
+    def to_records(self) -> list[dict[str, object]]:
+        """JSON-ready rows (``--json``)."""
+        return [
+            {
+                "t_ms": r.t_ms,
+                "time": r.time.isoformat(),
+                "dir": r.dir.value,
+                "phase": r.phase.value,
+                "tls": r.tls,
+                "code": r.code,
+                "text": r.text,
+            }
+            for r in self.rows
+        ]
+
+    def to_text(self) -> str:
+        """``[hh:mm:ss.mmm] line``, continuation lines of a reply unprefixed, as in the seed."""
+        out = []
+        for row in self.rows:
+            stamp = row.time.astimezone().strftime("%H:%M:%S.%f")[:-3]
+            marker = {Direction.CLIENT: "[TLS] " if row.tls else "", Direction.SERVER: ""}.get(
+                row.dir, "* "
+            )
+            first, *rest = row.text.split("\n")
+            out.append(f"[{stamp}] {marker}{first}")
+            out.extend(rest)
+        return "\n".join(out)
+
+    def to_html(self) -> str:
+        """A compact table for notebooks: one row per line, replies kept together."""
+        colours = {
+            Direction.CLIENT: "#1a4d8f",
+            Direction.SERVER: "#2b2b2b",
+            Direction.INFO: "#6b6b6b",
+        }
+        body = "".join(
+            f'<tr style="color:{colours[r.dir]}"><td>{r.t_ms:.0f}</td><td>{r.dir.value}</td>'
+            f"<td>{r.phase.value}</td><td>{'🔒' if r.tls else ''}</td>"
+            f"<td>{'' if r.code is None else r.code}</td>"
+            f'<td style="white-space:pre-wrap;font-family:monospace;text-align:left">'
+            f"{html.escape(r.text)}</td></tr>"
+            for r in self.rows
+        )
+        return (
+            '<table class="mailkit-transcript"><thead><tr><th>t_ms</th><th>dir</th>'
+            "<th>phase</th><th>tls</th><th>code</th><th>text</th></tr></thead>"
+            f"<tbody>{body}</tbody></table>"
+        )
+
+    def _repr_html_(self) -> str:
+        return self.to_html()
+
+    def timings(self) -> dict[str, float]:
+        """Milliseconds spent in each phase, from its first row to the next phase's first row."""
+        starts: list[tuple[Phase, float]] = []
+        for row in self.rows:
+            if not starts or starts[-1][0] is not row.phase:
+                starts.append((row.phase, row.t_ms))
+        result: dict[str, float] = {}
+        end = self.rows[-1].t_ms if self.rows else 0.0
+        for (phase, start), following in zip(starts, [*starts[1:], (None, end)], strict=True):
+            result[phase.value] = round(result.get(phase.value, 0.0) + following[1] - start, 3)
+        return result
