@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
+from email.policy import default as default_policy
 from enum import StrEnum
 
 import pandas as pd
@@ -275,14 +276,14 @@ class Recorder:
 
     def _summary(self, lines: Sequence[bytes]) -> str:
         raw = b"".join(lines)
-        headers = BytesHeaderParser().parsebytes(raw)
+        headers = BytesHeaderParser(policy=default_policy).parsebytes(raw)
         header_end = raw.find(b"\r\n\r\n")
         body_size = len(raw) - header_end - 4 if header_end != -1 else 0
         shown = []
         for name in ("From", "To", "Subject", "Date", "Message-ID"):
             value = headers.get(name)
             if value is not None:
-                shown.append(f"{name}: {_cut(str(value))}")
+                shown.append(f"{name}: {_cut(' '.join(str(value).split()))}")
         count = len(headers.keys())
         return (
             f"<message: {count} header fields; {'; '.join(shown)}; "

@@ -488,6 +488,8 @@ class SmtpTestSender:
         self.smtp: SMTP | None = None
         self.tls: TlsInfo | None = None
         self.mechanism: str | None = None
+        #: The server said 354 and waits for a body we will not send: QUIT would be body text.
+        self._in_body = False
         self._context = tls_context(plan) if plan.security is not Security.NONE else None
 
     # ------------------------------------------------------------------ entry
@@ -503,6 +505,8 @@ class SmtpTestSender:
             failure = None
         except _Stop as stop:
             failure = stop.failure
+            if self._may_quit(failure) and self.smtp is not None:
+                await self._quit(self.smtp)
         finally:
             _current_recorder.reset(token)
             await self._close()
@@ -522,6 +526,10 @@ class SmtpTestSender:
             started=started,
             duration_ms=round((clock() - t0) * 1000, 3),
         )
+
+    def _may_quit(self, failure: Failure) -> bool:
+        """QUIT after a refusal; never over an untrusted channel or inside a message body."""
+        return failure.signal is Signal.REPLY and not self._in_body
 
     def _auth_label(self) -> str:
         return self.mechanism.lower().replace("-", "_") if self.mechanism else self.plan.auth.value
@@ -858,6 +866,7 @@ class SmtpTestSender:
                 elif refusal is None:
                     refusal = response
             elif phase is Phase.DATA:
+                self._in_body = response.code == 354
                 if accepted == 0 and refusal is not None:
                     raise _Stop(_reply_failure(Phase.RCPT, refusal))
                 if response.code != 354:
