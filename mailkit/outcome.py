@@ -66,6 +66,7 @@ class Cause(StrEnum):
     PASSWORD_MISSING = "password_missing"
     TOKEN_MISSING = "token_missing"
     MODE_NOT_SMTP = "mode_not_smtp"
+    SETTING_INVALID = "setting_invalid"  # e.g. no From address, or an address that fails
     PLAINTEXT_AUTH_REFUSED = "plaintext_auth_refused"
     # connect
     DNS_FAILURE = "dns_failure"
