@@ -69,6 +69,10 @@ from mailkit.settings import AuthType, Mode, Security, host_ascii
 from mailkit.transcript import Recorder, Transcript
 
 _current_recorder: ContextVar[Recorder | None] = ContextVar("mailkit_smtp_recorder", default=None)
+#: The protocols a send opened, so it can wait until each connection is really closed.
+_current_protocols: ContextVar[list[RecordingProtocol] | None] = ContextVar(
+    "mailkit_smtp_protocols", default=None
+)
 
 #: Password mechanisms in the order ``auto`` prefers them over verified TLS: PLAIN takes one
 #: round trip and can be pipelined, and TLS already protects it; LOGIN is the common fallback;
@@ -127,6 +131,11 @@ class RecordingProtocol(SMTPProtocol):
         super().__init__(loop=loop, connection_lost_callback=connection_lost_callback)
         self.recorder = _current_recorder.get()
         self._group: _Group | None = None
+        #: Done once the connection is gone (TLS close_notify and all).
+        self.closed: asyncio.Future[None] = self._loop.create_future()
+        opened = _current_protocols.get()
+        if opened is not None:
+            opened.append(self)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -158,6 +167,8 @@ class RecordingProtocol(SMTPProtocol):
         if self.recorder is not None:
             self.recorder.closed()
         super().connection_lost(exc)
+        if not self.closed.done():
+            self.closed.set_result(None)
 
     def _parse_group(self) -> None:
         group = self._group
@@ -499,6 +510,8 @@ class SmtpTestSender:
         clock = asyncio.get_running_loop().time
         t0 = clock()
         token = _current_recorder.set(self.recorder)
+        protocols: list[RecordingProtocol] = []
+        opened = _current_protocols.set(protocols)
         reply: str | None = None
         try:
             reply = await self._send(message)
@@ -509,7 +522,8 @@ class SmtpTestSender:
                 await self._quit(self.smtp)
         finally:
             _current_recorder.reset(token)
-            await self._close()
+            _current_protocols.reset(opened)
+            await self._close(protocols)
         diagnosis = None
         if failure is not None:
             diagnosis = diagnose(failure, self.plan.context(self._auth_label()))
@@ -534,10 +548,21 @@ class SmtpTestSender:
     def _auth_label(self) -> str:
         return self.mechanism.lower().replace("-", "_") if self.mechanism else self.plan.auth.value
 
-    async def _close(self) -> None:
+    async def _close(self, protocols: list[RecordingProtocol]) -> None:
+        """Close and wait until every connection is gone, so none outlives the event loop."""
+        transports = [p.transport for p in protocols if p.transport is not None]
         if self.smtp is not None:
             self.smtp.close()
-            await asyncio.sleep(0)  # let the transport finish closing inside this loop
+        for transport in transports:
+            if not transport.is_closing():
+                transport.close()
+        for protocol in protocols:
+            try:
+                await asyncio.wait_for(asyncio.shield(protocol.closed), 2.0)
+            except TimeoutError:
+                if protocol.transport is not None:
+                    protocol.transport.abort()  # a peer that never finishes TLS shutdown
+                    await asyncio.sleep(0)
 
     # ------------------------------------------------------------------ steps
 
