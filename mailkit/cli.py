@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -24,6 +25,7 @@ from mailkit.errors import (
     FieldProblem,
     MailkitError,
     SettingsError,
+    UnsafeSettingWarning,
 )
 from mailkit.settings import settings_problems
 
@@ -414,6 +416,21 @@ def main(
     err = err or sys.stderr
     argv = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in argv
+    with warnings.catch_warnings(record=True) as caught:
+        # Risky-but-accepted settings become one "warning:" line each, not Python warnings.
+        warnings.simplefilter("always", UnsafeSettingWarning)
+        code = _run(argv, as_json, out, err)
+    shown: set[str] = set()
+    for w in caught:
+        if w.category is not UnsafeSettingWarning:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        elif str(w.message) not in shown:
+            shown.add(str(w.message))
+            err.write(f"mailkit: warning: {w.message}\n")
+    return code
+
+
+def _run(argv: list[str], as_json: bool, out: TextIO, err: TextIO) -> int:
     try:
         args = build_parser().parse_args(argv)
         result: int = args.func(args, out)

@@ -1334,6 +1334,7 @@ _BLOCKLIST = says("blocked using", "blocklist", "blacklist", "block list", "spam
 _RATE = says(
     "rate",
     "too many",
+    "too much mail",  # Postfix's anvil limits: "450 4.7.1 Error: too much mail from <ip>"
     "throttl",
     "sending quota",
     "submission quota",

@@ -335,6 +335,8 @@ CASES: tuple[Case, ...] = (
          "maximum message size"), Cause.MESSAGE_TOO_LARGE, PERMANENT, fix=("attachments",)),
     Case("451 rate limit at MAIL", F(P.MAIL, S.REPLY, 451, "4.7.1 Rate limit exceeded, try "
          "later"), Cause.RATE_LIMITED, TRANSIENT, fix=("Wait",)),
+    Case("postfix anvil rate limit at MAIL", F(P.MAIL, S.REPLY, 450, "4.7.1 Error: too much "
+         "mail from 127.0.0.1"), Cause.RATE_LIMITED, TRANSIENT),
     Case("gmail daily quota", F(P.MAIL, S.REPLY, 550, "5.4.5 Daily user sending quota "
          "exceeded."), Cause.RATE_LIMITED, PERMANENT, context=GMAIL, provider="gmail",
          fix=("24 hours",)),

@@ -58,7 +58,8 @@ def test_headers_date_message_id_from_to() -> None:
     )
     back = parse(test.as_bytes())
     assert back["Date"].datetime == now
-    assert test.message_id.startswith("<") and test.message_id.endswith("@example.com>")
+    assert test.message_id.startswith("<")
+    assert test.message_id.endswith("@example.com>")
     assert back["From"].addresses[0].display_name == "Corp IT — Büro"
     assert back["From"].addresses[0].addr_spec == "it@example.com"
     assert [a.addr_spec for a in back["To"].addresses] == ["ann@example.org", "bob@example.net"]

@@ -560,8 +560,9 @@ class SmtpTestSender:
             try:
                 await asyncio.wait_for(asyncio.shield(protocol.closed), 2.0)
             except TimeoutError:
-                if protocol.transport is not None:
-                    protocol.transport.abort()  # a peer that never finishes TLS shutdown
+                stuck = protocol.transport
+                if isinstance(stuck, asyncio.Transport):
+                    stuck.abort()  # a peer that never finishes the TLS shutdown
                     await asyncio.sleep(0)
 
     # ------------------------------------------------------------------ steps
