@@ -13,6 +13,7 @@ from mailkit.errors import (
     UnsafeSettingWarning,
 )
 from mailkit.legacy import Migration, migrate, read_legacy
+from mailkit.outcome import Cause, Diagnosis, Kind, Phase
 from mailkit.resolve import Effective, effective, effective_frame
 from mailkit.secrets import (
     EnvSecretStore,
@@ -23,6 +24,7 @@ from mailkit.secrets import (
     default_secret_store,
     secret_key,
 )
+from mailkit.senders.smtp import TestResult
 from mailkit.settings import (
     AuthType,
     Edition,
@@ -36,6 +38,8 @@ from mailkit.settings import (
     UserSettings,
 )
 from mailkit.store import Store
+from mailkit.testsend import send_test, send_test_async
+from mailkit.transcript import Transcript
 from mailkit.users import USERS_COLUMNS, read_users, write_users
 
 __version__ = "0.1.0"
@@ -43,17 +47,21 @@ __version__ = "0.1.0"
 __all__ = [
     "USERS_COLUMNS",
     "AuthType",
+    "Cause",
+    "Diagnosis",
     "Edition",
     "Effective",
     "EnvSecretStore",
     "FeatureRoute",
     "ImportFileError",
     "KeyringSecretStore",
+    "Kind",
     "MailkitError",
     "MemorySecretStore",
     "Migration",
     "Mode",
     "OrgSettings",
+    "Phase",
     "Priority",
     "Profile",
     "Provenance",
@@ -64,6 +72,8 @@ __all__ = [
     "SettingsError",
     "Store",
     "StoreError",
+    "TestResult",
+    "Transcript",
     "UnsafeSettingWarning",
     "UserSettings",
     "__version__",
@@ -74,5 +84,7 @@ __all__ = [
     "read_legacy",
     "read_users",
     "secret_key",
+    "send_test",
+    "send_test_async",
     "write_users",
 ]

@@ -344,3 +344,14 @@ def test_concurrent_sends_keep_their_transcripts_apart(smtp_server: MailServer) 
     assert not bad.ok
     assert "carol@example.net" not in good.transcript.to_text()
     assert TO not in bad.transcript.to_text()
+
+
+def test_a_failed_pipelined_auth_never_turns_into_a_message(smtp_server: MailServer) -> None:
+    """This server lets MAIL, RCPT and DATA through after the failed AUTH (354): mailkit must
+    neither end the body (no message) nor say QUIT inside it."""
+    result = send(plan_for(smtp_server), password="wrong")
+    assert result.diagnosis is not None
+    assert result.diagnosis.cause is Cause.BAD_CREDENTIALS
+    assert smtp_server.messages == []
+    client_lines = [r.text for r in result.transcript.rows if r.dir is Direction.CLIENT]
+    assert client_lines[-1] == "DATA"  # nothing after it: no body, no dot, no QUIT

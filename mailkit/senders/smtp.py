@@ -878,6 +878,8 @@ class SmtpTestSender:
         """
         accepted = answered = 0
         refusal: SMTPResponse | None = None
+        # Whatever stops the send, a server that said 354 now reads everything as the body.
+        self._in_body = any(p is Phase.DATA and r.code == 354 for p, r in replies)
         for phase, response in replies:
             if phase is Phase.AUTH:
                 self.mechanism = "PLAIN"
@@ -892,7 +894,6 @@ class SmtpTestSender:
                 elif refusal is None:
                     refusal = response
             elif phase is Phase.DATA:
-                self._in_body = response.code == 354
                 if accepted == 0 and refusal is not None:
                     raise _Stop(_reply_failure(Phase.RCPT, refusal))
                 if response.code != 354:
