@@ -190,3 +190,13 @@ def test_microsoft_basic_auth_advice_is_oauth(
     assert result.diagnosis is not None
     assert result.diagnosis.enhanced == "5.7.139"
     assert any("OAuth" in step or "xoauth2" in step for step in result.diagnosis.fix)
+
+
+@pytest.mark.smtp_scenario("expired_cert")
+def test_the_transcript_says_why_a_certificate_failed(
+    scenario_server: ScenarioServer, smtp_credentials: Credentials
+) -> None:
+    result, _ = send_to(scenario_server, smtp_credentials)
+    text = result.transcript.to_text()
+    assert "tls_verify: certificate has expired (OpenSSL 10)" in text
+    assert scenario_server.auth_mechanisms == []

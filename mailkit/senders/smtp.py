@@ -527,6 +527,10 @@ class SmtpTestSender:
         diagnosis = None
         if failure is not None:
             diagnosis = diagnose(failure, self.plan.context(self._auth_label()))
+            if failure.detail and failure.signal is not Signal.REPLY:
+                # What the client saw, e.g. why a certificate did not verify.
+                code = f" (OpenSSL {failure.verify_code})" if failure.verify_code else ""
+                self.recorder.info(f"{failure.signal.value}: {failure.detail}{code}", failure.phase)
             self.recorder.info(f"{diagnosis.title} ({diagnosis.cause.value})", failure.phase)
         return TestResult(
             ok=failure is None,
