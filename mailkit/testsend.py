@@ -16,6 +16,7 @@ from mailkit.secrets import Secret, SecretStore, secret_key
 from mailkit.senders.smtp import SmtpPlan, TestResult, TokenProvider, run_sync, send_plan_async
 from mailkit.settings import OrgSettings, Provenance, UserSettings
 from mailkit.store import Store
+from mailkit.transcript import Row
 
 ORG_ACCOUNT = "org"
 
@@ -39,7 +40,7 @@ async def send_test_async(
     token: TokenProvider | None = None,
     store: Store | None = None,
     plan: SmtpPlan | None = None,
-    on_row: Callable[[Any], None] | None = None,
+    on_row: Callable[[Row], None] | None = None,
 ) -> TestResult:
     """Send the test message as the org (``user=None``) or as ``user``; never raises for SMTP."""
     eff = effective(org, user)

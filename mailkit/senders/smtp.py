@@ -27,6 +27,7 @@ import base64
 import contextlib
 import errno
 import hashlib
+import html
 import socket
 import ssl
 import threading
@@ -65,8 +66,8 @@ from mailkit.message import TestMessage, build_test_message
 from mailkit.outcome import Diagnosis, Failure, Phase, SendContext, Signal
 from mailkit.resolve import Effective
 from mailkit.secrets import Secret
-from mailkit.settings import AuthType, Mode, Security, host_ascii
-from mailkit.transcript import Recorder, Transcript
+from mailkit.settings import AuthType, Mode, Priority, Security, host_ascii
+from mailkit.transcript import Recorder, Row, Transcript
 
 _current_recorder: ContextVar[Recorder | None] = ContextVar("mailkit_smtp_recorder", default=None)
 #: The protocols a send opened, so it can wait until each connection is really closed.
@@ -292,8 +293,6 @@ class TestResult:
         }
 
     def _repr_html_(self) -> str:
-        import html
-
         if self.ok:
             head = (
                 '<div style="border-left:6px solid #2e7d32;padding:6px 10px;margin:4px 0">'
@@ -485,7 +484,7 @@ class SmtpTestSender:
         *,
         password: Secret | None = None,
         token: TokenProvider | None = None,
-        on_row: Callable[[Any], None] | None = None,
+        on_row: Callable[[Row], None] | None = None,
     ) -> None:
         self.plan = plan
         self.password = password
@@ -980,8 +979,8 @@ async def send_plan_async(
     to: Sequence[str],
     password: Secret | None = None,
     token: TokenProvider | None = None,
-    priority: Any = None,
-    on_row: Callable[[Any], None] | None = None,
+    priority: Priority = Priority.NORMAL,
+    on_row: Callable[[Row], None] | None = None,
 ) -> TestResult:
     """Send the test message with ``plan``; returns success or a diagnosis, never raises."""
     sender = SmtpTestSender(plan, password=password, token=token, on_row=on_row)
@@ -990,7 +989,7 @@ async def send_plan_async(
             sender=plan.from_address or "",
             recipients=list(to),
             sender_name=plan.from_name,
-            **({"priority": priority} if priority is not None else {}),
+            priority=priority,
         )
     except ValueError as exc:
         failure = Failure(Phase.SETUP, Signal.MISSING, detail=f"address: {exc}")
