@@ -1,0 +1,31 @@
+"""Notebook panels (ipywidgets) over the settings model, the stores and the test send.
+
+One module per panel. The panels hold no rules of their own: values are validated by
+:mod:`mailkit.settings`, resolved by :mod:`mailkit.resolve`, stored by :mod:`mailkit.store`
+and :mod:`mailkit.secrets`, and sent by :mod:`mailkit.testsend`. Each panel keeps its
+ipywidgets root in ``.widget``, and a notebook displays the panel object itself.
+"""
+
+from mailkit.widgets.common import Field, Form, Panel
+from mailkit.widgets.modes import ModeSections, SmtpSection
+from mailkit.widgets.org import OrgForm, RoutesEditor
+from mailkit.widgets.password import PasswordPanel, SecretInput
+from mailkit.widgets.presets import PresetChooser
+from mailkit.widgets.testsend import TestSendPanel
+from mailkit.widgets.users import UserForm, UsersPanel
+
+__all__ = [
+    "Field",
+    "Form",
+    "ModeSections",
+    "OrgForm",
+    "Panel",
+    "PasswordPanel",
+    "PresetChooser",
+    "RoutesEditor",
+    "SecretInput",
+    "SmtpSection",
+    "TestSendPanel",
+    "UserForm",
+    "UsersPanel",
+]

@@ -1,0 +1,219 @@
+"""The test-send panel: Mail To, Send, the dialog filling in live, then a result card.
+
+Sending is :func:`mailkit.testsend.send_test_async`; this panel only shows it. Each transcript
+row arrives through ``on_row`` while the dialog runs and is drawn at once, so a slow server is
+seen being slow rather than as a frozen button. In a notebook the kernel's asyncio loop is
+running, and the send becomes a task on that loop: the kernel keeps handling messages (and
+drawing rows) while it runs. Without a running loop (a script, a headless test) the send
+simply runs to completion before ``click()`` returns.
+
+The password is fetched from the secret store inside the send and never passes through a
+widget; the rows are redacted by the transcript recorder before they reach this panel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as widgets  # type: ignore[import-untyped]
+
+from mailkit.errors import MailkitError
+from mailkit.outcome import Diagnosis
+from mailkit.secrets import SecretStore
+from mailkit.senders.smtp import TestResult, run_sync
+from mailkit.settings import OrgSettings, UserSettings
+from mailkit.store import Store
+from mailkit.testsend import send_test_async
+from mailkit.transcript import Row, Transcript
+from mailkit.widgets.common import (
+    DESCRIPTION_WIDTH,
+    ERROR_COLOUR,
+    OK_COLOUR,
+    Panel,
+    error_html,
+    note_html,
+    split_addresses,
+)
+
+__all__ = ["TestSendPanel", "diagnosis_card", "success_card"]
+
+OrgSource = OrgSettings | Callable[[], OrgSettings]
+UserSource = UserSettings | Callable[[], UserSettings | None] | None
+
+
+def _card(colour: str, body: str) -> str:
+    return (
+        f'<div class="mailkit-card" style="border-left:6px solid {colour};padding:6px 12px;'
+        f'margin:6px 0;background:{colour}0f">{body}</div>'
+    )
+
+
+def success_card(result: TestResult) -> str:
+    """The green card: who accepted the message, how the connection was secured."""
+    e = html.escape
+    context = result.context
+    facts = [f"Server: {e(context.host)}:{context.port} ({e(context.security)})"]
+    if result.tls is not None:
+        facts.append(
+            f"TLS: {e(result.tls.version)}, certificate verified by {e(result.tls.verified_by)}"
+        )
+    if result.auth_mechanism:
+        facts.append(f"Signed in with AUTH {e(result.auth_mechanism)}")
+    if result.message_id:
+        facts.append(f"Message-ID: {e(result.message_id)}")
+    if result.server_reply:
+        facts.append(f"Server reply: {e(result.server_reply)}")
+    facts.append(f"Took {result.duration_ms:.0f} ms")
+    items = "".join(f"<li>{fact}</li>" for fact in facts)
+    return _card(
+        OK_COLOUR,
+        f'<b style="color:{OK_COLOUR}">✔ Test message accepted</b><ul>{items}</ul>',
+    )
+
+
+def diagnosis_card(diagnosis: Diagnosis) -> str:
+    """The red card: what failed, where, whether to retry, and the numbered fix steps."""
+    e = html.escape
+    said = ""
+    if diagnosis.code is not None:
+        reply = " ".join(
+            part
+            for part in (str(diagnosis.code), diagnosis.enhanced, diagnosis.server_text)
+            if part
+        )
+        said = f"<p>Server said: <code>{e(reply)}</code></p>"
+    steps = "".join(f"<li>{e(step)}</li>" for step in diagnosis.fix)
+    refs = "".join(
+        f'<li><a href="{e(ref)}" target="_blank">{e(ref)}</a></li>' for ref in diagnosis.references
+    )
+    return _card(
+        ERROR_COLOUR,
+        f'<b style="color:{ERROR_COLOUR}">✘ {e(diagnosis.title)}</b> '
+        f"<small>(phase {e(diagnosis.phase.value)}, {e(diagnosis.kind.value)}, cause "
+        f"{e(diagnosis.cause.value)})</small>{said}<p>{e(diagnosis.explanation)}</p>"
+        f"<b>How to fix it</b><ol>{steps}</ol>"
+        + (f"<small>References<ul>{refs}</ul></small>" if refs else ""),
+    )
+
+
+class TestSendPanel(Panel):
+    """Send the test message as the org (``user=None``) or as a user, and show how it went.
+
+    ``org_or_getter`` and ``user`` may be callables, read at each click, so the panel follows
+    a form being edited (e.g. ``store.get_org`` and ``lambda: users.selected``). Attributes:
+    ``to`` (Mail To), ``send_button``, ``transcript`` (HTML, filled live), ``card`` (the result
+    card), ``error``, ``rows`` (the rows so far), ``result`` (the last :class:`TestResult`,
+    None until one finishes) and ``last_task`` (the asyncio task of the last send in a live
+    kernel, None when it ran synchronously).
+    """
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    def __init__(
+        self,
+        org_or_getter: OrgSource,
+        user: UserSource = None,
+        *,
+        secrets: SecretStore,
+        profile: str = "default",
+        store: Store | None = None,
+    ) -> None:
+        self._org = org_or_getter
+        self._user = user
+        self.secrets = secrets
+        self.profile = profile
+        self.store = store
+        self.rows: list[Row] = []
+        self.result: TestResult | None = None
+        self.last_task: asyncio.Task[None] | None = None
+        self.to: Any = widgets.Text(
+            description="Mail To",
+            placeholder="recipient@example.com (several: separate with commas)",
+            style={"description_width": DESCRIPTION_WIDTH},
+            layout={"width": "520px"},
+        )
+        self.send_button: Any = widgets.Button(
+            description="Send test", button_style="primary", icon="paper-plane"
+        )
+        self.send_button.on_click(lambda _button: self.send())
+        self.state: Any = widgets.HTML()
+        self.transcript: Any = widgets.HTML()
+        self.card: Any = widgets.HTML()
+        self.error: Any = widgets.HTML()
+        self.widget: Any = widgets.VBox(
+            [
+                widgets.HBox([self.to, self.send_button, self.state]),
+                self.error,
+                self.card,
+                self.transcript,
+            ]
+        )
+
+    @property
+    def sending(self) -> bool:
+        return self.last_task is not None and not self.last_task.done()
+
+    def send(self) -> None:
+        """Start a send: a task on the running loop if there is one, else to completion."""
+        if self.sending:
+            return
+        self.rows = []
+        self.result = None
+        self.transcript.value = self.card.value = self.error.value = ""
+        try:
+            org = self._org() if callable(self._org) else self._org
+            user = self._user() if callable(self._user) else self._user
+        except MailkitError as exc:  # e.g. a getter that validates an unsaved form
+            self.error.value = error_html(str(exc))
+            return
+        who = "the org" if user is None else f"user {user.user_code}"
+        self.send_button.disabled = True
+        self.state.value = note_html(f"sending as {who}…")
+        dialog = self._dialog(org, user, split_addresses(self.to.value))
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.last_task = None
+            run_sync(dialog)
+        else:
+            self.last_task = loop.create_task(dialog)
+
+    async def _dialog(self, org: OrgSettings, user: UserSettings | None, to: list[str]) -> None:
+        try:
+            result = await send_test_async(
+                org,
+                user,
+                to=to,
+                secrets=self.secrets,
+                profile=self.profile,
+                store=self.store,
+                on_row=self._add_row,
+            )
+        except Exception as exc:  # shown, not lost in a task nobody awaits
+            self.error.value = error_html(f"The test could not run: {type(exc).__name__}: {exc}")
+            self.state.value = ""
+        else:
+            self.result = result
+            if result.ok:
+                self.card.value = success_card(result)
+            elif result.diagnosis is not None:
+                self.card.value = diagnosis_card(result.diagnosis)
+            else:
+                self.card.value = _card(ERROR_COLOUR, "<b>The test message was not sent.</b>")
+            self.rows = list(result.transcript.rows)
+            self._draw(result.transcript)
+            self.state.value = note_html(
+                f"{len(result.transcript)} transcript rows, {result.duration_ms:.0f} ms"
+            )
+        finally:
+            self.send_button.disabled = False
+
+    def _add_row(self, row: Row) -> None:
+        self.rows.append(row)
+        self._draw(Transcript(tuple(self.rows)))
+
+    def _draw(self, transcript: Transcript) -> None:
+        self.transcript.value = transcript.to_html()
