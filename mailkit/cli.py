@@ -256,6 +256,24 @@ def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
     return _PHASE_EXIT.get(result.diagnosis.phase.value, EXIT_USAGE)
 
 
+def cmd_demo_server(args: argparse.Namespace, out: TextIO) -> int:
+    """``mailkit demo-server``: serve in the foreground until Ctrl-C or SIGTERM."""
+    from mailkit.demo.server import DemoServer, DemoSettings, run_foreground
+
+    server = DemoServer(args.dir, starttls_port=args.starttls_port, tls_port=args.tls_port)
+
+    def ready(settings: DemoSettings) -> None:
+        # Whoever started us (make lab, a test, Binder) reads this line, so flush it now.
+        if args.json:
+            out.write(json.dumps(settings.as_dict(), ensure_ascii=False) + "\n")
+        else:
+            out.write(settings.to_text() + "\n")
+        out.flush()
+
+    run_foreground(server, ready)
+    return EXIT_OK
+
+
 def _report(args: argparse.Namespace, out: TextIO, data: dict[str, Any], text: str) -> None:
     if args.json:
         json.dump(data, out, ensure_ascii=False)
@@ -362,6 +380,22 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["keyring", "memory", "env", "none"],
         default="keyring",
         help="where stored passwords are read from (default: the OS keyring)",
+    )
+
+    demo = add(
+        commands,
+        "demo-server",
+        cmd_demo_server,
+        "Run the demo mail server (loopback, STARTTLS + TLS, demo accounts) until Ctrl-C.",
+    )
+    demo.add_argument(
+        "--dir", metavar="DIR", help="its files: ca.pem, demo.json, mailbox/ (default: per user)"
+    )
+    demo.add_argument(
+        "--starttls-port", type=int, default=0, metavar="P", help="STARTTLS port (0: any free)"
+    )
+    demo.add_argument(
+        "--tls-port", type=int, default=0, metavar="P", help="implicit-TLS port (0: any free)"
     )
 
     users = add(commands, "users", None, "Import or export the users table.")

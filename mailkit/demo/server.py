@@ -1,0 +1,995 @@
+"""The embedded demo mail server: every mailkit feature, shown for real, without a mail account.
+
+``mailkit demo-server`` (or :func:`ensure_running` from a notebook) runs aiosmtpd on loopback
+with a STARTTLS port and an implicit-TLS port. Its certificate comes from a CA generated at each
+start; the notebooks trust that CA (``ca.pem``) through ``OrgSettings.ca_file``, exactly as an
+admin trusts a private server. The demo accounts (:data:`DEMO_ACCOUNTS`) sign in with PLAIN,
+LOGIN, CRAM-MD5 or XOAUTH2; the failure accounts answer as Gmail, Microsoft 365 and Postfix do,
+so every diagnosis they lead to can be seen end to end. Nothing is ever relayed: accepted mail
+lands as ``.eml`` files in the demo mailbox (:func:`read_mailbox`).
+
+The demo directory::
+
+    ca.pem       the CA to trust (new at every start; no private key is ever written)
+    demo.json    how to reach the running server (written at start, removed at stop)
+    mailbox/     tmp/ while a message is written, new/ once it is complete (Maildir-like)
+
+The demo passwords are public on purpose (they are printed with the settings), but the server
+still treats them as secrets: it never logs them, and aiosmtpd masks AUTH lines in its own log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import base64
+import binascii
+import contextlib
+import hmac
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.utils import format_datetime, parsedate_to_datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import pandas as pd
+import platformdirs
+import trustme
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from mailkit.errors import MailkitError
+from mailkit.outcome import Cause, Phase
+from mailkit.secrets import Secret
+from mailkit.settings import OrgSettings, UserSettings
+
+#: The server listens here only; ``localhost`` (what the settings name) resolves to it.
+BIND_ADDRESS = "127.0.0.1"
+DEMO_HOST = "localhost"
+DEMO_USER = "demo@example.com"
+DEMO_PASSWORD = "demo-password"  # noqa: S105 - a public demo value, printed on purpose
+DEMO_TOKEN = "demo-token"  # noqa: S105 - the demo XOAUTH2 bearer token, public too
+SETTINGS_FILE = "demo.json"
+CA_FILE = "ca.pem"
+MAILBOX_DIR = "mailbox"
+
+#: How long a client may stay idle before the server hangs up (seconds).
+IDLE_TIMEOUT = 120.0
+#: How long :func:`settings` waits for a running server's greeting (seconds).
+PROBE_TIMEOUT = 2.0
+
+T = TypeVar("T")
+
+BAD_CREDENTIALS_REPLY = "535 5.7.8 Authentication failed: user name or password not accepted"
+
+
+class DemoServerError(MailkitError, RuntimeError):
+    """The demo server cannot start (a port is taken, another demo server owns the directory)."""
+
+
+# --------------------------------------------------------------------------- accounts
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    """One demo sign-in and what a test send with it shows.
+
+    ``phase`` and ``reply`` say where the server refuses and with which words; ``cause`` is the
+    :class:`~mailkit.outcome.Cause` mailkit's diagnosis arrives at. ``password_only``: the
+    refusal answers password sign-ins only, and XOAUTH2 with the demo token gets through (the
+    fix the diagnosis recommends).
+    """
+
+    key: str
+    user: str
+    password: str = field(repr=False)
+    shows: str
+    cause: Cause | None = None
+    phase: Phase | None = None
+    reply: str | None = None
+    password_only: bool = False
+
+    @property
+    def display_name(self) -> str:
+        return f"Demo: {self.key.replace('-', ' ')}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "user": self.user,
+            "password": self.password,
+            "shows": self.shows,
+            "cause": self.cause.value if self.cause else None,
+            "phase": self.phase.value if self.phase else None,
+            "reply": self.reply,
+            "password_only": self.password_only,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DemoAccount:
+        return cls(
+            key=str(data["key"]),
+            user=str(data["user"]),
+            password=str(data["password"]),
+            shows=str(data["shows"]),
+            cause=Cause(data["cause"]) if data.get("cause") else None,
+            phase=Phase(data["phase"]) if data.get("phase") else None,
+            reply=str(data["reply"]) if data.get("reply") else None,
+            password_only=bool(data.get("password_only", False)),
+        )
+
+
+DEMO_ACCOUNTS: tuple[DemoAccount, ...] = (
+    DemoAccount(
+        "demo",
+        DEMO_USER,
+        DEMO_PASSWORD,
+        "works with every mechanism: the message lands in the demo mailbox",
+    ),
+    DemoAccount(
+        "wrong-password",
+        DEMO_USER,
+        "wrong-password",
+        "any account with a wrong password (or token): 535 5.7.8 at AUTH",
+        Cause.BAD_CREDENTIALS,
+        Phase.AUTH,
+        BAD_CREDENTIALS_REPLY,
+    ),
+    DemoAccount(
+        "app-password",
+        "app-password@example.com",
+        DEMO_PASSWORD,
+        "Gmail's 534 5.7.9 'Application-specific password required' at AUTH (multi-line); "
+        "XOAUTH2 with the demo token signs in",
+        Cause.APP_PASSWORD_REQUIRED,
+        Phase.AUTH,
+        "534-5.7.9 Application-specific password required. For more information, go to\n"
+        "534 5.7.9  https://support.google.com/mail/?p=InvalidSecondFactor demo",
+        password_only=True,
+    ),
+    DemoAccount(
+        "basic-auth-disabled",
+        "basic-auth-disabled@example.com",
+        DEMO_PASSWORD,
+        "Microsoft 365's 535 5.7.139 'SmtpClientAuthentication is disabled for the Tenant' at "
+        "AUTH, for every mechanism",
+        Cause.BASIC_AUTH_DISABLED,
+        Phase.AUTH,
+        "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the "
+        "Tenant. Visit https://aka.ms/smtp_auth_disabled for more information.",
+    ),
+    DemoAccount(
+        "greylisted",
+        "greylisted@example.com",
+        DEMO_PASSWORD,
+        "signs in, then 451 4.7.1 greylisting at RCPT (every time: the demo never lets it pass)",
+        Cause.GREYLISTED,
+        Phase.RCPT,
+        "451 4.7.1 Recipient address rejected: greylisted, please try again later",
+    ),
+    DemoAccount(
+        "mailbox-full",
+        "mailbox-full@example.com",
+        DEMO_PASSWORD,
+        "signs in, then 452 4.2.2 mailbox full at RCPT",
+        Cause.MAILBOX_FULL,
+        Phase.RCPT,
+        "452 4.2.2 Recipient address rejected: mailbox full",
+    ),
+    DemoAccount(
+        "not-allowed",
+        "not-allowed@example.com",
+        DEMO_PASSWORD,
+        "signs in, then Microsoft's 550 5.7.60 (send-as denied) at MAIL: the account may not "
+        "send as its From address",
+        Cause.SEND_AS_DENIED,
+        Phase.MAIL,
+        "550 5.7.60 SMTP; Client does not have permissions to send as this sender",
+    ),
+)
+
+#: Every user name the server knows; each signs in with :data:`DEMO_PASSWORD`.
+_KNOWN_USERS = frozenset(account.user.casefold() for account in DEMO_ACCOUNTS)
+#: The failure accounts' scripts, by user name (``wrong-password`` is the demo user itself).
+_SCRIPTED = {a.user.casefold(): a for a in DEMO_ACCOUNTS if a.reply and a.user != DEMO_USER}
+
+
+def accounts_table(accounts: tuple[DemoAccount, ...] = DEMO_ACCOUNTS) -> pd.DataFrame:
+    """The demo accounts as a table for a notebook: user, password, what it shows, cause."""
+    rows = [account.as_dict() for account in accounts]
+    columns = ["key", "user", "password", "shows", "cause", "phase", "reply"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def default_directory() -> Path:
+    """Where the demo server keeps its files unless told otherwise (per user, per machine)."""
+    return platformdirs.user_data_path("mailkit", appauthor=False) / "demo"
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """How to reach a running demo server: what ``demo.json`` holds, plus settings builders."""
+
+    directory: Path
+    host: str
+    starttls_port: int
+    tls_port: int
+    ca_file: Path
+    mailbox: Path
+    pid: int
+    started: datetime
+    accounts: tuple[DemoAccount, ...] = DEMO_ACCOUNTS
+    password: str = field(default=DEMO_PASSWORD, repr=False)
+    oauth_token: str = field(default=DEMO_TOKEN, repr=False)
+
+    def account(self, which: DemoAccount | str) -> DemoAccount:
+        """An account by key (``"greylisted"``) or user name; the first match wins."""
+        if isinstance(which, DemoAccount):
+            return which
+        for account in self.accounts:
+            if which in (account.key, account.user):
+                return account
+        keys = ", ".join(a.key for a in self.accounts)
+        raise KeyError(f"no demo account {which!r}; choose one of: {keys}")
+
+    def org(self, starttls: bool = True, **overrides: Any) -> OrgSettings:
+        """Org settings that send through the demo server as the working demo account.
+
+        ``overrides`` replace single fields, e.g. ``auth="cram_md5"``.
+        """
+        demo = self.account("demo")
+        data: dict[str, Any] = {
+            "name": "mailkit demo",
+            "mode": "smtp",
+            "host": self.host,
+            "port": self.starttls_port if starttls else self.tls_port,
+            "security": "starttls" if starttls else "implicit_tls",
+            "ca_file": str(self.ca_file),
+            "username": demo.user,
+            "from_address": demo.user,
+            "from_name": "mailkit demo",
+        }
+        return OrgSettings.model_validate({**data, **overrides})
+
+    def user(self, which: DemoAccount | str) -> UserSettings:
+        """A user who signs in (and sends as) a demo account, overriding the org's account."""
+        account = self.account(which)
+        return UserSettings(
+            user_code=account.user,
+            display_name=account.display_name,
+            email=account.user,
+            override_enabled=True,
+            username=account.user,
+            from_address=account.user,
+        )
+
+    def token(self) -> Secret:
+        """The demo OAuth token; pass the method itself as a send's token provider."""
+        return Secret(self.oauth_token)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``demo.json`` / ``--json`` shape (passwords included: they are demo values)."""
+        return {
+            "host": self.host,
+            "starttls_port": self.starttls_port,
+            "tls_port": self.tls_port,
+            "ca_file": str(self.ca_file),
+            "mailbox": str(self.mailbox),
+            "directory": str(self.directory),
+            "pid": self.pid,
+            "started": self.started.isoformat(),
+            "username": self.account("demo").user,
+            "password": self.password,
+            "oauth_token": self.oauth_token,
+            "accounts": [account.as_dict() for account in self.accounts],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DemoSettings:
+        return cls(
+            directory=Path(data["directory"]),
+            host=str(data["host"]),
+            starttls_port=int(data["starttls_port"]),
+            tls_port=int(data["tls_port"]),
+            ca_file=Path(data["ca_file"]),
+            mailbox=Path(data["mailbox"]),
+            pid=int(data["pid"]),
+            started=datetime.fromisoformat(data["started"]),
+            accounts=tuple(DemoAccount.from_dict(a) for a in data["accounts"]),
+            password=str(data["password"]),
+            oauth_token=str(data["oauth_token"]),
+        )
+
+    def to_text(self) -> str:
+        """The settings to use, as the command line prints them."""
+        width = max(len(a.user) for a in self.accounts) + 2
+        lines = [
+            f"mailkit demo mail server (pid {self.pid}) - stop it with Ctrl-C",
+            "",
+            f"  host            {self.host}",
+            f"  STARTTLS port   {self.starttls_port}   (security starttls)",
+            f"  TLS port        {self.tls_port}   (security implicit_tls)",
+            f"  CA file         {self.ca_file}   (ca_file: trust this CA for the demo)",
+            f"  mailbox         {self.mailbox}   (one .eml per accepted message)",
+            f"  settings file   {self.directory / SETTINGS_FILE}",
+            "",
+            "Accounts (public demo values; the XOAUTH2 token of every account is "
+            f"{self.oauth_token}):",
+        ]
+        for account in self.accounts:
+            lines.append(f"  {account.user:<{width}}{account.password:<17}{account.shows}")
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- the mailbox
+
+#: :func:`read_mailbox`'s columns, in order.
+MAILBOX_COLUMNS = (
+    "received",
+    "from",
+    "to",
+    "subject",
+    "message_id",
+    "size",
+    "auth_user",
+    "tls",
+    "path",
+)
+_TLS_IN_RECEIVED = re.compile(r"\(using (\S+) with cipher")
+_AUTH_USER = re.compile(r"smtp\.auth=(\S+)")
+_PARSER = BytesParser(policy=policy.default)
+
+
+def _atomic_write(path: Path, data: bytes, *, staging: Path | None = None) -> None:
+    """Write ``path`` so that readers see the old file or the whole new one, never a part."""
+    temporary = (staging or path.parent) / f".{path.name}.{secrets.token_hex(4)}.tmp"
+    try:
+        with open(temporary, "xb") as file:
+            file.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def _mailbox_path(directory: Path) -> Path:
+    """Accept the demo directory or its ``mailbox/`` folder."""
+    directory = Path(directory)
+    return directory / MAILBOX_DIR if (directory / MAILBOX_DIR).is_dir() else directory
+
+
+def _message_files(box: Path) -> Iterator[Path]:
+    for folder in ("cur", "new"):
+        yield from (box / folder).glob("*.eml")
+
+
+def read_mailbox(directory: Path | str) -> pd.DataFrame:
+    """Every message the demo server accepted, oldest first, one row each.
+
+    ``directory`` is the demo directory (or its ``mailbox/``). Columns: received (UTC), from,
+    to, subject (decoded), message_id, size (bytes on disk), auth_user, tls (the TLS version)
+    and path (for :func:`read_message`).
+    """
+    rows: list[dict[str, Any]] = []
+    for path in sorted(_message_files(_mailbox_path(Path(directory))), key=lambda p: p.name):
+        with open(path, "rb") as file:
+            headers = _PARSER.parse(file, headersonly=True)
+        trace = str(headers.get("Received", ""))
+        results = str(headers.get("Authentication-Results", ""))
+        tls = _TLS_IN_RECEIVED.search(trace)
+        auth = _AUTH_USER.search(results)
+        received: datetime | None = None
+        with contextlib.suppress(ValueError, TypeError, IndexError):
+            received = parsedate_to_datetime(trace.rpartition(";")[2].strip())
+        rows.append(
+            {
+                "received": received,
+                "from": str(headers.get("From", "")),
+                "to": str(headers.get("To", "")),
+                "subject": str(headers.get("Subject", "")),
+                "message_id": str(headers.get("Message-ID", "")),
+                "size": path.stat().st_size,
+                "auth_user": auth.group(1) if auth else None,
+                "tls": tls.group(1) if tls else None,
+                "path": str(path),
+            }
+        )
+    frame = pd.DataFrame(rows, columns=list(MAILBOX_COLUMNS))
+    frame["received"] = pd.to_datetime(frame["received"], utc=True)
+    frame["size"] = frame["size"].astype("int64")
+    return frame
+
+
+def read_message(path: Path | str) -> EmailMessage:
+    """One stored message, parsed with the modern email API (headers decoded)."""
+    with open(path, "rb") as file:
+        message = _PARSER.parse(file)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def message_text(message: EmailMessage | Path | str) -> str:
+    """The plain-text body as Unicode (charset and transfer encoding undone), or ``""``."""
+    if not isinstance(message, EmailMessage):
+        message = read_message(message)
+    body = message.get_body(preferencelist=("plain",))
+    if body is None:
+        return ""
+    content = body.get_content()
+    return content if isinstance(content, str) else ""
+
+
+# --------------------------------------------------------------------------- the SMTP side
+
+
+class _DemoSession(Session):
+    #: aiosmtpd still assigns the deprecated ``login_data`` after every AUTH, and the base
+    #: class's property logs a deprecation warning each time; a plain attribute stays quiet.
+    login_data: Any = None
+
+
+class _DemoSMTP(SMTP):
+    """aiosmtpd's protocol, known to its server so that stopping can close every connection."""
+
+    def __init__(self, handler: _DemoHandler, live: set[_DemoSMTP], **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self._live = live
+
+    def _create_session(self) -> Session:
+        return _DemoSession(self.loop)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._live.add(self)  # called again after STARTTLS: a set does not mind
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self._live.discard(self)
+        super().connection_lost(error)
+
+    @property
+    def tls_version(self) -> str | None:
+        ssl_object = self.transport.get_extra_info("ssl_object") if self.transport else None
+        return ssl_object.version() if isinstance(ssl_object, ssl.SSLObject) else None
+
+    @property
+    def tls_cipher(self) -> str | None:
+        ssl_object = self.transport.get_extra_info("ssl_object") if self.transport else None
+        cipher = ssl_object.cipher() if isinstance(ssl_object, ssl.SSLObject) else None
+        return cipher[0] if cipher else None
+
+
+def _xoauth2_fields(blob: bytes) -> dict[bytes, bytes]:
+    """``user=...^Aauth=Bearer ...^A^A`` as a dict."""
+    return dict(part.split(b"=", 1) for part in blob.split(b"\x01") if b"=" in part)
+
+
+#: Gmail's XOAUTH2 refusal: a 334 challenge carrying a JSON error, then 535 after the client's
+#: empty reply (https://developers.google.com/gmail/imap/xoauth2-protocol).
+_XOAUTH2_ERROR = json.dumps({"status": "401", "schemes": "Bearer", "scope": "demo"}).encode()
+
+
+class _DemoHandler:
+    """The accounts' behaviour: who may sign in, and where a failure account's script refuses."""
+
+    def __init__(self, mailbox: Path) -> None:
+        self.mailbox = mailbox
+
+    # -- AUTH
+
+    @staticmethod
+    def _verdict(user: str, credentials_ok: bool, *, oauth: bool) -> AuthResult:
+        """Bad credentials first (so a wrong password always reads 535 5.7.8), then scripts."""
+        if not credentials_ok or user.casefold() not in _KNOWN_USERS:
+            return AuthResult(success=False, handled=False, message=BAD_CREDENTIALS_REPLY)
+        script = _SCRIPTED.get(user.casefold())
+        scripted = script is not None and script.phase is Phase.AUTH and script.reply
+        if script is not None and scripted and not (oauth and script.password_only):
+            reply = (script.reply or "").replace("\n", "\r\n")
+            return AuthResult(success=False, handled=False, message=reply)
+        return AuthResult(success=True, handled=False, auth_data=user)
+
+    def authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        """PLAIN and LOGIN: aiosmtpd decodes them and hands over the user name and password."""
+        if not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        user = auth_data.login.decode("utf-8", "replace")
+        ok = hmac.compare_digest(auth_data.password, DEMO_PASSWORD.encode())
+        return self._verdict(user, ok, oauth=False)
+
+    async def auth_CRAM__MD5(self, server: SMTP, args: list[str]) -> AuthResult:
+        """RFC 2195 (aiosmtpd turns the double underscore into ``CRAM-MD5``)."""
+        if len(args) > 1:
+            await server.push("501 5.5.2 CRAM-MD5 takes no initial response")
+            return AuthResult(success=False, handled=True)
+        challenge = f"<{secrets.token_hex(8)}@{server.hostname}>".encode()
+        answer = await server.challenge_auth(challenge)
+        if not isinstance(answer, bytes):  # "*" or bad base64: aiosmtpd has replied
+            return AuthResult(success=False, handled=True)
+        user, _, digest = answer.decode("utf-8", "replace").rpartition(" ")
+        expected = hmac.new(DEMO_PASSWORD.encode(), challenge, "md5").hexdigest()
+        return self._verdict(user, hmac.compare_digest(digest, expected), oauth=False)
+
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+        """Google's XOAUTH2; the initial response may come with the command or after a 334."""
+        if len(args) > 1:
+            try:
+                blob = base64.b64decode(args[1], validate=True)
+            except binascii.Error:
+                await server.push("501 5.5.2 Cannot decode base64")
+                return AuthResult(success=False, handled=True)
+        else:
+            answer = await server.challenge_auth(b"", encode_to_b64=False)
+            if not isinstance(answer, bytes):
+                return AuthResult(success=False, handled=True)
+            blob = answer
+        fields = _xoauth2_fields(blob)
+        user = fields.get(b"user", b"").decode("utf-8", "replace")
+        ok = hmac.compare_digest(fields.get(b"auth", b""), b"Bearer " + DEMO_TOKEN.encode())
+        if ok or user.casefold() not in _KNOWN_USERS:
+            # handled=False with a message: with aiosmtpd's default (handled=True) no reply
+            # would be sent and the client would wait forever.
+            return self._verdict(user, ok, oauth=True)
+        if not isinstance(await server.challenge_auth(_XOAUTH2_ERROR), bytes):
+            return AuthResult(success=False, handled=True)
+        return AuthResult(success=False, handled=False, message=BAD_CREDENTIALS_REPLY)
+
+    # -- the transaction
+
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        """aiosmtpd reads one command line at a time, so pipelined commands just work."""
+        session.host_name = hostname  # a hook replaces aiosmtpd's own bookkeeping of this
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
+    @staticmethod
+    def _script(session: Session, phase: Phase) -> str | None:
+        script = _SCRIPTED.get(str(session.auth_data).casefold())
+        return script.reply if script is not None and script.phase is phase else None
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if not session.authenticated:
+            return "530 5.7.0 Authentication required: sign in with a demo account first"
+        if reply := self._script(session, Phase.MAIL):
+            return reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 2.1.0 Sender OK"
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if reply := self._script(session, Phase.RCPT):
+            return reply
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return "250 2.1.5 Recipient OK (kept in the demo mailbox, never relayed)"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        now = datetime.now(UTC)
+        queue_id = f"{now:%Y%m%dT%H%M%S%f}Z.{secrets.token_hex(4)}"
+        assert isinstance(server, _DemoSMTP)
+        trace = self._trace(server, session, envelope, queue_id, now)
+        try:
+            self._deliver(queue_id, trace + (envelope.original_content or b""))
+        except OSError as exc:
+            return f"451 4.3.0 The demo mailbox cannot be written ({exc.strerror}); try again"
+        return f"250 2.0.0 OK: queued as {queue_id} in the demo mailbox"
+
+    @staticmethod
+    def _trace(
+        server: _DemoSMTP, session: Session, envelope: Envelope, queue_id: str, now: datetime
+    ) -> bytes:
+        """Return-Path, Received and Authentication-Results, as a real MTA would prepend."""
+        peer = session.peer[0] if isinstance(session.peer, tuple) else BIND_ADDRESS
+        helo = session.host_name or "unknown"
+        using = f"(using {server.tls_version} with cipher {server.tls_cipher})"
+        lines = [
+            f"Return-Path: <{envelope.mail_from}>",
+            f"Received: from {helo} (localhost [{peer}])",
+            f"\t{using}",
+            f"\tby {DEMO_HOST} (mailkit demo server) with ESMTPSA id {queue_id};",
+            f"\t{format_datetime(now)}",
+            f"Authentication-Results: {DEMO_HOST}; auth=pass smtp.auth={session.auth_data}",
+        ]
+        return "".join(f"{line}\r\n" for line in lines).encode("utf-8", "surrogateescape")
+
+    def _deliver(self, queue_id: str, data: bytes) -> None:
+        """Maildir-like: the file appears in ``new/`` complete or not at all."""
+        staging, new = self.mailbox / "tmp", self.mailbox / "new"
+        staging.mkdir(parents=True, exist_ok=True)  # the mailbox may have been emptied by hand
+        new.mkdir(parents=True, exist_ok=True)
+        _atomic_write(new / f"{queue_id}.eml", data, staging=staging)
+
+
+# --------------------------------------------------------------------------- the server
+
+
+def _listening_socket(port: int, label: str) -> socket.socket:
+    """Bind on loopback ourselves: aiosmtpd's ``Controller(port=0)`` cannot pick a free port.
+
+    ``IPPROTO_TCP`` matters: asyncio sets ``TCP_NODELAY`` only on such sockets (accepted ones
+    inherit it); without it multi-line replies stall on Nagle + delayed ACK.
+    """
+    if not 0 <= port <= 65535:
+        raise DemoServerError(f"the {label} port {port} is out of range; use 1-65535, or 0 for any")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        if os.name == "posix":  # rebind a fixed port at once after a restart (TIME_WAIT)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((BIND_ADDRESS, port))
+        sock.listen(64)
+    except OSError as exc:
+        sock.close()
+        raise DemoServerError(
+            f"cannot listen on {BIND_ADDRESS} port {port} for {label} ({exc.strerror}); "
+            f"choose another port, or 0 for a free one"
+        ) from None
+    return sock
+
+
+def _make_tls(directory: Path) -> ssl.SSLContext:
+    """A fresh CA (written as ``ca.pem``) and a server certificate for localhost/127.0.0.1."""
+    authority = trustme.CA(organization_name="mailkit demo CA")
+    leaf = authority.issue_cert(DEMO_HOST, BIND_ADDRESS, organization_name="mailkit demo server")
+    _atomic_write(directory / CA_FILE, authority.cert_pem.bytes())
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    leaf.configure_cert(context)
+    return context
+
+
+class DemoServer:
+    """The demo server on its own event loop in a background thread.
+
+    A thread of its own lets it run inside a Jupyter kernel (whose loop is already running and
+    busy with cells) as well as under the command line. ``start()`` returns once both ports
+    accept connections and ``demo.json`` is written; ``stop()`` closes every connection and
+    removes ``demo.json``. Also a context manager.
+    """
+
+    def __init__(
+        self, directory: Path | str | None = None, *, starttls_port: int = 0, tls_port: int = 0
+    ) -> None:
+        self.directory = Path(directory) if directory is not None else default_directory()
+        self._wanted_ports = (starttls_port, tls_port)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._servers: list[asyncio.Server] = []
+        self._live: set[_DemoSMTP] = set()
+        self._settings: DemoSettings | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def running(self) -> bool:
+        return self._settings is not None
+
+    @property
+    def settings(self) -> DemoSettings:
+        if self._settings is None:
+            raise DemoServerError("the demo server is not running; call start() first")
+        return self._settings
+
+    @property
+    def mailbox_path(self) -> Path:
+        return self.directory / MAILBOX_DIR
+
+    def mailbox(self) -> pd.DataFrame:
+        """The messages received so far (see :func:`read_mailbox`)."""
+        return read_mailbox(self.directory)
+
+    def __repr__(self) -> str:
+        state = (
+            f"ports {self._settings.starttls_port}/{self._settings.tls_port}"
+            if self._settings
+            else "stopped"
+        )
+        return f"<DemoServer {self.directory} {state}>"
+
+    # -- lifecycle
+
+    def start(self) -> DemoSettings:
+        """Listen on both ports and write ``demo.json``; returns the settings to use."""
+        with self._lock:
+            if self._settings is not None:
+                return self._settings
+            other = settings(self.directory)
+            if other is not None:
+                raise DemoServerError(
+                    f"a demo server (pid {other.pid}, ports {other.starttls_port} and "
+                    f"{other.tls_port}) already uses {self.directory}; use it "
+                    "(mailkit.demo.ensure_running) or stop it first"
+                )
+            for folder in ("tmp", "new"):
+                (self.mailbox_path / folder).mkdir(parents=True, exist_ok=True)
+            sockets: list[socket.socket] = []
+            try:
+                for port, label in zip(
+                    self._wanted_ports, ("STARTTLS", "implicit TLS"), strict=True
+                ):
+                    sockets.append(_listening_socket(port, label))
+            except DemoServerError:
+                for sock in sockets:
+                    sock.close()
+                raise
+            ports = [sock.getsockname()[1] for sock in sockets]
+            context = _make_tls(self.directory)  # only now: a failed start keeps the old CA
+            self._run_loop()
+            try:
+                self._call(self._serve(sockets, context))
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self._call(self._shutdown())
+                for sock in sockets:
+                    sock.close()
+                self._end_loop()
+                raise
+            self._settings = DemoSettings(
+                directory=self.directory,
+                host=DEMO_HOST,
+                starttls_port=ports[0],
+                tls_port=ports[1],
+                ca_file=self.directory / CA_FILE,
+                mailbox=self.mailbox_path,
+                pid=os.getpid(),
+                started=datetime.now(UTC),
+            )
+            data = json.dumps(self._settings.as_dict(), ensure_ascii=False, indent=2)
+            _atomic_write(self.directory / SETTINGS_FILE, data.encode("utf-8"))
+            # A kernel or script that ends without stop() must not leave demo.json behind.
+            atexit.register(self.stop)
+            return self._settings
+
+    def stop(self) -> None:
+        """Remove ``demo.json``, close the ports and every connection, end the thread."""
+        with self._lock:
+            if self._settings is None:
+                return
+            if threading.current_thread() is self._thread:
+                raise DemoServerError("stop() cannot be called from the demo server's own loop")
+            atexit.unregister(self.stop)
+            self._remove_settings_file(self._settings)  # first: nobody should find it now
+            self._settings = None
+            try:
+                self._call(self._shutdown())
+            finally:
+                self._end_loop()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- the loop thread
+
+    def _run_loop(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        self._thread = threading.Thread(
+            target=loop.run_forever, name="mailkit-demo-server", daemon=True
+        )
+        self._thread.start()
+
+    def _call(self, coroutine: Coroutine[Any, Any, T], timeout: float = 15.0) -> T:
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
+
+    def _end_loop(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(15)
+        if not thread.is_alive():
+            loop.close()
+        self._loop = self._thread = None
+
+    async def _serve(self, sockets: list[socket.socket], context: ssl.SSLContext) -> None:
+        loop = asyncio.get_running_loop()
+        handler = _DemoHandler(self.mailbox_path)
+
+        def protocol(implicit: bool) -> _DemoSMTP:
+            per_port: dict[str, Any] = (
+                # Every byte is encrypted on this port; aiosmtpd only knows about STARTTLS.
+                {"auth_require_tls": False}
+                if implicit
+                else {"tls_context": context, "require_starttls": True, "auth_require_tls": True}
+            )
+            return _DemoSMTP(
+                handler,
+                self._live,
+                hostname=DEMO_HOST,
+                ident="mailkit demo server",
+                enable_SMTPUTF8=True,
+                authenticator=handler.authenticate,
+                timeout=IDLE_TIMEOUT,
+                loop=loop,
+                **per_port,
+            )
+
+        starttls_sock, tls_sock = sockets
+        self._servers = [
+            await loop.create_server(lambda: protocol(False), sock=starttls_sock),
+            await loop.create_server(lambda: protocol(True), sock=tls_sock, ssl=context),
+        ]
+
+    async def _shutdown(self) -> None:
+        for server in self._servers:
+            server.close()
+        for connection in list(self._live):
+            if isinstance(connection.transport, asyncio.Transport):
+                connection.transport.abort()
+        await asyncio.sleep(0)
+        for server in self._servers:
+            await server.wait_closed()
+        self._servers = []
+        current = asyncio.current_task()
+        tasks = [task for task in asyncio.all_tasks() if task is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.get_running_loop().shutdown_asyncgens()
+
+    def _remove_settings_file(self, mine: DemoSettings) -> None:
+        """Remove ``demo.json`` only if it still describes this server."""
+        path = self.directory / SETTINGS_FILE
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            data = json.loads(path.read_text("utf-8"))
+            if (data["pid"], data["starttls_port"]) == (mine.pid, mine.starttls_port):
+                path.unlink()
+
+
+# --------------------------------------------------------------------------- finding a server
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    if os.name == "nt":  # os.kill would terminate the process; the port check decides
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def _answers_smtp(port: int, timeout: float = PROBE_TIMEOUT) -> bool:
+    """A whole polite session (greeting, QUIT, 221) so the server logs nothing unusual."""
+    try:
+        with socket.create_connection((BIND_ADDRESS, port), timeout=timeout) as sock:
+            greeting = sock.recv(1024)
+            sock.sendall(b"QUIT\r\n")
+            with contextlib.suppress(OSError):
+                sock.recv(1024)
+    except OSError:
+        return False
+    return greeting.startswith(b"220 ")
+
+
+def settings(directory: Path | str | None = None) -> DemoSettings | None:
+    """The running demo server's settings, or None when none runs for ``directory``.
+
+    ``demo.json`` alone is not proof: a killed server leaves it behind. Its process must be
+    alive and its STARTTLS port must greet like an SMTP server.
+    """
+    base = Path(directory) if directory is not None else default_directory()
+    try:
+        data = json.loads((base / SETTINGS_FILE).read_text("utf-8"))
+        found = DemoSettings.from_dict(data)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not _pid_alive(found.pid) or not _answers_smtp(found.starttls_port):
+        return None
+    return found
+
+
+@dataclass(frozen=True)
+class DemoHandle:
+    """What :func:`ensure_running` found or started; ``server`` is set only if it started it."""
+
+    settings: DemoSettings
+    server: DemoServer | None = None
+
+    @property
+    def started_here(self) -> bool:
+        return self.server is not None
+
+    def org(self, starttls: bool = True, **overrides: Any) -> OrgSettings:
+        return self.settings.org(starttls, **overrides)
+
+    def user(self, which: DemoAccount | str) -> UserSettings:
+        return self.settings.user(which)
+
+    def mailbox(self) -> pd.DataFrame:
+        return read_mailbox(self.settings.directory)
+
+    def stop(self) -> None:
+        """Stop the server if this handle started it; a server found running is left alone."""
+        if self.server is not None:
+            self.server.stop()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def ensure_running(directory: Path | str | None = None) -> DemoHandle:
+    """The demo server for ``directory``: the one already running (``make lab`` starts one),
+    or a new one in this process. Notebooks call this first."""
+    found = settings(directory)
+    if found is not None:
+        return DemoHandle(found)
+    server = DemoServer(directory)
+    return DemoHandle(server.start(), server)
+
+
+# --------------------------------------------------------------------------- the foreground
+
+
+def run_foreground(server: DemoServer, ready: Callable[[DemoSettings], None]) -> None:
+    """Start ``server``, call ``ready`` with its settings, serve until SIGINT (Ctrl-C) or
+    SIGTERM, then stop cleanly. What ``mailkit demo-server`` runs."""
+    asyncio.run(_serve_until_signalled(server, ready))
+
+
+async def _serve_until_signalled(server: DemoServer, ready: Callable[[DemoSettings], None]) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    installed: list[signal.Signals] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            # The loop's own handler wakes it at once, whichever thread the signal hits.
+            loop.add_signal_handler(signum, stop.set)
+            installed.append(signum)
+        except NotImplementedError:  # Windows: a plain handler that hands over to the loop
+            signal.signal(signum, lambda *_: loop.call_soon_threadsafe(stop.set))
+    try:
+        ready(server.start())
+        await stop.wait()
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+        server.stop()
