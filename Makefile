@@ -25,11 +25,10 @@ LAB_ARGS ?=
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 LAB_DEFAULT_URL := $(if $(wildcard notebooks/01-onboarding.ipynb),/lab/tree/01-onboarding.ipynb,/lab/tree)
 
-# HOOK (demo mail server): once `mailkit demo-server` exists, set
-#   DEMO_SERVER := $(BIN)/mailkit demo-server
-# and `make lab` starts it in the background before JupyterLab and stops it when JupyterLab
-# exits. Empty means no demo server is started.
-DEMO_SERVER ?=
+# The embedded demo mail server: `make lab` starts it in the background before JupyterLab and
+# stops it when JupyterLab exits; the notebooks find it through its demo.json.
+# `make lab DEMO_SERVER=` opens the kit without it.
+DEMO_SERVER ?= $(BIN)/mailkit demo-server
 
 .PHONY: help install system-packages lab test lint typecheck bench clean distclean
 
