@@ -23,6 +23,7 @@ from smtpd_servers import Credentials
 from mailkit.demo import (
     DEMO_ACCOUNTS,
     DEMO_PASSWORD,
+    PASSWORD_ENV,
     DEMO_TOKEN,
     DEMO_USER,
     DemoAccount,
@@ -491,3 +492,22 @@ def test_command_line_reports_a_taken_port(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert done.stderr.startswith("mailkit: error: cannot listen on 127.0.0.1 port " + port)
     assert "Traceback" not in done.stderr
+
+
+def test_a_private_password_is_never_printed_or_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    canary = "canary-Demo-Pw-31!"
+    monkeypatch.setenv(PASSWORD_ENV, canary)
+    with DemoServer(tmp_path) as server:
+        demo = server.settings
+        assert demo.password is None
+        assert demo.password_secret().reveal() == canary
+        assert canary not in demo.to_text()
+        assert canary not in (tmp_path / "demo.json").read_text()
+        assert canary not in accounts_table().to_string()
+        good = send_test(demo.org(), to=["bob@example.org"], password=demo.password_secret())
+        public = send_test(demo.org(), to=["bob@example.org"], password=Secret(DEMO_PASSWORD))
+    assert good.ok, good.diagnosis and good.diagnosis.to_text()
+    assert public.diagnosis is not None
+    assert public.diagnosis.cause.value == "bad_credentials"

@@ -7,6 +7,7 @@ the foreground. See :mod:`mailkit.demo.server`.
 from mailkit.demo.server import (
     DEMO_ACCOUNTS,
     DEMO_PASSWORD,
+    PASSWORD_ENV,
     DEMO_TOKEN,
     DEMO_USER,
     MAILBOX_COLUMNS,
@@ -27,6 +28,7 @@ from mailkit.demo.server import (
 __all__ = [
     "DEMO_ACCOUNTS",
     "DEMO_PASSWORD",
+    "PASSWORD_ENV",
     "DEMO_TOKEN",
     "DEMO_USER",
     "MAILBOX_COLUMNS",

@@ -60,6 +60,16 @@ BIND_ADDRESS = "127.0.0.1"
 DEMO_HOST = "localhost"
 DEMO_USER = "demo@example.com"
 DEMO_PASSWORD = "demo-password"  # noqa: S105 - a public demo value, printed on purpose
+#: Set this to give the demo accounts a password of your own. It is then treated as a secret:
+#: never printed and never written to ``demo.json`` (tests run the notebooks with a canary).
+PASSWORD_ENV = "MAILKIT_DEMO_PASSWORD"  # noqa: S105 - the variable's name, not a password
+
+
+def configured_password() -> str | None:
+    """The private demo password from :data:`PASSWORD_ENV`, or None for the public one."""
+    return os.environ.get(PASSWORD_ENV) or None
+
+
 DEMO_TOKEN = "demo-token"  # noqa: S105 - the demo XOAUTH2 bearer token, public too
 SETTINGS_FILE = "demo.json"
 CA_FILE = "ca.pem"
@@ -209,6 +219,9 @@ _SCRIPTED = {a.user.casefold(): a for a in DEMO_ACCOUNTS if a.reply and a.user !
 def accounts_table(accounts: tuple[DemoAccount, ...] = DEMO_ACCOUNTS) -> pd.DataFrame:
     """The demo accounts as a table for a notebook: user, password, what it shows, cause."""
     rows = [account.as_dict() for account in accounts]
+    if configured_password() is not None:
+        for row in rows:
+            row["password"] = f"(the value of {PASSWORD_ENV})"
     columns = ["key", "user", "password", "shows", "cause", "phase", "reply"]
     return pd.DataFrame(rows, columns=columns)
 
@@ -234,8 +247,20 @@ class DemoSettings:
     pid: int
     started: datetime
     accounts: tuple[DemoAccount, ...] = DEMO_ACCOUNTS
-    password: str = field(default=DEMO_PASSWORD, repr=False)
+    #: None when the password is private (:data:`PASSWORD_ENV`): see :meth:`password_secret`.
+    password: str | None = field(default=DEMO_PASSWORD, repr=False)
     oauth_token: str = field(default=DEMO_TOKEN, repr=False)
+
+    def password_secret(self) -> Secret:
+        """The accounts' password: the public demo value, or the private one from the env."""
+        if self.password is not None:
+            return Secret(self.password)
+        private = configured_password()
+        if private is None:
+            raise DemoServerError(
+                f"this demo server uses a private password: set {PASSWORD_ENV} to it"
+            )
+        return Secret(private)
 
     def account(self, which: DemoAccount | str) -> DemoAccount:
         """An account by key (``"greylisted"``) or user name; the first match wins."""
@@ -311,7 +336,7 @@ class DemoSettings:
             pid=int(data["pid"]),
             started=datetime.fromisoformat(data["started"]),
             accounts=tuple(DemoAccount.from_dict(a) for a in data["accounts"]),
-            password=str(data["password"]),
+            password=None if data.get("password") is None else str(data["password"]),
             oauth_token=str(data["oauth_token"]),
         )
 
@@ -331,8 +356,9 @@ class DemoSettings:
             "Accounts (public demo values; the XOAUTH2 token of every account is "
             f"{self.oauth_token}):",
         ]
+        shown = self.password if self.password is not None else f"(${PASSWORD_ENV})"
         for account in self.accounts:
-            lines.append(f"  {account.user:<{width}}{account.password:<17}{account.shows}")
+            lines.append(f"  {account.user:<{width}}{shown:<17}{account.shows}")
         return "\n".join(lines)
 
 
@@ -486,8 +512,9 @@ _XOAUTH2_ERROR = json.dumps({"status": "401", "schemes": "Bearer", "scope": "dem
 class _DemoHandler:
     """The accounts' behaviour: who may sign in, and where a failure account's script refuses."""
 
-    def __init__(self, mailbox: Path) -> None:
+    def __init__(self, mailbox: Path, password: str) -> None:
         self.mailbox = mailbox
+        self.password = password
 
     # -- AUTH
 
@@ -510,7 +537,7 @@ class _DemoHandler:
         if not isinstance(auth_data, LoginPassword):
             return AuthResult(success=False, handled=False)
         user = auth_data.login.decode("utf-8", "replace")
-        ok = hmac.compare_digest(auth_data.password, DEMO_PASSWORD.encode())
+        ok = hmac.compare_digest(auth_data.password, self.password.encode())
         return self._verdict(user, ok, oauth=False)
 
     async def auth_CRAM__MD5(self, server: SMTP, args: list[str]) -> AuthResult:
@@ -523,7 +550,7 @@ class _DemoHandler:
         if not isinstance(answer, bytes):  # "*" or bad base64: aiosmtpd has replied
             return AuthResult(success=False, handled=True)
         user, _, digest = answer.decode("utf-8", "replace").rpartition(" ")
-        expected = hmac.new(DEMO_PASSWORD.encode(), challenge, "md5").hexdigest()
+        expected = hmac.new(self.password.encode(), challenge, "md5").hexdigest()
         return self._verdict(user, hmac.compare_digest(digest, expected), oauth=False)
 
     async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
@@ -673,9 +700,16 @@ class DemoServer:
     """
 
     def __init__(
-        self, directory: Path | str | None = None, *, starttls_port: int = 0, tls_port: int = 0
+        self,
+        directory: Path | str | None = None,
+        *,
+        starttls_port: int = 0,
+        tls_port: int = 0,
+        password: str | None = None,
     ) -> None:
         self.directory = Path(directory) if directory is not None else default_directory()
+        #: A private password (given, or from MAILKIT_DEMO_PASSWORD) is never written anywhere.
+        self._private_password = password or configured_password()
         self._wanted_ports = (starttls_port, tls_port)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -757,6 +791,7 @@ class DemoServer:
                 mailbox=self.mailbox_path,
                 pid=os.getpid(),
                 started=datetime.now(UTC),
+                password=None if self._private_password else DEMO_PASSWORD,
             )
             data = json.dumps(self._settings.as_dict(), ensure_ascii=False, indent=2)
             _atomic_write(self.directory / SETTINGS_FILE, data.encode("utf-8"))
@@ -817,7 +852,7 @@ class DemoServer:
 
     async def _serve(self, sockets: list[socket.socket], context: ssl.SSLContext) -> None:
         loop = asyncio.get_running_loop()
-        handler = _DemoHandler(self.mailbox_path)
+        handler = _DemoHandler(self.mailbox_path, self._private_password or DEMO_PASSWORD)
 
         def protocol(implicit: bool) -> _DemoSMTP:
             per_port: dict[str, Any] = (
