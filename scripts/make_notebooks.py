@@ -48,11 +48,11 @@ never appears in the settings, the report or this notebook.
     (
         "code",
         """
-from pathlib import Path
 import tempfile
+from pathlib import Path
 
 import mailkit
-from mailkit.legacy import migrate, report_text
+from mailkit.legacy import migrate
 """,
     ),
     (

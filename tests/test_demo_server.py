@@ -23,9 +23,9 @@ from smtpd_servers import Credentials
 from mailkit.demo import (
     DEMO_ACCOUNTS,
     DEMO_PASSWORD,
-    PASSWORD_ENV,
     DEMO_TOKEN,
     DEMO_USER,
+    PASSWORD_ENV,
     DemoAccount,
     DemoServer,
     DemoServerError,

@@ -7,10 +7,10 @@ the foreground. See :mod:`mailkit.demo.server`.
 from mailkit.demo.server import (
     DEMO_ACCOUNTS,
     DEMO_PASSWORD,
-    PASSWORD_ENV,
     DEMO_TOKEN,
     DEMO_USER,
     MAILBOX_COLUMNS,
+    PASSWORD_ENV,
     DemoAccount,
     DemoHandle,
     DemoServer,
@@ -28,10 +28,10 @@ from mailkit.demo.server import (
 __all__ = [
     "DEMO_ACCOUNTS",
     "DEMO_PASSWORD",
-    "PASSWORD_ENV",
     "DEMO_TOKEN",
     "DEMO_USER",
     "MAILBOX_COLUMNS",
+    "PASSWORD_ENV",
     "DemoAccount",
     "DemoHandle",
     "DemoServer",
