@@ -168,10 +168,10 @@ def jupyter_lab(
     The server gets a temporary home (Jupyter config, data, runtime, lab settings and settings
     overrides all inside it, none read from the developer's home or the environment's
     ``share/jupyter/lab/settings``), the current environment minus Jupyter and XDG variables,
-    plus ``env``. Autosave is off; still, serve a copy of the notebooks,
-    since their code runs with the notebook's directory as working directory.
-    ``news_off=False`` leaves the news pop-up on, as a fresh install has it. If the server
-    does not start or the body fails, the server log is kept in ``artifacts_dir``.
+    plus ``env``. Autosave is off; still, serve a copy of the notebooks, since their code runs
+    in the notebook's directory. ``news_off=False`` leaves the news pop-up on, as a fresh
+    install has it. If the server does not start or the body fails, its log is kept in
+    ``artifacts_dir``.
     """
     root = Path(root_dir).resolve()
     with tempfile.TemporaryDirectory(prefix="mailkit-lab-") as tmp:
@@ -446,9 +446,11 @@ def fill_text(
     """Type ``value`` into the text widget with that description or placeholder.
 
     ``in_cell`` narrows the search to one cell's outputs when several widgets share a label.
-    The field is left afterwards, so a widget with ``continuous_update=False`` syncs too.
+    Password widgets count too (ipywidgets 8 renders them as ``.widget-text`` with an
+    ``input[type=password]``; there is no ``.widget-password``). The field is left
+    afterwards, so a widget with ``continuous_update=False`` syncs too.
     """
-    widgets = _scope(page, in_cell).locator(".widget-text, .widget-textarea, .widget-password")
+    widgets = _scope(page, in_cell).locator(".widget-text, .widget-textarea")
     field = widgets.get_by_label(label_or_placeholder, exact=True).or_(
         widgets.get_by_placeholder(label_or_placeholder, exact=True)
     )

@@ -50,7 +50,8 @@ def test_onboarding_in_a_real_browser(tmp_path: Path) -> None:
         fill_text(page, "type the password", CANARY)
         fill_text(page, "type it again", CANARY)
         page.locator("button.widget-button", has_text="Save password").click()
-        password_inputs = page.locator(".widget-password input")
+        password_inputs = page.locator(".jupyter-widgets input[type=password]")
+        assert password_inputs.count() == 2  # the check below must have fields to check
         for index in range(password_inputs.count()):
             page.wait_for_function(
                 "([el]) => el.value === ''", arg=[password_inputs.nth(index).element_handle()]
