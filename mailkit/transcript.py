@@ -371,6 +371,19 @@ def _b64_parts(payload: bytes) -> list[str] | None:
     return raw.decode("utf-8", "replace").split("\0")
 
 
+def _record(row: Row, *, iso_time: bool = False) -> dict[str, object]:
+    """A row as plain values in :data:`COLUMNS` order (enums as their letters and names)."""
+    return {
+        "t_ms": row.t_ms,
+        "time": row.time.isoformat() if iso_time else row.time,
+        "dir": row.dir.value,
+        "phase": row.phase.value,
+        "tls": row.tls,
+        "code": row.code,
+        "text": row.text,
+    }
+
+
 @dataclass(frozen=True)
 class Transcript:
     """The recorded dialog: a DataFrame, HTML for notebooks, or the seed's text style."""
@@ -381,38 +394,13 @@ class Transcript:
         return len(self.rows)
 
     def to_dataframe(self) -> pd.DataFrame:
-        frame = pd.DataFrame(
-            [
-                {
-                    "t_ms": r.t_ms,
-                    "time": r.time,
-                    "dir": r.dir.value,
-                    "phase": r.phase.value,
-                    "tls": r.tls,
-                    "code": r.code,
-                    "text": r.text,
-                }
-                for r in self.rows
-            ],
-            columns=list(COLUMNS),
-        )
+        frame = pd.DataFrame([_record(r) for r in self.rows], columns=list(COLUMNS))
         frame["code"] = frame["code"].astype("Int64")
         return frame
 
     def to_records(self) -> list[dict[str, object]]:
         """JSON-ready rows (``--json``)."""
-        return [
-            {
-                "t_ms": r.t_ms,
-                "time": r.time.isoformat(),
-                "dir": r.dir.value,
-                "phase": r.phase.value,
-                "tls": r.tls,
-                "code": r.code,
-                "text": r.text,
-            }
-            for r in self.rows
-        ]
+        return [_record(r, iso_time=True) for r in self.rows]
 
     def to_text(self) -> str:
         """``[hh:mm:ss.mmm] line``, continuation lines of a reply unprefixed, as in the seed."""
