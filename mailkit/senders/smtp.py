@@ -27,7 +27,6 @@ import base64
 import contextlib
 import errno
 import hashlib
-import html
 import socket
 import ssl
 import threading
@@ -61,6 +60,7 @@ from aiosmtplib.response import SMTPResponse
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from mailkit.cards import diagnosis_card, success_card
 from mailkit.diagnose import diagnose
 from mailkit.message import TestMessage, build_test_message
 from mailkit.outcome import Diagnosis, Failure, Phase, SendContext, Signal
@@ -293,22 +293,10 @@ class TestResult:
         }
 
     def _repr_html_(self) -> str:
-        if self.ok:
-            head = (
-                '<div style="border-left:6px solid #2e7d32;padding:6px 10px;margin:4px 0">'
-                f"<b>Test message accepted</b> by {html.escape(self.context.host)}:"
-                f"{self.context.port} — {html.escape(self.message_id or '')}</div>"
-            )
+        if self.ok or self.diagnosis is None:
+            head = success_card(self)
         else:
-            assert self.diagnosis is not None
-            d = self.diagnosis
-            steps = "".join(f"<li>{html.escape(s)}</li>" for s in d.fix)
-            head = (
-                '<div style="border-left:6px solid #c62828;padding:6px 10px;margin:4px 0">'
-                f"<b>{html.escape(d.title)}</b> <small>({d.phase.value}, {d.kind.value}, "
-                f"{d.cause.value})</small><p>{html.escape(d.explanation)}</p>"
-                f"<ol>{steps}</ol></div>"
-            )
+            head = diagnosis_card(self.diagnosis)
         return head + self.transcript.to_html()
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import ipywidgets as widgets  # type: ignore[import-untyped]
 
+from mailkit.cards import ERROR_COLOUR, OK_COLOUR
 from mailkit.errors import FieldProblem, MailkitError, SettingsError, UnsafeSettingWarning
 
 __all__ = [
@@ -42,8 +43,6 @@ DESCRIPTION_WIDTH = "190px"
 _STYLE = {"description_width": DESCRIPTION_WIDTH}
 _INPUT_LAYOUT = {"width": "520px"}
 
-ERROR_COLOUR = "#c62828"
-OK_COLOUR = "#2e7d32"
 WARNING_COLOUR = "#8a5a00"
 NOTE_COLOUR = "#6b6b6b"
 

@@ -14,14 +14,13 @@ widget; the rows are redacted by the transcript recorder before they reach this 
 from __future__ import annotations
 
 import asyncio
-import html
 from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as widgets  # type: ignore[import-untyped]
 
+from mailkit.cards import ERROR_COLOUR, card_html, diagnosis_card, success_card
 from mailkit.errors import MailkitError
-from mailkit.outcome import Diagnosis
 from mailkit.secrets import SecretStore
 from mailkit.senders.smtp import TestResult, run_sync
 from mailkit.settings import OrgSettings, UserSettings
@@ -30,8 +29,6 @@ from mailkit.testsend import send_test_async
 from mailkit.transcript import Row, Transcript
 from mailkit.widgets.common import (
     DESCRIPTION_WIDTH,
-    ERROR_COLOUR,
-    OK_COLOUR,
     Panel,
     error_html,
     note_html,
@@ -42,61 +39,6 @@ __all__ = ["TestSendPanel", "diagnosis_card", "success_card"]
 
 OrgSource = OrgSettings | Callable[[], OrgSettings]
 UserSource = UserSettings | Callable[[], UserSettings | None] | None
-
-
-def _card(colour: str, body: str) -> str:
-    return (
-        f'<div class="mailkit-card" style="border-left:6px solid {colour};padding:6px 12px;'
-        f'margin:6px 0;background:{colour}0f">{body}</div>'
-    )
-
-
-def success_card(result: TestResult) -> str:
-    """The green card: who accepted the message, how the connection was secured."""
-    e = html.escape
-    context = result.context
-    facts = [f"Server: {e(context.host)}:{context.port} ({e(context.security)})"]
-    if result.tls is not None:
-        facts.append(
-            f"TLS: {e(result.tls.version)}, certificate verified by {e(result.tls.verified_by)}"
-        )
-    if result.auth_mechanism:
-        facts.append(f"Signed in with AUTH {e(result.auth_mechanism)}")
-    if result.message_id:
-        facts.append(f"Message-ID: {e(result.message_id)}")
-    if result.server_reply:
-        facts.append(f"Server reply: {e(result.server_reply)}")
-    facts.append(f"Took {result.duration_ms:.0f} ms")
-    items = "".join(f"<li>{fact}</li>" for fact in facts)
-    return _card(
-        OK_COLOUR,
-        f'<b style="color:{OK_COLOUR}">✔ Test message accepted</b><ul>{items}</ul>',
-    )
-
-
-def diagnosis_card(diagnosis: Diagnosis) -> str:
-    """The red card: what failed, where, whether to retry, and the numbered fix steps."""
-    e = html.escape
-    said = ""
-    if diagnosis.code is not None:
-        reply = " ".join(
-            part
-            for part in (str(diagnosis.code), diagnosis.enhanced, diagnosis.server_text)
-            if part
-        )
-        said = f"<p>Server said: <code>{e(reply)}</code></p>"
-    steps = "".join(f"<li>{e(step)}</li>" for step in diagnosis.fix)
-    refs = "".join(
-        f'<li><a href="{e(ref)}" target="_blank">{e(ref)}</a></li>' for ref in diagnosis.references
-    )
-    return _card(
-        ERROR_COLOUR,
-        f'<b style="color:{ERROR_COLOUR}">✘ {e(diagnosis.title)}</b> '
-        f"<small>(phase {e(diagnosis.phase.value)}, {e(diagnosis.kind.value)}, cause "
-        f"{e(diagnosis.cause.value)})</small>{said}<p>{e(diagnosis.explanation)}</p>"
-        f"<b>How to fix it</b><ol>{steps}</ol>"
-        + (f"<small>References<ul>{refs}</ul></small>" if refs else ""),
-    )
 
 
 class TestSendPanel(Panel):
@@ -202,7 +144,7 @@ class TestSendPanel(Panel):
             elif result.diagnosis is not None:
                 self.card.value = diagnosis_card(result.diagnosis)
             else:
-                self.card.value = _card(ERROR_COLOUR, "<b>The test message was not sent.</b>")
+                self.card.value = card_html(ERROR_COLOUR, "<b>The test message was not sent.</b>")
             self.rows = list(result.transcript.rows)
             self._draw(result.transcript)
             self.state.value = note_html(

@@ -1,0 +1,73 @@
+"""The result of a test send as HTML cards: green for accepted, red with the fix steps.
+
+Pure rendering, shared by the notebook display of a result and the test-send widget, so both
+show the same facts the same way.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING
+
+from mailkit.outcome import Diagnosis
+
+if TYPE_CHECKING:  # the sender renders itself with these cards
+    from mailkit.senders.smtp import TestResult
+
+ERROR_COLOUR = "#c62828"
+OK_COLOUR = "#2e7d32"
+
+
+def card_html(colour: str, body: str) -> str:
+    return (
+        f'<div class="mailkit-card" style="border-left:6px solid {colour};padding:6px 12px;'
+        f'margin:6px 0;background:{colour}0f">{body}</div>'
+    )
+
+
+def success_card(result: TestResult) -> str:
+    """The green card: who accepted the message, how the connection was secured."""
+    e = html.escape
+    context = result.context
+    facts = [f"Server: {e(context.host)}:{context.port} ({e(context.security)})"]
+    if result.tls is not None:
+        facts.append(
+            f"TLS: {e(result.tls.version)}, certificate verified by {e(result.tls.verified_by)}"
+        )
+    if result.auth_mechanism:
+        facts.append(f"Signed in with AUTH {e(result.auth_mechanism)}")
+    if result.message_id:
+        facts.append(f"Message-ID: {e(result.message_id)}")
+    if result.server_reply:
+        facts.append(f"Server reply: {e(result.server_reply)}")
+    facts.append(f"Took {result.duration_ms:.0f} ms")
+    items = "".join(f"<li>{fact}</li>" for fact in facts)
+    return card_html(
+        OK_COLOUR,
+        f'<b style="color:{OK_COLOUR}">✔ Test message accepted</b><ul>{items}</ul>',
+    )
+
+
+def diagnosis_card(diagnosis: Diagnosis) -> str:
+    """The red card: what failed, where, whether to retry, and the numbered fix steps."""
+    e = html.escape
+    said = ""
+    if diagnosis.code is not None:
+        reply = " ".join(
+            part
+            for part in (str(diagnosis.code), diagnosis.enhanced, diagnosis.server_text)
+            if part
+        )
+        said = f"<p>Server said: <code>{e(reply)}</code></p>"
+    steps = "".join(f"<li>{e(step)}</li>" for step in diagnosis.fix)
+    refs = "".join(
+        f'<li><a href="{e(ref)}" target="_blank">{e(ref)}</a></li>' for ref in diagnosis.references
+    )
+    return card_html(
+        ERROR_COLOUR,
+        f'<b style="color:{ERROR_COLOUR}">✘ {e(diagnosis.title)}</b> '
+        f"<small>(phase {e(diagnosis.phase.value)}, {e(diagnosis.kind.value)}, cause "
+        f"{e(diagnosis.cause.value)})</small>{said}<p>{e(diagnosis.explanation)}</p>"
+        f"<b>How to fix it</b><ol>{steps}</ol>"
+        + (f"<small>References<ul>{refs}</ul></small>" if refs else ""),
+    )
