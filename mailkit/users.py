@@ -33,6 +33,7 @@ from mailkit.settings import (
 __all__ = [
     "USERS_COLUMNS",
     "USERS_DTYPES",
+    "read_table",
     "read_users",
     "users_from_frame",
     "users_to_frame",
@@ -227,9 +228,19 @@ def read_users(
     ``,``, ``;`` (what Excel writes in many European locales) or tab as the separator.
     """
     file = Path(path).expanduser()
+    frame = read_table(file)
+    return _users_from_frame(frame, mapping=mapping, org=org, source=str(file))
+
+
+def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """A ``.csv`` or ``.xlsx`` table with every cell as text, or a clear ImportFileError.
+
+    Shared by imports (which validate) and audits (which must see bad rows, not refuse them).
+    """
+    file = Path(path).expanduser()
     suffix = _suffix(file, "import")
     try:
-        frame = _read_csv(file) if suffix == ".csv" else _read_xlsx(file)
+        return _read_csv(file) if suffix == ".csv" else _read_xlsx(file)
     except ImportFileError:
         raise
     except FileNotFoundError:
@@ -258,7 +269,6 @@ def read_users(
             "or of another type: open it in a spreadsheet program and save it again as "
             ".csv (UTF-8) or .xlsx"
         ) from None
-    return _users_from_frame(frame, mapping=mapping, org=org, source=str(file))
 
 
 def write_users(users: Iterable[UserSettings], path: str | os.PathLike[str]) -> None:
