@@ -1,0 +1,164 @@
+"""Reports of an audit: a summary table, charts, a standalone HTML page and file exports.
+
+Findings hold values typed by users and applications, so every value is escaped on the way
+into HTML. Charts are built on :class:`matplotlib.figure.Figure` directly, not pyplot, so that
+making a report never touches global plotting state or opens a window.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from mailkit.audit.rules import FINDINGS_COLUMNS, SEVERITIES
+
+__all__ = ["charts", "export", "summary", "to_html"]
+
+#: Severity colours shared by the HTML report and the charts.
+SEVERITY_COLOURS: dict[str, str] = {
+    "critical": "#c62828",
+    "warning": "#ef6c00",
+    "info": "#1565c0",
+}
+
+
+def summary(findings: pd.DataFrame) -> pd.DataFrame:
+    """Counts by rule and severity (``rule``, ``severity``, ``count``), most severe first."""
+    if findings.empty:
+        return pd.DataFrame({"rule": [], "severity": [], "count": []}).astype(
+            {"rule": str, "severity": str, "count": "int64"}
+        )
+    counts = findings.groupby(["rule", "severity"], sort=False).size().reset_index(name="count")
+    rank = counts["severity"].map({s: i for i, s in enumerate(SEVERITIES)})
+    counts = counts.assign(_rank=rank).sort_values(["_rank", "count"], ascending=[True, False])
+    return counts.drop(columns="_rank").reset_index(drop=True)
+
+
+def charts(findings: pd.DataFrame, effective: pd.DataFrame) -> list[Figure]:
+    """Findings by rule and severity; users by mode; users by provenance of each field."""
+    figures: list[Figure] = []
+
+    fig = Figure(figsize=(8, 5), layout="constrained")
+    ax = fig.subplots()
+    table = (
+        pd.crosstab(findings["rule"], findings["severity"])
+        if not findings.empty
+        else pd.DataFrame()
+    )
+    if table.empty:
+        ax.text(0.5, 0.5, "no findings", ha="center", va="center")
+    else:
+        order = [s for s in SEVERITIES if s in table.columns]
+        table = table[order]
+        table.plot.barh(
+            ax=ax, stacked=True, color=[SEVERITY_COLOURS[s] for s in order], legend=True
+        )
+        ax.set_xlabel("findings")
+    ax.set_title("Findings by rule and severity")
+    figures.append(fig)
+
+    fig = Figure(figsize=(6, 4), layout="constrained")
+    ax = fig.subplots()
+    modes = effective["mode"].astype("string").fillna("(unknown)").value_counts()
+    if modes.empty:
+        ax.text(0.5, 0.5, "no users", ha="center", va="center")
+    else:
+        modes.plot.bar(ax=ax, color="#546e7a")
+        ax.set_ylabel("users")
+    ax.set_title("Users by mode")
+    figures.append(fig)
+
+    fig = Figure(figsize=(8, 4), layout="constrained")
+    ax = fig.subplots()
+    sources = [c for c in effective.columns if c.endswith("_source")]
+    if not sources or effective.empty:
+        ax.text(0.5, 0.5, "no users", ha="center", va="center")
+    else:
+        provenance = pd.DataFrame(
+            {
+                c.removesuffix("_source"): effective[c].astype("string").value_counts()
+                for c in sources
+            }
+        ).fillna(0)
+        provenance.T.plot.bar(ax=ax, stacked=True)
+        ax.set_ylabel("users")
+    ax.set_title("Where each setting comes from")
+    figures.append(fig)
+    return figures
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin-bottom: 2em; }
+th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; }
+th { background: #eceff1; }
+.sev { color: #fff; font-weight: bold; border-radius: 3px; padding: 0 6px; }
+""" + "".join(f".sev-{s} {{ background: {c}; }}\n" for s, c in SEVERITY_COLOURS.items())
+
+
+def _cell(value: object) -> str:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):  # type: ignore[call-overload]
+        return ""
+    return html.escape(str(value))
+
+
+def _table(frame: pd.DataFrame, *, severity_column: str | None = None) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    rows = []
+    for record in frame.itertuples(index=False, name=None):
+        cells = []
+        for column, value in zip(frame.columns, record, strict=True):
+            text = _cell(value)
+            if column == severity_column and value in SEVERITY_COLOURS:
+                text = f'<span class="sev sev-{text}">{text}</span>'
+            cells.append(f"<td>{text}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def to_html(findings: pd.DataFrame, effective: pd.DataFrame | None = None) -> str:
+    """A standalone HTML page: summary, findings and (optionally) the effective settings."""
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        "<title>mailkit audit</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>mailkit audit</h1>",
+        f"<p>{len(findings)} finding(s).</p>",
+        "<h2>Summary</h2>",
+        _table(summary(findings), severity_column="severity"),
+        "<h2>Findings</h2>",
+        _table(findings[list(FINDINGS_COLUMNS)], severity_column="severity"),
+    ]
+    if effective is not None:
+        parts += ["<h2>Effective settings</h2>", _table(effective)]
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def export(findings: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Write findings as .csv, .xlsx, .html or .json (a list of five-key objects)."""
+    target = Path(path)
+    table = findings[list(FINDINGS_COLUMNS)]
+    suffix = target.suffix.lower()
+    if suffix == ".csv":
+        table.to_csv(target, index=False, encoding="utf-8")
+    elif suffix == ".xlsx":
+        table.to_excel(target, index=False, sheet_name="findings", engine="openpyxl")
+    elif suffix in (".html", ".htm"):
+        target.write_text(to_html(table), encoding="utf-8")
+    elif suffix == ".json":
+        target.write_text(
+            table.to_json(orient="records", force_ascii=False, indent=1) or "[]",
+            encoding="utf-8",
+        )
+    else:
+        raise ValueError(
+            f"cannot export findings as {suffix or 'a file without extension'!r}; "
+            "use .csv, .xlsx, .html or .json"
+        )
+    return target

@@ -1,0 +1,452 @@
+"""Audit rules, each both ways, and the reports built from their findings."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+import mailkit.audit.rules as rules_module
+from mailkit.audit import FINDINGS_COLUMNS, RULES, audit, effective_settings
+from mailkit.audit.report import charts, export, summary, to_html
+from mailkit.secrets import MemorySecretStore, Secret, secret_key
+from mailkit.settings import OrgSettings, check_address
+
+BASE_ORG: dict[str, Any] = {"host": "smtp.example.com", "from_address": "org@example.com"}
+NOW = datetime(2026, 6, 30, tzinfo=UTC)
+ROUTE_TO = ["office@example.org"]
+
+
+def user(code: str, **fields: Any) -> dict[str, Any]:
+    """A users-table row; setting any override field ticks the override box."""
+    override = {k: v for k, v in fields.items() if k not in ("email", "display_name")}
+    return {"user_code": code, "override_enabled": bool(override), **fields}
+
+
+def history(*rows: tuple[str, str, bool]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "user_code": [r[0] for r in rows],
+            "at": pd.to_datetime([r[1] for r in rows], utc=True),
+            "ok": [r[2] for r in rows],
+            "cause": ["bad_credentials" if not r[2] else None for r in rows],
+        }
+    )
+
+
+def secrets_with(*accounts: str) -> MemorySecretStore:
+    store = MemorySecretStore()
+    for account in accounts:
+        store.set(secret_key("default", account), Secret("pw"))
+    return store
+
+
+A, B, C = "a@example.com", "b@example.com", "c@example.com"
+LOGIN: dict[str, Any] = {"auth": "login", "username": "someone@example.com"}
+
+# rule id, org settings (over BASE_ORG), user rows, audit keyword arguments, expected user codes
+CASES: list[tuple[str, dict[str, Any], list[dict[str, Any]], dict[str, Any], set[str]]] = [
+    (
+        "invalid-address",
+        {},
+        [user(A, email="not an address"), user(B, from_address="b@@example.com"), user(C)],
+        {},
+        {A, B},
+    ),
+    ("missing-from", {"from_address": None}, [user(A), user(B, email=B)], {}, {A}),
+    (
+        "from-username-domain-mismatch",
+        {},
+        [user(A, username="a@example.org", from_address=A), user(B, username=B, from_address=B)],
+        {},
+        {A},
+    ),
+    (
+        "tls-disabled",
+        {},
+        [user(A, security="none", port=25), user(B, security="starttls", port=587)],
+        {},
+        {A},
+    ),
+    (
+        "plaintext-auth",
+        {},
+        [user(A, security="none", port=25, **LOGIN), user(B, security="none", auth="none")],
+        {},
+        {A},
+    ),
+    (
+        "port-security-mismatch",
+        {},
+        [
+            user(A, port=465, security="starttls"),
+            user(B, port=465, security="implicit_tls"),
+            user(C, port=587, security="ssl"),
+        ],
+        {},
+        {A, C},
+    ),
+    (
+        "ip-address-host",
+        {},
+        [
+            user(A, host="192.0.2.10"),
+            user(B, host="smtp.example.org"),
+            user(C, host="[2001:db8::1]"),
+        ],
+        {},
+        {A, C},
+    ),
+    (
+        "cloud-requires-smtp",
+        {"edition": "cloud"},
+        [user(A, mode="microsoft_graph"), user(B, mode="smtp"), user(C)],
+        {},
+        {A},
+    ),
+    ("cloud-requires-smtp", {}, [user(A, mode="microsoft_graph")], {}, set()),
+    ("cloud-user-code-not-email", {"edition": "cloud"}, [user("jsmith"), user(A)], {}, {"jsmith"}),
+    ("cloud-user-code-not-email", {}, [user("jsmith")], {}, set()),
+    (
+        "override-incomplete",
+        {},
+        [
+            {"user_code": A, "override_enabled": True},
+            user(B, host="smtp.example.org"),
+            user(C),
+        ],
+        {},
+        {A},
+    ),
+    (
+        "override-incomplete",
+        {"host": None},
+        [user(A), user(B, host="smtp.example.org"), user(C, mode="microsoft_graph")],
+        {},
+        {A},
+    ),
+    (
+        "override-redundant",
+        {},
+        [
+            user(A, host="SMTP.example.com"),
+            user(B, host="smtp.example.org"),
+            {"user_code": C, "override_enabled": False, "host": "smtp.example.com"},
+        ],
+        {},
+        {A},
+    ),
+    (
+        "missing-secret",
+        {},
+        [user(A, **LOGIN), user(B, **LOGIN), user(C, auth="none")],
+        {"secrets": secrets_with(B)},
+        {A},
+    ),
+    ("missing-secret", {}, [user(A, **LOGIN)], {}, set()),
+    (
+        "microsoft-basic-auth",
+        {},
+        [
+            user(A, host="smtp.office365.com", **LOGIN),
+            user(B, host="smtp.office365.com", auth="xoauth2"),
+            user(C, host="tenant.mail.protection.outlook.com", auth="plain", username=C),
+        ],
+        {},
+        {A, C},
+    ),
+    (
+        "gmail-password-auth",
+        {},
+        [
+            user(A, host="smtp.gmail.com", username=A),
+            user(B, host="smtp.gmail.com", auth="xoauth2", username=B),
+        ],
+        {},
+        {A},
+    ),
+    ("legacy-webdav", {}, [user(A, mode="exchange_webdav"), user(B, mode="smtp")], {}, {A}),
+    (
+        "ews-exchange-online",
+        {"ews_url": "https://outlook.office365.com/EWS/Exchange.asmx"},
+        [user(A, mode="exchange_ews"), user(B, mode="smtp")],
+        {},
+        {A},
+    ),
+    (
+        "ews-exchange-online",
+        {"ews_url": "https://mail.example.com/EWS/Exchange.asmx"},
+        [user(A, mode="exchange_ews")],
+        {},
+        set(),
+    ),
+    ("msn-auth-legacy", {}, [user(A, auth="msn"), user(B, auth="ntlm")], {}, {A}),
+    ("mapi-no-contact-sync", {}, [user(A, mode="mapi"), user(B, mode="outlook")], {}, {A}),
+    ("duplicate-user-code", {}, [user(A), user(A.upper()), user(B)], {}, {A, A.upper()}),
+    (
+        "route-sender-unconfigured",
+        {
+            "routes": {
+                "requests": {
+                    "enabled": True,
+                    "sender": "ghost@x.example.com",
+                    "recipients": ROUTE_TO,
+                },
+                "work_orders": {"enabled": True, "sender": A, "recipients": ROUTE_TO},
+                "purchase_orders": {"enabled": False, "sender": "nobody", "recipients": ROUTE_TO},
+            }
+        },
+        [user(A)],
+        {},
+        {"ghost@x.example.com"},
+    ),
+    (
+        "route-sender-unconfigured",
+        {"host": None, "routes": {"requests": {"enabled": True, "recipients": ROUTE_TO}}},
+        [user(A)],
+        {},
+        {"org"},
+    ),
+    (
+        "route-no-recipients",
+        {
+            "routes": {
+                "requests": {"enabled": True},
+                "work_orders": {"enabled": True, "sender": A, "recipients": ROUTE_TO},
+            }
+        },
+        [user(A)],
+        {},
+        {"org"},
+    ),
+    (
+        "test-failed",
+        {},
+        [user(A), user(B), user(C)],
+        {
+            "history": history(
+                (A, "2026-06-01", True),
+                (A, "2026-06-02", False),
+                (B, "2026-06-01", False),
+                (B, "2026-06-02", True),
+            )
+        },
+        {A},
+    ),
+    (
+        "test-stale",
+        {},
+        [user(A), user(B), user(C)],
+        {
+            "history": history((A, "2026-06-29", True), (B, "2026-01-01", True)),
+            "now": NOW,
+        },
+        {B, C},
+    ),
+    ("test-stale", {}, [user(A)], {}, set()),
+]
+
+
+def test_every_rule_has_cases_both_ways() -> None:
+    ids = {rule.id for rule in RULES}
+    assert ids == {case[0] for case in CASES}
+    assert len(ids) == len(RULES)
+
+
+@pytest.mark.parametrize(
+    ("rule", "org_kwargs", "rows", "kwargs", "expected"),
+    CASES,
+    ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)],
+)
+def test_rule(
+    rule: str,
+    org_kwargs: dict[str, Any],
+    rows: list[dict[str, Any]],
+    kwargs: dict[str, Any],
+    expected: set[str],
+) -> None:
+    org = OrgSettings(**{**BASE_ORG, **org_kwargs})
+    findings = audit(org, pd.DataFrame(rows), **kwargs)
+    hits = set(findings.loc[findings["rule"] == rule, "user_code"])
+    assert hits == expected
+    codes = {str(r["user_code"]) for r in rows} | {"org", "ghost@x.example.com"}
+    assert len(hits) < len(codes), "every case also needs a row that does not trigger"
+
+
+def test_findings_columns_exact_and_sorted_by_severity() -> None:
+    org = OrgSettings(**BASE_ORG)
+    findings = audit(org, pd.DataFrame([user(A, mode="mapi"), user(B, mode="exchange_webdav")]))
+    assert list(findings.columns) == list(FINDINGS_COLUMNS)
+    assert list(findings["severity"]) == sorted(
+        findings["severity"], key=["critical", "warning", "info"].index
+    )
+    empty = audit(org, pd.DataFrame([user(A)]))
+    assert empty.empty
+    assert list(empty.columns) == list(FINDINGS_COLUMNS)
+
+
+def test_messages_name_the_users_value() -> None:
+    org = OrgSettings(**BASE_ORG)
+    findings = audit(org, pd.DataFrame([user(A, host="192.0.2.10")]))
+    (message,) = findings.loc[findings["rule"] == "ip-address-host", "message"]
+    assert "192.0.2.10" in message
+
+
+def test_ten_thousand_users_without_a_per_user_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    n = 10_000
+    calls: list[str] = []
+    real_check = check_address
+
+    def counting_check(value: str) -> str:
+        calls.append(value)
+        return real_check(value)
+
+    monkeypatch.setattr(rules_module, "check_address", counting_check)
+    idx = np.arange(n)
+    users = pd.DataFrame(
+        {
+            "user_code": [f"user{i}@example.com" for i in idx],
+            "email": np.where(idx % 100 == 0, "broken", "staff@example.com"),
+            "override_enabled": idx % 10 == 0,
+            "mode": pd.Series(["mapi"] * n).where(pd.Series(idx % 10 == 0)),
+            "host": None,
+            "port": pd.array([pd.NA] * n, dtype="Int64"),
+        }
+    )
+    findings = audit(OrgSettings(**BASE_ORG), users)
+    counts = findings["rule"].value_counts()
+    assert counts["mapi-no-contact-sync"] == n // 10
+    assert counts["invalid-address"] == n // 100
+    # The strict check runs per distinct domain or unusual value, never once per user.
+    assert set(calls) == {"broken", "postmaster@example.com"}
+    assert len(calls) <= 4  # per column checked (email, From), not per user
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        {"user_code": None, "port": "abc", "mode": "carrier pigeon"},
+        {"user_code": "x", "override_enabled": "maybe", "port": -5, "security": "SSL"},
+        {"user_code": 42, "override_enabled": "yes", "port": 70000.5, "email": 3.5},
+        {"user_code": "<b>", "override_enabled": 1, "host": "a b", "auth": "kerberos"},
+        {"user_code": "y\n", "override_enabled": "x", "from_address": "\ud800@example.com"},
+        {"user_code": float("nan"), "override_enabled": np.nan, "username": ""},
+    ],
+)
+def test_invalid_inputs_never_raise(row: dict[str, Any]) -> None:
+    findings = audit(
+        OrgSettings(edition="cloud"),
+        pd.DataFrame([row, user(A)]),
+        secrets=MemorySecretStore(),
+        history=history((A, "2026-01-01", False)),
+        now=NOW,
+    )
+    assert list(findings.columns) == list(FINDINGS_COLUMNS)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "a@example.com",
+        "a.b+tag@example.com",
+        ".a@example.com",
+        "a..b@example.com",
+        "a@example..com",
+        "a@-example.com",
+        "a@localhost",
+        "a@123",
+        " a@example.com ",
+        "ü@example.com",
+        "a@bücher.example",
+        "a@example.com\n",
+        "a" * 65 + "@example.com",
+        "a@" + "b" * 64 + ".example.com",
+        "a@@example.com",
+        "a@exa mple.com",
+    ],
+)
+def test_fast_address_check_agrees_with_check_address(value: str) -> None:
+    try:
+        check_address(value)
+    except ValueError:
+        expected = False
+    else:
+        expected = True
+    findings = audit(OrgSettings(**BASE_ORG), pd.DataFrame([user(A, email=value)]))
+    assert ("invalid-address" not in set(findings["rule"])) is expected
+
+
+def test_unparsable_override_flag_does_not_override() -> None:
+    findings = audit(
+        OrgSettings(**BASE_ORG),
+        pd.DataFrame([{"user_code": A, "override_enabled": "no", "mode": "mapi"}]),
+    )
+    assert "mapi-no-contact-sync" not in set(findings["rule"])
+
+
+# --------------------------------------------------------------------------- reports
+
+
+def _sample() -> tuple[pd.DataFrame, pd.DataFrame]:
+    org = OrgSettings(**BASE_ORG)
+    users = pd.DataFrame(
+        [user("<script>alert(1)</script>", mode="mapi"), user(B, mode="exchange_webdav")]
+    )
+    return audit(org, users), effective_settings(org, users)
+
+
+def test_summary_counts() -> None:
+    findings, _ = _sample()
+    table = summary(findings)
+    assert list(table.columns) == ["rule", "severity", "count"]
+    assert table["count"].sum() == len(findings)
+    assert table.iloc[0]["severity"] == "critical"
+    assert summary(findings.iloc[:0]).empty
+
+
+def test_charts_are_figures() -> None:
+    findings, effective = _sample()
+    figures = charts(findings, effective)
+    assert len(figures) == 3
+    assert all(isinstance(f, Figure) for f in figures)
+    assert len(charts(findings.iloc[:0], effective.iloc[:0])) == 3
+
+
+def test_html_escapes_values() -> None:
+    findings, effective = _sample()
+    page = to_html(findings, effective)
+    assert "<script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "sev-critical" in page
+
+
+def test_json_export_has_exactly_the_five_keys(tmp_path: Path) -> None:
+    findings, _ = _sample()
+    path = export(findings, tmp_path / "findings.json")
+    records = json.loads(path.read_text(encoding="utf-8"))
+    assert len(records) == len(findings)
+    assert all(set(r) == set(FINDINGS_COLUMNS) for r in records)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx", ".html"])
+def test_export_formats(tmp_path: Path, suffix: str) -> None:
+    findings, _ = _sample()
+    path = export(findings, tmp_path / f"findings{suffix}")
+    if suffix == ".csv":
+        assert pd.read_csv(path).shape == findings.shape
+    elif suffix == ".xlsx":
+        assert list(pd.read_excel(path).columns) == list(FINDINGS_COLUMNS)
+    else:
+        assert "<script>" not in path.read_text(encoding="utf-8")
+
+
+def test_export_refuses_unknown_suffix(tmp_path: Path) -> None:
+    findings, _ = _sample()
+    with pytest.raises(ValueError, match=r"\.csv, \.xlsx"):
+        export(findings, tmp_path / "findings.pdf")
