@@ -157,6 +157,65 @@ def cmd_profile_export(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+_SEVERITY_RANK = {"critical": 2, "warning": 1, "info": 0}
+
+
+def cmd_audit(args: argparse.Namespace, out: TextIO) -> int:
+    """``mailkit audit``: load users from one source, audit them, print or write the findings."""
+    from mailkit.audit import audit
+    from mailkit.audit.report import export
+    from mailkit.audit.sources import users_from_file, users_from_sql, users_from_store
+    from mailkit.settings import OrgSettings
+
+    if args.query and not args.sql:
+        raise _UsageError("--query goes with --sql URL")
+    if args.sql and not args.query:
+        raise _UsageError("--sql needs --query, e.g. --query 'SELECT * FROM users'")
+    if not (args.csv or args.excel or args.sql or args.profile):
+        raise _UsageError("say where the users are: --profile DB, --csv, --excel or --sql")
+    if args.format == "xlsx" and not args.output:
+        raise _UsageError("--format xlsx writes a file: add -o OUT.xlsx")
+    mapping = _parse_mapping(args.map)
+    store = _open_store(args.profile) if args.profile else None
+    try:
+        org = store.get_org() if store is not None else OrgSettings()
+        history = store.history_frame() if store is not None else None
+        if args.csv or args.excel:
+            source = users_from_file(Path(args.csv or args.excel), mapping)
+        elif args.sql:
+            source = users_from_sql(args.sql, args.query, mapping)
+        else:
+            assert store is not None
+            source = users_from_store(store)
+        findings = audit(org, source.frame, history=history)
+    finally:
+        if store is not None:
+            store.close()
+    if args.output:
+        suffix = {"table": ".csv"}.get(args.format, f".{args.format}")
+        target = Path(args.output)
+        export(findings, target if target.suffix else target.with_suffix(suffix))
+    elif args.format == "json" or args.json:
+        records = findings.astype(object).where(findings.notna(), None).to_dict(orient="records")
+        json.dump(records, out, ensure_ascii=False, indent=2)
+        out.write("\n")
+    elif args.format == "csv":
+        findings.to_csv(out, index=False)
+    elif args.format == "html":
+        from mailkit.audit.report import to_html
+
+        out.write(to_html(findings))
+    else:
+        out.write(f"{len(source.frame)} user(s) from {source.origin}: {len(findings)} finding(s)\n")
+        if not findings.empty:
+            out.write(findings.to_string(index=False, max_colwidth=70) + "\n")
+    if args.fail_on:
+        worst = findings["severity"].map(_SEVERITY_RANK).max() if not findings.empty else -1
+        if worst >= _SEVERITY_RANK[args.fail_on]:
+            return 1
+    return EXIT_OK
+
+
 _PHASE_EXIT = {
     "setup": EXIT_USAGE,
     "connect": EXIT_CONNECT,
@@ -396,6 +455,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--tls-port", type=int, default=0, metavar="P", help="implicit-TLS port (0: any free)"
+    )
+
+    audit = add(
+        commands,
+        "audit",
+        cmd_audit,
+        "Audit users' effective email settings: findings with severity, message and fix.",
+    )
+    source = audit.add_mutually_exclusive_group()
+    source.add_argument("--csv", metavar="FILE", help="users from a CSV export")
+    source.add_argument("--excel", metavar="FILE", help="users from an Excel export")
+    source.add_argument("--sql", metavar="URL", help="users from a database (SQLAlchemy URL)")
+    audit.add_argument("--query", help="the SQL query that returns the users (with --sql)")
+    audit.add_argument(
+        "--profile", metavar="DB", help="the org settings and history (and the users, alone)"
+    )
+    audit.add_argument(
+        "--map",
+        action="append",
+        metavar="COLUMN=FIELD",
+        help="map an application's column to a users-table field (repeatable)",
+    )
+    audit.add_argument(
+        "--format", choices=["table", "csv", "json", "xlsx", "html"], default="table"
+    )
+    audit.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
+    audit.add_argument(
+        "--fail-on",
+        choices=["critical", "warning"],
+        help="exit 1 when findings at or above this severity exist",
     )
 
     users = add(commands, "users", None, "Import or export the users table.")
