@@ -33,6 +33,7 @@ from mailkit.settings import (
 __all__ = [
     "USERS_COLUMNS",
     "USERS_DTYPES",
+    "place_columns",
     "read_table",
     "read_users",
     "users_from_frame",
@@ -140,8 +141,13 @@ def _users_from_frame(
     return users
 
 
-def _canonical_columns(df: pd.DataFrame, mapping: Mapping[str, str], source: str) -> pd.DataFrame:
-    """Rename mapped and differently-cased headers; refuse anything that cannot be placed."""
+def place_columns(df: pd.DataFrame, mapping: Mapping[str, str], source: str) -> dict[str, int]:
+    """Canonical column name -> the position of the column it is read from.
+
+    Mapped headers and canonical names in any case are placed; a mapping onto a non-canonical
+    name, a mapped header the table lacks, two columns for one name, or no user_code column
+    are refused. Other columns are left to the caller (imports refuse them, audits note them).
+    """
     bad_targets = sorted({target for target in mapping.values() if target not in USERS_COLUMNS})
     if bad_targets:
         raise ImportFileError(
@@ -156,38 +162,46 @@ def _canonical_columns(df: pd.DataFrame, mapping: Mapping[str, str], source: str
             f"its columns are: {', '.join(headers)}. Fix the mapping or the header row"
         )
     canonical = {column.lower(): column for column in USERS_COLUMNS}
-    keep: dict[str, str] = {}  # canonical name -> header it came from
-    unknown: list[str] = []
-    columns: dict[str, pd.Series[Any]] = {}
+    placed: dict[str, int] = {}
     for index, header in enumerate(headers):
-        series = df.iloc[:, index]
-        if header in mapping:
-            name = mapping[header]
-        elif header.lower() in canonical:
-            name = canonical[header.lower()]
-        elif (not header or header.startswith("Unnamed:")) and series.map(_cell).isna().all():
-            continue  # an empty, header-less column left over from spreadsheet formatting
-        else:
-            unknown.append(header or f"(column {index + 1} without a header)")
+        name = mapping.get(header) or canonical.get(header.lower())
+        if name is None:
             continue
-        if name in keep:
+        if name in placed:
             raise ImportFileError(
-                f"both {keep[name]!r} and {header!r} in {source} would become the {name} "
-                "column; map or keep only one of them"
+                f"both {headers[placed[name]]!r} and {header!r} in {source} would become the "
+                f"{name} column; map or keep only one of them"
             )
-        keep[name] = header
-        columns[name] = series.reset_index(drop=True)
+        placed[name] = index
+    if "user_code" not in placed:
+        raise ImportFileError(
+            f"{source} has no user_code column, so its rows cannot be told apart; name the "
+            "column holding the user codes user_code, or map it (mapping={'Login': 'user_code'})"
+        )
+    return placed
+
+
+def _canonical_columns(df: pd.DataFrame, mapping: Mapping[str, str], source: str) -> pd.DataFrame:
+    """Rename mapped and differently-cased headers; refuse anything that cannot be placed."""
+    placed = place_columns(df, mapping, source)
+    used = set(placed.values())
+    unknown = []
+    for index, column in enumerate(df.columns):
+        header = str(column).strip()
+        if index in used:
+            continue
+        blank = (not header or header.startswith("Unnamed:")) and df.iloc[:, index].map(
+            _cell
+        ).isna().all()
+        if not blank:  # an empty, header-less column is spreadsheet formatting, not data
+            unknown.append(header or f"(column {index + 1} without a header)")
     if unknown:
         raise ImportFileError(
             f"{source} has column(s) that are not part of the users table: {', '.join(unknown)}. "
             "Map each one onto a users-table column (mapping={'Their name': 'user_code', ...}) "
             "or delete it from the file; the users-table columns are: " + ", ".join(USERS_COLUMNS)
         )
-    if "user_code" not in keep:
-        raise ImportFileError(
-            f"{source} has no user_code column, so its rows cannot be told apart; name the "
-            "column holding the user codes user_code, or map it (mapping={'Login': 'user_code'})"
-        )
+    columns = {name: df.iloc[:, index].reset_index(drop=True) for name, index in placed.items()}
     return pd.DataFrame(columns, index=pd.RangeIndex(len(df)))
 
 

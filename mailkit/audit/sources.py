@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 import pandas as pd
 
 from mailkit.errors import ImportFileError
-from mailkit.users import USERS_COLUMNS, USERS_DTYPES, read_table
+from mailkit.users import USERS_COLUMNS, USERS_DTYPES, place_columns, read_table
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -66,13 +66,13 @@ def _canonical(
     df: pd.DataFrame, mapping: Mapping[str, str] | None, origin: str
 ) -> tuple[pd.DataFrame, list[str]]:
     notes: list[str] = []
-    columns = _place_columns(df, {str(k).strip(): v for k, v in (mapping or {}).items()}, origin)
-    ignored = [str(c) for c in df.columns if str(c).strip() not in columns.values()]
+    placed = place_columns(df, {str(k).strip(): v for k, v in (mapping or {}).items()}, origin)
+    used = set(placed.values())
+    ignored = [str(c) for i, c in enumerate(df.columns) if i not in used]
     ignored = [c for c in ignored if c.strip() and not c.startswith("Unnamed:")]
     if ignored:
         notes.append(f"left out column(s) that are not users-table columns: {', '.join(ignored)}")
-    by_header = {str(c).strip(): i for i, c in enumerate(df.columns)}
-    raw = {name: df.iloc[:, by_header[header]] for name, header in columns.items()}
+    raw = {name: df.iloc[:, index] for name, index in placed.items()}
     index = pd.RangeIndex(len(df))
     out: dict[str, pd.Series[Any]] = {}
     for name in _TEXT_COLUMNS:
@@ -90,41 +90,6 @@ def _canonical(
         notes.append(f"skipped {int(blank.sum())} empty row(s)")
         frame = frame[~blank].reset_index(drop=True)
     return frame, notes
-
-
-def _place_columns(df: pd.DataFrame, mapping: Mapping[str, str], origin: str) -> dict[str, str]:
-    """Canonical name -> the header it is read from; refuse what cannot be placed."""
-    bad_targets = sorted({t for t in mapping.values() if t not in USERS_COLUMNS})
-    if bad_targets:
-        raise ImportFileError(
-            f"the column mapping sends columns to {', '.join(bad_targets)}, which are not "
-            f"users-table columns; map only onto: {', '.join(USERS_COLUMNS)}"
-        )
-    headers = [str(c).strip() for c in df.columns]
-    absent = sorted(set(mapping) - set(headers))
-    if absent:
-        raise ImportFileError(
-            f"the column mapping names {', '.join(absent)}, but {origin} has no such column; "
-            f"its columns are: {', '.join(headers)}. Fix the mapping or the source"
-        )
-    canonical = {c.lower(): c for c in USERS_COLUMNS}
-    placed: dict[str, str] = {}
-    for header in headers:
-        name = mapping.get(header) or canonical.get(header.lower())
-        if name is None:
-            continue
-        if name in placed:
-            raise ImportFileError(
-                f"both {placed[name]!r} and {header!r} in {origin} would become the {name} "
-                "column; map or keep only one of them"
-            )
-        placed[name] = header
-    if "user_code" not in placed:
-        raise ImportFileError(
-            f"{origin} has no user_code column, so its rows cannot be told apart; name the "
-            "column holding the user codes user_code, or map it (mapping={'Login': 'user_code'})"
-        )
-    return placed
 
 
 def _empty(index: pd.RangeIndex, dtype: str) -> pd.Series[Any]:
