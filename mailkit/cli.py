@@ -229,6 +229,9 @@ _PHASE_EXIT = {
     "data": EXIT_DATA,
     "end_of_data": EXIT_DATA,
     "quit": EXIT_DATA,
+    "consent": EXIT_AUTH,
+    "token": EXIT_AUTH,
+    "request": EXIT_DATA,
 }
 
 _AD_HOC_FIELDS = ("host", "port", "security", "auth", "username", "from_address", "ca_file")

@@ -15,6 +15,8 @@
     │   ├── EmptySecretError (ValueError)  an empty password was about to be stored
     │   └── ReadOnlySecretStoreError       e.g. environment variables cannot be written
     ├── ImportFileError (ValueError)       a CSV / Excel / TOML / legacy file cannot be imported
+    ├── OAuthConfigError (ValueError)      a downloaded client JSON / client settings are invalid
+    ├── OAuthError                         consent, token refresh or revocation failed
     └── UnsafeSettingWarning (UserWarning) a setting that works but is risky (a warning, not raised)
 
 Every message says what is wrong and what to do about it. No message ever contains a secret:
@@ -24,6 +26,10 @@ secrets travel as :class:`mailkit.secrets.Secret`, whose ``str`` is a mask.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mailkit.outcome import Diagnosis
 
 
 class MailkitError(Exception):
@@ -98,6 +104,26 @@ class ImportFileError(MailkitError, ValueError):
         self.problems = problems or []
         lines = "".join(f"\n  - {p}" for p in self.problems)
         super().__init__(message + lines)
+
+
+class OAuthConfigError(MailkitError, ValueError):
+    """An OAuth client configuration (e.g. Google's downloaded client JSON) is not usable."""
+
+    def __init__(self, message: str, problems: list[FieldProblem] | None = None) -> None:
+        self.problems = problems or []
+        lines = "".join(f"\n  - {p}" for p in self.problems)
+        super().__init__(message + lines)
+
+
+class OAuthError(MailkitError):
+    """Getting, refreshing or revoking a token failed; ``diagnosis`` says why and what to do.
+
+    Senders catch it from a token provider and report the diagnosis like any other failure.
+    """
+
+    def __init__(self, diagnosis: Diagnosis) -> None:
+        self.diagnosis = diagnosis
+        super().__init__(diagnosis.to_text())
 
 
 class UnsafeSettingWarning(UserWarning):

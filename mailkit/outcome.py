@@ -27,6 +27,12 @@ class Phase(StrEnum):
     DATA = "data"
     END_OF_DATA = "end_of_data"
     QUIT = "quit"
+    #: OAuth: getting a token (sign-in link or device code, then the code exchange).
+    CONSENT = "consent"
+    #: OAuth: refreshing a stored token just before a send.
+    TOKEN = "token"
+    #: An HTTP API send (Gmail API ``users.messages.send``, Graph ``sendMail``).
+    REQUEST = "request"
 
 
 class Kind(StrEnum):
@@ -56,6 +62,8 @@ class Signal(StrEnum):
     NOT_OFFERED = "not_offered"  # an extension we need was not advertised (STARTTLS, AUTH, ...)
     POLICY = "policy"  # mailkit refused to go on (credentials over plaintext, ...)
     MISSING = "missing"  # a setting or credential needed for the send is absent
+    HTTP = "http"  # an HTTP API answered with an error status (see Failure.code)
+    OAUTH = "oauth"  # an OAuth endpoint answered with an error (Failure.enhanced = error)
 
 
 class Cause(StrEnum):
@@ -110,6 +118,21 @@ class Cause(StrEnum):
     MAILBOX_FULL = "mailbox_full"
     MESSAGE_TOO_LARGE = "message_too_large"
     MESSAGE_REJECTED = "message_rejected"  # content/policy rejection at end of data
+    # OAuth consent and tokens
+    OAUTH_CLIENT_INVALID = "oauth_client_invalid"  # unknown client id or wrong client secret
+    OAUTH_REDIRECT_MISMATCH = "oauth_redirect_mismatch"
+    CONSENT_DENIED = "consent_denied"  # the user (or an admin policy) said no
+    CONSENT_TIMEOUT = "consent_timeout"  # nobody finished signing in in time
+    STATE_MISMATCH = "state_mismatch"  # the redirect is not the answer to our request
+    PKCE_REJECTED = "pkce_rejected"  # the provider refused the code verifier
+    CODE_INVALID = "code_invalid"  # an authorization code expired or already used
+    DEVICE_CODE_DECLINED = "device_code_declined"
+    DEVICE_CODE_EXPIRED = "device_code_expired"
+    DEVICE_CODE_BLOCKED = "device_code_blocked"  # tenant policy blocks the device-code flow
+    TOKEN_REVOKED = "token_revoked"  # refresh refused: revoked, expired or password changed
+    TOKEN_EXPIRED = "token_expired"  # an access token past its lifetime
+    INSUFFICIENT_SCOPE = "insufficient_scope"  # the token lacks the scope the API needs
+    API_ACCESS_DENIED = "api_access_denied"  # 403 for another reason: API off, policy, ...
     # anywhere
     DISCONNECTED = "disconnected"
     COMMAND_TIMEOUT = "command_timeout"
@@ -137,6 +160,8 @@ class Failure:
     extensions: frozenset[str] = frozenset()
     #: AUTH mechanisms the server advertised (upper-case), when known.
     auth_mechanisms: frozenset[str] = frozenset()
+    #: Seconds an HTTP 429/503 asked the client to wait (``Retry-After``), when given.
+    retry_after: float | None = None
 
 
 @dataclass(frozen=True)
