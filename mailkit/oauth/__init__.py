@@ -1,0 +1,1 @@
+"""OAuth for Google and Microsoft: client configuration, consent, tokens in the secret store."""
