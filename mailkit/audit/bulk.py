@@ -33,11 +33,14 @@ __all__ = [
     "bulk_test_async",
 ]
 
-#: Concurrent sends to one ``(host, port)``; a handful of sign-ins at once looks like a
-#: busy office to a server, not like an attack.
-DEFAULT_PER_SERVER_LIMIT = 4
+#: Concurrent sends to one ``(host, port)``. Each user signs in once with their own account, so
+#: per-account limits are not at stake; what a server counts is connections from one client
+#: address. 16 is a third of Postfix's default per-client limit (``smtpd_client_connection_count_
+#: limit`` = 50), leaving room for the office's own traffic. Lower it for a server known to be
+#: stricter.
+DEFAULT_PER_SERVER_LIMIT = 16
 #: Concurrent sends in all, whatever the servers.
-DEFAULT_OVERALL_LIMIT = 32
+DEFAULT_OVERALL_LIMIT = 64
 
 #: The result frame's columns, in order.
 BULK_COLUMNS: tuple[str, ...] = (
