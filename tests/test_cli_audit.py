@@ -7,6 +7,8 @@ import json
 import sqlite3
 from pathlib import Path
 
+import openpyxl
+import pandas as pd
 import pytest
 
 from mailkit.cli import EXIT_OK, EXIT_USAGE, main
@@ -99,3 +101,88 @@ def test_usage_errors(argv: list[str], says: str) -> None:
     code, _, err = run(*argv)
     assert code == EXIT_USAGE
     assert says in err
+
+
+# --------------------------------------------------------------------------- Excel
+
+
+def _excel_export(path: Path) -> Path:
+    """An application's export in its own column names, one bad address among them."""
+    pd.DataFrame(
+        {
+            "Code": ["ann", "bob", "cy"],
+            "E-mail": ["ann@example.com", "bob@@example.com", "cy@example.com"],
+            "Override": ["no", "yes", "no"],
+            "Auth": ["", "msn", ""],
+        }
+    ).to_excel(path, index=False, engine="openpyxl")
+    return path
+
+
+def test_excel_source_with_a_mapping(tmp_path: Path) -> None:
+    source = _excel_export(tmp_path / "users.xlsx")
+    code, out, err = run(
+        "audit", "--excel", str(source), "--format", "json",
+        "--map", "Code=user_code", "--map", "E-mail=email",
+        "--map", "Override=override_enabled", "--map", "Auth=auth",
+    )  # fmt: skip
+    assert (code, err) == (EXIT_OK, "")
+    findings = json.loads(out)
+    assert {(f["user_code"], f["rule"]) for f in findings} >= {
+        ("bob", "invalid-address"),
+        ("bob", "msn-auth-legacy"),
+    }
+    assert all(set(f) == FIVE_KEYS for f in findings)
+
+
+def test_excel_source_in_canonical_columns_without_a_mapping(tmp_path: Path) -> None:
+    source = tmp_path / "canonical.xlsx"
+    pd.DataFrame(
+        {
+            "user_code": ["ann", "ANN", "dan"],
+            "email": ["ann@example.com", "ann@example.com", "dan@example"],
+            "override_enabled": ["no", "no", "yes"],
+            "mode": ["", "", "mapi"],
+        }
+    ).to_excel(source, index=False, engine="openpyxl")
+    code, out, _ = run("audit", "--excel", str(source))
+    assert code == EXIT_OK
+    assert out.startswith(f"3 user(s) from {source}")
+    assert "duplicate-user-code" in out
+    assert "mapi-no-contact-sync" in out
+
+
+def test_excel_source_with_foreign_columns_and_no_mapping_is_refused(tmp_path: Path) -> None:
+    source = _excel_export(tmp_path / "users.xlsx")
+    code, out, err = run("audit", "--excel", str(source))
+    assert code != EXIT_OK
+    assert out == ""
+    assert "user_code" in err
+
+
+def test_xlsx_output_is_a_workbook_of_the_five_columns(profile: Path, tmp_path: Path) -> None:
+    target = tmp_path / "findings.xlsx"
+    code, out, err = run("audit", "--profile", str(profile), "--format", "xlsx", "-o", str(target))
+    assert (code, out, err) == (EXIT_OK, "", "")
+    _, as_json, _ = run("audit", "--profile", str(profile), "--format", "json")
+    expected = json.loads(as_json)
+    book = openpyxl.load_workbook(target, read_only=True)
+    assert book.sheetnames == ["findings"]
+    sheet = pd.read_excel(target, sheet_name="findings", dtype=str, engine="openpyxl")
+    assert list(sheet.columns) == ["user_code", "rule", "severity", "message", "fix"]
+    assert sheet.to_dict(orient="records") == expected
+
+
+def test_xlsx_output_without_an_extension_gets_one(profile: Path, tmp_path: Path) -> None:
+    code, _, _ = run(
+        "audit", "--profile", str(profile), "--format", "xlsx", "-o", str(tmp_path / "report")
+    )
+    assert code == EXIT_OK
+    assert pd.read_excel(tmp_path / "report.xlsx").shape[1] == 5
+
+
+def test_xlsx_to_stdout_is_a_usage_error(profile: Path) -> None:
+    code, out, err = run("audit", "--profile", str(profile), "--format", "xlsx")
+    assert code == EXIT_USAGE
+    assert out == ""
+    assert "--format xlsx writes a file: add -o OUT.xlsx" in err

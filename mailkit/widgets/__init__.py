@@ -2,10 +2,12 @@
 
 One module per panel. The panels hold no rules of their own: values are validated by
 :mod:`mailkit.settings`, resolved by :mod:`mailkit.resolve`, stored by :mod:`mailkit.store`
-and :mod:`mailkit.secrets`, and sent by :mod:`mailkit.testsend`. Each panel keeps its
-ipywidgets root in ``.widget``, and a notebook displays the panel object itself.
+and :mod:`mailkit.secrets`, sent by :mod:`mailkit.testsend` and audited by
+:mod:`mailkit.audit`. Each panel keeps its ipywidgets root in ``.widget``, and a
+notebook displays the panel object itself.
 """
 
+from mailkit.widgets.audit import AuditDashboard
 from mailkit.widgets.common import Field, Form, Panel
 from mailkit.widgets.modes import ModeSections, SmtpSection
 from mailkit.widgets.org import OrgForm, RoutesEditor
@@ -15,6 +17,7 @@ from mailkit.widgets.testsend import TestSendPanel
 from mailkit.widgets.users import UserForm, UsersPanel
 
 __all__ = [
+    "AuditDashboard",
     "Field",
     "Form",
     "ModeSections",
