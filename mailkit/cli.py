@@ -322,7 +322,13 @@ def cmd_demo_server(args: argparse.Namespace, out: TextIO) -> int:
     """``mailkit demo-server``: serve in the foreground until Ctrl-C or SIGTERM."""
     from mailkit.demo.server import DemoServer, DemoSettings, run_foreground
 
-    server = DemoServer(args.dir, starttls_port=args.starttls_port, tls_port=args.tls_port)
+    server = DemoServer(
+        args.dir,
+        starttls_port=args.starttls_port,
+        tls_port=args.tls_port,
+        oauth=args.oauth,
+        oauth_port=args.oauth_port,
+    )
 
     def ready(settings: DemoSettings) -> None:
         # Whoever started us (make lab, a test, Binder) reads this line, so flush it now.
@@ -448,7 +454,8 @@ def build_parser() -> argparse.ArgumentParser:
         commands,
         "demo-server",
         cmd_demo_server,
-        "Run the demo mail server (loopback, STARTTLS + TLS, demo accounts) until Ctrl-C.",
+        "Run the demo mail server (loopback, STARTTLS + TLS, demo accounts) and a local fake "
+        "of Google's and Microsoft's OAuth, the Gmail API and Graph until Ctrl-C.",
     )
     demo.add_argument(
         "--dir", metavar="DIR", help="its files: ca.pem, demo.json, mailbox/ (default: per user)"
@@ -458,6 +465,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--tls-port", type=int, default=0, metavar="P", help="implicit-TLS port (0: any free)"
+    )
+    demo.add_argument(
+        "--oauth-port",
+        type=int,
+        default=0,
+        metavar="P",
+        help="HTTPS port of the fake OAuth provider and mail APIs (0: any free)",
+    )
+    demo.add_argument(
+        "--no-oauth",
+        dest="oauth",
+        action="store_false",
+        help="SMTP only: leave out the fake OAuth provider",
     )
 
     audit = add(

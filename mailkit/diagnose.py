@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from mailkit.outcome import Cause, Diagnosis, Failure, Kind, Phase, SendContext, Signal
-from mailkit.providers import Provider, provider_for_host
+from mailkit.providers import Provider, provider_for_domain, provider_for_host
 
 __all__ = [
     "MAX_SERVER_TEXT",
@@ -143,6 +143,16 @@ class Facts:
     def walkthrough(self) -> str:
         return _OAUTH_WALKTHROUGH.get(self.provider_id or "", "OAuth walkthrough")
 
+    @property
+    def error(self) -> str:
+        """The OAuth / API error code as the provider sent it (``invalid_grant``, ...), or ""."""
+        return self.failure.enhanced or ""
+
+    @property
+    def api(self) -> bool:
+        """Whether the send went through a mail API (Gmail API, Graph) rather than SMTP."""
+        return self.context.auth == "oauth" or self.failure.phase is Phase.REQUEST
+
 
 class When:
     """A predicate on :class:`Facts` that composes: ``a & b``, ``a | b``, ``~a``."""
@@ -233,6 +243,21 @@ def port_is(*ports: int) -> When:
     return When(lambda f: f.port in ports)
 
 
+def oauth_error(*errors: str) -> When:
+    """The OAuth / API error code (``Failure.enhanced``) is one of these, in any case."""
+    wanted = frozenset(e.lower() for e in errors)
+    return When(lambda f: f.error.lower() in wanted)
+
+
+def status(*codes: int) -> When:
+    """The HTTP status (``Failure.code``) is one of these."""
+    return When(lambda f: f.code in codes)
+
+
+def status_class(digit: int) -> When:
+    return When(lambda f: f.code is not None and f.code // 100 == digit)
+
+
 IMPLICIT_TLS = When(lambda f: f.implicit_tls)
 
 
@@ -288,6 +313,9 @@ _STEP = {
     Phase.DATA: "DATA (sending the message)",
     Phase.END_OF_DATA: "the end of the message",
     Phase.QUIT: "QUIT",
+    Phase.CONSENT: "the OAuth sign-in",
+    Phase.TOKEN: "the token refresh",
+    Phase.REQUEST: "the API request",
 }
 
 _RETRY = "Nothing in the settings needs to change; run the test again in a few minutes."
@@ -326,10 +354,14 @@ def _password_missing(f: Facts) -> Advice:
 
 
 def _token_missing(f: Facts) -> Advice:
+    how = (
+        f"The mode sends through {_api_name(f)}, which needs an OAuth token"
+        if f.api
+        else "The authorization type is xoauth2, which signs in with an OAuth token"
+    )
     return Advice(
         "No OAuth token is stored",
-        "The authorization type is xoauth2, which signs in with an OAuth token, but no token "
-        "is stored for this account yet, so mailkit did not try to sign in.",
+        f"{how}, but no token is stored for this account yet, so mailkit did not try to send.",
         (
             f"Run the {f.walkthrough} for this account; it stores the token in the secret store.",
             "Then run the test send again.",
@@ -392,6 +424,18 @@ def _dns_failure(f: Facts) -> Advice:
 
 
 def _connection_refused(f: Facts) -> Advice:
+    if f.api:
+        return Advice(
+            f"Nothing accepts connections on port {f.port}",
+            f"{f.context.host} answered, but refused the HTTPS connection on port {f.port}: "
+            "no API service listens there, or a firewall rejects it.",
+            (
+                "Check api_url in the organisation settings: leave it empty for the real "
+                "Gmail API / Microsoft Graph, or point it at a service that is running.",
+                "Check that a firewall or proxy allows outgoing HTTPS (port 443) from this "
+                "computer.",
+            ),
+        )
     return Advice(
         f"Nothing accepts connections on port {f.port}",
         f"{f.context.host} answered, but refused the connection on port {f.port}: no mail "
@@ -515,8 +559,13 @@ def _certificate_untrusted(f: Facts) -> Advice:
         (
             "For a server with a private certificate authority: set ca_file to that "
             "authority's certificate (PEM).",
-            "Or pin the server's certificate: set tls_pin_sha256 to its SHA-256 fingerprint, "
-            "checked with the server's administrator.",
+            (
+                "If a company proxy inspects HTTPS, set ca_file to the proxy's certificate "
+                "authority (ask the network team for it)."
+                if f.api
+                else "Or pin the server's certificate: set tls_pin_sha256 to its SHA-256 "
+                "fingerprint, checked with the server's administrator."
+            ),
             "For a public server, ask its administrator to install the full certificate chain "
             "(including intermediates).",
             "mailkit never switches certificate checking off; the two settings above are the "
@@ -836,6 +885,8 @@ def _basic_auth_disabled(f: Facts) -> Advice:
 
 
 def _oauth_token_invalid(f: Facts) -> Advice:
+    if f.failure.signal is Signal.HTTP:
+        return _api_token_invalid(f)
     expected = _xoauth2_scope(f.failure.text)
     scope = f.provider.oauth_scope if f.provider else None
     scope_hint = expected or scope
@@ -1254,6 +1305,17 @@ def _server_error(f: Facts) -> Advice:
                 "Ask the server's administrator whether the extension can be enabled.",
             ),
         )
+    if f.failure.signal in (Signal.HTTP, Signal.OAUTH):
+        return Advice(
+            "The service reported an error",
+            f"{_answered(f)} during {_STEP[f.failure.phase]}. The reason is in its answer.",
+            (
+                "Read the answer's message; it usually names the problem.",
+                "If it is unclear, send the transcript to whoever runs the service (the "
+                "provider's support, or your IT for a company proxy).",
+            ),
+            _refs(f),
+        )
     transient = _kind_by_code(f.code) is Kind.TRANSIENT
     where = _STEP[f.failure.phase]
     return Advice(
@@ -1268,6 +1330,467 @@ def _server_error(f: Facts) -> Advice:
             _RETRY if transient else "Read the server's reply; it usually names the problem.",
             "If it persists, send the transcript to the server's administrator.",
         ),
+    )
+
+
+# ---- OAuth consent and tokens, mail APIs
+#
+# Google and Microsoft name the same problems differently; each function tailors its steps to
+# the provider the facts point at (the API host, the context's oauth_provider, or the
+# provider's own error words such as AADSTS codes).
+
+
+def _api_name(f: Facts) -> str:
+    if f.google:
+        return "the Gmail API"
+    if f.microsoft:
+        return "Microsoft Graph"
+    return "the mail API"
+
+
+def _service(f: Facts) -> str:
+    """Who answered: the sign-in service for consent and refresh, else the mail API."""
+    if f.failure.phase in (Phase.CONSENT, Phase.TOKEN):
+        if f.google:
+            return "Google's sign-in service"
+        if f.microsoft:
+            return "Microsoft's sign-in service (Entra ID)"
+        return "the OAuth sign-in service"
+    return _api_name(f)
+
+
+def _answered(f: Facts) -> str:
+    """Opens an explanation: "Microsoft Graph answered HTTP 403 (ErrorAccessDenied)"."""
+    service = _service(f)
+    status = f" HTTP {f.code}" if f.code is not None else " with an error"
+    error = f" ({f.error})" if f.error else ""
+    return f"{service[0].upper()}{service[1:]} answered{status}{error}"
+
+
+_GOOGLE_CONSOLE = "Google Cloud console (console.cloud.google.com) → APIs & Services"
+_ENTRA_APP = "Microsoft Entra admin center (entra.microsoft.com) → App registrations → your app"
+_GMAIL_SEND = "https://www.googleapis.com/auth/gmail.send"
+_GOOGLE_FULL = "https://mail.google.com/"
+
+
+def _scope_needed(f: Facts) -> str:
+    """The scope this send needs, by provider and by SMTP or API."""
+    if f.google:
+        return _GMAIL_SEND if f.api else _GOOGLE_FULL
+    if f.microsoft:
+        return "Mail.Send (Microsoft Graph)" if f.api else "SMTP.Send (Office 365 Exchange Online)"
+    return "the send scope the provider documents"
+
+
+def _oauth_client_invalid(f: Facts) -> Advice:
+    public_off = f.says("AADSTS7000218", "client_assertion", "client_secret")
+    if f.microsoft:
+        explanation = (
+            f"{_answered(f)}: it does not accept this app (client id) for this sign-in."
+            + (
+                " The app registration requires a client secret, i.e. public client flows "
+                "are switched off, which the device code and desktop sign-in need."
+                if public_off
+                else " Usually the client id or tenant is wrong, or the app registration is "
+                "not set up for a desktop (public) client."
+            )
+        )
+        fix: tuple[str, ...] = (
+            f'{_ENTRA_APP} → Authentication → Advanced settings → set "Allow public client '
+            'flows" to Yes, then Save.',
+            "Set oauth_client_id to the Application (client) ID from the app's Overview page, "
+            "and oauth_tenant to its Directory (tenant) ID or domain (AADSTS700016 means the "
+            "app does not exist in that tenant).",
+            f"{_ENTRA_APP} → Authentication → Add a platform → Mobile and desktop applications, "
+            "with the redirect URI http://localhost.",
+        )
+    elif f.google:
+        explanation = (
+            f"{_answered(f)}: Google does not recognise the OAuth client, or its secret does "
+            "not match (the client was deleted, the secret reset, or the JSON belongs to "
+            "another project)."
+        )
+        fix = (
+            f"{_GOOGLE_CONSOLE} → Credentials: check that the OAuth client ID exists and is of "
+            "type Desktop app; download its JSON again.",
+            "Load that client JSON into mailkit again (client id and secret go together; "
+            "resetting the secret in the console invalidates the stored one).",
+            "If the client is gone, create a new OAuth client ID (Desktop app) in the project "
+            "where the Gmail API is enabled.",
+        )
+    else:
+        explanation = f"{_answered(f)}: the OAuth client (id or secret) is not accepted."
+        fix = (
+            "Check oauth_client_id (and the client secret, if the provider uses one) against "
+            "the provider's app registration.",
+            "Make sure the app is registered as a desktop / public client.",
+        )
+    return Advice("The OAuth app (client) is not accepted", explanation, fix, _refs(f))
+
+
+def _oauth_redirect_mismatch(f: Facts) -> Advice:
+    if f.microsoft:
+        fix: tuple[str, ...] = (
+            f"{_ENTRA_APP} → Authentication → Add a platform → Mobile and desktop "
+            "applications → add the redirect URI http://localhost (Entra accepts any port on "
+            "a loopback address), then Save.",
+            "Or use the device code sign-in, which needs no redirect URI.",
+        )
+    elif f.google:
+        fix = (
+            f"{_GOOGLE_CONSOLE} → Credentials: use an OAuth client ID of type Desktop app; it "
+            "accepts the loopback redirect (http://127.0.0.1 or http://localhost on any port).",
+            "A Web application client accepts only the exact URIs under Authorized redirect "
+            "URIs; create a Desktop app client for mailkit instead of adding ports there.",
+        )
+    else:
+        fix = (
+            "Register a loopback redirect URI (http://localhost) for the app with the provider.",
+        )
+    return Advice(
+        "The sign-in's redirect address is not registered",
+        f"{_answered(f)}: the address the browser is sent back to after sign-in (a loopback "
+        "address on this computer) is not registered for this app.",
+        fix,
+        _refs(f),
+    )
+
+
+def _consent_denied(f: Facts) -> Advice:
+    admin = f.error.lower() == "consent_required" or f.says("AADSTS65001", "admin consent")
+    explanation = f"{_answered(f)}: " + (
+        "the permission was not granted: the app needs consent that users may not give."
+        if admin
+        else "the sign-in was refused — Cancel or Deny was chosen on the consent page, or "
+        "a policy of the organisation does not let this app in."
+    )
+    if f.microsoft:
+        fix: tuple[str, ...] = (
+            "Run the Microsoft OAuth walkthrough again and choose Accept on the permissions page.",
+            f"If users may not consent: {_ENTRA_APP} → API permissions → add the delegated "
+            f'permission {_scope_needed(f)} → "Grant admin consent for <tenant>" (needs an '
+            "administrator).",
+            "Check Enterprise applications → Consent and permissions for the tenant's user "
+            "consent settings.",
+        )
+    elif f.google:
+        fix = (
+            "Run the Google OAuth walkthrough again and allow the access (tick the box for "
+            "sending mail if Google shows one).",
+            f"If the app's OAuth consent screen is in Testing: {_GOOGLE_CONSOLE} → OAuth "
+            "consent screen → Audience → add the account under Test users.",
+            "In Google Workspace an administrator may block unverified apps: Admin console → "
+            "Security → Access and data control → API controls → App access control → trust "
+            "the app's client id.",
+        )
+    else:
+        fix = ("Sign in again and accept the requested permissions.",)
+    return Advice("Sign-in was refused", explanation, fix, _refs(f))
+
+
+def _device_code_blocked(f: Facts) -> Advice:
+    return Advice(
+        "The tenant blocks device-code sign-in",
+        f"{_answered(f)}: a Conditional Access policy of the Microsoft 365 tenant blocks the "
+        "device code flow (AADSTS53003), which is often done because device codes are abused "
+        "for phishing. The account and app are fine; this way of signing in is not allowed.",
+        (
+            "Use the browser sign-in instead: in the Microsoft OAuth walkthrough choose the "
+            "authorization-code flow with the loopback redirect (the browser must run on the "
+            "computer that runs the notebook kernel).",
+            "Or ask the tenant administrator to exclude this app or these users from the policy "
+            "(Entra admin center → Protection → Conditional Access → the policy → Conditions → "
+            "Authentication flows → Device code flow).",
+        ),
+        _refs(f),
+    )
+
+
+def _device_code_declined(f: Facts) -> Advice:
+    return Advice(
+        "The device-code sign-in was declined",
+        "The code was entered, but the sign-in was then cancelled or declined on the "
+        "device-login page, so no token was issued.",
+        (
+            "Run the Microsoft OAuth walkthrough again, enter the new code at "
+            "https://microsoft.com/devicelogin and approve the sign-in.",
+            "Sign in with the mailbox's own account (the one in username / from_address).",
+        ),
+        _refs(f),
+    )
+
+
+def _device_code_expired(f: Facts) -> Advice:
+    return Advice(
+        "The device code expired",
+        "Nobody entered the code and finished signing in before it expired (about 15 "
+        "minutes), so no token was issued.",
+        (
+            "Run the Microsoft OAuth walkthrough again and enter the new code promptly at "
+            "https://microsoft.com/devicelogin.",
+        ),
+        _refs(f),
+    )
+
+
+def _consent_timeout(f: Facts) -> Advice:
+    loopback = f.detail in ("loopback", "auth_code")
+    return Advice(
+        "Sign-in was not finished in time",
+        "mailkit waited for the sign-in to finish and gave up: nobody completed it in the "
+        "browser in time"
+        + (
+            ", or the browser could not reach the loopback address on the computer that runs "
+            "the notebook kernel."
+            if loopback
+            else "."
+        ),
+        (
+            f"Run the {f.walkthrough} again and complete the sign-in right away.",
+            "If the notebook runs on another computer (a server, Binder, JupyterHub), the "
+            "loopback redirect cannot reach it: use the device code sign-in (Microsoft) or "
+            "paste the redirected address back into the walkthrough (Google).",
+        ),
+        _refs(f),
+    )
+
+
+def _state_mismatch(f: Facts) -> Advice:
+    return Advice(
+        "The sign-in answer does not belong to this sign-in",
+        "The address the browser came back with carries a different state value than the "
+        "sign-in mailkit started. It comes from an older sign-in link or another browser tab — "
+        "or someone tries to slip their own sign-in in — so mailkit did not use it.",
+        (
+            f"Start the {f.walkthrough} again and use only the newest sign-in link.",
+            "When pasting the redirected address, paste the one from that newest sign-in.",
+        ),
+        _refs(f),
+    )
+
+
+def _pkce_rejected(f: Facts) -> Advice:
+    return Advice(
+        "The provider refused the sign-in's proof key",
+        f"{_answered(f)}: the code verifier (PKCE) does not match the sign-in that produced "
+        "the code. The code belongs to another sign-in attempt — an older link, or the "
+        "walkthrough was restarted between opening the link and finishing.",
+        (f"Start the {f.walkthrough} again and finish it in one go, with the newest link.",),
+        _refs(f),
+    )
+
+
+def _code_invalid(f: Facts) -> Advice:
+    return Advice(
+        "The sign-in code is no longer valid",
+        f"{_answered(f)}: the authorization code has expired (they last minutes) or was "
+        "already used — e.g. a redirected address pasted twice or a reloaded page.",
+        (
+            f"Run the {f.walkthrough} again and finish it promptly; paste each redirected "
+            "address only once.",
+        ),
+        _refs(f),
+    )
+
+
+def _token_revoked(f: Facts) -> Advice:
+    if f.google:
+        why = (
+            " With Google this happens when the access was removed (Google Account → Security "
+            "→ Your connections to third-party apps), the password was changed, the token was "
+            "unused for six months, or the app's consent screen is in Testing (refresh tokens "
+            "then expire after 7 days)."
+        )
+        extra: tuple[str, ...] = (
+            f"If the consent screen is in Testing: {_GOOGLE_CONSOLE} → OAuth consent screen → "
+            "Publish app (In production), so stored tokens stop expiring after a week.",
+        )
+    elif f.microsoft:
+        why = (
+            " With Microsoft this happens when an administrator revoked the user's sessions, "
+            "the password was reset, the token was unused for 90 days, or a policy now "
+            "requires multi-factor sign-in (AADSTS50076) or a new consent."
+        )
+        extra = (
+            "If it keeps happening, ask the tenant administrator whether sign-in frequency or "
+            "Conditional Access policies end sessions for this app.",
+        )
+    else:
+        why = ""
+        extra = ()
+    return Advice(
+        "The stored sign-in is no longer valid",
+        f"{_answered(f)}: the stored refresh token was refused — it was revoked or has "
+        f"expired, so mailkit cannot get a new access token.{why}",
+        (
+            f"Run the {f.walkthrough} again for {f.context.username or 'this account'}; it "
+            "replaces the stored token.",
+            *extra,
+        ),
+        _refs(f),
+    )
+
+
+def _token_expired(f: Facts) -> Advice:
+    return Advice(
+        "The access token has expired",
+        f"{_answered(f)}: the access token is past its lifetime. mailkit refreshes tokens "
+        "shortly before a send, so this means the token was given without a way to refresh "
+        "it, or this computer's clock is wrong.",
+        (
+            "Run the test again: a stored sign-in is refreshed first.",
+            "Check this computer's date, time and time zone.",
+            f"If it repeats, run the {f.walkthrough} again so a refresh token is stored.",
+        ),
+        _refs(f),
+    )
+
+
+def _api_token_invalid(f: Facts) -> Advice:
+    if f.microsoft:
+        detail = (
+            " Graph accepts only tokens issued for https://graph.microsoft.com; a token for "
+            "SMTP (https://outlook.office.com/SMTP.Send) is refused here."
+        )
+    elif f.google:
+        detail = (
+            " The Gmail API accepts tokens issued by Google for this project with the scope "
+            f"{_GMAIL_SEND} (or {_GOOGLE_FULL})."
+        )
+    else:
+        detail = ""
+    return Advice(
+        "The OAuth token was not accepted",
+        f"{_answered(f)}: the access token is not valid for it — revoked, issued for another "
+        f"service, or damaged.{detail}",
+        (
+            f"Run the {f.walkthrough} again for the mode in use (scope {_scope_needed(f)}) and "
+            "sign in as the mailbox's own account.",
+            "Check that username / from_address is the signed-in account.",
+        ),
+        _refs(f),
+    )
+
+
+def _insufficient_scope(f: Facts) -> Advice:
+    at_consent = f.failure.signal is Signal.OAUTH
+    explanation = (
+        f"{_answered(f)}: the app asked for a scope it is not allowed to request."
+        if at_consent
+        else f"{_answered(f)}: the token does not carry the permission (scope) sending needs: "
+        f"{_scope_needed(f)}."
+    )
+    if f.google:
+        fix: tuple[str, ...] = (
+            f"{_GOOGLE_CONSOLE} → OAuth consent screen → Data access (Scopes): add "
+            f"{_GMAIL_SEND} for the Gmail API, or {_GOOGLE_FULL} for SMTP. "
+            f"{_GOOGLE_FULL} is a restricted scope (Google verification for production apps); "
+            "gmail.send is enough for mode gmail_api.",
+            "Run the Google OAuth walkthrough again and tick the permission to send mail on "
+            "Google's consent page (unticked boxes are not granted).",
+        )
+    elif f.microsoft:
+        fix = (
+            f"{_ENTRA_APP} → API permissions → Add a permission → Microsoft Graph → Delegated "
+            "permissions → Mail.Send (for SMTP: Office 365 Exchange Online → SMTP.Send) → then "
+            '"Grant admin consent for <tenant>".',
+            "Run the Microsoft OAuth walkthrough again so the new token carries the permission.",
+        )
+    else:
+        fix = (f"Sign in again and grant {_scope_needed(f)}.",)
+    return Advice("The token lacks the permission to send", explanation, fix, _refs(f))
+
+
+_API_DISABLED = When(
+    lambda f: f.error.lower() in ("accessnotconfigured", "service_disabled")
+) | says("has not been used", "it is disabled", "api is disabled", "not been enabled")
+
+
+def _api_access_denied(f: Facts) -> Advice:
+    if f.google and _API_DISABLED(f):
+        return Advice(
+            "The Gmail API is not enabled for the app's project",
+            f"{_answered(f)}: the Google Cloud project that owns the OAuth client has the "
+            "Gmail API switched off (or never enabled).",
+            (
+                f"{_GOOGLE_CONSOLE} → Library → Gmail API → Enable, in the project of the "
+                "OAuth client id.",
+                "Wait a few minutes for it to take effect, then test again.",
+            ),
+            _refs(f),
+        )
+    if f.google:
+        fix: tuple[str, ...] = (
+            f"Check the token's scope: mode gmail_api needs {_GMAIL_SEND}; run the Google "
+            "OAuth walkthrough again if in doubt.",
+            "In Google Workspace, ask the administrator whether API access for this app or "
+            "user is restricted (Admin console → Security → API controls) or Gmail is off for "
+            "the user.",
+            f"Check in {_GOOGLE_CONSOLE} that the Gmail API is enabled for the project.",
+        )
+    elif f.microsoft:
+        fix = (
+            f"{_ENTRA_APP} → API permissions: Microsoft Graph delegated Mail.Send must be "
+            'listed and granted ("Grant admin consent for <tenant>").',
+            "The signed-in user needs an Exchange Online mailbox (a licence with Exchange); "
+            "sending as another mailbox needs Send As permission on it.",
+            "An Exchange application access policy or RBAC for Applications may limit which "
+            "mailboxes the app can use; ask the Exchange administrator.",
+        )
+    else:
+        fix = ("Check the app's API permissions and the account's access to the API.",)
+    return Advice(
+        "The API refused access",
+        f"{_answered(f)}: the token is valid but this account or app may not send through the API.",
+        fix,
+        _refs(f),
+    )
+
+
+def _retry_words(f: Facts) -> str:
+    wait = f.failure.retry_after
+    if wait is None:
+        return "Wait a minute or two and test again."
+    return f"Wait {wait:g} seconds (the server's Retry-After) and test again."
+
+
+def _api_rate_limited(f: Facts) -> Advice:
+    if f.microsoft:
+        why = (
+            " Exchange Online throttles Graph per app and mailbox (requests per 10 minutes, "
+            "concurrent requests) and limits recipients per day."
+        )
+    elif f.google:
+        why = (
+            " Google limits Gmail API requests per user per second and mail per day (about "
+            "500 recipients for Gmail, 2,000 for Workspace)."
+        )
+    else:
+        why = ""
+    return Advice(
+        "Sending limit reached",
+        f"{_answered(f)}: too many requests or messages in a short time for this account or "
+        f"app.{why}",
+        (
+            _retry_words(f),
+            "Lower bulk-test concurrency and send tests to fewer recipients at once.",
+        ),
+        _refs(f),
+    )
+
+
+def _api_server_error(f: Facts) -> Advice:
+    if f.microsoft:
+        health = "Microsoft 365 admin center → Health → Service health"
+    elif f.google:
+        health = "the Google Workspace Status Dashboard (google.com/appsstatus)"
+    else:
+        health = "the provider's service status page"
+    return Advice(
+        "The service had a temporary problem",
+        f"{_answered(f)}: an error on the provider's side, not in mailkit's settings.",
+        (_retry_words(f), f"If it persists, check {health}."),
+        _refs(f),
     )
 
 
@@ -1374,6 +1897,17 @@ _GREYLIST = (
 _CONTENT = enhanced("5.7") | says(
     "spam", "policy", "virus", "malware", "blocked", "content", "dmarc", "spf", "dkim", "rejected"
 )
+_OAUTH = sig(Signal.OAUTH)
+_HTTP = sig(Signal.HTTP)
+_CONSENT = at(Phase.CONSENT)
+_DEVICE_BLOCKED = detail_says("device_code") & says("AADSTS53003", "conditional access")
+_PKCE = says("code verifier", "code_verifier", "AADSTS501481")
+_API_RATE = oauth_error(
+    "rateLimitExceeded", "userRateLimitExceeded", "dailyLimitExceeded", "quotaExceeded"
+) | says("rate limit", "too many requests")
+_SCOPE = oauth_error(
+    "ACCESS_TOKEN_SCOPE_INSUFFICIENT", "insufficientPermissions", "insufficient_scope"
+) | says("scope", "insufficient permission")
 
 RULES: tuple[Rule, ...] = (
     # -- before any connection: settings, credentials, mailkit's own policy
@@ -1396,6 +1930,105 @@ RULES: tuple[Rule, ...] = (
     Rule(Cause.TLS_ON_PLAIN_PORT, CONFIG, _HANDSHAKE & IMPLICIT_TLS & _NOT_TLS, _tls_on_plain_port),
     Rule(Cause.TLS_VERSION_REFUSED, CONFIG, _HANDSHAKE & _TLS_VERSION, _tls_version_refused),
     Rule(Cause.TLS_HANDSHAKE_FAILED, PERMANENT, _HANDSHAKE, _tls_handshake_failed),
+    # -- OAuth sign-in and refresh: the provider's error code decides (Failure.enhanced)
+    Rule(Cause.STATE_MISMATCH, PERMANENT, _OAUTH & oauth_error("state_mismatch"), _state_mismatch),
+    Rule(Cause.CONSENT_TIMEOUT, PERMANENT, _OAUTH & oauth_error("timeout"), _consent_timeout),
+    Rule(
+        Cause.DEVICE_CODE_BLOCKED,
+        CONFIG,
+        _OAUTH & oauth_error("access_denied") & _DEVICE_BLOCKED,
+        _device_code_blocked,
+    ),
+    Rule(
+        Cause.CONSENT_DENIED,
+        PERMANENT,
+        _OAUTH & oauth_error("access_denied", "consent_required"),
+        _consent_denied,
+    ),
+    Rule(
+        Cause.DEVICE_CODE_DECLINED,
+        PERMANENT,
+        _OAUTH & oauth_error("authorization_declined"),
+        _device_code_declined,
+    ),
+    Rule(
+        Cause.DEVICE_CODE_EXPIRED,
+        PERMANENT,
+        _OAUTH & oauth_error("expired_token"),
+        _device_code_expired,
+    ),
+    Rule(
+        Cause.OAUTH_CLIENT_INVALID,
+        CONFIG,
+        _OAUTH
+        & (
+            oauth_error("invalid_client", "unauthorized_client")
+            | says("AADSTS700016", "AADSTS7000218")
+        ),
+        _oauth_client_invalid,
+    ),
+    Rule(
+        Cause.OAUTH_REDIRECT_MISMATCH,
+        CONFIG,
+        _OAUTH & (oauth_error("redirect_uri_mismatch") | says("AADSTS50011", "AADSTS500113")),
+        _oauth_redirect_mismatch,
+    ),
+    Rule(
+        Cause.PKCE_REJECTED,
+        PERMANENT,
+        _OAUTH & _CONSENT & oauth_error("invalid_grant") & _PKCE,
+        _pkce_rejected,
+    ),
+    Rule(
+        Cause.CODE_INVALID,
+        PERMANENT,
+        _OAUTH & _CONSENT & oauth_error("invalid_grant"),
+        _code_invalid,
+    ),
+    Rule(
+        Cause.TOKEN_REVOKED,
+        PERMANENT,
+        _OAUTH & ~_CONSENT & oauth_error("invalid_grant", "interaction_required"),
+        _token_revoked,
+    ),
+    Rule(
+        Cause.INSUFFICIENT_SCOPE,
+        PERMANENT,
+        _OAUTH & oauth_error("invalid_scope"),
+        _insufficient_scope,
+    ),
+    # -- OAuth endpoints and mail APIs alike: limits and outages pass
+    Rule(
+        Cause.RATE_LIMITED,
+        TRANSIENT,
+        (_HTTP | _OAUTH) & (status(429) | (status(403) & _API_RATE)),
+        _api_rate_limited,
+    ),
+    Rule(
+        Cause.SERVER_ERROR,
+        TRANSIENT,
+        (_HTTP | _OAUTH)
+        & (status_class(5) | oauth_error("temporarily_unavailable", "server_error")),
+        _api_server_error,
+    ),
+    # -- mail APIs (Gmail API, Graph): the status, then the provider's words
+    Rule(
+        Cause.TOKEN_EXPIRED,
+        PERMANENT,
+        _HTTP & status(401) & (says("expired") | oauth_error("ACCESS_TOKEN_EXPIRED")),
+        _token_expired,
+    ),
+    Rule(Cause.OAUTH_TOKEN_INVALID, PERMANENT, _HTTP & status(401), _oauth_token_invalid),
+    Rule(
+        Cause.SEND_AS_DENIED,
+        PERMANENT,
+        _HTTP & status(403) & (oauth_error("ErrorSendAsDenied") | _SEND_AS),
+        _send_as_denied,
+    ),
+    Rule(Cause.INSUFFICIENT_SCOPE, PERMANENT, _HTTP & status(403) & _SCOPE, _insufficient_scope),
+    Rule(Cause.API_ACCESS_DENIED, PERMANENT, _HTTP & status(403), _api_access_denied),
+    # An HTTP 4xx is the request's fault, not a passing state as an SMTP 4xx would be.
+    Rule(Cause.SERVER_ERROR, PERMANENT, _HTTP | _OAUTH, _server_error),
     # -- after the final dot, silence is not failure: the server may have taken the message
     Rule(
         Cause.OUTCOME_UNKNOWN,
@@ -1521,9 +2154,62 @@ def _email_domain(context: SendContext) -> str | None:
 
 
 def _facts(failure: Failure, context: SendContext) -> Facts:
-    provider = provider_for_host(context.host, _email_domain(context))
+    email = _email_domain(context)
+    provider = provider_for_host(context.host, email) or _api_provider(failure, context, email)
     code = parse_enhanced(failure.enhanced) or parse_enhanced(failure.text)
     return Facts(failure=failure, context=context, provider=provider, enhanced=code)
+
+
+_GOOGLE_HOSTS = ("googleapis.com", "accounts.google.com")
+_MICROSOFT_HOSTS = (
+    "graph.microsoft.com",
+    "login.microsoftonline.com",
+    "login.live.com",
+    "outlook.office.com",
+    "outlook.office365.com",
+)
+# Error words only one provider uses: AADSTS codes and Graph's error codes; Google's statuses.
+_MICROSOFT_WORDS = re.compile(
+    r"AADSTS\d+|InvalidAuthenticationToken|ErrorAccessDenied|ApplicationThrottled"
+    r"|MailboxConcurrency|ErrorSendAsDenied",
+    re.IGNORECASE,
+)
+_GOOGLE_WORDS = re.compile(
+    r"ACCESS_TOKEN_SCOPE_INSUFFICIENT|accessNotConfigured|SERVICE_DISABLED|googleapis\.com"
+    r"|Token has been expired or revoked",
+    re.IGNORECASE,
+)
+
+
+def _oauth_vendor(failure: Failure, context: SendContext) -> str | None:
+    """Google or Microsoft, for OAuth and API failures whose host is not a known SMTP server."""
+    if context.oauth_provider in ("google", "microsoft"):
+        return context.oauth_provider
+    host = context.host.lower().rstrip(".")
+    if any(host == h or host.endswith("." + h) for h in _GOOGLE_HOSTS):
+        return "google"
+    if any(host == h or host.endswith("." + h) for h in _MICROSOFT_HOSTS):
+        return "microsoft"
+    if failure.signal not in (Signal.HTTP, Signal.OAUTH):
+        return None
+    words = f"{failure.enhanced or ''}\n{failure.text}"
+    if _MICROSOFT_WORDS.search(words):
+        return "microsoft"
+    if _GOOGLE_WORDS.search(words):
+        return "google"
+    return None
+
+
+def _api_provider(failure: Failure, context: SendContext, email: str | None) -> Provider | None:
+    vendor = _oauth_vendor(failure, context)
+    if vendor == "google":
+        return provider_for_host("smtp.gmail.com", email)  # Workspace by a non-Gmail domain
+    if vendor == "microsoft":
+        consumer = provider_for_domain(email) if email else None
+        if consumer is not None and consumer.id == "outlook_com":
+            return consumer
+        return provider_for_host("smtp.office365.com", email)
+    return None
 
 
 def rule_for(failure: Failure, context: SendContext) -> Rule:
@@ -1533,6 +2219,14 @@ def rule_for(failure: Failure, context: SendContext) -> Rule:
 
 def _first_rule(facts: Facts) -> Rule:
     return next(rule for rule in RULES if rule.when(facts))
+
+
+def _said(failure: Failure) -> str:
+    """The server's words; for OAuth and APIs led by the provider's error code, if not in them."""
+    error = failure.enhanced or ""
+    if failure.signal not in (Signal.HTTP, Signal.OAUTH) or not error or error in failure.text:
+        return failure.text
+    return f"{error}: {failure.text}" if failure.text else error
 
 
 def diagnose(failure: Failure, context: SendContext) -> Diagnosis:
@@ -1553,6 +2247,6 @@ def diagnose(failure: Failure, context: SendContext) -> Diagnosis:
         provider=facts.provider_id,
         code=failure.code,
         enhanced=facts.enhanced,
-        server_text=_server_text(failure.text, facts.enhanced),
+        server_text=_server_text(_said(failure), facts.enhanced),
         references=advice.references,
     )

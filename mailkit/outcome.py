@@ -175,6 +175,9 @@ class SendContext:
     username: str | None = None
     from_address: str | None = None
     timeout: float | None = None
+    #: Whose OAuth / mail API this send used ("google" | "microsoft"), when the host alone
+    #: cannot tell (a test double on 127.0.0.1, a proxy). None for plain SMTP.
+    oauth_provider: str | None = None
 
 
 @dataclass(frozen=True)

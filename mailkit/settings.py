@@ -360,13 +360,23 @@ def check_user_code(value: str) -> str:
     return text
 
 
-def check_url(value: str) -> str:
+def check_url(value: str, *, example: str = "https://mail.example.com/EWS/Exchange.asmx") -> str:
     text = check_text(value, max_length=2048)
     if not re.fullmatch(r"https://[^\s/?#@]+(?:/[^\s]*)?", text):
-        raise ValueError(
-            "must be an https:// address, e.g. https://mail.example.com/EWS/Exchange.asmx"
-        )
+        raise ValueError(f"must be an https:// address, e.g. {example}")
     return text
+
+
+def check_api_url(value: str) -> str:
+    """The base URL of a mail API (Gmail API / Graph): https, no query, no trailing slash.
+
+    The API paths are appended to it, so a query or fragment would end up in the middle of
+    every request URL.
+    """
+    text = check_url(value, example="https://gmail.googleapis.com or https://graph.microsoft.com")
+    if re.search(r"[?#]", text):
+        raise ValueError("must be a base address without ? or #, e.g. https://graph.microsoft.com")
+    return text.rstrip("/")
 
 
 def check_route_name(value: str) -> str:
@@ -466,6 +476,11 @@ OptPath = Annotated[
 OptUrl = Annotated[
     str | None,
     AfterValidator(lambda v: v if v is None else check_url(v)),
+    BeforeValidator(_blank_to_none),
+]
+OptApiUrl = Annotated[
+    str | None,
+    AfterValidator(lambda v: v if v is None else check_api_url(v)),
     BeforeValidator(_blank_to_none),
 ]
 UserCode = Annotated[str, AfterValidator(check_user_code)]
@@ -573,6 +588,9 @@ class OrgSettings(_Settings):
     command_timeout: float = Field(default=60.0, gt=0, le=3600)
     #: Exchange Web Services endpoint (mode exchange_ews).
     ews_url: OptUrl = None
+    #: Base URL of the Gmail API / Microsoft Graph (modes gmail_api, microsoft_graph); empty
+    #: means the real service. Set it to reach a test double such as the demo's fake provider.
+    api_url: OptApiUrl = None
     #: OAuth application (client) id for Gmail API / Microsoft Graph / XOAUTH2.
     oauth_client_id: OptText = None
     #: Microsoft Entra tenant (id or domain) for Microsoft OAuth.

@@ -2,7 +2,8 @@
 
 It resolves the effective settings, finds the credentials in the secret store (the password
 belongs to whoever's user name is used: a user who inherits the org's account uses the org's
-password), sends the test message over SMTP, and appends the outcome to the profile's history.
+password), sends the test message the way the effective mode says — SMTP, the Gmail API or
+Microsoft Graph — and appends the outcome to the profile's history.
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ from typing import Any
 from mailkit.errors import SecretStoreError
 from mailkit.resolve import effective
 from mailkit.secrets import Secret, SecretStore, secret_key
+from mailkit.senders.gmail_api import send_gmail_api_async
+from mailkit.senders.graph import send_graph_async
+from mailkit.senders.http import ApiPlan
 from mailkit.senders.smtp import SmtpPlan, TestResult, TokenProvider, run_sync, send_plan_async
-from mailkit.settings import OrgSettings, Provenance, UserSettings
+from mailkit.settings import Mode, OrgSettings, Provenance, UserSettings
 from mailkit.store import Store
 from mailkit.transcript import Row
 
@@ -42,8 +46,23 @@ async def send_test_async(
     plan: SmtpPlan | None = None,
     on_row: Callable[[Row], None] | None = None,
 ) -> TestResult:
-    """Send the test message as the org (``user=None``) or as ``user``; never raises for SMTP."""
+    """Send the test message as the org (``user=None``) or as ``user``; never raises for a
+    failed send. ``token`` is needed for the API modes (an ``OAuthCredentials.token_provider()``);
+    ``plan`` applies to SMTP only."""
     eff = effective(org, user)
+    api_send = _API_SENDERS.get(eff.mode)
+    if api_send is not None:
+        result = await api_send(
+            ApiPlan.from_effective(eff), to=to, token=token, priority=eff.priority, on_row=on_row
+        )
+        if store is not None:
+            record(
+                store,
+                result,
+                user_code=user.user_code if user is not None else None,
+                mode=eff.mode.value,
+            )
+        return result
     plan = plan or SmtpPlan.from_effective(eff)
     if password is None and secrets is not None:
         try:
@@ -54,7 +73,12 @@ async def send_test_async(
         plan, to=to, password=password, token=token, priority=eff.priority, on_row=on_row
     )
     if store is not None:
-        record(store, result, user_code=user.user_code if user is not None else None)
+        record(
+            store,
+            result,
+            user_code=user.user_code if user is not None else None,
+            mode=eff.mode.value,
+        )
     return result
 
 
@@ -67,13 +91,25 @@ def send_test(
     return run_sync(send_test_async(org, user, **kwargs))
 
 
-def record(store: Store, result: TestResult, *, user_code: str | None) -> int:
-    """Append one outcome to the profile's test history (later audits read it)."""
+_API_SENDERS = {
+    Mode.GMAIL_API: send_gmail_api_async,
+    Mode.MICROSOFT_GRAPH: send_graph_async,
+}
+
+
+def record(
+    store: Store, result: TestResult, *, user_code: str | None, mode: str | None = None
+) -> int:
+    """Append one outcome to the profile's test history (later audits read it).
+
+    ``mode`` defaults to what the result shows: an API send (auth ``oauth``) names its API by
+    the provider it used, anything else was SMTP.
+    """
     diagnosis = result.diagnosis
     return store.record_test(
         user_code=user_code,
         ok=result.ok,
-        mode="smtp",
+        mode=mode or _mode_of(result),
         host=result.context.host or None,
         port=result.context.port,
         phase=diagnosis.phase.value if diagnosis else None,
@@ -83,3 +119,13 @@ def record(store: Store, result: TestResult, *, user_code: str | None) -> int:
         duration_ms=result.duration_ms,
         detail=diagnosis.title if diagnosis else result.server_reply,
     )
+
+
+def _mode_of(result: TestResult) -> str:
+    if result.context.auth == "oauth":
+        provider = result.context.oauth_provider
+        if provider == "google":
+            return Mode.GMAIL_API.value
+        if provider == "microsoft":
+            return Mode.MICROSOFT_GRAPH.value
+    return Mode.SMTP.value

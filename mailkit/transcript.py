@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import html
+import json
 import re
 import time
 from collections import deque
@@ -29,6 +30,7 @@ from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from enum import StrEnum
+from urllib.parse import quote, quote_plus
 
 import pandas as pd
 
@@ -113,6 +115,39 @@ def secret_forms(secret: str, username: str | None = None) -> set[str]:
         encoded = base64.b64encode(blob).decode()
         forms |= {encoded, encoded.rstrip("="), base64.urlsafe_b64encode(blob).decode()}
     return {form for form in forms if len(form) >= 4}
+
+
+#: What a scrubbed secret is replaced with in every row.
+HIDDEN = _HIDDEN
+
+
+class SecretScrubber:
+    """Replaces every known form of each secret with :data:`HIDDEN` (longest forms first).
+
+    Beyond :func:`secret_forms` it knows the forms an HTTP exchange adds: JSON-escaped (a
+    ``/`` written as ``\\/``) and percent-encoded (a form body or a query string).
+    """
+
+    def __init__(self, secrets: Iterable[Secret] = (), username: str | None = None) -> None:
+        self.username = username
+        self._forms: list[str] = []
+        for secret in secrets:
+            if secret:
+                self.add(secret)
+
+    def add(self, secret: Secret) -> None:
+        value = secret.reveal()
+        if not value:
+            return
+        forms = set(self._forms) | secret_forms(value, self.username)
+        forms |= {json.dumps(value)[1:-1], quote(value, safe=""), quote_plus(value)}
+        self._forms = sorted((f for f in forms if len(f) >= 4), key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for form in self._forms:
+            if form in text:
+                text = text.replace(form, _HIDDEN)
+        return text
 
 
 class Recorder:

@@ -12,6 +12,7 @@ Parametrize over scenarios with ``pytest.param(..., marks=pytest.mark.smtp_scena
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from smtpd_servers import (
@@ -24,6 +25,9 @@ from smtpd_servers import (
     start_scenario,
     stop_scenario,
 )
+
+from mailkit.demo import DemoServer
+from mailkit.demo.oauth import FakeOAuthProvider
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -85,3 +89,25 @@ def scenario_server(
     server = start_scenario(server_loop, tls_material, marker.args[0], **marker.kwargs)
     yield server
     stop_scenario(server_loop, server)
+
+
+@pytest.fixture
+def fake_oauth(tls_material: TLSMaterial) -> Iterator[FakeOAuthProvider]:
+    """A started fake OAuth provider (Google, Microsoft, Gmail API, Graph) with fresh state.
+
+    Clients trust ``fake_oauth.ca_file`` (the session's test CA); build HTTP sessions with
+    ``trust_env=False`` so ``REQUESTS_CA_BUNDLE`` cannot override it.
+    """
+    provider = FakeOAuthProvider.from_files(
+        tls_material.server.cert_file, tls_material.server.key_file, tls_material.ca_file
+    )
+    with provider:
+        yield provider
+
+
+@pytest.fixture
+def fake_oauth_demo(tmp_path: Path) -> Iterator[DemoServer]:
+    """A started demo server (its own directory and CA) with the fake OAuth provider:
+    ``.settings`` for what other processes read, ``.oauth`` for modes and hooks."""
+    with DemoServer(tmp_path / "demo") as server:
+        yield server

@@ -271,6 +271,7 @@ def test_empty_mailbox_is_an_empty_table(tmp_path: Path) -> None:
         "size",
         "auth_user",
         "tls",
+        "via",
         "path",
     ]
 
@@ -511,3 +512,92 @@ def test_a_private_password_is_never_printed_or_written(
     assert good.ok, good.diagnosis and good.diagnosis.to_text()
     assert public.diagnosis is not None
     assert public.diagnosis.cause.value == "bad_credentials"
+
+
+# ---------------------------------------------------------------------- the fake OAuth provider
+
+
+def test_settings_point_clients_at_the_fake_oauth_provider(demo: DemoSettings) -> None:
+    assert demo.oauth_url is not None
+    assert re.fullmatch(r"https://127\.0\.0\.1:\d+", demo.oauth_url)
+    assert demo.api_url == demo.oauth_url
+    installed = demo.google_client_config()["installed"]
+    assert (installed["auth_uri"], installed["token_uri"]) == (
+        f"{demo.oauth_url}/o/oauth2/auth",
+        f"{demo.oauth_url}/token",
+    )
+    assert installed["client_secret"] == "demo-client-secret"
+    assert demo.microsoft_authority() == f"{demo.oauth_url}/demo-tenant"
+    assert demo.microsoft_authority("common") == f"{demo.oauth_url}/common"
+    assert json.loads((demo.directory / "demo.json").read_text())["oauth_url"] == demo.oauth_url
+    assert demo.oauth_url in demo.to_text()
+    # The same CA as SMTP: trusting ca.pem is enough for both.
+    context = ssl.create_default_context(cafile=str(demo.ca_file))
+    port = int(demo.oauth_url.rsplit(":", 1)[1])
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        assert tls.version() is not None
+
+
+def test_an_older_demo_json_without_oauth_still_reads(demo: DemoSettings) -> None:
+    data = demo.as_dict()
+    del data["oauth_url"]
+    older = DemoSettings.from_dict(data)
+    assert older.oauth_url is None
+    assert "OAuth" not in older.to_text()
+    with pytest.raises(DemoServerError, match="without the fake OAuth provider"):
+        older.google_client_config()
+
+
+def test_the_fake_oauth_provider_can_be_left_out(tmp_path: Path) -> None:
+    with DemoServer(tmp_path, oauth=False) as server:
+        assert server.settings.oauth_url is None
+        with pytest.raises(DemoServerError, match="not running"):
+            _ = server.oauth
+        result = send(server.settings, auth="xoauth2", token=DEMO_TOKEN)
+    assert result.ok
+
+
+def test_the_fake_oauth_provider_stops_with_the_server(tmp_path: Path) -> None:
+    with DemoServer(tmp_path) as server:
+        port = server.oauth.port
+        assert server.settings.oauth_url == f"https://127.0.0.1:{port}"
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+
+def test_a_taken_oauth_port_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        with pytest.raises(DemoServerError, match=f"port {port} for the fake OAuth"):
+            DemoServer(tmp_path, oauth_port=port).start()
+    assert not (tmp_path / "demo.json").exists()
+
+
+def test_command_line_prints_the_oauth_url(tmp_path: Path) -> None:
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    exe = Path(sys.executable).with_name("mailkit")
+    argv = [str(exe), "demo-server", "--dir", str(tmp_path), "--oauth-port", str(port)]
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
+    with subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    ) as proc:
+        try:
+            first = _read_line(proc.stdout, 30)
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=20) == 0
+            assert proc.stdout is not None
+            lines = (first + proc.stdout.read()).splitlines()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    oauth = [line for line in lines if line.strip().startswith("OAuth / APIs")]
+    assert len(oauth) == 1
+    assert f"https://127.0.0.1:{port}" in oauth[0]
+    assert "fake of Google's and Microsoft's" in oauth[0]

@@ -42,6 +42,22 @@ M365_DIRECT = replace(
     M365, host="contoso-example.mail.protection.outlook.com", port=25, auth="none"
 )
 YAHOO = replace(CTX, host="smtp.mail.yahoo.com", port=465, security="implicit_tls")
+# OAuth endpoints and mail APIs: what mailkit.oauth and the API senders pass.
+GOOGLE_TOKEN = replace(
+    GMAIL, host="oauth2.googleapis.com", port=443, security="ssl", auth="xoauth2"
+)
+MS_TOKEN = replace(M365, host="login.microsoftonline.com", port=443, security="ssl", auth="xoauth2")
+GMAIL_API = replace(GMAIL, host="gmail.googleapis.com", port=443, security="ssl", auth="oauth")
+GRAPH = replace(M365, host="graph.microsoft.com", port=443, security="ssl", auth="oauth")
+# The demo's fake provider on loopback: neither host nor address names the provider.
+FAKE_API = SendContext(
+    host="127.0.0.1",
+    port=443,
+    security="ssl",
+    auth="oauth",
+    username="demo@example.com",
+    from_address="demo@example.com",
+)
 
 P, S = Phase, Signal
 CONFIG, TRANSIENT, PERMANENT = Kind.CONFIGURATION, Kind.TRANSIENT, Kind.PERMANENT
@@ -72,6 +88,7 @@ def F(
     verify_code: int | None = None,
     detail: str = "",
     auth_mechanisms: frozenset[str] = frozenset(),
+    retry_after: float | None = None,
 ) -> Failure:
     """A failure, as short as the table needs it."""
     return Failure(
@@ -83,6 +100,7 @@ def F(
         verify_code=verify_code,
         detail=detail,
         auth_mechanisms=auth_mechanisms,
+        retry_after=retry_after,
     )
 
 
@@ -414,6 +432,178 @@ CASES: tuple[Case, ...] = (
          explanation=("already been accepted",), fix=("Nothing to fix",)),
     Case("unknown reply", F(P.QUIT, S.REPLY, 500, "5.5.2 Syntax error"), Cause.SERVER_ERROR,
          PERMANENT),
+    # ---------------------------------------------------------------- OAuth sign-in (consent)
+    Case("state mismatch", F(P.CONSENT, S.OAUTH, enhanced="state_mismatch", detail="paste"),
+         Cause.STATE_MISMATCH, PERMANENT, context=GOOGLE_TOKEN, provider="gmail",
+         fix=("newest",)),
+    Case("loopback wait ran out", F(P.CONSENT, S.OAUTH, enhanced="timeout", detail="loopback"),
+         Cause.CONSENT_TIMEOUT, PERMANENT, context=GOOGLE_TOKEN, provider="gmail",
+         explanation=("loopback",), fix=("device code", "paste")),
+    Case("device code blocked by conditional access", F(P.CONSENT, S.OAUTH, 400,
+         "AADSTS53003: Access has been blocked by Conditional Access policies. The access "
+         "policy does not allow token issuance.", enhanced="access_denied",
+         detail="device_code"), Cause.DEVICE_CODE_BLOCKED, CONFIG, context=MS_TOKEN,
+         provider="microsoft365", explanation=("Conditional Access",),
+         fix=("browser sign-in", "loopback", "Device code flow")),
+    Case("device code blocked, seen on the fake provider", F(P.CONSENT, S.OAUTH, 400,
+         "AADSTS53003: Access has been blocked by Conditional Access policies.",
+         enhanced="access_denied", detail="device_code"), Cause.DEVICE_CODE_BLOCKED, CONFIG,
+         context=replace(FAKE_API, auth="xoauth2"), provider="microsoft365"),
+    Case("AADSTS53003 in the browser flow is a plain refusal", F(P.CONSENT, S.OAUTH, 400,
+         "AADSTS53003: Access has been blocked by Conditional Access policies.",
+         enhanced="access_denied", detail="auth_code"), Cause.CONSENT_DENIED, PERMANENT,
+         context=MS_TOKEN, provider="microsoft365"),
+    Case("google consent denied", F(P.CONSENT, S.OAUTH, enhanced="access_denied",
+         detail="loopback"), Cause.CONSENT_DENIED, PERMANENT, context=GOOGLE_TOKEN,
+         provider="gmail", fix=("Test users", "App access control")),
+    Case("microsoft admin consent required", F(P.CONSENT, S.OAUTH, 400, "AADSTS65001: The user "
+         "or administrator has not consented to use the application.",
+         enhanced="consent_required", detail="auth_code"), Cause.CONSENT_DENIED, PERMANENT,
+         context=MS_TOKEN, provider="microsoft365", explanation=("consent",),
+         fix=("Grant admin consent", "SMTP.Send")),
+    Case("device code declined", F(P.CONSENT, S.OAUTH, 400, enhanced="authorization_declined",
+         detail="device_code"), Cause.DEVICE_CODE_DECLINED, PERMANENT, context=MS_TOKEN,
+         provider="microsoft365", fix=("devicelogin",)),
+    Case("device code expired", F(P.CONSENT, S.OAUTH, 400, enhanced="expired_token",
+         detail="device_code"), Cause.DEVICE_CODE_EXPIRED, PERMANENT, context=MS_TOKEN,
+         provider="microsoft365", explanation=("15 minutes",)),
+    Case("google invalid client", F(P.CONSENT, S.OAUTH, 401, "The OAuth client was not found.",
+         enhanced="invalid_client", detail="auth_code"), Cause.OAUTH_CLIENT_INVALID, CONFIG,
+         context=GOOGLE_TOKEN, provider="gmail", fix=("Credentials", "Desktop app")),
+    Case("microsoft public client flows off", F(P.CONSENT, S.OAUTH, 401, "AADSTS7000218: The "
+         "request body must contain the following parameter: 'client_assertion' or "
+         "'client_secret'.", enhanced="invalid_client", detail="device_code"),
+         Cause.OAUTH_CLIENT_INVALID, CONFIG, context=MS_TOKEN, provider="microsoft365",
+         explanation=("public client flows",),
+         fix=("Allow public client flows", "App registrations", "Authentication")),
+    Case("unauthorized client", F(P.CONSENT, S.OAUTH, 400, enhanced="unauthorized_client",
+         detail="device_code"), Cause.OAUTH_CLIENT_INVALID, CONFIG, context=MS_TOKEN,
+         provider="microsoft365"),
+    Case("app not in tenant (invalid_request)", F(P.CONSENT, S.OAUTH, 400, "AADSTS700016: "
+         "Application with identifier 'x' was not found in the directory 'contoso'.",
+         enhanced="invalid_request", detail="auth_code"), Cause.OAUTH_CLIENT_INVALID, CONFIG,
+         context=MS_TOKEN, provider="microsoft365", fix=("oauth_tenant",)),
+    Case("google redirect mismatch", F(P.CONSENT, S.OAUTH, 400, enhanced="redirect_uri_mismatch",
+         detail="loopback"), Cause.OAUTH_REDIRECT_MISMATCH, CONFIG, context=GOOGLE_TOKEN,
+         provider="gmail", fix=("Desktop app",)),
+    Case("microsoft redirect mismatch", F(P.CONSENT, S.OAUTH, 400, "AADSTS50011: The redirect "
+         "URI 'http://localhost:5123' specified in the request does not match the redirect URIs "
+         "configured for the application.", enhanced="invalid_request", detail="loopback"),
+         Cause.OAUTH_REDIRECT_MISMATCH, CONFIG, context=MS_TOKEN, provider="microsoft365",
+         fix=("Mobile and desktop applications", "http://localhost")),
+    Case("google PKCE rejected", F(P.CONSENT, S.OAUTH, 400, "Invalid code verifier.",
+         enhanced="invalid_grant", detail="auth_code"), Cause.PKCE_REJECTED, PERMANENT,
+         context=GOOGLE_TOKEN, provider="gmail", explanation=("code verifier",)),
+    Case("microsoft PKCE rejected", F(P.CONSENT, S.OAUTH, 400, "AADSTS501481: The "
+         "Code_Verifier does not match the code_challenge supplied in the authorization "
+         "request.", enhanced="invalid_grant", detail="auth_code"), Cause.PKCE_REJECTED,
+         PERMANENT, context=MS_TOKEN, provider="microsoft365"),
+    Case("code used twice", F(P.CONSENT, S.OAUTH, 400, "Malformed auth code.",
+         enhanced="invalid_grant", detail="paste"), Cause.CODE_INVALID, PERMANENT,
+         context=GOOGLE_TOKEN, provider="gmail", explanation=("already used",)),
+    Case("asked for a scope the app may not", F(P.CONSENT, S.OAUTH, 400, "Some requested "
+         "scopes were invalid.", enhanced="invalid_scope", detail="auth_code"),
+         Cause.INSUFFICIENT_SCOPE, PERMANENT, context=GOOGLE_TOKEN, provider="gmail",
+         explanation=("not allowed to request",), fix=("restricted scope",)),
+    Case("unknown OAuth error", F(P.CONSENT, S.OAUTH, 400, "Required parameter is missing.",
+         enhanced="invalid_request", detail="auth_code"), Cause.SERVER_ERROR, PERMANENT,
+         context=GOOGLE_TOKEN, provider="gmail", explanation=("the OAuth sign-in",)),
+    # ---------------------------------------------------------------- OAuth refresh (token)
+    Case("google refresh revoked", F(P.TOKEN, S.OAUTH, 400, "Token has been expired or "
+         "revoked.", enhanced="invalid_grant", detail="refresh"), Cause.TOKEN_REVOKED,
+         PERMANENT, context=GOOGLE_TOKEN, provider="gmail",
+         explanation=("Testing", "7 days"), fix=("Google OAuth walkthrough", "Publish app")),
+    Case("google refresh revoked, seen on the fake provider", F(P.TOKEN, S.OAUTH, 400, "Token "
+         "has been expired or revoked.", enhanced="invalid_grant", detail="refresh"),
+         Cause.TOKEN_REVOKED, PERMANENT, context=replace(FAKE_API, auth="xoauth2"),
+         provider="google_workspace"),  # demo@example.com
+    Case("microsoft refresh revoked", F(P.TOKEN, S.OAUTH, 400, "AADSTS50173: The provided "
+         "grant has expired due to it being revoked, a fresh auth token is needed.",
+         enhanced="invalid_grant", detail="refresh"), Cause.TOKEN_REVOKED, PERMANENT,
+         context=MS_TOKEN, provider="microsoft365", explanation=("revoked the user's sessions",)),
+    Case("microsoft refresh needs MFA", F(P.TOKEN, S.OAUTH, 400, "AADSTS50076: Due to a "
+         "configuration change made by your administrator, you must use multi-factor "
+         "authentication.", enhanced="interaction_required", detail="refresh"),
+         Cause.TOKEN_REVOKED, PERMANENT, context=MS_TOKEN, provider="microsoft365"),
+    Case("a code_verifier word at refresh is still a revoked grant", F(P.TOKEN, S.OAUTH, 400,
+         "code_verifier not expected", enhanced="invalid_grant", detail="refresh"),
+         Cause.TOKEN_REVOKED, PERMANENT, context=GOOGLE_TOKEN, provider="gmail"),
+    Case("token endpoint throttles", F(P.TOKEN, S.OAUTH, 429, enhanced="slow_down",
+         detail="refresh", retry_after=12), Cause.RATE_LIMITED, TRANSIENT, context=MS_TOKEN,
+         provider="microsoft365", fix=("12 seconds",)),
+    Case("token endpoint temporarily unavailable", F(P.TOKEN, S.OAUTH, 400,
+         enhanced="temporarily_unavailable", detail="refresh"), Cause.SERVER_ERROR, TRANSIENT,
+         context=GOOGLE_TOKEN, provider="gmail", explanation=("Google's sign-in service",)),
+    # ---------------------------------------------------------------- mail APIs (request)
+    Case("api token missing", F(P.SETUP, S.MISSING, detail="token"), Cause.TOKEN_MISSING,
+         CONFIG, context=GMAIL_API, provider="gmail", explanation=("Gmail API",),
+         fix=("Google OAuth walkthrough",)),
+    Case("gmail 401", F(P.REQUEST, S.HTTP, 401, "Request had invalid authentication "
+         "credentials. Expected OAuth 2 access token, login cookie or other valid "
+         "authentication credential.", enhanced="UNAUTHENTICATED"), Cause.OAUTH_TOKEN_INVALID,
+         PERMANENT, context=GMAIL_API, provider="gmail", explanation=("Gmail API", "401"),
+         fix=("gmail.send",)),
+    Case("graph 401 wrong audience", F(P.REQUEST, S.HTTP, 401, "Access token validation "
+         "failure. Invalid audience.", enhanced="InvalidAuthenticationToken"),
+         Cause.OAUTH_TOKEN_INVALID, PERMANENT, context=GRAPH, provider="microsoft365",
+         explanation=("https://graph.microsoft.com", "SMTP.Send"), fix=("Mail.Send",)),
+    Case("graph 401 expired", F(P.REQUEST, S.HTTP, 401, "Lifetime validation failed, the token "
+         "is expired.", enhanced="InvalidAuthenticationToken"), Cause.TOKEN_EXPIRED,
+         PERMANENT, context=GRAPH, provider="microsoft365", fix=("time zone",)),
+    Case("gmail 403 scope", F(P.REQUEST, S.HTTP, 403, "Request had insufficient authentication "
+         "scopes.", enhanced="ACCESS_TOKEN_SCOPE_INSUFFICIENT"), Cause.INSUFFICIENT_SCOPE,
+         PERMANENT, context=GMAIL_API, provider="gmail",
+         explanation=("https://www.googleapis.com/auth/gmail.send",),
+         fix=("OAuth consent screen", "https://mail.google.com/", "restricted")),
+    Case("graph 403 scope words", F(P.REQUEST, S.HTTP, 403, "Missing scope Mail.Send",
+         enhanced="ErrorAccessDenied"), Cause.INSUFFICIENT_SCOPE, PERMANENT, context=GRAPH,
+         provider="microsoft365", fix=("API permissions", "Grant admin consent")),
+    Case("graph 403 access denied", F(P.REQUEST, S.HTTP, 403, "Access is denied. Check "
+         "credentials and try again.", enhanced="ErrorAccessDenied"), Cause.API_ACCESS_DENIED,
+         PERMANENT, context=GRAPH, provider="microsoft365",
+         fix=("Mail.Send", "admin consent", "Exchange Online mailbox")),
+    Case("gmail api disabled", F(P.REQUEST, S.HTTP, 403, "Gmail API has not been used in "
+         "project 1234 before or it is disabled. Enable it by visiting https://console."
+         "developers.google.com/apis/api/gmail.googleapis.com/overview?project=1234 then "
+         "retry.", enhanced="accessNotConfigured"), Cause.API_ACCESS_DENIED, PERMANENT,
+         context=GMAIL_API, provider="gmail", title=("not enabled",),
+         fix=("Library", "Gmail API", "Enable")),
+    Case("gmail 403 other", F(P.REQUEST, S.HTTP, 403, "Mail service not enabled",
+         enhanced="failedPrecondition"), Cause.API_ACCESS_DENIED, PERMANENT,
+         context=GMAIL_API, provider="gmail", fix=("API controls",)),
+    Case("403 on the fake provider names no provider", F(P.REQUEST, S.HTTP, 403, "denied"),
+         Cause.API_ACCESS_DENIED, PERMANENT, context=FAKE_API),
+    Case("gmail 403 user rate limit", F(P.REQUEST, S.HTTP, 403, "User-rate limit exceeded.",
+         enhanced="userRateLimitExceeded"), Cause.RATE_LIMITED, TRANSIENT, context=GMAIL_API,
+         provider="gmail", explanation=("per user",)),
+    Case("graph 429 throttled", F(P.REQUEST, S.HTTP, 429, "Application is over its "
+         "MailboxConcurrency limit.", enhanced="ApplicationThrottled", retry_after=30),
+         Cause.RATE_LIMITED, TRANSIENT, context=GRAPH, provider="microsoft365",
+         explanation=("Exchange Online",), fix=("Wait 30 seconds", "Retry-After")),
+    Case("gmail 429 without Retry-After", F(P.REQUEST, S.HTTP, 429, "Too many requests",
+         enhanced="RESOURCE_EXHAUSTED"), Cause.RATE_LIMITED, TRANSIENT, context=GMAIL_API,
+         provider="gmail", fix=("a minute or two",)),
+    Case("graph 503", F(P.REQUEST, S.HTTP, 503, "Service Unavailable",
+         enhanced="serviceNotAvailable", retry_after=5), Cause.SERVER_ERROR, TRANSIENT,
+         context=GRAPH, provider="microsoft365", fix=("5 seconds", "Service health")),
+    Case("gmail 500", F(P.REQUEST, S.HTTP, 500, "Internal error encountered.",
+         enhanced="INTERNAL"), Cause.SERVER_ERROR, TRANSIENT, context=GMAIL_API,
+         provider="gmail", fix=("Status Dashboard",)),
+    Case("graph send as denied", F(P.REQUEST, S.HTTP, 403, "The user account which was used to "
+         "submit this request does not have the right to send mail on behalf of the specified "
+         "sending account.", enhanced="ErrorSendAsDenied"), Cause.SEND_AS_DENIED, PERMANENT,
+         context=replace(GRAPH, from_address="sales@contoso.example"), provider="microsoft365",
+         fix=("Send As",)),
+    Case("gmail 400", F(P.REQUEST, S.HTTP, 400, "Invalid To header", enhanced="invalidArgument"),
+         Cause.SERVER_ERROR, PERMANENT, context=GMAIL_API, provider="gmail",
+         explanation=("the API request",)),
+    Case("api connection refused", F(P.CONNECT, S.REFUSED, detail="[Errno 111] Connection "
+         "refused"), Cause.CONNECTION_REFUSED, CONFIG, context=replace(FAKE_API, port=4443),
+         fix=("api_url",)),
+    Case("api certificate untrusted", F(P.TLS, S.TLS_VERIFY, verify_code=20),
+         Cause.CERTIFICATE_UNTRUSTED, CONFIG, context=FAKE_API, fix=("ca_file", "proxy")),
+    Case("api read timeout after the request", F(P.END_OF_DATA, S.TIMEOUT),
+         Cause.OUTCOME_UNKNOWN, Kind.OUTCOME_UNKNOWN, context=GRAPH, provider="microsoft365"),
 )
 # fmt: on
 
@@ -739,3 +929,199 @@ def test_parse_enhanced_finds_any_valid_code(
     code = f"{cls}.{subject}.{detail}"
     assert parse_enhanced(f"{code} {rest}") == code
     assert parse_enhanced(f"550 {code}\t{rest}") == code
+
+
+# ------------------------------------------------------------------ OAuth and mail APIs
+
+#: Failures that look like an OAuth / API cause but must not get it: (failure, context, cause).
+NEAR_MISSES: tuple[tuple[str, Failure, SendContext, Cause], ...] = (
+    (
+        "an SMTP reply naming invalid_grant is not an OAuth failure",
+        F(P.AUTH, S.REPLY, 535, "5.7.8 invalid_grant", enhanced="invalid_grant"),
+        replace(GMAIL, auth="xoauth2"),
+        Cause.TOKEN_REVOKED,
+    ),
+    (
+        "access_denied as an SMTP reply",
+        F(P.CONSENT, S.REPLY, 550, "access_denied", enhanced="access_denied"),
+        CTX,
+        Cause.CONSENT_DENIED,
+    ),
+    (
+        "invalid_grant at refresh is not PKCE",
+        F(P.TOKEN, S.OAUTH, 400, "code verifier", enhanced="invalid_grant"),
+        GOOGLE_TOKEN,
+        Cause.PKCE_REJECTED,
+    ),
+    (
+        "invalid_grant at consent is not revoked",
+        F(P.CONSENT, S.OAUTH, 400, "Bad code", enhanced="invalid_grant"),
+        GOOGLE_TOKEN,
+        Cause.TOKEN_REVOKED,
+    ),
+    (
+        "access_denied from the device flow without AADSTS53003",
+        F(
+            P.CONSENT,
+            S.OAUTH,
+            400,
+            "The user denied access",
+            enhanced="access_denied",
+            detail="device_code",
+        ),
+        MS_TOKEN,
+        Cause.DEVICE_CODE_BLOCKED,
+    ),
+    (
+        "a 403 without scope words",
+        F(P.REQUEST, S.HTTP, 403, "Access is denied.", enhanced="ErrorAccessDenied"),
+        GRAPH,
+        Cause.INSUFFICIENT_SCOPE,
+    ),
+    (
+        "a 401 that does not say expired",
+        F(
+            P.REQUEST,
+            S.HTTP,
+            401,
+            "Token expires soon: invalid",
+            enhanced="InvalidAuthenticationToken",
+        ),
+        GRAPH,
+        Cause.TOKEN_EXPIRED,
+    ),
+    (
+        "a 403 rate limit is not access denied",
+        F(P.REQUEST, S.HTTP, 403, "Rate Limit Exceeded", enhanced="rateLimitExceeded"),
+        GMAIL_API,
+        Cause.API_ACCESS_DENIED,
+    ),
+    (
+        "HTTP 404 is not access denied",
+        F(
+            P.REQUEST,
+            S.HTTP,
+            404,
+            "MailboxNotEnabledForRESTAPI",
+            enhanced="MailboxNotEnabledForRESTAPI",
+        ),
+        GRAPH,
+        Cause.API_ACCESS_DENIED,
+    ),
+    (
+        "an SMTP 421 at the greeting is not an API outage",
+        F(P.GREETING, S.REPLY, 421, "4.3.2 Service not available"),
+        CTX,
+        Cause.SERVER_ERROR,
+    ),
+    (
+        "an HTTP 401 over SMTP wording is not an XOAUTH2 refusal",
+        F(P.AUTH, S.REPLY, 535, "5.7.8 Username and Password not accepted"),
+        GMAIL,
+        Cause.OAUTH_TOKEN_INVALID,
+    ),
+)
+
+
+@pytest.mark.parametrize(
+    ("failure", "context", "cause"),
+    [pytest.param(f, c, cause, id=name) for name, f, c, cause in NEAR_MISSES],
+)
+def test_near_misses_do_not_get_the_cause(
+    failure: Failure, context: SendContext, cause: Cause
+) -> None:
+    assert diagnose(failure, context).cause is not cause
+
+
+OAUTH_CONFIG = {Cause.OAUTH_CLIENT_INVALID, Cause.OAUTH_REDIRECT_MISMATCH}
+
+
+@pytest.mark.parametrize(
+    "case", [c for c in CASES if c.failure.signal in (S.HTTP, S.OAUTH)], ids=by_id
+)
+def test_oauth_and_api_kinds(case: Case) -> None:
+    """429 and 5xx pass; client and redirect problems are settings; the rest is permanent."""
+    d = diagnose(case.failure, case.context)
+    code = case.failure.code
+    if code == 429 or (code is not None and code >= 500):
+        assert d.kind is TRANSIENT
+    elif d.cause in OAUTH_CONFIG:
+        assert d.kind is CONFIG
+    elif d.cause in (Cause.DEVICE_CODE_BLOCKED,):
+        assert d.kind is CONFIG  # the fix is choosing the other sign-in flow
+    elif d.cause in (Cause.RATE_LIMITED, Cause.SERVER_ERROR) and d.kind is TRANSIENT:
+        assert case.failure.enhanced in ("userRateLimitExceeded", "temporarily_unavailable")
+    else:
+        assert d.kind is PERMANENT
+
+
+def test_api_diagnosis_leads_with_the_providers_error_code() -> None:
+    d = diagnose(
+        F(
+            P.REQUEST,
+            S.HTTP,
+            401,
+            "Request had invalid authentication credentials.",
+            enhanced="UNAUTHENTICATED",
+        ),
+        GMAIL_API,
+    )
+    assert d.enhanced is None  # not an RFC 3463 code
+    assert d.server_text == "UNAUTHENTICATED: Request had invalid authentication credentials."
+    assert "Server said: 401 UNAUTHENTICATED: Request had" in d.to_text()
+    echoed = diagnose(
+        F(P.CONSENT, S.OAUTH, 400, "invalid_grant: bad", enhanced="invalid_grant"), GOOGLE_TOKEN
+    )
+    assert echoed.server_text == "invalid_grant: bad"
+
+
+@pytest.mark.parametrize(
+    ("context", "provider"),
+    [
+        (replace(FAKE_API, oauth_provider="google"), "google_workspace"),
+        (
+            replace(FAKE_API, oauth_provider="google", username="ann@gmail.com", from_address=None),
+            "gmail",
+        ),
+        (
+            replace(
+                FAKE_API,
+                oauth_provider="google",
+                username="ann@corp.example",
+                from_address="ann@corp.example",
+            ),
+            "google_workspace",
+        ),
+        (replace(FAKE_API, oauth_provider="microsoft"), "microsoft365"),
+        (
+            replace(
+                FAKE_API,
+                oauth_provider="microsoft",
+                username="ann@outlook.com",
+                from_address="ann@outlook.com",
+            ),
+            "outlook_com",
+        ),
+        (replace(GRAPH, username="ann@outlook.com", from_address="ann@outlook.com"), "outlook_com"),
+        (FAKE_API, None),
+    ],
+)
+def test_api_provider_from_context(context: SendContext, provider: str | None) -> None:
+    d = diagnose(F(P.REQUEST, S.HTTP, 403, "denied"), context)
+    assert d.provider == provider
+
+
+def test_provider_words_do_not_leak_into_smtp() -> None:
+    """AADSTS words in an SMTP reply on an unknown server do not make it Microsoft."""
+    d = diagnose(F(P.AUTH, S.REPLY, 535, "5.7.3 AADSTS50126"), CTX)
+    assert d.provider is None
+
+
+@pytest.mark.parametrize(
+    "case", [c for c in CASES if c.failure.signal in (S.HTTP, S.OAUTH)], ids=by_id
+)
+def test_oauth_advice_never_echoes_the_senders_detail(case: Case) -> None:
+    failure = replace(case.failure, detail=f"{case.failure.detail} {CANARY}")
+    d = diagnose(failure, case.context)
+    for text in (d.title, d.explanation, *d.fix, d.server_text):
+        assert CANARY not in text

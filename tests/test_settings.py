@@ -152,6 +152,7 @@ ORG_GOOD = {
     "ca_file": "/etc/ssl/private-ca.pem",
     "tls_pin_sha256": "ab" * 32,
     "ews_url": "https://mail.example.com/EWS/Exchange.asmx",
+    "api_url": "https://graph.microsoft.com",
     "oauth_client_id": "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
     "oauth_tenant": "contoso.onmicrosoft.com",
 }
@@ -329,6 +330,11 @@ LIMITS: list[tuple[Target, int, Callable[[int], str]]] = [
         Target(OrgSettings, "ews_url", "", _top("ews_url")),
         2048,
         lambda n: "https://mail.example.com/" + "e" * (n - 25),
+    ),
+    (
+        Target(OrgSettings, "api_url", "", _top("api_url")),
+        2048,
+        lambda n: "https://api.example.com/" + "e" * (n - 24),
     ),
     (Target(UserSettings, "user_code", "", _user("user_code")), MAX_ADDRESS_LENGTH, "c".__mul__),
     (
@@ -1485,3 +1491,41 @@ def test_unknown_setting_name_with_a_line_break_is_not_echoed_raw() -> None:
 )
 def test_host_ascii_is_what_dns_and_tls_see(host: str, wire: str) -> None:
     assert host_ascii(host) == wire
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("https://gmail.googleapis.com", "https://gmail.googleapis.com"),
+        ("https://graph.microsoft.com/", "https://graph.microsoft.com"),
+        ("https://127.0.0.1:8443", "https://127.0.0.1:8443"),
+        ("https://proxy.example.com/graph", "https://proxy.example.com/graph"),
+        ("", None),
+    ],
+)
+def test_api_url_accepted(given: str, stored: str | None) -> None:
+    """The Gmail API / Graph base URL: empty means the real service; a trailing / is dropped
+    because the API paths are appended to it."""
+    assert org(api_url=given).api_url == stored
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "http://graph.microsoft.com",
+        "graph.microsoft.com",
+        "https://",
+        "https://graph.microsoft.com/v1.0?x=1",
+        "https://graph.microsoft.com/#frag",
+        f"https://alice:{CANARY}@graph.microsoft.com",
+    ],
+)
+def test_api_url_must_be_a_plain_https_base(given: str) -> None:
+    found = problems_of(OrgSettings, {"api_url": given})
+    assert [p.field for p in found] == ["api_url"]
+    assert "https://" in str(found)
+    assert CANARY not in str(found)
+
+
+def test_api_url_defaults_to_the_real_service() -> None:
+    assert OrgSettings().api_url is None

@@ -1,9 +1,21 @@
 """The embedded demo mail server, so a newcomer sees every feature work without a mail account.
 
 Notebooks start with ``demo = ensure_running()``; ``mailkit demo-server`` runs the same server in
-the foreground. See :mod:`mailkit.demo.server`.
+the foreground. See :mod:`mailkit.demo.server`; the fake OAuth provider and mail APIs that run
+alongside are in :mod:`mailkit.demo.oauth`.
 """
 
+from mailkit.demo.oauth import (
+    DEMO_TENANT,
+    GOOGLE_CLIENT_ID,
+    GOOGLE_CLIENT_SECRET,
+    MICROSOFT_CLIENT_ID,
+    FakeOAuthProvider,
+    SentMessage,
+    SignInError,
+    TokenRejected,
+    visit,
+)
 from mailkit.demo.server import (
     DEMO_ACCOUNTS,
     DEMO_PASSWORD,
@@ -28,15 +40,23 @@ from mailkit.demo.server import (
 __all__ = [
     "DEMO_ACCOUNTS",
     "DEMO_PASSWORD",
+    "DEMO_TENANT",
     "DEMO_TOKEN",
     "DEMO_USER",
+    "GOOGLE_CLIENT_ID",
+    "GOOGLE_CLIENT_SECRET",
     "MAILBOX_COLUMNS",
+    "MICROSOFT_CLIENT_ID",
     "PASSWORD_ENV",
     "DemoAccount",
     "DemoHandle",
     "DemoServer",
     "DemoServerError",
     "DemoSettings",
+    "FakeOAuthProvider",
+    "SentMessage",
+    "SignInError",
+    "TokenRejected",
     "accounts_table",
     "default_directory",
     "ensure_running",
@@ -44,4 +64,5 @@ __all__ = [
     "read_mailbox",
     "read_message",
     "settings",
+    "visit",
 ]

@@ -14,6 +14,11 @@ The demo directory::
     demo.json    how to reach the running server (written at start, removed at stop)
     mailbox/     tmp/ while a message is written, new/ once it is complete (Maildir-like)
 
+Alongside SMTP runs a fake of Google's and Microsoft's OAuth services and of the Gmail API and
+Graph (:mod:`mailkit.demo.oauth`), on HTTPS with the same CA: consent, tokens and API sends
+work against it with the real client libraries, and the demo SMTP server accepts its tokens
+for XOAUTH2. Mail sent through the fake APIs lands in the same mailbox.
+
 The demo passwords are public on purpose (they are printed with the settings), but the server
 still treats them as secrets: it never logs them, and aiosmtpd masks AUTH lines in its own log.
 """
@@ -50,6 +55,14 @@ import platformdirs
 import trustme
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from mailkit.demo.oauth import (
+    DEMO_TENANT,
+    SMTP_SCOPES,
+    FakeOAuthProvider,
+    SentMessage,
+    TokenRejected,
+    google_client_config,
+)
 from mailkit.errors import MailkitError
 from mailkit.outcome import Cause, Phase
 from mailkit.secrets import Secret
@@ -250,6 +263,30 @@ class DemoSettings:
     #: None when the password is private (:data:`PASSWORD_ENV`): see :meth:`password_secret`.
     password: str | None = field(default=DEMO_PASSWORD, repr=False)
     oauth_token: str = field(default=DEMO_TOKEN, repr=False)
+    #: The fake OAuth provider's root (``https://127.0.0.1:PORT``); None when it was turned off
+    #: or the server predates it (older ``demo.json``).
+    oauth_url: str | None = None
+
+    @property
+    def api_url(self) -> str:
+        """The base URL standing in for ``gmail.googleapis.com`` and ``graph.microsoft.com``."""
+        return self._oauth_base()
+
+    def google_client_config(self) -> dict[str, Any]:
+        """The demo's Google "Desktop app" client JSON (public demo client id and secret)."""
+        return google_client_config(self._oauth_base())
+
+    def microsoft_authority(self, tenant: str = DEMO_TENANT) -> str:
+        """MSAL's ``authority`` for the demo tenant (use ``instance_discovery=False``)."""
+        return f"{self._oauth_base()}/{tenant}"
+
+    def _oauth_base(self) -> str:
+        if self.oauth_url is None:
+            raise DemoServerError(
+                "this demo server runs without the fake OAuth provider; restart it with OAuth "
+                "enabled (the default)"
+            )
+        return self.oauth_url
 
     def password_secret(self) -> Secret:
         """The accounts' password: the public demo value, or the private one from the env."""
@@ -321,6 +358,7 @@ class DemoSettings:
             "username": self.account("demo").user,
             "password": self.password,
             "oauth_token": self.oauth_token,
+            "oauth_url": self.oauth_url,
             "accounts": [account.as_dict() for account in self.accounts],
         }
 
@@ -338,6 +376,7 @@ class DemoSettings:
             accounts=tuple(DemoAccount.from_dict(a) for a in data["accounts"]),
             password=None if data.get("password") is None else str(data["password"]),
             oauth_token=str(data["oauth_token"]),
+            oauth_url=None if data.get("oauth_url") is None else str(data["oauth_url"]),
         )
 
     def to_text(self) -> str:
@@ -352,6 +391,15 @@ class DemoSettings:
             f"  CA file         {self.ca_file}   (ca_file: trust this CA for the demo)",
             f"  mailbox         {self.mailbox}   (one .eml per accepted message)",
             f"  settings file   {self.directory / SETTINGS_FILE}",
+        ]
+        if self.oauth_url is not None:
+            lines += [
+                f"  OAuth / APIs    {self.oauth_url}   (a local fake of Google's and Microsoft's "
+                "sign-in,",
+                "                  the Gmail API and Graph: same CA; sign-ins approve as "
+                f"{self.account('demo').user})",
+            ]
+        lines += [
             "",
             "Accounts (public demo values; the XOAUTH2 token of every account is "
             f"{self.oauth_token}):",
@@ -374,10 +422,12 @@ MAILBOX_COLUMNS = (
     "size",
     "auth_user",
     "tls",
+    "via",
     "path",
 )
 _TLS_IN_RECEIVED = re.compile(r"\(using (\S+) with cipher")
 _AUTH_USER = re.compile(r"smtp\.auth=(\S+)")
+_VIA = re.compile(r"\bvia (gmail_api|graph)\b")
 _PARSER = BytesParser(policy=policy.default)
 
 
@@ -408,8 +458,9 @@ def read_mailbox(directory: Path | str) -> pd.DataFrame:
     """Every message the demo server accepted, oldest first, one row each.
 
     ``directory`` is the demo directory (or its ``mailbox/``). Columns: received (UTC), from,
-    to, subject (decoded), message_id, size (bytes on disk), auth_user, tls (the TLS version)
-    and path (for :func:`read_message`).
+    to, subject (decoded), message_id, size (bytes on disk), auth_user, tls (the TLS version),
+    via (how it arrived: ``smtp``, ``gmail_api`` or ``graph``) and path (for
+    :func:`read_message`).
     """
     rows: list[dict[str, Any]] = []
     for path in sorted(_message_files(_mailbox_path(Path(directory))), key=lambda p: p.name):
@@ -419,6 +470,7 @@ def read_mailbox(directory: Path | str) -> pd.DataFrame:
         results = str(headers.get("Authentication-Results", ""))
         tls = _TLS_IN_RECEIVED.search(trace)
         auth = _AUTH_USER.search(results)
+        via = _VIA.search(trace)
         received: datetime | None = None
         with contextlib.suppress(ValueError, TypeError, IndexError):
             received = parsedate_to_datetime(trace.rpartition(";")[2].strip())
@@ -432,6 +484,7 @@ def read_mailbox(directory: Path | str) -> pd.DataFrame:
                 "size": path.stat().st_size,
                 "auth_user": auth.group(1) if auth else None,
                 "tls": tls.group(1) if tls else None,
+                "via": via.group(1) if via else "smtp",
                 "path": str(path),
             }
         )
@@ -512,9 +565,13 @@ _XOAUTH2_ERROR = json.dumps({"status": "401", "schemes": "Bearer", "scope": "dem
 class _DemoHandler:
     """The accounts' behaviour: who may sign in, and where a failure account's script refuses."""
 
-    def __init__(self, mailbox: Path, password: str) -> None:
+    def __init__(
+        self, mailbox: Path, password: str, oauth: FakeOAuthProvider | None = None
+    ) -> None:
         self.mailbox = mailbox
         self.password = password
+        #: XOAUTH2 also accepts this fake's tokens (SMTP scope, issued to the AUTH user).
+        self.oauth = oauth
 
     # -- AUTH
 
@@ -568,7 +625,10 @@ class _DemoHandler:
             blob = answer
         fields = _xoauth2_fields(blob)
         user = fields.get(b"user", b"").decode("utf-8", "replace")
-        ok = hmac.compare_digest(fields.get(b"auth", b""), b"Bearer " + DEMO_TOKEN.encode())
+        bearer = fields.get(b"auth", b"")
+        ok = hmac.compare_digest(bearer, b"Bearer " + DEMO_TOKEN.encode()) or self._issued_to(
+            bearer, user
+        )
         if ok or user.casefold() not in _KNOWN_USERS:
             # handled=False with a message: with aiosmtpd's default (handled=True) no reply
             # would be sent and the client would wait forever.
@@ -576,6 +636,17 @@ class _DemoHandler:
         if not isinstance(await server.challenge_auth(_XOAUTH2_ERROR), bytes):
             return AuthResult(success=False, handled=True)
         return AuthResult(success=False, handled=False, message=BAD_CREDENTIALS_REPLY)
+
+    def _issued_to(self, bearer: bytes, user: str) -> bool:
+        """A live token of the fake provider with an SMTP scope, issued to ``user``."""
+        if self.oauth is None or not bearer.startswith(b"Bearer "):
+            return False
+        token = bearer[len(b"Bearer ") :].decode("utf-8", "replace").strip()
+        try:
+            account = self.oauth.check_token(token, SMTP_SCOPES)
+        except TokenRejected:
+            return False
+        return account.casefold() == user.casefold()
 
     # -- the transaction
 
@@ -645,6 +716,22 @@ class _DemoHandler:
         ]
         return "".join(f"{line}\r\n" for line in lines).encode("utf-8", "surrogateescape")
 
+    def deliver_api(self, message: SentMessage) -> None:
+        """A message the fake Gmail API or Graph accepted: into the mailbox, marked ``via``."""
+        now = datetime.now(UTC)
+        queue_id = f"{now:%Y%m%dT%H%M%S%f}Z.{secrets.token_hex(4)}"
+        label = "Gmail API" if message.api == "gmail_api" else "Microsoft Graph"
+        lines = [
+            f"Return-Path: <{message.account}>",
+            f"Received: from {BIND_ADDRESS} (localhost [{BIND_ADDRESS}])",
+            *([f"\t(using {message.tls[0]} with cipher {message.tls[1]})"] if message.tls else []),
+            f"\tby {DEMO_HOST} (mailkit demo {label}) with HTTPSA id {queue_id} via {message.api};",
+            f"\t{format_datetime(now)}",
+            f"Authentication-Results: {DEMO_HOST}; auth=pass smtp.auth={message.account}",
+        ]
+        trace = "".join(f"{line}\r\n" for line in lines).encode("utf-8", "surrogateescape")
+        self._deliver(queue_id, trace + message.raw)
+
     def _deliver(self, queue_id: str, data: bytes) -> None:
         """Maildir-like: the file appears in ``new/`` complete or not at all."""
         staging, new = self.mailbox / "tmp", self.mailbox / "new"
@@ -706,11 +793,17 @@ class DemoServer:
         starttls_port: int = 0,
         tls_port: int = 0,
         password: str | None = None,
+        oauth: bool = True,
+        oauth_port: int = 0,
     ) -> None:
+        """``oauth=False`` leaves out the fake OAuth provider (SMTP only)."""
         self.directory = Path(directory) if directory is not None else default_directory()
         #: A private password (given, or from MAILKIT_DEMO_PASSWORD) is never written anywhere.
         self._private_password = password or configured_password()
         self._wanted_ports = (starttls_port, tls_port)
+        self._oauth_wanted = oauth
+        self._oauth_port = oauth_port
+        self._oauth: FakeOAuthProvider | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._servers: list[asyncio.Server] = []
@@ -727,6 +820,15 @@ class DemoServer:
         if self._settings is None:
             raise DemoServerError("the demo server is not running; call start() first")
         return self._settings
+
+    @property
+    def oauth(self) -> FakeOAuthProvider:
+        """The running fake OAuth provider, for tests in this process (modes and hooks)."""
+        if self._oauth is None:
+            raise DemoServerError(
+                "the fake OAuth provider is not running: start() the server, with oauth=True"
+            )
+        return self._oauth
 
     @property
     def mailbox_path(self) -> Path:
@@ -772,16 +874,25 @@ class DemoServer:
                 raise
             ports = [sock.getsockname()[1] for sock in sockets]
             context = _make_tls(self.directory)  # only now: a failed start keeps the old CA
+            oauth = self._start_oauth(context, sockets)
+            handler = _DemoHandler(
+                self.mailbox_path, self._private_password or DEMO_PASSWORD, oauth
+            )
+            if oauth is not None:
+                oauth.on_send = handler.deliver_api
             self._run_loop()
             try:
-                self._call(self._serve(sockets, context))
+                self._call(self._serve(sockets, context, handler))
             except BaseException:
                 with contextlib.suppress(Exception):
                     self._call(self._shutdown())
                 for sock in sockets:
                     sock.close()
                 self._end_loop()
+                if oauth is not None:
+                    oauth.stop()
                 raise
+            self._oauth = oauth
             self._settings = DemoSettings(
                 directory=self.directory,
                 host=DEMO_HOST,
@@ -792,6 +903,7 @@ class DemoServer:
                 pid=os.getpid(),
                 started=datetime.now(UTC),
                 password=None if self._private_password else DEMO_PASSWORD,
+                oauth_url=oauth.base_url if oauth is not None else None,
             )
             data = json.dumps(self._settings.as_dict(), ensure_ascii=False, indent=2)
             _atomic_write(self.directory / SETTINGS_FILE, data.encode("utf-8"))
@@ -813,6 +925,27 @@ class DemoServer:
                 self._call(self._shutdown())
             finally:
                 self._end_loop()
+                if self._oauth is not None:
+                    self._oauth.stop()
+                    self._oauth = None
+
+    def _start_oauth(
+        self, context: ssl.SSLContext, sockets: list[socket.socket]
+    ) -> FakeOAuthProvider | None:
+        """The fake provider, on the SMTP certificate (one CA for the whole demo)."""
+        if not self._oauth_wanted:
+            return None
+        provider = FakeOAuthProvider(context, self.directory / CA_FILE, port=self._oauth_port)
+        try:
+            return provider.start()
+        except (OSError, OverflowError) as exc:
+            for sock in sockets:
+                sock.close()
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise DemoServerError(
+                f"cannot listen on {BIND_ADDRESS} port {self._oauth_port} for the fake OAuth "
+                f"provider ({reason}); choose another port, or 0 for a free one"
+            ) from None
 
     def __enter__(self) -> Self:
         self.start()
@@ -850,9 +983,10 @@ class DemoServer:
             loop.close()
         self._loop = self._thread = None
 
-    async def _serve(self, sockets: list[socket.socket], context: ssl.SSLContext) -> None:
+    async def _serve(
+        self, sockets: list[socket.socket], context: ssl.SSLContext, handler: _DemoHandler
+    ) -> None:
         loop = asyncio.get_running_loop()
-        handler = _DemoHandler(self.mailbox_path, self._private_password or DEMO_PASSWORD)
 
         def protocol(implicit: bool) -> _DemoSMTP:
             per_port: dict[str, Any] = (

@@ -62,6 +62,7 @@ from cryptography.x509.oid import NameOID
 
 from mailkit.cards import diagnosis_card, success_card
 from mailkit.diagnose import diagnose
+from mailkit.errors import OAuthError
 from mailkit.message import TestMessage, build_test_message
 from mailkit.outcome import Diagnosis, Failure, Phase, SendContext, Signal
 from mailkit.resolve import Effective
@@ -375,11 +376,16 @@ def tls_context(plan: SmtpPlan) -> ssl.SSLContext:
 
 
 class _Stop(Exception):
-    """The send ends here with this failure (raised inside, turned into a diagnosis)."""
+    """The send ends here with this failure (raised inside, turned into a diagnosis).
 
-    def __init__(self, failure: Failure) -> None:
+    ``diagnosis`` is given when someone else already diagnosed it: a token provider's
+    :class:`~mailkit.errors.OAuthError` says why the token could not be had.
+    """
+
+    def __init__(self, failure: Failure, diagnosis: Diagnosis | None = None) -> None:
         super().__init__(failure.phase.value)
         self.failure = failure
+        self.diagnosis = diagnosis
 
 
 def _root_causes(exc: BaseException) -> list[BaseException]:
@@ -500,11 +506,12 @@ class SmtpTestSender:
         protocols: list[RecordingProtocol] = []
         opened = _current_protocols.set(protocols)
         reply: str | None = None
+        known: Diagnosis | None = None
         try:
             reply = await self._send(message)
             failure = None
         except _Stop as stop:
-            failure = stop.failure
+            failure, known = stop.failure, stop.diagnosis
             if self._may_quit(failure) and self.smtp is not None:
                 await self._quit(self.smtp)
         finally:
@@ -513,8 +520,8 @@ class SmtpTestSender:
             await self._close(protocols)
         diagnosis = None
         if failure is not None:
-            diagnosis = diagnose(failure, self.plan.context(self._auth_label()))
-            if failure.detail and failure.signal is not Signal.REPLY:
+            diagnosis = known or diagnose(failure, self.plan.context(self._auth_label()))
+            if failure.detail and failure.signal not in (Signal.REPLY, Signal.OAUTH):
                 # What the client saw, e.g. why a certificate did not verify.
                 code = f" (OpenSSL {failure.verify_code})" if failure.verify_code else ""
                 self.recorder.info(f"{failure.signal.value}: {failure.detail}{code}", failure.phase)
@@ -534,7 +541,7 @@ class SmtpTestSender:
 
     def _may_quit(self, failure: Failure) -> bool:
         """QUIT after a refusal; never over an untrusted channel or inside a message body."""
-        return failure.signal is Signal.REPLY and not self._in_body
+        return failure.signal in (Signal.REPLY, Signal.OAUTH) and not self._in_body
 
     def _auth_label(self) -> str:
         return self.mechanism.lower().replace("-", "_") if self.mechanism else self.plan.auth.value
@@ -770,8 +777,13 @@ class SmtpTestSender:
 
     async def _token(self) -> Secret:
         assert self.token is not None
-        value = self.token()
-        token = await value if isinstance(value, Awaitable) else value
+        try:
+            value = self.token()
+            token = await value if isinstance(value, Awaitable) else value
+        except OAuthError as exc:
+            self.recorder.info("no access token: the token provider could not get one")
+            failure = Failure(exc.diagnosis.phase, Signal.OAUTH, detail="token provider")
+            raise _Stop(failure, exc.diagnosis) from None
         self.recorder.add_secret(token)
         return token
 

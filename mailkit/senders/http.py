@@ -1,0 +1,614 @@
+"""HTTP mail API sends (Gmail API, Microsoft Graph) as a transcript, and the send they share.
+
+:class:`HttpRecorder` is the HTTP counterpart of :class:`mailkit.transcript.Recorder`: it is
+told about each request and response and turns them into the same :class:`Row` objects, so a
+transcript reads alike whatever way the mail left. It does no I/O. What it shows is chosen, not
+filtered: the request line, a few headers (``Authorization`` always as a mask), and a *summary*
+of each body — the MIME message only by its size, a token endpoint's form only by its harmless
+fields, a JSON answer only by its error or its message id. Then, as with SMTP, every known
+secret is scrubbed from every row in the encodings HTTP uses.
+
+:class:`RecordingAdapter` feeds the recorder from inside requests (a transport adapter sees the
+final request, headers added by google-auth included). :class:`ApiSender` is the send both APIs
+share: token, request, answer → :class:`~mailkit.senders.smtp.TestResult`; subclasses only say
+where to POST and how the body looks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import errno
+import json
+import socket
+import ssl
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from mailkit.diagnose import diagnose
+from mailkit.errors import OAuthError
+from mailkit.message import TestMessage, build_test_message
+from mailkit.outcome import Diagnosis, Failure, Phase, SendContext, Signal
+from mailkit.resolve import Effective
+from mailkit.secrets import Secret
+from mailkit.senders.smtp import TestResult, TokenProvider
+from mailkit.settings import Priority
+from mailkit.transcript import MAX_SHOWN_LINE, Direction, Row, SecretScrubber, Transcript
+
+__all__ = [
+    "ApiPlan",
+    "ApiSender",
+    "HttpRecorder",
+    "RecordingAdapter",
+    "api_error",
+    "failure_from_request_error",
+    "retry_after_seconds",
+]
+
+#: Request headers worth showing; ``Authorization`` is shown separately, always masked.
+SHOWN_REQUEST_HEADERS = ("Content-Type", "Content-Length")
+#: Response headers that explain an answer: waiting, why a token failed, the ids support asks for.
+SHOWN_RESPONSE_HEADERS = (
+    "Content-Type",
+    "Retry-After",
+    "WWW-Authenticate",
+    "request-id",
+    "x-ms-request-id",
+    "client-request-id",
+)
+#: Form fields of a token request that are not secret (everything else is shown as hidden).
+_SAFE_FORM_FIELDS = frozenset({"grant_type", "client_id", "scope", "redirect_uri", "tenant"})
+#: JSON fields of an answer that are safe and useful to show (never tokens or codes).
+_SAFE_JSON_FIELDS = ("id", "threadId", "labelIds", "token_type", "expires_in", "scope")
+_HIDDEN_VALUE = "<hidden>"
+
+
+def _cut(text: str, limit: int = MAX_SHOWN_LINE) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit} more characters)"
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    """Case-insensitive lookup that also works for a plain dict."""
+    for key, value in headers.items():
+        if key.lower() == name.lower():
+            return str(value)
+    return None
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def api_error(body: bytes) -> tuple[str | None, str]:
+    """The provider's error code and message from an error answer, in the three shapes known.
+
+    Gmail: ``{"error": {"message", "status", "errors": [{"reason"}], "details": [ErrorInfo]}}``
+    — the ErrorInfo reason (``ACCESS_TOKEN_EXPIRED``) is the most precise, then the legacy
+    reason, then the gRPC status. Graph: ``{"error": {"code", "message"}}``. OAuth endpoints:
+    ``{"error": "invalid_grant", "error_description": ...}``.
+    """
+    data = _json(body)
+    if not isinstance(data, dict):
+        return None, ""
+    error = data.get("error")
+    if isinstance(error, str):
+        description = data.get("error_description")
+        return error, description if isinstance(description, str) else ""
+    if not isinstance(error, dict):
+        return None, ""
+    message = error.get("message") if isinstance(error.get("message"), str) else ""
+    code: str | None = None
+    for detail in error.get("details") or []:
+        if isinstance(detail, dict) and isinstance(detail.get("reason"), str):
+            code = detail["reason"]
+            break
+    if code is None:
+        for item in error.get("errors") or []:
+            if isinstance(item, dict) and isinstance(item.get("reason"), str):
+                code = item["reason"]
+                break
+    if code is None:
+        for key in ("status", "code"):
+            if isinstance(error.get(key), str):
+                code = error[key]
+                break
+    return code, str(message)
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """``Retry-After`` as seconds: a number, or an HTTP date (RFC 9110 §10.2.3)."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, round(when.timestamp() - (time.time() if now is None else now), 3))
+
+
+# --------------------------------------------------------------------------- the recorder
+
+
+class HttpRecorder:
+    """Builds a transcript from HTTP requests and responses. Pure: it does no I/O.
+
+    ``secrets`` (and any given later with :meth:`add_secret`, e.g. a token fetched during the
+    send) are scrubbed from every row.
+    """
+
+    def __init__(
+        self,
+        *,
+        secrets: Iterable[Secret] = (),
+        on_row: Callable[[Row], None] | None = None,
+    ) -> None:
+        self.rows: list[Row] = []
+        self._scrub = SecretScrubber(secrets)
+        self._on_row = on_row
+        self._t0 = time.perf_counter()
+
+    def add_secret(self, secret: Secret) -> None:
+        self._scrub.add(secret)
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every known secret hidden (for a diagnosis quoting the server)."""
+        return self._scrub(text)
+
+    def info(self, text: str, phase: Phase = Phase.REQUEST) -> None:
+        self._emit(Direction.INFO, phase, None, text, tls=False)
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | str | None,
+        *,
+        phase: Phase = Phase.REQUEST,
+        body_summary: str | None = None,
+    ) -> None:
+        """One request: its line, chosen headers (the bearer masked), a summary of its body."""
+        lines = [f"{method.upper()} {url}"]
+        authorization = _header(headers, "Authorization")
+        if authorization is not None:
+            scheme = authorization.split(" ", 1)[0] if authorization.strip() else ""
+            lines.append(f"Authorization: {scheme} <secret hidden>".replace("  ", " "))
+        for name in SHOWN_REQUEST_HEADERS:
+            value = _header(headers, name)
+            if value is not None:
+                lines.append(f"{name}: {_cut(value)}")
+        raw = body.encode() if isinstance(body, str) else body
+        if body_summary is not None:
+            lines.append(body_summary)
+        elif raw:
+            lines.append(self._request_body(raw, _header(headers, "Content-Type") or ""))
+        self._emit(Direction.CLIENT, phase, None, "\n".join(lines), tls=url.startswith("https:"))
+
+    def response(
+        self,
+        status: int,
+        reason: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        phase: Phase = Phase.REQUEST,
+        tls: bool = True,
+    ) -> None:
+        """One answer: status, the headers that explain it, its error or id — never a token."""
+        lines = [f"HTTP {status} {reason}".rstrip()]
+        for name in SHOWN_RESPONSE_HEADERS:
+            value = _header(headers, name)
+            if value is not None:
+                lines.append(f"{name}: {_cut(value)}")
+        if body:
+            lines.append(self._response_body(body, _header(headers, "Content-Type") or ""))
+        self._emit(Direction.SERVER, phase, status, "\n".join(lines), tls=tls)
+
+    def transcript(self) -> Transcript:
+        return Transcript(tuple(self.rows))
+
+    # ------------------------------------------------------------------ bodies
+
+    @staticmethod
+    def _request_body(raw: bytes, content_type: str) -> str:
+        kind = content_type.split(";")[0].strip().lower()
+        if kind == "application/x-www-form-urlencoded":
+            try:
+                fields = parse_qsl(raw.decode("ascii"), keep_blank_values=True)
+            except UnicodeDecodeError:
+                fields = []
+            shown = [f"{k}={v if k in _SAFE_FORM_FIELDS else _HIDDEN_VALUE}" for k, v in fields]
+            return f"<form: {_cut('&'.join(shown))}>"
+        data = _json(raw) if kind == "application/json" else None
+        if isinstance(data, dict):
+            shown = [
+                f"{k}: <{len(json.dumps(v)):,} bytes>" for k in list(data)[:10] for v in [data[k]]
+            ]
+            return f"<JSON {len(raw):,} bytes: {', '.join(shown)}>"
+        return f"<body: {len(raw):,} bytes{', ' + kind if kind else ''}>"
+
+    @staticmethod
+    def _response_body(raw: bytes, content_type: str) -> str:
+        data = _json(raw)
+        if isinstance(data, dict):
+            code, message = api_error(raw)
+            if code is not None or message:
+                said = f"{code}: {message}" if code and message else code or message
+                return f"error {_cut(said)}"
+            shown = [
+                f"{k}={json.dumps(data[k], ensure_ascii=False)}"
+                for k in _SAFE_JSON_FIELDS
+                if k in data
+            ]
+            others = len(data) - len(shown)
+            return _cut(
+                "<JSON: "
+                + ", ".join(shown + ([f"{others} more field(s) hidden"] if others else []))
+                + ">"
+            )
+        kind = content_type.split(";")[0].strip().lower()
+        if kind == "text/plain":
+            return _cut(raw.decode("utf-8", "replace"), 200)
+        return f"<body: {len(raw):,} bytes{', ' + kind if kind else ''}>"
+
+    # ------------------------------------------------------------------ rows
+
+    def _emit(
+        self, direction: Direction, phase: Phase, code: int | None, text: str, *, tls: bool
+    ) -> None:
+        row = Row(
+            t_ms=round((time.perf_counter() - self._t0) * 1000, 3),
+            time=datetime.now(UTC),
+            dir=direction,
+            phase=phase,
+            tls=tls,
+            code=code,
+            text=self._scrub(text),
+        )
+        self.rows.append(row)
+        if self._on_row is not None:
+            self._on_row(row)
+
+
+class RecordingAdapter(HTTPAdapter):
+    """requests' transport adapter, telling an :class:`HttpRecorder` what goes each way.
+
+    Mounted on a session it sees the request as sent (after google-auth added its bearer
+    header) and the answer before anyone else reads it. ``summarise`` may replace a request
+    body's summary (the API senders describe the MIME message by size).
+    """
+
+    def __init__(
+        self,
+        recorder: HttpRecorder,
+        *,
+        phase: Phase = Phase.REQUEST,
+        summarise: Callable[[requests.PreparedRequest], str | None] | None = None,
+    ) -> None:
+        super().__init__(max_retries=0)
+        self.recorder = recorder
+        self.phase = phase
+        self.summarise = summarise
+
+    def send(
+        self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
+    ) -> requests.Response:
+        self.recorder.request(
+            request.method or "GET",
+            request.url or "",
+            request.headers,
+            request.body,
+            phase=self.phase,
+            body_summary=self.summarise(request) if self.summarise else None,
+        )
+        response = super().send(request, *args, **kwargs)
+        self.recorder.response(
+            response.status_code,
+            response.reason or "",
+            response.headers,
+            response.content,
+            phase=self.phase,
+            tls=(request.url or "").startswith("https:"),
+        )
+        return response
+
+
+def record_session(
+    http: requests.Session,
+    recorder: HttpRecorder,
+    *,
+    phase: Phase = Phase.REQUEST,
+    summarise: Callable[[requests.PreparedRequest], str | None] | None = None,
+) -> requests.Session:
+    """Record every request ``http`` makes (both schemes), e.g. a token refresh at TOKEN."""
+    adapter = RecordingAdapter(recorder, phase=phase, summarise=summarise)
+    http.mount("https://", adapter)
+    http.mount("http://", adapter)
+    return http
+
+
+# --------------------------------------------------------------------------- failures
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and everything it wraps: causes, contexts, urllib3's ``reason``, args."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        for nested in (
+            current.__cause__,
+            current.__context__,
+            getattr(current, "reason", None),
+            *current.args,
+        ):
+            if isinstance(nested, BaseException):
+                todo.append(nested)
+
+
+def failure_from_request_error(exc: BaseException, *, sent: bool = False) -> Failure:
+    """Classify what requests raised into the same connect / TLS signals SMTP uses.
+
+    ``sent`` says the request went out before the trouble: a read timeout then leaves the
+    outcome unknown (the API may have sent the message), which END_OF_DATA expresses.
+    """
+    chain = list(_chain(exc))
+    for cause in chain:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return Failure(
+                Phase.TLS,
+                Signal.TLS_VERIFY,
+                verify_code=cause.verify_code,
+                detail=str(cause.verify_message or cause),
+            )
+    for cause in chain:
+        if isinstance(cause, ssl.SSLError):
+            return Failure(Phase.TLS, Signal.TLS_PROTOCOL, detail=_cut(str(cause), 300))
+        if isinstance(cause, socket.gaierror):
+            return Failure(Phase.CONNECT, Signal.DNS, detail=_cut(str(cause), 300))
+        if isinstance(cause, ConnectionRefusedError):
+            return Failure(Phase.CONNECT, Signal.REFUSED, detail=_cut(str(cause), 300))
+        if isinstance(cause, OSError) and cause.errno in (
+            errno.ENETUNREACH,
+            errno.EHOSTUNREACH,
+            errno.EADDRNOTAVAIL,
+        ):
+            return Failure(Phase.CONNECT, Signal.UNREACHABLE, detail=_cut(str(cause), 300))
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return Failure(Phase.CONNECT, Signal.TIMEOUT, detail="no answer when connecting")
+    if isinstance(exc, requests.exceptions.Timeout):
+        phase = Phase.END_OF_DATA if sent else Phase.REQUEST
+        return Failure(phase, Signal.TIMEOUT, detail="no answer to the request in time")
+    phase = Phase.END_OF_DATA if sent else Phase.REQUEST
+    return Failure(phase, Signal.DISCONNECTED, detail=type(exc).__name__)
+
+
+# --------------------------------------------------------------------------- the send
+
+
+@dataclass(frozen=True)
+class ApiPlan:
+    """What an API send needs, from the effective settings (no secrets)."""
+
+    from_address: str | None
+    from_name: str | None = None
+    username: str | None = None
+    #: The API's base URL; empty for the real service (each sender knows its default).
+    api_url: str | None = None
+    ca_file: str | None = None
+    connect_timeout: float = 15.0
+    command_timeout: float = 60.0
+
+    @classmethod
+    def from_effective(cls, eff: Effective) -> ApiPlan:
+        return cls(
+            from_address=eff.from_address,
+            from_name=eff.from_name,
+            username=eff.username,
+            api_url=eff.org.api_url,
+            ca_file=eff.org.ca_file,
+            connect_timeout=eff.org.connect_timeout,
+            command_timeout=eff.org.command_timeout,
+        )
+
+
+class _Stop(Exception):
+    def __init__(self, failure: Failure | None = None, diagnosis: Diagnosis | None = None) -> None:
+        super().__init__("send stopped")
+        self.failure = failure
+        self.diagnosis = diagnosis
+
+
+class ApiSender(ABC):
+    """One test send through an HTTP mail API. :meth:`run` never raises for a failed send."""
+
+    #: The real service's base URL.
+    default_base: str
+    #: Whose API it is: "google" | "microsoft" (tailors the diagnosis on a test double too).
+    oauth_provider: str
+    #: The name shown in the transcript ("Gmail API", "Microsoft Graph").
+    label: str
+
+    def __init__(
+        self,
+        plan: ApiPlan,
+        *,
+        token: TokenProvider | None,
+        on_row: Callable[[Row], None] | None = None,
+    ) -> None:
+        self.plan = plan
+        self.token = token
+        self.base = (plan.api_url or self.default_base).rstrip("/")
+        self.recorder = HttpRecorder(on_row=on_row)
+
+    # -- what subclasses say
+
+    @abstractmethod
+    def endpoint(self) -> str:
+        """The URL to POST the message to."""
+
+    @abstractmethod
+    def body(self, mime: bytes) -> tuple[bytes, str]:
+        """The request body for this MIME message, and its Content-Type."""
+
+    @abstractmethod
+    def session(self, token: Secret) -> requests.Session:
+        """A session that sends ``token`` as its bearer (how is the API's business)."""
+
+    def accepted(self, response: requests.Response, message: TestMessage) -> str:
+        """The reply to show for an accepted message."""
+        return f"{response.status_code} {response.reason}".strip()
+
+    # -- the send
+
+    def context(self) -> SendContext:
+        parts = urlsplit(self.base)
+        return SendContext(
+            host=parts.hostname or "",
+            port=parts.port or 443,
+            security="ssl",
+            auth="oauth",
+            username=self.plan.username,
+            from_address=self.plan.from_address,
+            timeout=self.plan.command_timeout,
+            oauth_provider=self.oauth_provider,
+        )
+
+    def _trust(self) -> str:
+        return f"CA file {self.plan.ca_file}" if self.plan.ca_file else "system CA store"
+
+    async def run(self, *, to: Iterable[str], priority: Priority = Priority.NORMAL) -> TestResult:
+        started = datetime.now(UTC)
+        t0 = time.perf_counter()
+        reply: str | None = None
+        message: TestMessage | None = None
+        failure: Failure | None = None
+        diagnosis: Diagnosis | None = None
+        try:
+            message = self._message(list(to), priority)
+            token = await self._token()
+            reply = await asyncio.to_thread(self._post, token, message)
+        except _Stop as stop:
+            failure, diagnosis = stop.failure, stop.diagnosis
+        context = self.context()
+        if failure is not None:
+            diagnosis = diagnose(failure, context)
+            if failure.detail and failure.signal not in (Signal.HTTP, Signal.MISSING):
+                code = f" (OpenSSL {failure.verify_code})" if failure.verify_code else ""
+                self.recorder.info(f"{failure.signal.value}: {failure.detail}{code}", failure.phase)
+        if diagnosis is not None:
+            self.recorder.info(f"{diagnosis.title} ({diagnosis.cause.value})", diagnosis.phase)
+        ok = diagnosis is None
+        return TestResult(
+            ok=ok,
+            transcript=self.recorder.transcript(),
+            context=context,
+            diagnosis=diagnosis,
+            message_id=message.message_id if ok and message is not None else None,
+            server_reply=reply,
+            started=started,
+            duration_ms=round((time.perf_counter() - t0) * 1000, 3),
+        )
+
+    def _message(self, to: list[str], priority: Priority) -> TestMessage:
+        if not self.plan.from_address:
+            raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail="from_address"))
+        try:
+            return build_test_message(
+                sender=self.plan.from_address,
+                recipients=to,
+                sender_name=self.plan.from_name,
+                priority=priority,
+            )
+        except ValueError as exc:
+            raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail=f"address: {exc}")) from None
+
+    async def _token(self) -> Secret:
+        if self.token is None:
+            raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail="token"))
+        self.recorder.info(
+            "getting an access token (refreshed first if it expires soon)", Phase.TOKEN
+        )
+        try:
+            value = self.token()
+            token = await value if isinstance(value, Awaitable) else value
+        except OAuthError as exc:
+            raise _Stop(diagnosis=exc.diagnosis) from None
+        except requests.RequestException as exc:
+            failure = failure_from_request_error(exc)
+            raise _Stop(failure) from None
+        except Exception as exc:  # a token source's own bug must not crash the send
+            raise _Stop(Failure(Phase.TOKEN, Signal.OAUTH, detail=type(exc).__name__)) from None
+        if not isinstance(token, Secret) or not token:
+            raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail="token"))
+        self.recorder.add_secret(token)
+        return token
+
+    def _post(self, token: Secret, message: TestMessage) -> str:
+        """The blocking part, run in a thread: one POST, its answer judged."""
+        mime = message.as_bytes()
+        body, content_type = self.body(mime)
+        url = self.endpoint()
+        self.recorder.info(
+            f"{self.label}: POST over HTTPS to {urlsplit(url).netloc}, certificate checked "
+            f"against the {self._trust()}; message {len(mime):,} bytes",
+            Phase.REQUEST,
+        )
+
+        def summarise(request: requests.PreparedRequest) -> str | None:
+            return f"<message: {len(mime):,} bytes MIME, sent as {len(body):,} bytes of base64>"
+
+        http = self.session(token)
+        record_session(http, self.recorder, summarise=summarise)
+        try:
+            with http:
+                response = http.post(
+                    url,
+                    data=body,
+                    headers={"Content-Type": content_type},
+                    timeout=(self.plan.connect_timeout, self.plan.command_timeout),
+                )
+        except requests.RequestException as exc:
+            raise _Stop(failure_from_request_error(exc, sent=_read_phase(exc))) from None
+        if 200 <= response.status_code < 300:
+            return self.accepted(response, message)
+        code, text = api_error(response.content)
+        scrub = self.recorder.scrub  # a server may echo the token; the diagnosis quotes it
+        raise _Stop(
+            Failure(
+                Phase.REQUEST,
+                Signal.HTTP,
+                code=response.status_code,
+                enhanced=scrub(code) if code else None,
+                text=scrub(text or response.reason or ""),
+                retry_after=retry_after_seconds(response.headers.get("Retry-After")),
+            )
+        )
+
+
+def _read_phase(exc: BaseException) -> bool:
+    """Whether requests failed while waiting for the answer (the request was out)."""
+    return isinstance(
+        exc, requests.exceptions.ReadTimeout | requests.exceptions.ChunkedEncodingError
+    )
