@@ -12,13 +12,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from mailkit.errors import SecretStoreError
+from mailkit.providers import provider_for_host
 from mailkit.resolve import effective
 from mailkit.secrets import Secret, SecretStore, secret_key
 from mailkit.senders.gmail_api import send_gmail_api_async
 from mailkit.senders.graph import send_graph_async
 from mailkit.senders.http import ApiPlan
 from mailkit.senders.smtp import SmtpPlan, TestResult, TokenProvider, run_sync, send_plan_async
-from mailkit.settings import Mode, OrgSettings, Provenance, UserSettings
+from mailkit.settings import AuthType, Mode, OrgSettings, Provenance, UserSettings
 from mailkit.store import Store
 from mailkit.transcript import Row
 
@@ -47,9 +48,11 @@ async def send_test_async(
     on_row: Callable[[Row], None] | None = None,
 ) -> TestResult:
     """Send the test message as the org (``user=None``) or as ``user``; never raises for a
-    failed send. ``token`` is needed for the API modes (an ``OAuthCredentials.token_provider()``);
-    ``plan`` applies to SMTP only."""
+    failed send. Without ``token``, a consented OAuth token in ``secrets`` is used (see
+    :func:`stored_token`); ``plan`` applies to SMTP only."""
     eff = effective(org, user)
+    if token is None and secrets is not None:
+        token = stored_token(org, user, secrets=secrets, profile=profile)
     api_send = _API_SENDERS.get(eff.mode)
     if api_send is not None:
         result = await api_send(
@@ -80,6 +83,49 @@ async def send_test_async(
             mode=eff.mode.value,
         )
     return result
+
+
+def stored_token(
+    org: OrgSettings,
+    user: UserSettings | None,
+    *,
+    secrets: SecretStore,
+    profile: str = "default",
+) -> TokenProvider | None:
+    """The token provider of the OAuth consent stored for whoever sends, or None.
+
+    The provider follows the mode: the Gmail API uses Google's token, Graph Microsoft's. Over
+    SMTP (auth ``xoauth2`` or ``auto``) the server's provider decides when it is known
+    (smtp.gmail.com, smtp.office365.com); for any other server — the demo, a relay — whichever
+    consent is stored. Only presence is checked here: the token is read, and refreshed when due,
+    when the sender asks for it, so a refusal becomes the send's diagnosis.
+    """
+    from mailkit.oauth import GoogleCredentials, MicrosoftCredentials  # heavy; only when used
+
+    eff = effective(org, user)
+    if eff.mode is Mode.SMTP and eff.auth not in (AuthType.XOAUTH2, AuthType.AUTO):
+        return None
+    kinds: tuple[type[GoogleCredentials] | type[MicrosoftCredentials], ...]
+    kinds = (GoogleCredentials, MicrosoftCredentials)
+    if eff.mode is Mode.GMAIL_API:
+        kinds = (GoogleCredentials,)
+    elif eff.mode is Mode.MICROSOFT_GRAPH:
+        kinds = (MicrosoftCredentials,)
+    elif eff.mode is Mode.SMTP and eff.host:
+        known = provider_for_host(eff.host)
+        if known is not None and known.id == "gmail":
+            kinds = (GoogleCredentials,)
+        elif known is not None and known.id == "microsoft365":
+            kinds = (MicrosoftCredentials,)
+    account = credential_account(org, user)
+    for kind in kinds:
+        try:
+            if secrets.get(secret_key(profile, account, kind.kind)) is None:
+                continue
+        except SecretStoreError:
+            continue
+        return kind(secrets, profile=profile, owner=account, ca_file=org.ca_file).token_provider()
+    return None
 
 
 def send_test(
