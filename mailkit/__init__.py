@@ -1,12 +1,15 @@
 """mailkit: set up, test and audit the outgoing email of business software.
 
 The public surface is deliberately small; everything else is reached through its module
-(``mailkit.store``, ``mailkit.legacy``, ...). ``tests/test_public_api.py`` pins this list.
+(``mailkit.store``, ``mailkit.oauth``, ``mailkit.audit``, ...). ``tests/test_public_api.py``
+pins this list.
 """
 
 from mailkit.errors import (
     ImportFileError,
     MailkitError,
+    OAuthConfigError,
+    OAuthError,
     SecretStoreError,
     SettingsError,
     StoreError,
@@ -60,6 +63,8 @@ __all__ = [
     "MemorySecretStore",
     "Migration",
     "Mode",
+    "OAuthConfigError",
+    "OAuthError",
     "OrgSettings",
     "Phase",
     "Priority",

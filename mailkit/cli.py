@@ -2,8 +2,9 @@
 
 Exit codes: 0 success; 1 usage or configuration (arguments, a file, settings that do not
 validate, an unusable store or secret store). ``mailkit test`` adds one code per failure
-phase: 2 connect/DNS, 3 greeting/EHLO, 4 TLS/STARTTLS, 5 auth, 6 sender, 7 recipient,
-8 data, 9 outcome unknown (the message may have been delivered). Errors go to stderr as one
+phase: 2 connect/DNS, 3 greeting/EHLO, 4 TLS/STARTTLS, 5 auth (also an OAuth consent or token
+the provider refuses), 6 sender, 7 recipient, 8 data (an API's other refusals), 9 outcome
+unknown (the message may have been delivered). Errors go to stderr as one
 clear message (JSON with ``--json``), never as a traceback. Passwords are never accepted as
 arguments: they would land in shell history and process lists.
 """
@@ -234,7 +235,27 @@ _PHASE_EXIT = {
     "request": EXIT_DATA,
 }
 
-_AD_HOC_FIELDS = ("host", "port", "security", "auth", "username", "from_address", "ca_file")
+#: API answers that mean "the sign-in is the problem": exit as an auth failure, not as data.
+_SIGN_IN_CAUSES = frozenset(
+    {
+        "oauth_token_invalid",
+        "token_expired",
+        "token_revoked",
+        "insufficient_scope",
+    }
+)
+
+_AD_HOC_FIELDS = (
+    "mode",
+    "host",
+    "port",
+    "security",
+    "auth",
+    "username",
+    "from_address",
+    "ca_file",
+    "api_url",
+)
 
 
 def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
@@ -315,6 +336,8 @@ def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
     assert result.diagnosis is not None
     if result.diagnosis.kind.value == "outcome_unknown":
         return EXIT_OUTCOME_UNKNOWN
+    if result.diagnosis.cause in _SIGN_IN_CAUSES:
+        return EXIT_AUTH
     return _PHASE_EXIT.get(result.diagnosis.phase.value, EXIT_USAGE)
 
 
@@ -424,6 +447,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     test.add_argument("--profile", metavar="DB", help=profile_help)
     test.add_argument("--user", metavar="CODE", help="test this user's effective settings")
+    test.add_argument(
+        "--mode",
+        help="smtp, gmail_api or microsoft_graph (the API modes use the OAuth consent stored "
+        "in the secret store)",
+    )
     test.add_argument("--host")
     test.add_argument("--port")
     test.add_argument("--security", help="auto, implicit_tls, starttls or none")
@@ -431,6 +459,9 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("--username")
     test.add_argument("--from", dest="from_address", metavar="ADDR")
     test.add_argument("--ca-file", help="trust this CA bundle (a private server)")
+    test.add_argument(
+        "--api-url", metavar="URL", help="Gmail API / Graph base URL (default: the real service)"
+    )
     test.add_argument("--pin-sha256", help="trust exactly this certificate (SHA-256 hex)")
     test.add_argument("--timeout", type=float, help="seconds to wait for each reply")
     source = test.add_mutually_exclusive_group()
@@ -447,7 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--secrets",
         choices=["keyring", "memory", "env", "none"],
         default="keyring",
-        help="where stored passwords are read from (default: the OS keyring)",
+        help="where stored passwords and OAuth tokens are read from (default: the OS keyring)",
     )
 
     demo = add(

@@ -12,8 +12,11 @@ import pytest
 from smtpd_servers import Credentials, MailServer
 
 from mailkit.cli import EXIT_AUTH, EXIT_CONNECT, EXIT_OK, EXIT_TLS, EXIT_USAGE, main
+from mailkit.demo import DemoServer
+from mailkit.demo.oauth import visit
 from mailkit.errors import UnsafeSettingWarning
-from mailkit.secrets import EnvSecretStore, secret_key
+from mailkit.oauth import GMAIL_SEND_SCOPE, GoogleClientConfig, GoogleCredentials, GoogleOAuth
+from mailkit.secrets import EnvSecretStore, MemorySecretStore, secret_key
 from mailkit.settings import OrgSettings, UserSettings
 from mailkit.store import Store
 
@@ -186,3 +189,55 @@ def test_auto_without_a_stored_password_sends_without_auth(smtp_server: MailServ
     code, out, _ = run(*[a if a != "none" else "memory" for a in ad_hoc(smtp_server)])
     assert code == EXIT_OK  # auto without a stored password sends without AUTH
     assert "no password or token stored" in out
+
+
+def test_api_mode_sends_with_the_stored_oauth_consent(
+    fake_oauth_demo: DemoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--mode gmail_api``: the consent in the secret store signs the request; exit by phase."""
+    demo = fake_oauth_demo.settings
+    memory = MemorySecretStore()
+    google = GoogleOAuth(
+        GoogleClientConfig.load(demo.google_client_config()), secrets=memory, ca_file=demo.ca_file
+    )
+    consent = google.start_paste([GMAIL_SEND_SCOPE])
+    token = consent.finish(visit(consent.url, demo.ca_file))
+    key = secret_key("default", "org", GoogleCredentials.kind)
+    stored = memory.get(key)
+    assert stored is not None
+    monkeypatch.setenv(EnvSecretStore().env_var_name(key), stored.reveal())
+    argv = [
+        "test",
+        "--mode", "gmail_api",
+        "--api-url", demo.api_url,
+        "--ca-file", str(demo.ca_file),
+        "--from", "demo@example.com",
+        "--to", "bob@example.org",
+        "--secrets", "env",
+        "--json",
+    ]  # fmt: skip
+
+    code, out, _ = run(*argv)
+
+    assert code == EXIT_OK, out
+    assert json.loads(out)["ok"] is True
+    assert list(fake_oauth_demo.mailbox()["via"]) == ["gmail_api"]
+    assert token.access_token.reveal() not in out
+
+    fake_oauth_demo.oauth.revoke("demo@example.com")
+    code, out, _ = run(*argv)
+
+    assert code == EXIT_AUTH  # the API refused the revoked token: a sign-in problem
+    assert json.loads(out)["diagnosis"]["cause"] == "oauth_token_invalid"
+    assert token.access_token.reveal() not in out
+
+
+def test_api_mode_without_a_consent_says_to_sign_in(fake_oauth_demo: DemoServer) -> None:
+    demo = fake_oauth_demo.settings
+    code, out, _ = run(
+        "test", "--mode", "microsoft_graph", "--api-url", demo.api_url,
+        "--ca-file", str(demo.ca_file), "--from", "demo@example.com",
+        "--to", "bob@example.org", "--secrets", "memory",
+    )  # fmt: skip
+    assert code != EXIT_OK
+    assert "token_missing" in out

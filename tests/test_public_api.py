@@ -27,6 +27,8 @@ EXPECTED = {
     "MemorySecretStore",
     "Migration",
     "Mode",
+    "OAuthConfigError",
+    "OAuthError",
     "OrgSettings",
     "Priority",
     "Profile",
