@@ -648,10 +648,366 @@ for overrides — and run this audit again, or schedule `mailkit audit --fail-on
 """),
 ]
 
+OAUTH_GOOGLE = [
+    md("""
+# OAuth for Gmail: sign in once, send with a token
+
+Gmail accepts two kinds of sign-in from business software:
+
+* an **app password** — a 16-letter password generated in the Google Account (it needs 2-Step
+  Verification, and Google Workspace administrators can forbid it). It is simple, but it opens
+  the whole mailbox, never expires by itself and is shared by everyone who knows it;
+* **OAuth** — the account's owner signs in at Google once and grants the application a
+  limited permission (a *scope*). The application keeps a refresh token, gets short-lived
+  access tokens from it, and sends with those: over SMTP with `AUTH XOAUTH2`, or through the
+  Gmail API. The owner can withdraw the permission at any time.
+
+This notebook walks through the OAuth sign-in, step by step, and test-sends with the token.
+Without configuration it runs against the demo: a **fake Google** on this machine that
+behaves like the real one (sign-in page, tokens, Gmail API) and the demo mail server.
+"""),
+    code("""
+import os
+from pathlib import Path
+
+import mailkit
+from mailkit.demo import ensure_running, visit
+from mailkit.widgets import GoogleWalkthrough
+
+demo = ensure_running()  # the demo mail server and its fake Google
+"""),
+    md("""
+## 1. The OAuth client
+
+An application signs in to Google as an *OAuth client*, created once per organisation in the
+Google Cloud Console:
+
+1. **APIs & Services → Library**: enable the *Gmail API* (needed for the API send).
+2. **OAuth consent screen** (Google Auth Platform): the app's name and support address, its
+   *audience* — **Internal** (only your Workspace users; no verification) or **External** —
+   and the scopes it asks for.
+3. **Credentials → Create credentials → OAuth client ID → Desktop app**, then **download
+   the JSON**. That file holds the client id and the *client secret*.
+
+**Testing status**: an External app in *Testing* status works only for the test users listed
+on the consent screen, and its **refresh tokens expire after 7 days** — a setup that works
+today fails next week with *invalid_grant*. Publish the app (status *In production*) before
+relying on it.
+
+Give a real client by setting `MAILKIT_GOOGLE_CLIENT_JSON` to the downloaded file's path
+before starting Jupyter; without it this notebook uses the demo's fake client. Tokens go to a
+secret store: an in-memory one here, which forgets them when the kernel stops — for real use,
+`mailkit.default_secret_store()` keeps them in the operating system's keyring.
+"""),
+    code("""
+client_file = os.environ.get("MAILKIT_GOOGLE_CLIENT_JSON") or None
+on_demo = client_file is None
+if on_demo:
+    client_config = demo.settings.google_client_config()  # the fake's public demo client
+    org = demo.org(api_url=demo.settings.api_url)  # the demo server, and its fake Gmail API
+    ca_file = demo.settings.ca_file  # the fake's certificate comes from the demo's own CA
+else:
+    client_config = Path(client_file)
+    org = None  # smtp.gmail.com and the real Gmail API, as the signed-in account
+    ca_file = None
+secrets = mailkit.MemorySecretStore()  # for real use: mailkit.default_secret_store()
+print("OAuth client:", "the demo's fake Google" if on_demo else client_file)
+"""),
+    md("""
+## 2. The walkthrough
+
+Step by step: the client (upload or paste the JSON if it was not given above), **what the
+token is for**, **how to sign in**, the sign-in link, the status, a test send and revoke.
+
+**The scope** decides what the token may do:
+
+* `https://www.googleapis.com/auth/gmail.send` — *send only*, through the Gmail API.
+  **Recommended**: a leaked token can send mail but not read the mailbox.
+* `https://mail.google.com/` — full mailbox access, and the only scope Gmail's SMTP server
+  accepts for XOAUTH2. Google classes it as **restricted**: an External app that asks for it
+  must pass Google's verification and a yearly independent security assessment before
+  accounts outside its own organisation can use it (Internal apps and test users are exempt).
+  Use it only when the software can speak nothing but SMTP.
+
+**How to sign in** depends on where this notebook's kernel runs:
+
+* *This computer (loopback)*: the browser returns to a short-lived listener on
+  `127.0.0.1`, and the walkthrough finishes by itself.
+* *Remote kernel or Binder (paste-back)*: the browser ends at `http://localhost/?…` with
+  "cannot connect" — expected: copy that address from the address bar, paste it into the
+  walkthrough and press **Finish**.
+
+Either way the sign-in uses PKCE and a `state` value, so an answer cannot be replayed or
+slipped in from another sign-in.
+"""),
+    code("""
+google = GoogleWalkthrough(secrets, client_config=client_config, org=org, ca_file=ca_file)
+google
+"""),
+    md("""
+## 3. Sign in for the Gmail API
+
+With a real client, sign in with the widget above. On the demo the next cell does what you
+would do: press **Sign in**, approve in the browser (`visit()` is a headless browser that
+approves on the fake's sign-in page), paste the address it ended at and press **Finish**.
+"""),
+    code("""
+if on_demo:
+    google.purpose.value = "gmail_api"  # step 2: the Gmail API, gmail.send
+    google.method.value = "paste"  # step 3: paste-back, which works anywhere
+    google.start_button.click()
+    google.finish(visit(google.sign_in_url, demo.settings.ca_file))
+else:
+    print("Sign in with the widget above, then run the next cells.")
+print(google.signed_in.to_text() if google.signed_in else "Not signed in yet.")
+"""),
+    md("""
+## 4. A test send through the Gmail API
+
+The walkthrough's test panel sends the test message in the mode chosen in step 2. mailkit
+finds the stored token by itself and refreshes it first when it is about to expire. The
+transcript shows the HTTP request and answer — the `Authorization` header redacted.
+"""),
+    code("""
+google.test.to.value = "you@example.org"
+google.test.send_button.click()  # what pressing Send test does
+await google.test.last_task
+api_result = google.test.result
+api_result
+"""),
+    code("""
+api_result.transcript.to_dataframe()[["t_ms", "dir", "phase", "code", "text"]]
+"""),
+    md("""
+## 5. Sign in for SMTP with XOAUTH2
+
+The same walkthrough, now with the SMTP scope and the loopback sign-in (the demo's browser
+returns to the listener by itself, as yours would on this computer). The new token replaces
+the first one in the secret store.
+"""),
+    code("""
+if on_demo:
+    google.purpose.value = "smtp"  # step 2: https://mail.google.com/ for XOAUTH2
+    google.method.value = "loopback"  # step 3: this computer
+    google.start_button.click()
+    visit(google.sign_in_url, demo.settings.ca_file)  # approve; the browser comes back
+    google.join(timeout=60)  # the walkthrough finishes in the background
+else:
+    print("Choose SMTP in step 2 of the widget, sign in again, then run the next cells.")
+print(google.signed_in.to_text() if google.signed_in else "Not signed in yet.")
+"""),
+    code("""
+google.test.send_button.click()
+await google.test.last_task
+smtp_result = google.test.result
+smtp_result
+"""),
+    md("""
+The SMTP dialog: `AUTH XOAUTH2` carries the token, so its payload is redacted.
+"""),
+    code("""
+smtp_result.transcript.to_dataframe()[["t_ms", "dir", "phase", "tls", "code", "text"]]
+"""),
+    md("""
+## 6. Where the token is, and how to revoke it
+
+The refresh token, the current access token and the client secret live in the secret store
+only — never in the settings, this notebook, a transcript or a log. **Revoke** asks Google to
+end the grant (which ends every token issued from it) and deletes what was stored. The
+account's owner can also remove the app at https://myaccount.google.com/permissions.
+"""),
+    code("""
+print(google.revoke())  # what pressing Revoke does
+"""),
+    md("""
+A send after revoking: there is no token any more, and the diagnosis says what to do.
+"""),
+    code("""
+google.test.send_button.click()
+await google.test.last_task
+print(google.test.result.diagnosis.to_text())
+"""),
+    md("""
+Next: `05-oauth-microsoft.ipynb` for Microsoft 365, or `02-test-sends.ipynb` for a tour of
+SMTP failures.
+"""),
+]
+
+OAUTH_MICROSOFT = [
+    md("""
+# OAuth for Microsoft 365: device code, browser sign-in, SMTP and Graph
+
+Microsoft is ending **basic authentication** (a user name and password) for SMTP AUTH in
+Exchange Online: tenants have it switched off by default, and sends that sign in with a
+password are refused (`535 5.7.139 Authentication unsuccessful, basic authentication is
+disabled`). Business software that sends as a Microsoft 365 mailbox needs **OAuth**:
+
+* over SMTP to `smtp.office365.com:587` with `AUTH XOAUTH2` and the permission
+  `https://outlook.office.com/SMTP.Send` (SMTP AUTH must still be enabled for the mailbox);
+* or through **Microsoft Graph** `sendMail` with the permission `Mail.Send` — no SMTP AUTH
+  at all, and the recommended way.
+
+This notebook walks through the sign-in and test-sends with the token. Without
+configuration it runs against the demo: a **fake Microsoft** on this machine (sign-in, device
+codes, tokens, Graph) and the demo mail server.
+"""),
+    code("""
+import os
+
+import mailkit
+from mailkit.demo import DEMO_TENANT, MICROSOFT_CLIENT_ID, ensure_running, visit
+from mailkit.oauth import MICROSOFT_AUTHORITY_BASE
+from mailkit.widgets import MicrosoftWalkthrough
+
+demo = ensure_running()  # the demo mail server and its fake Microsoft
+"""),
+    md("""
+## 1. The app registration
+
+In the **Microsoft Entra admin center → App registrations → New registration**:
+
+1. A name; *Supported account types*: this organisation only (single tenant) is usual.
+2. **Authentication → Add a platform → Mobile and desktop applications**, redirect URI
+   `http://localhost` (for the browser sign-in), and **Allow public client flows: Yes** (for
+   the device code). A notebook is a *public client*: it keeps no client secret.
+3. **API permissions → Add a permission**: *Microsoft Graph → Delegated → Mail.Send*, and for
+   SMTP *APIs my organization uses → Office 365 Exchange Online → SMTP.Send*. Grant admin
+   consent if users may not consent themselves.
+4. Copy the **Application (client) id** and the **Directory (tenant) id** from *Overview*.
+
+Give them as `MAILKIT_MICROSOFT_CLIENT_ID` and `MAILKIT_MICROSOFT_TENANT` before starting
+Jupyter (or as `oauth_client_id` / `oauth_tenant` in the org settings); without them this
+notebook uses the demo's fake app. Tokens go to a secret store: an in-memory one here — for
+real use, `mailkit.default_secret_store()` keeps them in the operating system's keyring.
+"""),
+    code("""
+client_id = os.environ.get("MAILKIT_MICROSOFT_CLIENT_ID") or None
+on_demo = client_id is None
+if on_demo:
+    org = demo.org(  # the demo server, its fake Graph, and the fake's demo app
+        api_url=demo.settings.api_url, oauth_client_id=MICROSOFT_CLIENT_ID, oauth_tenant=DEMO_TENANT
+    )
+    authority_base = demo.settings.oauth_url  # the fake's stand-in for login.microsoftonline.com
+    ca_file = demo.settings.ca_file  # its certificate comes from the demo's own CA
+else:
+    tenant = os.environ.get("MAILKIT_MICROSOFT_TENANT") or "organizations"
+    org = mailkit.OrgSettings(oauth_client_id=client_id, oauth_tenant=tenant)
+    authority_base, ca_file = MICROSOFT_AUTHORITY_BASE, None
+secrets = mailkit.MemorySecretStore()  # for real use: mailkit.default_secret_store()
+print("App:", "the demo's fake Microsoft" if on_demo else f"{client_id} in {org.oauth_tenant}")
+"""),
+    md("""
+## 2. The walkthrough
+
+Step by step: the app id and tenant, **what the token is for** (Graph `Mail.Send` or SMTP
+`SMTP.Send`; MSAL adds `offline_access` for the refresh token), **how to sign in**, the code
+or link, the status, a test send and revoke.
+
+* **Device code** works anywhere — a server, Binder: the walkthrough shows a short code; open
+  https://microsoft.com/devicelogin on any device, enter it and sign in. Some tenants block
+  the device-code flow with Conditional Access (it is abused for phishing); the walkthrough
+  then shows that diagnosis and offers the browser sign-in.
+* **Browser on this computer** (authorization code with PKCE and a loopback redirect) works
+  when the kernel runs where the browser runs: the answer is posted back to `127.0.0.1`.
+"""),
+    code("""
+microsoft = MicrosoftWalkthrough(
+    secrets, org=org, authority_base=authority_base, ca_file=ca_file
+)
+microsoft
+"""),
+    md("""
+## 3. Sign in with a device code, for Graph
+
+With a real app, sign in with the widget above. On the demo the next cell presses **Sign
+in**; the fake approves the code by itself (as you would at the device-login page), and the
+walkthrough, which polls in the background, finishes.
+"""),
+    code("""
+if on_demo:
+    microsoft.purpose.value = "microsoft_graph"  # step 2: Graph, Mail.Send
+    microsoft.method.value = "device_code"  # step 3: works anywhere
+    microsoft.start_button.click()
+    microsoft.join(timeout=60)
+else:
+    print("Sign in with the widget above, then run the next cells.")
+print(microsoft.signed_in.to_text() if microsoft.signed_in else "Not signed in yet.")
+"""),
+    md("""
+## 4. A test send through Microsoft Graph
+
+mailkit finds the stored token cache by itself and lets MSAL refresh the token before a send
+when it is about to expire. The transcript shows the HTTP request — `Authorization` redacted.
+"""),
+    code("""
+microsoft.test.to.value = "you@example.org"
+microsoft.test.send_button.click()  # what pressing Send test does
+await microsoft.test.last_task
+graph_result = microsoft.test.result
+graph_result
+"""),
+    code("""
+graph_result.transcript.to_dataframe()[["t_ms", "dir", "phase", "code", "text"]]
+"""),
+    md("""
+## 5. Sign in with the browser, for SMTP
+
+A token is issued for one resource, so SMTP needs a sign-in of its own. This time with the
+browser sign-in (the demo's headless browser posts the answer back to the walkthrough's
+listener); the new token cache replaces the first.
+"""),
+    code("""
+if on_demo:
+    microsoft.purpose.value = "smtp"  # step 2: SMTP.Send for smtp.office365.com
+    microsoft.method.value = "loopback"  # step 3: the browser on this computer
+    microsoft.start_button.click()
+    visit(microsoft.sign_in_url, demo.settings.ca_file)  # sign in; the answer is posted back
+    microsoft.join(timeout=60)
+else:
+    print("Choose SMTP in step 2 of the widget, sign in again, then run the next cells.")
+print(microsoft.signed_in.to_text() if microsoft.signed_in else "Not signed in yet.")
+"""),
+    code("""
+microsoft.test.send_button.click()
+await microsoft.test.last_task
+smtp_result = microsoft.test.result
+smtp_result
+"""),
+    code("""
+smtp_result.transcript.to_dataframe()[["t_ms", "dir", "phase", "tls", "code", "text"]]
+"""),
+    md("""
+## 6. Where the token is, and how to revoke it
+
+MSAL's token cache (refresh and access tokens) lives in the secret store only — never in the
+settings, this notebook, a transcript or a log. Microsoft offers applications no endpoint to
+revoke a refresh token: **Revoke** deletes the tokens here and says how to end the grant on
+the server (the user removes the app at https://myapps.microsoft.com, or an administrator
+revokes the user's sessions in the Entra admin center).
+"""),
+    code("""
+print(microsoft.revoke())  # what pressing Revoke does
+"""),
+    md("""
+A send after revoking: there is no token any more, and the diagnosis says what to do.
+"""),
+    code("""
+microsoft.test.send_button.click()
+await microsoft.test.last_task
+print(microsoft.test.result.diagnosis.to_text())
+"""),
+    md("""
+Next: `04-oauth-google.ipynb` for Gmail, or `03-audit-users.ipynb` to find the users still
+signing in to Microsoft 365 with a password.
+"""),
+]
+
 NOTEBOOKS = {
     "01-onboarding": ONBOARDING,
     "02-test-sends": TEST_SENDS,
     "03-audit-users": AUDIT,
+    "04-oauth-google": OAUTH_GOOGLE,
+    "05-oauth-microsoft": OAUTH_MICROSOFT,
     "06-migrate-legacy": MIGRATE,
 }
 

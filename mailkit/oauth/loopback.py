@@ -129,7 +129,8 @@ class LoopbackReceiver:
         return self._answer
 
     def close(self) -> None:
-        """Stop listening (idempotent)."""
+        """Stop listening (idempotent); a thread blocked in :meth:`wait` returns None at once."""
+        self._answered.set()
         with self._lock:
             server, self._server = self._server, None
             timer, self._timer = self._timer, None

@@ -3,13 +3,14 @@
 One module per panel. The panels hold no rules of their own: values are validated by
 :mod:`mailkit.settings`, resolved by :mod:`mailkit.resolve`, stored by :mod:`mailkit.store`
 and :mod:`mailkit.secrets`, sent by :mod:`mailkit.testsend` and audited by
-:mod:`mailkit.audit`. Each panel keeps its ipywidgets root in ``.widget``, and a
-notebook displays the panel object itself.
+:mod:`mailkit.audit`; OAuth consent is :mod:`mailkit.oauth`. Each panel keeps its ipywidgets
+root in ``.widget``, and a notebook displays the panel object itself.
 """
 
 from mailkit.widgets.audit import AuditDashboard
 from mailkit.widgets.common import Field, Form, Panel
 from mailkit.widgets.modes import ModeSections, SmtpSection
+from mailkit.widgets.oauth import GoogleWalkthrough, MicrosoftWalkthrough
 from mailkit.widgets.org import OrgForm, RoutesEditor
 from mailkit.widgets.password import PasswordPanel, SecretInput
 from mailkit.widgets.presets import PresetChooser
@@ -20,6 +21,8 @@ __all__ = [
     "AuditDashboard",
     "Field",
     "Form",
+    "GoogleWalkthrough",
+    "MicrosoftWalkthrough",
     "ModeSections",
     "OrgForm",
     "Panel",
