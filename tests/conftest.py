@@ -30,6 +30,21 @@ from mailkit.demo import DemoServer
 from mailkit.demo.oauth import FakeOAuthProvider
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Close the widgets tests left behind while ipywidgets can still do so.
+
+    Otherwise their ``__del__`` runs during interpreter shutdown, after ipywidgets' registry is
+    gone, and prints an ignored ``AttributeError`` per widget.
+    """
+    import gc
+    import sys
+
+    widgets = sys.modules.get("ipywidgets")
+    if widgets is not None:
+        gc.collect()
+        widgets.Widget.close_all()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
