@@ -10,6 +10,7 @@ Targets: at most 1 s for 100,000 users and 10 s for 1,000,000 on a 2-core machin
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -81,6 +82,8 @@ def main() -> int:
         )
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
     print("Audit of generated users (each size in a fresh process; peak RSS includes the data)")
+    # Other work on the machine inflates the times: report it next to them.
+    print("load average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
     print(f"{'users':>10} {'seconds':>9} {'target s':>9} {'findings':>10} {'peak MiB':>9}")
     for r in results:
         target = TARGETS[int(r["users"])]

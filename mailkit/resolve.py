@@ -148,39 +148,64 @@ def _plain(value: Any) -> Any:
 
 
 _SOURCE_CATEGORIES = pd.CategoricalDtype([p.value for p in Provenance])
+_SOURCE_CODE = {p.value: code for code, p in enumerate(Provenance)}
+
+
+def _strings_at(
+    texts: np.ndarray[Any, Any], rows: np.ndarray[Any, Any], fallback: str | None = None
+) -> Any:
+    """A nullable string array: ``texts`` (all ``str``) at ``rows``, ``fallback`` elsewhere.
+
+    Built from the distinct strings alone and spread with ``take``: pandas validates an object
+    array holding many NA values several times slower than one of strings, and filling an
+    object array with one value costs as much as the take.
+    """
+    start = 0 if fallback is None else 1
+    indexer = np.full(len(rows), start - 1, dtype=np.intp)
+    indexer[rows] = np.arange(start, start + len(texts))
+    if fallback is not None:
+        texts = np.concatenate([np.array([fallback], dtype=object), texts])
+    return pd.array(texts, dtype="string").take(indexer, allow_fill=fallback is None)
+
+
+def _sources(use_user: np.ndarray[Any, np.dtype[np.bool_]], fallback: str) -> pd.Categorical:
+    """Provenance per row, built from category codes: strings would be hashed back into codes."""
+    codes = np.where(use_user, _SOURCE_CODE[Provenance.USER.value], _SOURCE_CODE[fallback])
+    return pd.Categorical.from_codes(codes.astype(np.int8), dtype=_SOURCE_CATEGORIES)
 
 
 def effective_frame(org: OrgSettings, users: pd.DataFrame | Iterable[UserSettings]) -> pd.DataFrame:
     """Every user's effective settings, one row per user, with a ``<field>_source`` column each.
 
     ``users`` is a users table in the canonical columns (see :mod:`mailkit.users`) or user
-    models. Work is done per column, never per user: 100,000 users resolve in a fraction of a
+    models. Work is done per column, never per user: a million users resolve in about a
     second. Sources are categorical to keep a million-row audit small in memory.
     """
     if not isinstance(users, pd.DataFrame):
         users = users_to_frame(users)
     n = len(users)
-    index = users.index
     overriding = users["override_enabled"].fillna(False).astype(bool).to_numpy()
-    out: dict[str, Any] = {"user_code": users["user_code"].astype("string")}
+    # Copied: the frame below takes its arrays as they are, and must not share the caller's.
+    out: dict[str, Any] = {"user_code": users["user_code"].astype("string").array.copy()}
 
     def resolve(name: str, column: str | None, fallback: Any, fallback_source: str) -> None:
         if column is not None and column in users:
             user_values = users[column]
             use_user = overriding & user_values.notna().to_numpy()
         else:
-            user_values = pd.Series(pd.NA, index=index, dtype="object")
+            user_values = pd.Series(pd.NA, index=users.index, dtype="object")
             use_user = np.zeros(n, dtype=bool)
-        source = np.where(use_user, Provenance.USER.value, fallback_source)
         if name == "port":
-            values = pd.Series(fallback, index=index, dtype="Int64").mask(
+            fill = pd.Series(fallback, index=users.index, dtype="Int64")
+            values: Any = fill.mask(
                 use_user, pd.to_numeric(user_values, errors="coerce").astype("Int64")
-            )
+            ).array
         else:
-            fill = pd.Series(fallback, index=index, dtype="string")
-            values = fill.mask(use_user, user_values.astype("string"))
+            # Array operations on the object values: a string Series mask costs several passes.
+            text = user_values.astype("string").to_numpy(dtype=object)
+            values = _strings_at(text[use_user], use_user, fallback)
         out[name] = values
-        out[f"{name}_source"] = pd.Categorical(source, dtype=_SOURCE_CATEGORIES)
+        out[f"{name}_source"] = _sources(use_user, fallback_source)
 
     for name in EFFECTIVE_FIELDS:
         if name == "port":
@@ -205,11 +230,12 @@ def effective_frame(org: OrgSettings, users: pd.DataFrame | Iterable[UserSetting
 
     if org.edition is Edition.CLOUD:
         out["from_address"] = out["user_code"].copy()
-        out["from_address_source"] = pd.Categorical(
-            np.full(n, Provenance.USER.value), dtype=_SOURCE_CATEGORIES
-        )
+        out["from_address_source"] = _sources(np.ones(n, dtype=bool), Provenance.USER.value)
 
     columns = ["user_code"]
     for name in EFFECTIVE_FIELDS:
         columns += [name, f"{name}_source"]
-    return pd.DataFrame(out, index=index)[columns].reset_index(drop=True)
+    # The columns are new arrays: no need for pandas to copy them again.
+    return pd.DataFrame(
+        {column: out[column] for column in columns}, index=pd.RangeIndex(n), copy=False
+    )

@@ -207,3 +207,28 @@ def test_frame_of_no_users_has_the_columns() -> None:
 def test_frame_size(n: int) -> None:
     table = pd.DataFrame({"user_code": [f"u{i}" for i in range(n)]}, columns=list(USERS_COLUMNS))
     assert len(effective_frame(ORG, table)) == n
+
+
+def test_frame_is_positional_whatever_the_users_index() -> None:
+    users = [
+        UserSettings(user_code="a", override_enabled=True, host="h.example", port=2525),
+        UserSettings(user_code="b"),
+        UserSettings(user_code="c", override_enabled=True, username="c@example.com"),
+    ]
+    table = users_to_frame(users)
+    table.index = pd.Index([7, 7, 3])
+    frame = effective_frame(ORG, table)
+    assert frame.index.equals(pd.RangeIndex(3))
+    assert list(frame["user_code"]) == ["a", "b", "c"]
+    assert list(frame["host"]) == ["h.example", "smtp.corp.example", "smtp.corp.example"]
+    assert list(frame["username"]) == ["mailer", "mailer", "c@example.com"]
+    assert frame["port"].dtype == "Int64"
+    assert frame["host"].dtype == "string"
+    assert isinstance(frame["host_source"].dtype, pd.CategoricalDtype)
+    assert list(frame["host_source"]) == ["user", "org", "org"]
+
+
+def test_unset_org_field_without_a_user_value_is_na() -> None:
+    frame = effective_frame(OrgSettings(host="h.example"), [UserSettings(user_code="a")])
+    assert frame.loc[0, "username"] is pd.NA
+    assert frame.loc[0, "username_source"] == Provenance.DEFAULT.value

@@ -5,6 +5,11 @@ rule is a boolean mask over its columns, so a million users cost a few column op
 rule, not a million Python calls. Rules are declared data (:data:`RULES`) so that the CLI, the
 dashboard and the tests list the same ids, severities and fixes.
 
+Strings are the expensive part: pandas keeps them as Python objects. Columns with few distinct
+values (mode, auth, host, port) are tested once per distinct value and shared between rules
+(:class:`SharedColumns`); the per-value text work that remains (trimming, address shapes,
+domains) is one plain pass over an object array, not pandas' several per string method.
+
 Input is whatever an application exported: bad addresses, unknown modes, ports that are not
 numbers. Nothing here raises on such values; bad addresses become ``invalid-address`` findings.
 """
@@ -15,12 +20,13 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any, Final, Literal
 
 import numpy as np
 import pandas as pd
 
-from mailkit.resolve import effective_frame
+from mailkit.resolve import _strings_at, effective_frame
 from mailkit.secrets import SecretStore, secret_key
 from mailkit.settings import (
     OVERRIDE_FIELDS,
@@ -28,6 +34,7 @@ from mailkit.settings import (
     Edition,
     Mode,
     OrgSettings,
+    Provenance,
     Security,
     check_address,
     parse_flag,
@@ -61,6 +68,8 @@ class AuditContext:
     secrets: SecretStore | None
     profile: str
     has_history: bool
+    #: Facts about the user frame that several rules share (see :class:`SharedColumns`).
+    shared: SharedColumns
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,9 @@ class Rule:
 
 
 # --------------------------------------------------------------------------- helpers
+
+#: A row mask as the rules combine them: numpy, so ``&`` and ``|`` skip pandas' alignment.
+Mask = np.ndarray[Any, np.dtype[np.bool_]]
 
 
 def _false(frame: pd.DataFrame) -> pd.Series[bool]:
@@ -98,42 +110,78 @@ _PLAIN_ADDRESS = re.compile(
 )
 
 
-def _check_each(values: Iterable[str]) -> dict[str, bool]:
-    verdict: dict[str, bool] = {}
-    for value in values:
-        try:
-            check_address(value)
-        except ValueError:
-            verdict[value] = False
-        else:
-            verdict[value] = True
-    return verdict
-
-
-def _valid_addresses(values: pd.Series[Any]) -> pd.Series[bool]:
-    """True where the value is a valid address, NA where unset — as ``check_address`` says.
+class _AddressCheck:
+    """Valid or not per value, as ``check_address`` says, at the cost of a regex per value.
 
     ``check_address`` is strict but costs tens of microseconds, too slow for a million user
-    codes. A plain ASCII local part is valid by its shape alone (a regex, per column), and the
-    domain's verdict does not depend on the local part, so the strict check runs once per
-    distinct domain (as ``postmaster@domain``) plus once per distinct unusual value.
+    codes. A plain ASCII local part is valid by its shape alone, and the domain's verdict does
+    not depend on the local part, so the strict check runs once per distinct domain (as
+    ``postmaster@domain``) plus once per distinct unusual value — across every column checked.
     """
-    codes, uniques = pd.factorize(values.astype("string"))
-    verdict = _valid_unique(pd.Series(uniques, dtype="string")).astype("boolean").array
-    return pd.Series(verdict.take(codes, allow_fill=True), index=values.index, dtype="boolean")
+
+    def __init__(self) -> None:
+        self._strict: dict[str, bool] = {}
+        self._domains: dict[str, bool] = {}
+
+    def _check(self, value: str) -> bool:
+        verdict = self._strict.get(value)
+        if verdict is None:
+            try:
+                check_address(value)
+            except ValueError:
+                verdict = False
+            else:
+                verdict = True
+            self._strict[value] = verdict
+        return verdict
+
+    def invalid(self, values: np.ndarray[Any, Any], rows: Mask) -> Mask:
+        """True for the ``rows`` (all set) whose value is not a valid address."""
+        bad = np.zeros(len(values), dtype=bool)
+        verdicts: list[bool] = []
+        match, domains, check = _PLAIN_ADDRESS.match, self._domains, self._check
+        for value in values[rows]:
+            plain = match(value)
+            if plain is not None and plain.end(1) <= 64 and len(value) <= 254:
+                ok = domains.get(plain[2])
+                if ok is None:
+                    ok = domains[plain[2]] = check("postmaster@" + plain[2])
+            else:
+                ok = check(value)
+            verdicts.append(not ok)
+        bad[rows] = verdicts
+        return bad
+
+    def verdicts(self, column: pd.Series[Any]) -> pd.Series[Any]:
+        """True where valid, False where not, NA where unset."""
+        values = _texts(column)
+        is_set = ~pd.isna(values)
+        valid = ~self.invalid(values, is_set)
+        return pd.Series(pd.arrays.BooleanArray(valid, ~is_set), index=column.index)
 
 
-def _valid_unique(text: pd.Series[Any]) -> pd.Series[bool]:
-    parts = text.str.extract(_PLAIN_ADDRESS)
-    local, domain = parts[0].astype("string"), parts[1].astype("string")
-    plain = (local.str.len() <= 64).fillna(False) & (text.str.len() <= 254).fillna(False)
-    domains = _check_each(f"postmaster@{d}" for d in domain[plain].dropna().unique())
-    result = pd.Series(pd.NA, index=text.index, dtype="boolean")
-    result[plain] = ("postmaster@" + domain[plain]).map(domains).astype("boolean")
-    unusual = text.notna() & ~plain
-    others = _check_each(str(v) for v in text[unusual].unique())
-    result[unusual] = text[unusual].map(others).astype("boolean")
-    return result
+def _bad_addresses(table: pd.DataFrame, frame: pd.DataFrame) -> pd.Series[Any]:
+    """The first invalid address per user — email, then effective From — or NA.
+
+    The From check avoids repeating work: a From the user did not set is the org's (one check
+    for all such rows), and a From equal to the user's email has the email's verdict.
+    """
+    addresses = _AddressCheck()
+    email, sender = _texts(table["email"]), _texts(frame["from_address"])
+    email_set, sender_set = ~pd.isna(email), ~pd.isna(sender)
+    email_bad = addresses.invalid(email, email_set)
+    own = (frame["from_address_source"] == Provenance.USER.value).to_numpy() & sender_set
+    same = np.zeros(len(frame), dtype=bool)
+    both = own & email_set
+    same[both] = email[both] == sender[both]
+    sender_bad = addresses.invalid(sender, own & ~same)
+    sender_bad[same] = email_bad[same]
+    inherited = sender_set & ~own
+    codes, uniques = pd.factorize(sender[inherited])
+    sender_bad[inherited] = addresses.invalid(uniques, np.ones(len(uniques), dtype=bool))[codes]
+    bad = sender_bad | email_bad
+    shown = np.where(email_bad, email, sender)[bad]
+    return pd.Series(_strings_at(shown, bad), index=frame.index)
 
 
 _IP_HOST = re.compile(r"\[?(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.%\w]*)\]?")
@@ -147,20 +195,115 @@ _PASSWORD_AUTHS: Final = (
 )
 
 
-def _password_auth(f: pd.DataFrame) -> pd.Series[bool]:
-    """SMTP sends that sign in with a password: a password mechanism, or ``auto`` + a user name."""
-    smtp = _eq(f["mode"], Mode.SMTP.value)
-    named = _isin(f["auth"], _PASSWORD_AUTHS)
-    auto_with_user = _eq(f["auth"], AuthType.AUTO.value) & f["username"].notna()
-    return smtp & (named | auto_with_user)
+class SharedColumns:
+    """Facts about the user frame that several rules need, each computed at most once per audit.
+
+    Most columns hold a handful of distinct values (modes, hosts, ports, auth), so a test runs
+    on the distinct values and its verdict is spread back to the rows by code: one hash pass per
+    column instead of a string pass per rule. A million-row string pass costs tens of
+    milliseconds; a code lookup a millisecond.
+    """
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+        self._distinct: dict[str, tuple[np.ndarray[Any, Any], pd.Series[Any]]] = {}
+        self._masks: dict[tuple[str, str], Mask] = {}
+        self._keys: pd.Series[Any] | None = None
+
+    def distinct(self, column: str) -> tuple[np.ndarray[Any, Any], pd.Series[Any]]:
+        """Codes per row (-1 where unset) and the distinct set values."""
+        if column not in self._distinct:
+            codes, uniques = self.frame[column].array.factorize()
+            self._distinct[column] = (codes, pd.Series(uniques))
+        return self._distinct[column]
+
+    def where(self, column: str, test: Callable[[pd.Series[Any]], pd.Series[Any]]) -> Mask:
+        """``test`` over the distinct values, spread to the rows; unset rows are False."""
+        codes, uniques = self.distinct(column)
+        return _spread(codes, test(uniques))
+
+    def eq(self, column: str, value: str) -> Mask:
+        key = (column, value)
+        if key not in self._masks:
+            self._masks[key] = self.where(column, lambda u: u == value)
+        return self._masks[key]
+
+    def isin(self, column: str, values: Iterable[str]) -> Mask:
+        wanted = list(values)
+        return self.where(column, lambda u: u.isin(wanted))
+
+    @cached_property
+    def smtp(self) -> Mask:
+        return self.eq("mode", Mode.SMTP.value)
+
+    @cached_property
+    def password_auth(self) -> Mask:
+        """SMTP sends that sign in with a password: a password mechanism, or ``auto`` + a name."""
+        named = self.isin("auth", _PASSWORD_AUTHS)
+        auto = self.eq("auth", AuthType.AUTO.value) & self.frame["username"].notna().to_numpy()
+        return self.smtp & (named | auto)
+
+    @cached_property
+    def host_key(self) -> tuple[np.ndarray[Any, Any], pd.Series[Any]]:
+        """Codes and distinct hosts compared without case or a trailing dot."""
+        codes, uniques = self.distinct("host")
+        return codes, uniques.str.lower().str.rstrip(".")
+
+    def host(self, test: Callable[[pd.Series[Any]], pd.Series[Any]]) -> Mask:
+        codes, keys = self.host_key
+        return _spread(codes, test(keys))
+
+    def user_keys(self) -> pd.Series[Any]:
+        """User codes compared without case (string, NA where unset)."""
+        if self._keys is None:
+            self._keys = _casefold(self.frame["user_code"])
+        return self._keys
 
 
-def _host(f: pd.DataFrame) -> pd.Series[Any]:
-    return f["host"].str.lower().str.rstrip(".")
+def _spread(codes: np.ndarray[Any, Any], verdict: pd.Series[Any]) -> Mask:
+    """Per-distinct verdicts to per-row ones; code -1 (unset) reads the appended False."""
+    per_code: Mask = np.append(verdict.fillna(False).to_numpy(dtype=bool), False)
+    rows: Mask = per_code[codes]
+    return rows
 
 
-def _domain(column: pd.Series[Any]) -> pd.Series[Any]:
-    return column.str.lower().str.replace(r"^.*@", "", regex=True)
+def _texts(column: pd.Series[Any]) -> np.ndarray[Any, np.dtype[np.object_]]:
+    """The values as text in an object array, in which anything but a ``str`` is unset.
+
+    Loops over this array cost one Python step per value; pandas' string accessor takes
+    several (NA masks, result conversion), which is what made a million-row audit slow.
+    """
+    if not isinstance(column.dtype, pd.StringDtype):
+        column = column.astype("string")
+    values: np.ndarray[Any, np.dtype[np.object_]] = column.to_numpy(dtype=object)
+    return values
+
+
+def _objects(values: list[str]) -> np.ndarray[Any, np.dtype[np.object_]]:
+    array: np.ndarray[Any, np.dtype[np.object_]] = np.fromiter(
+        values, dtype=object, count=len(values)
+    )
+    return array
+
+
+def _casefold(column: pd.Series[Any]) -> pd.Series[Any]:
+    """``str.casefold`` per set value, in one pass."""
+    values = _texts(column)
+    is_set = ~pd.isna(values)
+    folded = _objects([value.casefold() for value in values[is_set]])
+    return pd.Series(_strings_at(folded, is_set), index=column.index)
+
+
+def _series(f: pd.DataFrame, mask: Mask) -> pd.Series[bool]:
+    return pd.Series(mask, index=f.index, dtype=bool)
+
+
+_AT_DOMAIN = re.compile(r"^.*@")
+
+
+def _domain(value: str) -> str:
+    """The lower-cased text after the last ``@`` (as ``str.replace(r"^.*@", "")`` would)."""
+    return _AT_DOMAIN.sub("", value.lower())
 
 
 # --------------------------------------------------------------------------- rule checks
@@ -175,42 +318,53 @@ def _missing_from(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
 
 
 def _from_username_mismatch(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
-    user_domain = _domain(f["username"])
-    from_domain = _domain(f["from_address"])
-    has_both = (
-        f["username"].str.contains("@", regex=False).fillna(False) & f["from_address"].notna()
-    )
-    return (has_both & (user_domain != from_domain)).fillna(False).astype(bool)
+    # Domains only for rows that have both: most users inherit the org's login.
+    username, sender = _texts(f["username"]), _texts(f["from_address"])
+    rows = ~pd.isna(username) & ~pd.isna(sender)
+    mismatch = np.zeros(len(f), dtype=bool)
+    mismatch[rows] = [
+        "@" in user and _domain(user) != _domain(address)
+        for user, address in zip(username[rows], sender[rows], strict=True)
+    ]
+    return _series(f, mismatch)
 
 
 def _tls_disabled(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
-    return _eq(f["mode"], Mode.SMTP.value) & _eq(f["security"], Security.NONE.value)
+    shared = ctx.shared
+    return _series(f, shared.smtp & shared.eq("security", Security.NONE.value))
 
 
 def _plaintext_auth(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
-    return _password_auth(f) & _eq(f["security"], Security.NONE.value)
+    shared = ctx.shared
+    return _series(f, shared.password_auth & shared.eq("security", Security.NONE.value))
+
+
+def _port_is(ctx: AuditContext, ports: Iterable[str]) -> Mask:
+    """The port compared as text, as an export would spell it."""
+    wanted = list(ports)
+    return ctx.shared.where("port", lambda u: u.astype("string").isin(wanted))
 
 
 def _port_security_mismatch(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
     # The same pairs as settings.port_security_conflict, as column operations.
-    port = f["port"]
-    implicit_on_plain = _isin(port.astype("string"), ("25", "587")) & _eq(
-        f["security"], Security.IMPLICIT_TLS.value
+    shared = ctx.shared
+    implicit_on_plain = _port_is(ctx, ("25", "587")) & shared.eq(
+        "security", Security.IMPLICIT_TLS.value
     )
-    plain_on_465 = _eq(port.astype("string"), "465") & _isin(
-        f["security"], (Security.STARTTLS.value, Security.NONE.value)
+    plain_on_465 = _port_is(ctx, ("465",)) & shared.isin(
+        "security", (Security.STARTTLS.value, Security.NONE.value)
     )
-    return _eq(f["mode"], Mode.SMTP.value) & (implicit_on_plain | plain_on_465)
+    return _series(f, shared.smtp & (implicit_on_plain | plain_on_465))
 
 
 def _ip_host(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
-    return f["host"].str.fullmatch(_IP_HOST).fillna(False).astype(bool)
+    return _series(f, ctx.shared.where("host", lambda u: u.str.fullmatch(_IP_HOST)))
 
 
 def _cloud_requires_smtp(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
     if ctx.org.edition is not Edition.CLOUD:
         return _false(f)
-    return ~_eq(f["mode"], Mode.SMTP.value)
+    return _series(f, ~ctx.shared.smtp)
 
 
 def _cloud_user_code(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
@@ -220,26 +374,35 @@ def _cloud_user_code(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
 
 
 def _override_incomplete(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
-    nothing_set = f["_override"] & f[[f"_u_{c}" for c in OVERRIDE_FIELDS]].isna().all(axis=1)
-    no_host = _eq(f["mode"], Mode.SMTP.value) & f["host"].isna()
-    return nothing_set | no_host
+    nothing_set = f["_override"].to_numpy(dtype=bool).copy()
+    for name in OVERRIDE_FIELDS:
+        nothing_set &= f[f"_u_{name}"].isna().to_numpy()
+    no_host = ctx.shared.smtp & f["host"].isna().to_numpy()
+    return _series(f, nothing_set | no_host)
 
 
 def _override_redundant(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
-    same = _false(f)
+    same = np.zeros(len(f), dtype=bool)
     for name in OVERRIDE_FIELDS:
         org_value = getattr(ctx.org, name)
         if org_value is None:
             continue
         org_text = str(getattr(org_value, "value", org_value)).lower()
-        same |= _eq(f[f"_u_{name}"].astype("string").str.lower(), org_text)
-    return f["_override"] & same
+        same |= ctx.shared.where(f"_u_{name}", _lower_equals(org_text))
+    return _series(f, f["_override"].to_numpy(dtype=bool) & same)
+
+
+def _lower_equals(text: str) -> Callable[[pd.Series[Any]], pd.Series[Any]]:
+    def test(values: pd.Series[Any]) -> pd.Series[Any]:
+        return values.astype("string").str.lower() == text
+
+    return test
 
 
 def _missing_secret(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
     if ctx.secrets is None:
         return _false(f)
-    candidates = _password_auth(f)
+    candidates = _series(f, ctx.shared.password_auth)
     # The one per-user lookup: a secret store has no bulk read. It runs only for the rows that
     # need a password, once per distinct account (users sharing the org's login share "org").
     account = f["user_code"].where(f["username_source"] == "user", "org")[candidates]
@@ -258,17 +421,19 @@ def _missing_secret(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
 
 
 def _microsoft_basic_auth(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
-    host = _host(f)
-    microsoft = _eq(host, "smtp.office365.com") | host.str.endswith(".outlook.com").fillna(False)
-    return _password_auth(f) & microsoft.astype(bool)
+    microsoft = ctx.shared.host(
+        lambda host: (host == "smtp.office365.com") | host.str.endswith(".outlook.com")
+    )
+    return _series(f, ctx.shared.password_auth & microsoft)
 
 
 def _gmail_password_auth(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
-    return _password_auth(f) & _eq(_host(f), "smtp.gmail.com")
+    gmail = ctx.shared.host(lambda host: host == "smtp.gmail.com")
+    return _series(f, ctx.shared.password_auth & gmail)
 
 
 def _legacy_webdav(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
-    return _eq(f["mode"], Mode.EXCHANGE_WEBDAV.value)
+    return _series(f, ctx.shared.eq("mode", Mode.EXCHANGE_WEBDAV.value))
 
 
 def _ews_exchange_online(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
@@ -276,19 +441,19 @@ def _ews_exchange_online(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
     online = re.match(r"https://outlook\.office365\.com(?:[:/]|$)", url) is not None
     if not online:
         return _false(f)
-    return _eq(f["mode"], Mode.EXCHANGE_EWS.value)
+    return _series(f, ctx.shared.eq("mode", Mode.EXCHANGE_EWS.value))
 
 
 def _msn_auth(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
-    return _eq(f["auth"], AuthType.MSN.value)
+    return _series(f, ctx.shared.eq("auth", AuthType.MSN.value))
 
 
 def _mapi(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
-    return _eq(f["mode"], Mode.MAPI.value)
+    return _series(f, ctx.shared.eq("mode", Mode.MAPI.value))
 
 
 def _duplicate_code(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
-    key = f["user_code"].str.casefold()
+    key = ctx.shared.user_keys()
     return (key.duplicated(keep=False) & key.notna()).astype(bool)
 
 
@@ -491,32 +656,70 @@ RULES: Final[tuple[Rule, ...]] = (
 # --------------------------------------------------------------------------- frames
 
 
-def _canonical(users: pd.DataFrame) -> pd.DataFrame:
-    """The users table with every canonical column, enum spellings folded, flags parsed."""
-    table = users.copy()
-    for column in USERS_COLUMNS:
-        if column not in table:
-            table[column] = pd.NA
-    table = table[list(USERS_COLUMNS)].reset_index(drop=True)
-    for column in USERS_COLUMNS:
-        if column in ("override_enabled", "port"):
-            continue
-        text = table[column].astype("string").str.strip(" \t")  # a line break stays: it is an error
-        table[column] = text.mask(text == "")
-    for column in ("mode", "security", "auth"):
-        folded = table[column].str.lower().str.replace(r"[\s-]", "_", regex=True)
-        table[column] = folded.replace({"ssl": "implicit_tls", "tls": "starttls"})
-    flags = table["override_enabled"].astype("object")
+def _stripped(column: pd.Series[Any]) -> pd.api.extensions.ExtensionArray:
+    """Text with spaces and tabs trimmed, blank as NA — one list pass over the values."""
+    values = _texts(column)
+    is_set = ~pd.isna(values)
+    # A line break stays: it is an error the address and host checks report.
+    stripped = _objects([value.strip(" \t") for value in values[is_set]])
+    blank = stripped == ""
+    if blank.any():
+        is_set[is_set] = ~blank
+        stripped = stripped[~blank]
+    result: pd.api.extensions.ExtensionArray = _strings_at(stripped, is_set)
+    return result
+
+
+def _folded(column: pd.Series[Any]) -> pd.api.extensions.ExtensionArray:
+    """An enum column spelled as its values are: folded once per distinct spelling."""
+    codes, uniques = column.astype("string").array.factorize()
+    text = pd.Series(uniques, dtype="string").str.strip(" \t")
+    text = text.mask(text == "")
+    folded = text.str.lower().str.replace(r"[\s-]", "_", regex=True)
+    folded = folded.replace({"ssl": "implicit_tls", "tls": "starttls"})
+    return folded.array.take(codes, allow_fill=True)
+
+
+def _flags(column: pd.Series[Any]) -> pd.Series[bool]:
+    """The override tick box; an unreadable one does not override."""
+    if pd.api.types.is_bool_dtype(column.dtype):
+        return column.fillna(False).astype(bool)
+    flags = column.astype("object")
     verdict: dict[Any, bool] = {}
     for value in pd.unique(flags.dropna()):
         try:
             verdict[value] = bool(parse_flag(value, default=False))
         except (ValueError, TypeError):
-            verdict[value] = False  # an unreadable tick box does not override
-    table["override_enabled"] = flags.map(verdict).fillna(False).astype(bool)
-    port = pd.to_numeric(table["port"].astype("string").str.strip(), errors="coerce")
-    table["port"] = port.where((port >= 1) & (port <= 65535) & (port % 1 == 0)).astype("Int64")
-    return table
+            verdict[value] = False
+    return flags.map(verdict).fillna(False).astype(bool)
+
+
+def _ports(column: pd.Series[Any]) -> pd.Series[Any]:
+    """Whole ports in range as Int64, anything else NA."""
+    if pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(column.dtype):
+        port = column.astype("Float64")  # a number reads the same as its text would
+    else:
+        port = pd.to_numeric(column.astype("string").str.strip(), errors="coerce")
+    return port.where((port >= 1) & (port <= 65535) & (port % 1 == 0)).astype("Int64")
+
+
+def _canonical(users: pd.DataFrame) -> pd.DataFrame:
+    """The users table with every canonical column, enum spellings folded, flags parsed."""
+    columns: dict[str, Any] = {}
+    for name in USERS_COLUMNS:
+        if name in users:
+            column = users[name].reset_index(drop=True)
+        else:
+            column = pd.Series(pd.NA, index=pd.RangeIndex(len(users)), dtype="object")
+        if name == "override_enabled":
+            columns[name] = _flags(column).to_numpy(copy=True)
+        elif name == "port":
+            columns[name] = _ports(column).array
+        elif name in ("mode", "security", "auth"):
+            columns[name] = _folded(column)
+        else:
+            columns[name] = _stripped(column)
+    return pd.DataFrame(columns, index=pd.RangeIndex(len(users)), copy=False)
 
 
 def effective_settings(org: OrgSettings, users: pd.DataFrame) -> pd.DataFrame:
@@ -539,14 +742,10 @@ def audit_frame(
     frame["_override"] = table["override_enabled"]
     for name in OVERRIDE_FIELDS:
         frame[f"_u_{name}"] = table[name].where(table["override_enabled"])
-    bad = pd.Series(pd.NA, index=frame.index, dtype="string")
-    for column in (table["email"], frame["from_address"]):
-        valid = _valid_addresses(column)
-        bad = bad.fillna(column.astype("string").where(valid.eq(False).fillna(False)))
-    frame["_bad_address"] = bad
+    frame["_bad_address"] = _bad_addresses(table, frame)
     # Only the cloud edition needs user codes to be addresses (and there From = user code).
     if org.edition is Edition.CLOUD:
-        frame["_code_is_address"] = _valid_addresses(frame["user_code"])
+        frame["_code_is_address"] = _AddressCheck().verdicts(frame["user_code"])
     else:
         frame["_code_is_address"] = pd.Series(pd.NA, index=frame.index, dtype="boolean")
     frame["_last_ok"] = pd.Series(pd.NA, index=frame.index, dtype="boolean")
@@ -565,7 +764,7 @@ def _join_history(
     moment = now if now is not None else datetime.now(UTC)
     stamp = pd.Timestamp(moment)
     stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    keys = frame["user_code"].str.casefold()
+    keys = _casefold(frame["user_code"])
     if len(history):
         hist = pd.DataFrame(
             {
@@ -599,15 +798,18 @@ def _join_history(
     frame["_stale_since"] = since.fillna("ever").astype("string")
 
 
-def _routes_frame(org: OrgSettings, frame: pd.DataFrame) -> pd.DataFrame:
+def _routes_frame(org: OrgSettings, shared: SharedColumns) -> pd.DataFrame:
     """One row per feature route: whether its sender exists and can send."""
-    usable = ~(_eq(frame["mode"], Mode.SMTP.value) & frame["host"].isna()) & frame["mode"].isin(
-        [m.value for m in Mode]
-    ).fillna(False)
+    frame = shared.frame
     senders = {route.sender.casefold() for route in org.routes.values()} - {"org"}
-    keys = frame["user_code"].str.casefold()
-    wanted = keys.isin(list(senders)).fillna(False).astype(bool)
-    known = dict(zip(keys[wanted], usable[wanted], strict=True))
+    known: dict[str, bool] = {}
+    if senders:
+        keys = shared.user_keys()
+        wanted = keys.isin(list(senders)).fillna(False).astype(bool)
+        # Usability only for the few rows that are senders.
+        mode, host = frame["mode"][wanted], frame["host"][wanted]
+        usable = ~(_eq(mode, Mode.SMTP.value) & host.isna()) & _isin(mode, [m.value for m in Mode])
+        known = dict(zip(keys[wanted], usable, strict=True))
     org_usable = not (
         (org.mode in (None, Mode.SMTP) and org.host is None) or org.mode is Mode.EXCHANGE_WEBDAV
     )
@@ -634,9 +836,12 @@ def _routes_frame(org: OrgSettings, frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns).astype({"enabled": bool, "sender_usable": bool})
 
 
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
 def _render(template: str, rows: pd.DataFrame) -> pd.Series[str]:
     """Fill ``{column}`` placeholders column-wise (unset values read as "(not set)")."""
-    parts = re.split(r"\{(\w+)\}", template)
+    parts = _PLACEHOLDER.split(template)
     out = pd.Series("", index=rows.index, dtype="string")
     for i, part in enumerate(parts):
         filled = rows[part].astype("string").fillna("(not set)") if i % 2 else part
@@ -661,15 +866,24 @@ def audit(
     enables ``test-failed`` and ``test-stale``.
     """
     frame = audit_frame(org, users, history=history, stale_days=stale_days, now=now)
-    routes = _routes_frame(org, frame)
-    ctx = AuditContext(org=org, secrets=secrets, profile=profile, has_history=history is not None)
+    shared = SharedColumns(frame)
+    routes = _routes_frame(org, shared)
+    ctx = AuditContext(
+        org=org,
+        secrets=secrets,
+        profile=profile,
+        has_history=history is not None,
+        shared=shared,
+    )
     pieces: list[pd.DataFrame] = []
     for rule in RULES:
         source = routes if rule.scope == "route" else frame
-        mask = rule.check(source, ctx)
-        hits = source[mask.to_numpy(dtype=bool)]
-        if hits.empty:
+        mask = rule.check(source, ctx).to_numpy(dtype=bool)
+        if not mask.any():
             continue
+        # Only the columns the finding shows: a hit copies those rows, not the whole frame.
+        shown = ["user_code", *_PLACEHOLDER.findall(rule.message)]
+        hits = source.loc[mask, list(dict.fromkeys(shown))]
         pieces.append(
             pd.DataFrame(
                 {
