@@ -50,6 +50,7 @@ LIMITS: dict[tuple[type[BaseModel], str], int] = {
     (OrgSettings, "ca_file"): MAX_PATH_LENGTH,
     (OrgSettings, "tls_pin_sha256"): 64,
     (OrgSettings, "ews_url"): 2048,
+    (OrgSettings, "api_url"): 2048,
     (OrgSettings, "oauth_client_id"): MAX_TEXT_LENGTH,
     (OrgSettings, "oauth_tenant"): MAX_TEXT_LENGTH,
     (UserSettings, "user_code"): MAX_ADDRESS_LENGTH,
