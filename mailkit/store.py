@@ -20,6 +20,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 import tomllib
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -226,6 +227,26 @@ def _check_profile_name(profile: str) -> None:
             ],
             "the profile name",
         )
+
+
+def _enter_wal(conn: sqlite3.Connection, timeout: float) -> None:
+    """Switch to WAL, retrying while another process holds the file.
+
+    The switch needs an exclusive lock, and SQLite answers "database is locked" at once — without
+    its busy handler — when a second process opens a new profile at the same moment. Waiting
+    here, as long as any other lock wait, keeps two processes that race to create the same
+    profile from failing.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            busy = "locked" in str(exc) or "busy" in str(exc)
+            if not busy or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _inspect(path: Path, timeout: float) -> int | None:
@@ -440,7 +461,7 @@ class Store:
         except sqlite3.Error as exc:
             raise _store_error(file, exc, "opening it", busy_timeout) from None
         try:
-            conn.execute("PRAGMA journal_mode = WAL")
+            _enter_wal(conn, busy_timeout)
             conn.execute("PRAGMA foreign_keys = ON")
             if version is None or version < SCHEMA_VERSION:
                 cls._initialize(conn, file, profile)
