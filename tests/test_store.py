@@ -537,6 +537,9 @@ def test_two_processes_write_concurrently_without_losing_anything(tmp_path: Path
             if worker.poll() is None:
                 worker.kill()
                 worker.wait()
+            for stream in (worker.stdin, worker.stdout, worker.stderr):
+                if stream is not None:
+                    stream.close()  # a failed run must not leave pipes for a later test's GC
     assert [w.returncode for w in workers] == [0, 0], results
     with Store.open(path) as store:
         codes = [u.user_code for u in store.users()]
