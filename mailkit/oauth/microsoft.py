@@ -499,17 +499,6 @@ class MicrosoftCredentials(OAuthCredentials):
     provider = "microsoft"
     kind = TOKEN_KIND
 
-    def __init__(
-        self,
-        secrets: SecretStore,
-        *,
-        profile: str = "default",
-        owner: str = ORG_OWNER,
-        ca_file: Path | str | None = None,
-    ) -> None:
-        super().__init__(secrets, profile=profile, owner=owner)
-        self.ca_file = ca_file
-
     def _state(self) -> dict[str, Any]:
         stored = self.secrets.get(self.key)
         if stored is None:

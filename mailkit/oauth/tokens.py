@@ -17,6 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Final, Literal
 from urllib.parse import urlsplit
 
@@ -147,10 +148,19 @@ class OAuthCredentials(ABC):
     #: The secret-store kind of the token JSON.
     kind: str
 
-    def __init__(self, secrets: SecretStore, *, profile: str, owner: str) -> None:
+    def __init__(
+        self,
+        secrets: SecretStore,
+        *,
+        profile: str = "default",
+        owner: str = ORG_OWNER,
+        ca_file: Path | str | None = None,
+    ) -> None:
         self.secrets = secrets
         self.profile = profile
         self.owner = owner
+        #: The CA to trust for the token endpoints (the demo's fake); None: the system's.
+        self.ca_file = ca_file
         self.key = secret_key(profile, owner, self.kind)
         self._lock = threading.Lock()
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Sequence
 
 import requests
 from google.auth.transport.requests import AuthorizedSession
@@ -20,10 +19,7 @@ from google.oauth2.credentials import Credentials
 from mailkit.message import TestMessage
 from mailkit.oauth.http import trust
 from mailkit.secrets import Secret
-from mailkit.senders.http import ApiPlan, ApiSender
-from mailkit.senders.smtp import TestResult, TokenProvider, run_sync
-from mailkit.settings import Priority
-from mailkit.transcript import Row
+from mailkit.senders.http import ApiSender
 
 #: The real service; ``OrgSettings.api_url`` replaces it (e.g. the demo's fake provider).
 GMAIL_API_BASE = "https://gmail.googleapis.com"
@@ -60,28 +56,7 @@ class GmailApiSender(ApiSender):
         return f"{head}: Gmail message id {gmail_id}" if isinstance(gmail_id, str) else head
 
 
-async def send_gmail_api_async(
-    plan: ApiPlan,
-    *,
-    to: Sequence[str],
-    token: TokenProvider | None,
-    priority: Priority = Priority.NORMAL,
-    on_row: Callable[[Row], None] | None = None,
-) -> TestResult:
-    """Send the test message through the Gmail API; success or a diagnosis, never raises."""
-    sender = GmailApiSender(plan, token=token, on_row=on_row)
-    return await sender.run(to=to, priority=priority)
-
-
-def send_gmail_api(
-    plan: ApiPlan,
-    *,
-    to: Sequence[str],
-    token: TokenProvider | None,
-    priority: Priority = Priority.NORMAL,
-    on_row: Callable[[Row], None] | None = None,
-) -> TestResult:
-    """Blocking :func:`send_gmail_api_async` (works inside a notebook's event loop too)."""
-    return run_sync(
-        send_gmail_api_async(plan, to=to, token=token, priority=priority, on_row=on_row)
-    )
+#: Send the test message through this API (success or a diagnosis; never raises).
+send_gmail_api_async = GmailApiSender.send_async
+#: Blocking :data:`send_gmail_api_async`.
+send_gmail_api = GmailApiSender.send

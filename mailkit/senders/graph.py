@@ -9,16 +9,12 @@ mailkit's trust rules (:func:`mailkit.oauth.http.session`).
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Sequence
 
 import requests
 
 from mailkit.oauth.http import session
 from mailkit.secrets import Secret
-from mailkit.senders.http import ApiPlan, ApiSender
-from mailkit.senders.smtp import TestResult, TokenProvider, run_sync
-from mailkit.settings import Priority
-from mailkit.transcript import Row
+from mailkit.senders.http import ApiSender
 
 #: The real service; ``OrgSettings.api_url`` replaces it (e.g. the demo's fake provider).
 GRAPH_BASE = "https://graph.microsoft.com"
@@ -43,26 +39,7 @@ class GraphSender(ApiSender):
         return http
 
 
-async def send_graph_async(
-    plan: ApiPlan,
-    *,
-    to: Sequence[str],
-    token: TokenProvider | None,
-    priority: Priority = Priority.NORMAL,
-    on_row: Callable[[Row], None] | None = None,
-) -> TestResult:
-    """Send the test message through Microsoft Graph; success or a diagnosis, never raises."""
-    sender = GraphSender(plan, token=token, on_row=on_row)
-    return await sender.run(to=to, priority=priority)
-
-
-def send_graph(
-    plan: ApiPlan,
-    *,
-    to: Sequence[str],
-    token: TokenProvider | None,
-    priority: Priority = Priority.NORMAL,
-    on_row: Callable[[Row], None] | None = None,
-) -> TestResult:
-    """Blocking :func:`send_graph_async` (works inside a notebook's event loop too)."""
-    return run_sync(send_graph_async(plan, to=to, token=token, priority=priority, on_row=on_row))
+#: Send the test message through this API (success or a diagnosis; never raises).
+send_graph_async = GraphSender.send_async
+#: Blocking :data:`send_graph_async`.
+send_graph = GraphSender.send

@@ -24,7 +24,7 @@ import socket
 import ssl
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -39,7 +39,7 @@ from mailkit.message import TestMessage, build_test_message
 from mailkit.outcome import Diagnosis, Failure, Phase, SendContext, Signal
 from mailkit.resolve import Effective
 from mailkit.secrets import Secret
-from mailkit.senders.smtp import TestResult, TokenProvider
+from mailkit.senders.smtp import TestResult, TokenProvider, run_sync
 from mailkit.settings import Priority
 from mailkit.transcript import MAX_SHOWN_LINE, Direction, Row, SecretScrubber, Transcript
 
@@ -461,6 +461,32 @@ class ApiSender(ABC):
         self.token = token
         self.base = (plan.api_url or self.default_base).rstrip("/")
         self.recorder = HttpRecorder(on_row=on_row)
+
+    @classmethod
+    async def send_async(
+        cls,
+        plan: ApiPlan,
+        *,
+        to: Sequence[str],
+        token: TokenProvider | None,
+        priority: Priority = Priority.NORMAL,
+        on_row: Callable[[Row], None] | None = None,
+    ) -> TestResult:
+        """Send the test message through this API; success or a diagnosis, never raises."""
+        return await cls(plan, token=token, on_row=on_row).run(to=to, priority=priority)
+
+    @classmethod
+    def send(
+        cls,
+        plan: ApiPlan,
+        *,
+        to: Sequence[str],
+        token: TokenProvider | None,
+        priority: Priority = Priority.NORMAL,
+        on_row: Callable[[Row], None] | None = None,
+    ) -> TestResult:
+        """Blocking :meth:`send_async` (works inside a notebook's event loop too)."""
+        return run_sync(cls.send_async(plan, to=to, token=token, priority=priority, on_row=on_row))
 
     # -- what subclasses say
 
