@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import parse_qs
 
 import pytest
 from notebook_runner import (
@@ -173,25 +171,10 @@ def test_oauth_notebook_runs_unattended_and_shows_no_token(
         "MAILKIT_GOOGLE_CLIENT_JSON": "",
         "MAILKIT_MICROSOFT_CLIENT_ID": "",
     }
-    verifiers: list[str] = []
     with DemoServer(data / "mailkit" / "demo") as server:
-        provider = server.oauth
-        answer = provider._handle
-
-        def recording(
-            method: str,
-            target: str,
-            headers: Mapping[str, str],
-            body: bytes,
-            tls: tuple[str, str] | None = None,
-        ) -> object:
-            form = parse_qs(body.decode("utf-8", "replace"))
-            verifiers.extend(form.get("code_verifier", []))
-            return answer(method, target, headers, body, tls)
-
-        monkeypatch.setattr(provider, "_handle", recording)
         executed = run_notebook(NOTEBOOKS / name, cwd=NOTEBOOKS, env=env, timeout=120)
-        issued = list(provider._tokens)
+        issued = server.oauth.issued_tokens()
+        verifiers = list(server.oauth.received_verifiers)
         sent_via = list(server.mailbox()["via"])
     saved = tmp_path / name
     write_notebook(executed, saved)

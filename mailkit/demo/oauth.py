@@ -339,6 +339,8 @@ class FakeOAuthProvider:
         self.sent: list[SentMessage] = []
         #: Called with each accepted message (the demo server delivers it to its mailbox).
         self.on_send: Callable[[SentMessage], None] | None = None
+        #: Every PKCE code verifier the token endpoints received, so tests can look for leaks.
+        self.received_verifiers: list[str] = []
         self._port = port
         self._lock = threading.RLock()
         self._clients: dict[str, _Client] = {}
@@ -498,6 +500,18 @@ class FakeOAuthProvider:
         reply = _Reply.json(status, body, headers)
         with self._lock:
             self._injected.append(_Injected(path_prefix, reply))
+
+    def issued_tokens(self) -> list[str]:
+        """Every access and refresh token issued so far (tests search outputs for them)."""
+        with self._lock:
+            return list(self._tokens)
+
+    def _verifier_ok(self, form: Mapping[str, list[str]], challenge: str) -> bool:
+        verifier = _first(form, "code_verifier") or ""
+        if verifier:
+            with self._lock:
+                self.received_verifiers.append(verifier)
+        return _pkce_ok(verifier, challenge)
 
     def check_token(self, token: str, scopes: Iterable[str]) -> str:
         """The account an access token acts for, if it is valid and has one of ``scopes``.
@@ -803,7 +817,7 @@ class FakeOAuthProvider:
                 return _oauth_error(400, "invalid_grant", "Bad Request")
             if code.redirect_uri != _first(form, "redirect_uri"):
                 return _oauth_error(400, "redirect_uri_mismatch", "Bad Request")
-            if not _pkce_ok(_first(form, "code_verifier") or "", code.challenge):
+            if not self._verifier_ok(form, code.challenge):
                 return _oauth_error(400, "invalid_grant", "Invalid code verifier.")
             return self._google_tokens(code.grant, refresh=code.offline)
         if grant_type == "refresh_token":
@@ -889,7 +903,7 @@ class FakeOAuthProvider:
                     "does not match the redirect URI used to request the authorization code.",
                 )
                 return _oauth_error(400, "invalid_grant", text, codes=[50011])
-            if not _pkce_ok(_first(form, "code_verifier") or "", code.challenge):
+            if not self._verifier_ok(form, code.challenge):
                 text = _aad(
                     501481,
                     "The Code_Verifier does not match the code_challenge supplied in the "
