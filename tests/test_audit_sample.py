@@ -100,3 +100,9 @@ def test_on_demo_server_keeps_the_users_codes_and_cycles_the_accounts() -> None:
         "greylisted@example.com",
         "demo@example.com",
     ]
+
+
+@pytest.mark.parametrize(("n_users", "words"), [(99, "at least 100"), (1_601, "at most 1,600")])
+def test_sizes_outside_the_range_are_refused_by_name(n_users: int, words: str) -> None:
+    with pytest.raises(ValueError, match=f"^n_users: .*{words}"):
+        sample_org(n_users)

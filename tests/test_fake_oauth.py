@@ -228,6 +228,30 @@ def test_google_code_exchange_refusals(
     assert response.json() == {"error": error, "error_description": description}
 
 
+def test_google_refuses_a_verifier_rfc7636_does_not_allow(
+    fake_oauth: FakeOAuthProvider, http: requests.Session
+) -> None:
+    short = "a" * 42  # RFC 7636 4.1: 43 to 128 characters
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(short.encode()).digest())
+    sign_in = GoogleSignIn(fake_oauth, [GMAIL_SEND], code_challenge=challenge.rstrip(b"=").decode())
+    response = sign_in.exchange(http, sign_in.code(), verifier=short)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_grant"
+
+
+def test_an_authorization_code_expires(
+    fake_oauth: FakeOAuthProvider, http: requests.Session
+) -> None:
+    fake_oauth.code_lifetime = 0
+    google = GoogleSignIn(fake_oauth, [GMAIL_SEND])
+    late = google.exchange(http, google.code())
+    assert (late.status_code, late.json()["error"]) == (400, "invalid_grant")
+    microsoft = MicrosoftSignIn(fake_oauth, [GRAPH_SEND])
+    late = microsoft.exchange(http, query(visit(microsoft.url, fake_oauth.ca_file))["code"])
+    assert late.status_code == 400
+    assert late.json()["error_description"].startswith("AADSTS70008:")
+
+
 def test_reusing_a_code_revokes_what_it_issued(
     fake_oauth: FakeOAuthProvider, http: requests.Session
 ) -> None:
@@ -509,6 +533,13 @@ def test_microsoft_sign_in_page_errors(fake_oauth: FakeOAuthProvider) -> None:
     with pytest.raises(SignInError) as page:
         visit(elsewhere.url, fake_oauth.ca_file)
     assert page.value.description.startswith("AADSTS50011:")
+    split = MicrosoftSignIn(
+        fake_oauth, [GRAPH_SEND], redirect_uri="http://127.0.0.1:1/\r\nX-Injected: 1"
+    )
+    with pytest.raises(SignInError) as page:
+        visit(split.url, fake_oauth.ca_file)
+    assert page.value.description.startswith("AADSTS50011:")
+    assert "\n" not in page.value.description
 
 
 # --------------------------------------------------------------------------- Graph

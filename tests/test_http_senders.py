@@ -6,11 +6,13 @@ sign-in would), so each token carries the account and scopes a real one would.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
 import secrets
 import socket
+import threading
 from collections.abc import Callable
 from email import message_from_bytes
 from email.policy import default as default_policy
@@ -33,7 +35,7 @@ from mailkit.diagnose import diagnose
 from mailkit.errors import OAuthError
 from mailkit.outcome import Cause, Failure, Kind, Phase, SendContext, Signal
 from mailkit.secrets import MemorySecretStore, Secret
-from mailkit.senders.gmail_api import send_gmail_api
+from mailkit.senders.gmail_api import send_gmail_api, send_gmail_api_async
 from mailkit.senders.graph import send_graph
 from mailkit.senders.http import ApiPlan, HttpRecorder, api_error, retry_after_seconds
 from mailkit.senders.smtp import SmtpPlan, TestResult, run_sync, send_plan_async
@@ -440,6 +442,55 @@ def test_retry_after_seconds() -> None:
     assert retry_after_seconds(None) is None
     assert retry_after_seconds("soon") is None
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:30 GMT", now=1445412500.0) == 10.0
+    # Whole seconds, rounded up; a date in the past means now.
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:30 GMT", now=1445412500.4) == 10.0
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:30 GMT", now=1445412600.0) == 0.0
+    assert retry_after_seconds("²") is None  # str.isdigit() says yes; float() says no
+
+
+def test_an_authorization_header_without_a_scheme_is_hidden_whole() -> None:
+    recorder = HttpRecorder()
+    recorder.request("POST", "https://api.example/send", {"Authorization": "ya29.bare-tok"}, None)
+    recorder.request("POST", "https://api.example/send", {"authorization": "Bearer x.y"}, None)
+    first, second = (row.text for row in recorder.rows)
+    assert "ya29" not in first
+    assert "Authorization: <secret hidden>" in first
+    assert "Authorization: Bearer <secret hidden>" in second
+
+
+def test_a_missing_ca_file_names_the_setting(fake_oauth: FakeOAuthProvider, tmp_path: Path) -> None:
+    result = send(fake_oauth, "graph", "fake-at-x", ca_file=str(tmp_path / "gone.pem"))
+    assert result.diagnosis is not None
+    assert (result.diagnosis.phase, result.diagnosis.cause) == (Phase.SETUP, Cause.SETTING_INVALID)
+    assert "ca_file" in " ".join(result.diagnosis.fix)
+
+
+def test_a_blocking_token_provider_and_the_rows_leave_the_loop_free(
+    fake_oauth: FakeOAuthProvider,
+) -> None:
+    """In a notebook the send runs on the kernel's loop: a refresh must not block it, and
+    rows (drawn by a widget) must arrive on the loop's thread, not the POST's worker."""
+    token = mint(fake_oauth, "google", GMAIL_SEND)
+    threads: dict[str, set[int]] = {"provider": set(), "rows": set()}
+
+    def provide() -> Secret:
+        threads["provider"].add(threading.get_ident())
+        return Secret(token)
+
+    async def main() -> tuple[TestResult, int]:
+        result = await send_gmail_api_async(
+            plan(fake_oauth),
+            to=TO,
+            token=provide,
+            on_row=lambda _row: threads["rows"].add(threading.get_ident()),
+        )
+        return result, threading.get_ident()
+
+    result, loop_thread = asyncio.run(main())
+    assert result.ok, result.diagnosis
+    assert threads["provider"]
+    assert loop_thread not in threads["provider"]
+    assert threads["rows"] == {loop_thread}
 
 
 # ------------------------------------------------------------------ send_test dispatch

@@ -184,6 +184,16 @@ def test_revoked_grant_is_diagnosed_at_refresh(
     assert caught.value.diagnosis.cause is Cause.TOKEN_REVOKED
 
 
+def test_refresh_without_the_stored_client_secret_says_so(
+    google: GoogleOAuth, fake_oauth: FakeOAuthProvider, store: MemorySecretStore
+) -> None:
+    _consent_by_paste(google, fake_oauth, GMAIL_SEND_SCOPE)
+    store.delete(secret_key("default", "org", CLIENT_SECRET_KIND))
+    with pytest.raises(OAuthError) as caught:
+        google.credentials().access_token(force=True)
+    assert caught.value.diagnosis.cause is Cause.TOKEN_MISSING
+
+
 def test_pasted_text_without_an_answer_is_refused_without_echo(google: GoogleOAuth) -> None:
     consent = google.start_paste()
     with pytest.raises(OAuthConfigError) as caught:
@@ -249,6 +259,7 @@ def test_web_client_with_localhost_redirect() -> None:
             "Microsoft",
         ),
         (_client(token_uri="http://oauth2.googleapis.com/token"), "installed.token_uri", "https"),
+        (_client(revoke_uri="http://example.com/revoke"), "installed.revoke_uri", "https"),
         (_client(redirect_uris="http://localhost"), "installed.redirect_uris", "list"),
         (
             {"web": _client(redirect_uris=["https://app.example/cb"])["installed"]},
@@ -279,6 +290,39 @@ def test_unreadable_client_json(tmp_path: Path) -> None:
     assert CANARY not in str(caught.value)
     with pytest.raises(OAuthConfigError, match="JSON list"):
         GoogleClientConfig.load("[1]")
+
+
+@pytest.mark.parametrize(
+    "pasted",
+    [
+        f'"installed": {{"client_id": "x.apps.googleusercontent.com", "client_secret": '
+        f'"{CANARY}"}}',
+        CANARY,
+        CANARY * 40,  # too long for a file name: OSError rather than FileNotFoundError
+        f"{CANARY}\x00",  # not a possible file name at all: ValueError
+    ],
+)
+def test_pasted_text_that_is_not_json_is_not_echoed(pasted: str) -> None:
+    with pytest.raises(OAuthConfigError) as caught:
+        GoogleClientConfig.load(pasted)
+    assert CANARY not in str(caught.value)
+    assert [p.field for p in caught.value.problems] == ["file"]
+
+
+def test_web_client_signs_in_by_paste_back_only(
+    fake_oauth: FakeOAuthProvider, store: MemorySecretStore
+) -> None:
+    section = fake_oauth.google_client_config()["installed"]
+    config = GoogleClientConfig.load(
+        {"web": {**section, "redirect_uris": ["http://localhost:8080/"]}}
+    )
+    google = GoogleOAuth(config, secrets=store, ca_file=fake_oauth.ca_file)
+    with pytest.raises(OAuthConfigError) as caught:
+        google.start_loopback(timeout=5)
+    assert [p.field for p in caught.value.problems] == ["client_type"]
+    assert "Desktop app" in str(caught.value)
+    with google.start_paste() as consent:
+        assert consent.redirect_uri == "http://localhost:8080/"  # exactly as registered
 
 
 # --------------------------------------------------------------------------- secrets stay secret

@@ -14,7 +14,7 @@ import requests
 
 from mailkit.demo.oauth import DEMO_TENANT, MICROSOFT_CLIENT_ID, FakeOAuthProvider
 from mailkit.errors import OAuthError
-from mailkit.oauth import GMAIL_SEND_SCOPE, MicrosoftOAuth, OAuthToken, logs
+from mailkit.oauth import GMAIL_SEND_SCOPE, MicrosoftOAuth, OAuthToken, logs, loopback
 from mailkit.oauth.google import GoogleCredentials
 from mailkit.oauth.http import session
 from mailkit.oauth.loopback import LoopbackReceiver
@@ -137,6 +137,20 @@ def test_receiver_stops_listening_when_closed() -> None:
         pass
 
 
+def test_receiver_drops_an_idle_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A browser's unused pre-connection must not hold a thread and a socket for ever."""
+    default = loopback._Handler.timeout
+    assert default is not None
+    assert 0 < default <= 60
+    monkeypatch.setattr(loopback._Handler, "timeout", 0.3)  # the same mechanism, faster
+    with (
+        LoopbackReceiver(lifetime=30).start() as started,
+        socket.create_connection(("127.0.0.1", started.port), 5) as idle,
+    ):
+        idle.settimeout(5)
+        assert idle.recv(1) == b""  # closed by the receiver, not by our 5 s timeout
+
+
 def test_receiver_lifetime_is_finite() -> None:
     with LoopbackReceiver(lifetime=0.2).start() as short:
         assert short.wait() is None  # returns after the lifetime, not never
@@ -184,6 +198,15 @@ def test_untrusted_certificate_is_diagnosed(fake_oauth: FakeOAuthProvider) -> No
     with pytest.raises(OAuthError) as caught:
         oauth.start_device_code()
     assert caught.value.diagnosis.cause is Cause.CERTIFICATE_UNTRUSTED
+
+
+def test_credentials_of_one_stored_token_share_one_refresh_lock() -> None:
+    store, other = MemorySecretStore(), MemorySecretStore()
+    assert GoogleCredentials(store)._lock is GoogleCredentials(store)._lock
+    assert MicrosoftCredentials(store)._lock is MicrosoftCredentials(store)._lock
+    assert GoogleCredentials(store)._lock is not MicrosoftCredentials(store)._lock
+    assert GoogleCredentials(store)._lock is not GoogleCredentials(other)._lock
+    assert GoogleCredentials(store)._lock is not GoogleCredentials(store, owner="u1")._lock
 
 
 def test_credentials_without_consent_say_token_missing() -> None:

@@ -198,3 +198,12 @@ def test_the_dashboard_displays_and_holds_no_secret(
     dashboard.user_list.value = dashboard.user_list.options[0]
     assert sent
     assert CANARY not in json.dumps(sent, default=str)
+
+
+def test_a_route_sending_as_the_org_shows_the_orgs_mode(dashboard: AuditDashboard) -> None:
+    dashboard.rule.value = "route-no-recipients"
+    assert list(dashboard.visible["user_code"]) == ["org"]
+    assert list(dashboard.visible["mode"]) == ["smtp"]  # the sample org's mode
+    dashboard.user_list.value = "org"
+    assert "organisation settings" in dashboard.user_note.value
+    assert "not a user of this profile" not in dashboard.user_note.value

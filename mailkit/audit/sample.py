@@ -146,9 +146,16 @@ def _scaled(count: int, n_users: int) -> int:
 
 
 def sample_org(n_users: int = 300, *, seed: int = 0, now: datetime | None = None) -> SampleOrg:
-    """A deterministic organisation of ``n_users`` (at least 100) users for ``seed``."""
+    """A deterministic organisation of ``n_users`` (100 to 1,600) users for ``seed``."""
     if n_users < 100:
-        raise ValueError("a sample organisation needs at least 100 users to hold every problem")
+        raise ValueError(
+            "n_users: a sample organisation needs at least 100 users to hold every problem"
+        )
+    if n_users > len(_FIRST) * len(_LAST):  # every user has a name of their own
+        raise ValueError(
+            f"n_users: a sample organisation has at most {len(_FIRST) * len(_LAST):,} users "
+            "(one per distinct first and last name); ask for fewer"
+        )
     rng = np.random.default_rng(seed)
     org = _org()
     pairs = rng.choice(len(_FIRST) * len(_LAST), size=n_users, replace=False)

@@ -148,6 +148,8 @@ class _Code:
     #: Google issues a refresh token only for ``access_type=offline``.
     offline: bool = True
     used: bool = False
+    #: When the code stops working (RFC 6749 4.1.2: short-lived, at most ten minutes).
+    expires_at: float = float("inf")
 
 
 @dataclass
@@ -189,8 +191,14 @@ def _b64url_decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+#: RFC 7636 4.1: 43 to 128 unreserved characters; the real services refuse anything else.
+_VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")
+
+
 def _pkce_ok(verifier: str, challenge: str) -> bool:
-    expected = _b64url(hashlib.sha256(verifier.encode("ascii", "replace")).digest())
+    if not _VERIFIER.fullmatch(verifier):
+        return False
+    expected = _b64url(hashlib.sha256(verifier.encode("ascii")).digest())
     return secrets.compare_digest(expected, challenge)
 
 
@@ -330,6 +338,8 @@ class FakeOAuthProvider:
         self.context = context
         self.ca_file = Path(ca_file)
         self.token_lifetime = token_lifetime
+        #: Seconds an authorization code can be redeemed (the real services: about ten minutes).
+        self.code_lifetime = 600.0
         self.device_interval = device_interval
         #: Who signs in at the consent screen and the device-code page.
         self.signed_in = signed_in
@@ -689,8 +699,12 @@ class FakeOAuthProvider:
             f"<!doctype html><title>{html.escape(title)}</title><h1>{html.escape(title)}</h1>"
             f'<p id="error_description">{html.escape(text)}</p>'
         )
-        # For visit() and tests: the page says the same to a person.
-        headers = {"X-Fake-OAuth-Error": error, "X-Fake-OAuth-Description": text}
+        # For visit() and tests: the page says the same to a person. The text may quote the
+        # request (a redirect_uri): control characters would split the response's headers,
+        # and a header must be Latin-1.
+        ascii_text = text.encode("ascii", "backslashreplace").decode("ascii")
+        one_line = re.sub(r"[\x00-\x1f\x7f]", " ", ascii_text)
+        headers = {"X-Fake-OAuth-Error": error, "X-Fake-OAuth-Description": one_line}
         return _Reply.page(status, page, headers)
 
     def _authorize(
@@ -715,7 +729,9 @@ class FakeOAuthProvider:
                     f"'{tenant}'.",
                 ),
             )
-        if not (_is_loopback_redirect(redirect_uri) or redirect_uri in client.redirect_uris):
+        registered = _is_loopback_redirect(redirect_uri) or redirect_uri in client.redirect_uris
+        # A space or control character is no URL (and would split the Location header).
+        if not registered or re.search(r"[\x00-\x20\x7f]", redirect_uri):
             if provider == "google":
                 return self._error_page(
                     provider,
@@ -769,6 +785,7 @@ class FakeOAuthProvider:
                 challenge,
                 _first(query, "nonce"),
                 offline=provider == "microsoft" or _first(query, "access_type") == "offline",
+                expires_at=time.time() + self.code_lifetime,
             )
         fields = {"code": code}
         if provider == "microsoft":
@@ -837,6 +854,8 @@ class FakeOAuthProvider:
                 code.grant.revoked = True  # RFC 6749 10.5: a replayed code revokes its tokens
                 return "used"
             code.used = True
+            if code.expires_at <= time.time():
+                return "expired"
             return code
 
     def _refreshable(self, client: _Client, token: str | None) -> _Grant | None:
@@ -893,6 +912,14 @@ class FakeOAuthProvider:
                     "valid code or use an existing refresh token.",
                 )
                 return _oauth_error(400, "invalid_grant", text, codes=[54005])
+            if code == "expired":
+                text = _aad(
+                    70008,
+                    "The provided authorization code or refresh token has expired due to "
+                    "inactivity. Send a new interactive authorization request for this user "
+                    "and resource.",
+                )
+                return _oauth_error(400, "invalid_grant", text, codes=[70008])
             if isinstance(code, str):
                 text = _aad(70000, "The provided value for the 'code' parameter is not valid.")
                 return _oauth_error(400, "invalid_grant", text, codes=[70000])

@@ -38,7 +38,7 @@ import requests
 from google_auth_oauthlib.flow import Flow
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 
-from mailkit.errors import FieldProblem, OAuthConfigError
+from mailkit.errors import FieldProblem, OAuthConfigError, OAuthError
 from mailkit.oauth import http, logs, tokens
 from mailkit.oauth.loopback import LoopbackReceiver
 from mailkit.oauth.tokens import (
@@ -136,6 +136,10 @@ class GoogleClientConfig:
             )
         auth_uri = _https_url(section, section_name, "auth_uri", GOOGLE_AUTH_URI, problems)
         token_uri = _https_url(section, section_name, "token_uri", GOOGLE_TOKEN_URI, problems)
+        # Not in Google's download, but honoured when present: the refresh token goes there.
+        revoke_uri = _revoke_uri_for(token_uri)
+        if section.get("revoke_uri"):
+            revoke_uri = _https_url(section, section_name, "revoke_uri", revoke_uri, problems)
         redirects = section.get("redirect_uris", [])
         if not isinstance(redirects, list) or not all(isinstance(u, str) for u in redirects):
             problems.append(FieldProblem(f"{section_name}.redirect_uris", "must be a list of URLs"))
@@ -159,7 +163,7 @@ class GoogleClientConfig:
             client_type=cast(Literal["installed", "web"], section_name),
             auth_uri=auth_uri,
             token_uri=token_uri,
-            revoke_uri=section.get("revoke_uri") or _revoke_uri_for(token_uri),
+            revoke_uri=revoke_uri,
             redirect_uris=tuple(redirects),
             project_id=project if isinstance(project, str) else None,
         )
@@ -185,17 +189,26 @@ def _read(source: str | Path | Mapping[str, Any]) -> Mapping[str, Any]:
     else:
         path = Path(source)
         where = f"the file {path.name}"
+        # Echo only what looks like a file name: pasted text that is not JSON (a fragment of
+        # the client JSON, the bare secret) must not come back in an error or a widget.
+        named = isinstance(source, Path) or source.strip().lower().endswith(".json")
+        shown = str(path) if named else "the text given"
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
+            problem = (
+                f"{path} does not exist; {_DOWNLOAD_AGAIN}"
+                if named
+                else "is neither a JSON object (starting with '{') nor the path of a file that "
+                "exists; paste the whole downloaded file or give its path"
+            )
             raise OAuthConfigError(
-                "the Google OAuth client JSON cannot be read",
-                [FieldProblem("file", f"{path} does not exist; {_DOWNLOAD_AGAIN}")],
+                "the Google OAuth client JSON cannot be read", [FieldProblem("file", problem)]
             ) from None
-        except (OSError, UnicodeDecodeError) as exc:
+        except (OSError, ValueError) as exc:  # ValueError: undecodable, or a NUL in the name
             raise OAuthConfigError(
                 "the Google OAuth client JSON cannot be read",
-                [FieldProblem("file", f"{path} cannot be read ({type(exc).__name__})")],
+                [FieldProblem("file", f"{shown} cannot be read ({type(exc).__name__})")],
             ) from None
     try:
         data = json.loads(text)
@@ -367,7 +380,19 @@ class GoogleOAuth:
         """Begin a sign-in whose redirect the user pastes back (remote kernels, Binder)."""
         redirect = PASTE_REDIRECT_URI
         if self.config.client_type == "web":
-            redirect = next(u for u in self.config.redirect_uris if _is_loopback(u))
+            loopbacks = [u for u in self.config.redirect_uris if _is_loopback(u)]
+            if not loopbacks:
+                raise OAuthConfigError(
+                    "this web client cannot finish a paste-back sign-in",
+                    [
+                        FieldProblem(
+                            "web.redirect_uris",
+                            "has no http://localhost or http://127.0.0.1 address; add "
+                            f"http://localhost in {_CONSOLE}, or use a 'Desktop app' client",
+                        )
+                    ],
+                )
+            redirect = loopbacks[0]
         return GoogleConsent(self, scopes, redirect, login_hint=login_hint, mode="paste")
 
     def start_loopback(
@@ -380,7 +405,23 @@ class GoogleOAuth:
         """Begin a sign-in that returns to a receiver on this machine; listens ``timeout`` s.
 
         Returns at once: show :attr:`GoogleConsent.url`, then call :meth:`GoogleConsent.wait`.
+        Needs a "Desktop app" client: Google lets only those redirect to any loopback port.
         """
+        if self.config.client_type == "web":
+            # A web client's redirect must match a registered URI exactly, port included, so
+            # Google would show redirect_uri_mismatch and the wait would run out.
+            raise OAuthConfigError(
+                "a web client cannot use the loopback sign-in",
+                [
+                    FieldProblem(
+                        "client_type",
+                        "is 'web', whose redirect must match a registered address exactly, "
+                        "but the loopback sign-in listens on a new port each time; use the "
+                        "paste-back sign-in (start_paste), or create an OAuth client of type "
+                        f"'Desktop app' in {_CONSOLE} (recommended)",
+                    )
+                ],
+            )
         receiver = LoopbackReceiver(lifetime=timeout).start()
         redirect = f"http://127.0.0.1:{receiver.port}/"
         try:
@@ -672,6 +713,13 @@ class GoogleCredentials(OAuthCredentials):
 
         if token.refresh_token is None:
             raise refused("invalid_grant", "no refresh token is stored; sign in again")
+        if not config.client_secret:
+            # Google refuses a refresh without it; say which stored piece is gone.
+            raise missing_token_error(
+                f"no Google client secret is stored for {self.key}; sign in again with the "
+                "client JSON",
+                token.scopes,
+            )
         body = {
             "grant_type": "refresh_token",
             "refresh_token": token.refresh_token.reveal(),
@@ -704,7 +752,7 @@ class GoogleCredentials(OAuthCredentials):
         with self._lock:
             try:
                 config, token = self._load()
-            except Exception:
+            except OAuthError:  # nothing (readable) stored; a store failure propagates
                 self._forget()
                 return "No Google token was stored; nothing to revoke."
             secret = token.refresh_token or token.access_token

@@ -37,6 +37,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
+    #: Seconds a connection may sit idle: a browser's unused pre-connection (or a client that
+    #: never finishes its body) must not keep a thread and a socket after the receiver closes.
+    timeout = 10.0
 
     def do_GET(self) -> None:
         self._answer(urlsplit(self.path).query)

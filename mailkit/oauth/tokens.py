@@ -136,12 +136,24 @@ def missing_token_error(what: str, scopes: Sequence[str]) -> OAuthError:
     return OAuthError(diagnose(failure, context))
 
 
+_LOCKS: dict[tuple[int, str], threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _lock_for(store: SecretStore, key: str) -> threading.Lock:
+    """One lock per store object and token key, shared by every credentials object built
+    for it (by identity: asking a lazy store its name would open it here already)."""
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault((id(store), key), threading.Lock())
+
+
 class OAuthCredentials(ABC):
     """A consented account's tokens in the secret store, refreshed when a send needs them.
 
     ``secrets``/``profile``/``owner`` say where they live: ``owner`` is ``"org"`` or a user
-    code, the account part of :func:`mailkit.secrets.secret_key`. A lock makes one refresh at a
-    time, so a bulk send's threads do not each spend the refresh token.
+    code, the account part of :func:`mailkit.secrets.secret_key`. A lock per stored token,
+    shared by every instance (each send builds its own), makes one refresh at a time, so a
+    bulk send's threads do not each spend the refresh token.
     """
 
     provider: Literal["google", "microsoft"]
@@ -162,7 +174,7 @@ class OAuthCredentials(ABC):
         #: The CA to trust for the token endpoints (the demo's fake); None: the system's.
         self.ca_file = ca_file
         self.key = secret_key(profile, owner, self.kind)
-        self._lock = threading.Lock()
+        self._lock = _lock_for(secrets, self.key)
 
     @abstractmethod
     def access_token(self, *, min_valid: float = REFRESH_MARGIN, force: bool = False) -> Secret:

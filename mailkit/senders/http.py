@@ -19,9 +19,13 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import errno
+import inspect
 import json
+import math
+import os
 import socket
 import ssl
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
@@ -132,15 +136,16 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     if not value:
         return None
     text = value.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # str.isdigit alone takes "²", which float refuses
         return float(text)
     try:
         when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, round(when.timestamp() - (time.time() if now is None else now), 3))
+    # Whole seconds, rounded up: advice says "wait 10 seconds", not "wait 9.437 seconds".
+    return float(max(0, math.ceil(when.timestamp() - (time.time() if now is None else now))))
 
 
 # --------------------------------------------------------------------------- the recorder
@@ -188,8 +193,10 @@ class HttpRecorder:
         lines = [f"{method.upper()} {url}"]
         authorization = _header(headers, "Authorization")
         if authorization is not None:
-            scheme = authorization.split(" ", 1)[0] if authorization.strip() else ""
-            lines.append(f"Authorization: {scheme} <secret hidden>".replace("  ", " "))
+            # Only a real scheme word is shown: a bare token has no space, and is hidden whole.
+            scheme, space, _rest = authorization.strip().partition(" ")
+            shown = scheme if space and scheme.isalpha() and len(scheme) <= 20 else ""
+            lines.append(f"Authorization: {shown} <secret hidden>".replace("  ", " "))
         for name in SHOWN_REQUEST_HEADERS:
             value = _header(headers, name)
             if value is not None:
@@ -460,7 +467,21 @@ class ApiSender(ABC):
         self.plan = plan
         self.token = token
         self.base = (plan.api_url or self.default_base).rstrip("/")
-        self.recorder = HttpRecorder(on_row=on_row)
+        self._on_row = on_row
+        #: The loop :meth:`run` runs on, and its thread: rows made in a worker go back to it.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self.recorder = HttpRecorder(on_row=self._deliver if on_row is not None else None)
+
+    def _deliver(self, row: Row) -> None:
+        """Hand ``row`` to ``on_row`` on the loop's thread (the POST runs in a worker thread,
+        and ``on_row`` is typically a widget, which must not be updated from another thread)."""
+        assert self._on_row is not None
+        loop = self._loop
+        if loop is None or threading.get_ident() == self._loop_thread:
+            self._on_row(row)
+        else:
+            loop.call_soon_threadsafe(self._on_row, row)
 
     @classmethod
     async def send_async(
@@ -531,8 +552,10 @@ class ApiSender(ABC):
         message: TestMessage | None = None
         failure: Failure | None = None
         diagnosis: Diagnosis | None = None
+        self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
         try:
             message = self._message(list(to), priority)
+            self._check_ca_file()
             token = await self._token()
             reply = await asyncio.to_thread(self._post, token, message)
         except _Stop as stop:
@@ -570,6 +593,13 @@ class ApiSender(ABC):
         except ValueError as exc:
             raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail=f"address: {exc}")) from None
 
+    def _check_ca_file(self) -> None:
+        """requests raises a bare OSError for a CA path that is not there: say which setting."""
+        ca_file = self.plan.ca_file
+        if ca_file and not os.path.exists(ca_file):
+            detail = f"ca_file: {ca_file} does not exist"
+            raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail=detail))
+
     async def _token(self) -> Secret:
         if self.token is None:
             raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail="token"))
@@ -577,7 +607,14 @@ class ApiSender(ABC):
             "getting an access token (refreshed first if it expires soon)", Phase.TOKEN
         )
         try:
-            value = self.token()
+            # A plain provider may refresh over the network: off the loop, which in a notebook
+            # is the kernel's (a blocking call there freezes every widget until it returns).
+            provider = self.token
+            value: Secret | Awaitable[Secret]
+            if inspect.iscoroutinefunction(provider):
+                value = provider()
+            else:
+                value = await asyncio.to_thread(provider)
             token = await value if isinstance(value, Awaitable) else value
         except OAuthError as exc:
             raise _Stop(diagnosis=exc.diagnosis) from None
@@ -605,17 +642,15 @@ class ApiSender(ABC):
         def summarise(request: requests.PreparedRequest) -> str | None:
             return f"<message: {len(mime):,} bytes MIME, sent as {len(body):,} bytes of base64>"
 
-        http = self.session(token)
-        record_session(http, self.recorder, summarise=summarise)
         try:
-            with http:
+            with record_session(self.session(token), self.recorder, summarise=summarise) as http:
                 response = http.post(
                     url,
                     data=body,
                     headers={"Content-Type": content_type},
                     timeout=(self.plan.connect_timeout, self.plan.command_timeout),
                 )
-        except requests.RequestException as exc:
+        except OSError as exc:  # requests' errors are OSErrors; so is an unreadable CA file
             raise _Stop(failure_from_request_error(exc, sent=_read_phase(exc))) from None
         if 200 <= response.status_code < 300:
             return self.accepted(response, message)

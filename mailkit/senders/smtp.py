@@ -27,6 +27,7 @@ import base64
 import contextlib
 import errno
 import hashlib
+import inspect
 import socket
 import ssl
 import threading
@@ -778,7 +779,14 @@ class SmtpTestSender:
     async def _token(self) -> Secret:
         assert self.token is not None
         try:
-            value = self.token()
+            # A plain provider may refresh over the network: off the loop (in a notebook the
+            # kernel's), or the kernel and this session's timers freeze until it returns.
+            provider = self.token
+            value: Secret | Awaitable[Secret]
+            if inspect.iscoroutinefunction(provider):
+                value = provider()
+            else:
+                value = await asyncio.to_thread(provider)
             token = await value if isinstance(value, Awaitable) else value
         except OAuthError as exc:
             self.recorder.info("no access token: the token provider could not get one")

@@ -19,7 +19,7 @@ import pandas as pd
 from mailkit.audit import SEVERITIES, audit, effective_settings
 from mailkit.audit.sources import users_from_store
 from mailkit.secrets import SecretStore
-from mailkit.settings import UserSettings
+from mailkit.settings import Mode, UserSettings
 from mailkit.store import Store
 from mailkit.widgets.common import Panel, note_html, warning_html
 from mailkit.widgets.users import UserForm
@@ -31,6 +31,8 @@ ALL: Final = ""
 #: The mode shown for findings about a feature route's sender that is no user.
 NO_USER_MODE: Final = "(no such user)"
 _TABLE_COLUMNS: Final = ("user_code", "mode", "severity", "rule", "message", "fix")
+#: A route's sender that means the organisation itself (FeatureRoute.sender).
+_ORG_SENDER: Final = "org"
 _SHOWN_ROWS: Final = 200  # more rows than this make a notebook sluggish; the filters narrow
 
 
@@ -114,7 +116,11 @@ class AuditDashboard(Panel):
         modes = effective_settings(org, users)[["user_code", "mode"]]
         modes = modes.assign(key=modes["user_code"].str.casefold()).drop_duplicates("key")
         by_key = pd.Series(modes["mode"].astype("string").to_numpy(), index=modes["key"])
-        mode = findings["user_code"].str.casefold().map(by_key)
+        keys = findings["user_code"].str.casefold()
+        mode = keys.map(by_key)
+        # A route sending as "org" sends with the org's settings: its mode, not "no such user".
+        is_org = keys.eq(_ORG_SENDER).fillna(False).astype(bool)
+        mode = mode.mask(mode.isna() & is_org, (org.mode or Mode.SMTP).value)
         findings = findings.assign(mode=mode.fillna(NO_USER_MODE).astype(str))
         self.findings = findings[list(_TABLE_COLUMNS)].reset_index(drop=True)
         self.users_audited = len(users)
@@ -202,7 +208,12 @@ class AuditDashboard(Panel):
         """Open ``code``'s settings in the form, as the users panel does."""
         user = self.store.get_user(code)
         self.form.load(user)
-        if user is None:
+        if user is None and code.casefold() == _ORG_SENDER:
+            self.user_note.value = warning_html(
+                "org is the organisation's own sender, not a user: fix this finding in the "
+                "organisation settings."
+            )
+        elif user is None:
             self.form.fields["user_code"].input.value = code
             self.user_note.value = warning_html(
                 f"{code} is not a user of this profile (for instance a route's sender or a row "
