@@ -9,19 +9,19 @@ Microsoft Graph — and appends the outcome to the profile's history.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mailkit.errors import SecretStoreError
 from mailkit.providers import provider_for_host
 from mailkit.resolve import effective
 from mailkit.secrets import Secret, SecretStore, secret_key
-from mailkit.senders.gmail_api import send_gmail_api_async
-from mailkit.senders.graph import send_graph_async
-from mailkit.senders.http import ApiPlan
 from mailkit.senders.smtp import SmtpPlan, TestResult, TokenProvider, run_sync, send_plan_async
 from mailkit.settings import AuthType, Mode, OrgSettings, Provenance, UserSettings
 from mailkit.store import Store
 from mailkit.transcript import Row
+
+if TYPE_CHECKING:
+    from mailkit.senders.http import ApiSender
 
 ORG_ACCOUNT = "org"
 
@@ -53,28 +53,22 @@ async def send_test_async(
     eff = effective(org, user)
     if token is None and secrets is not None:
         token = stored_token(org, user, secrets=secrets, profile=profile)
-    api_send = _API_SENDERS.get(eff.mode)
-    if api_send is not None:
-        result = await api_send(
+    if eff.mode in _API_MODES:
+        from mailkit.senders.http import ApiPlan  # requests and google-auth: API modes only
+
+        result = await _api_sender(eff.mode).send_async(
             ApiPlan.from_effective(eff), to=to, token=token, priority=eff.priority, on_row=on_row
         )
-        if store is not None:
-            record(
-                store,
-                result,
-                user_code=user.user_code if user is not None else None,
-                mode=eff.mode.value,
-            )
-        return result
-    plan = plan or SmtpPlan.from_effective(eff)
-    if password is None and secrets is not None:
-        try:
-            password = secrets.get(secret_key(profile, credential_account(org, user)))
-        except SecretStoreError:
-            password = None  # reported as a missing password when one is needed
-    result = await send_plan_async(
-        plan, to=to, password=password, token=token, priority=eff.priority, on_row=on_row
-    )
+    else:
+        plan = plan or SmtpPlan.from_effective(eff)
+        if password is None and secrets is not None:
+            try:
+                password = secrets.get(secret_key(profile, credential_account(org, user)))
+            except SecretStoreError:
+                password = None  # reported as a missing password when one is needed
+        result = await send_plan_async(
+            plan, to=to, password=password, token=token, priority=eff.priority, on_row=on_row
+        )
     if store is not None:
         record(
             store,
@@ -137,10 +131,18 @@ def send_test(
     return run_sync(send_test_async(org, user, **kwargs))
 
 
-_API_SENDERS = {
-    Mode.GMAIL_API: send_gmail_api_async,
-    Mode.MICROSOFT_GRAPH: send_graph_async,
-}
+_API_MODES = frozenset({Mode.GMAIL_API, Mode.MICROSOFT_GRAPH})
+
+
+def _api_sender(mode: Mode) -> type[ApiSender]:
+    """The mode's API sender, imported on first use so SMTP-only work never loads google-auth."""
+    if mode is Mode.GMAIL_API:
+        from mailkit.senders.gmail_api import GmailApiSender
+
+        return GmailApiSender
+    from mailkit.senders.graph import GraphSender
+
+    return GraphSender
 
 
 def record(

@@ -1,7 +1,7 @@
 """The fake OAuth provider, driven with plain requests and with the real client libraries.
 
 Every test talks HTTPS to a real server on loopback; sessions come from
-:func:`mailkit.oauth.http.session` (``trust_env=False``: ``REQUESTS_CA_BUNDLE`` must not win).
+:func:`mailkit.httpclient.session` (``trust_env=False``: ``REQUESTS_CA_BUNDLE`` must not win).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from mailkit.demo import (
     read_message,
     visit,
 )
-from mailkit.oauth.http import session
+from mailkit.httpclient import session
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -14,9 +14,9 @@ import requests
 
 from mailkit.demo.oauth import DEMO_TENANT, MICROSOFT_CLIENT_ID, FakeOAuthProvider
 from mailkit.errors import OAuthError
+from mailkit.httpclient import session
 from mailkit.oauth import GMAIL_SEND_SCOPE, MicrosoftOAuth, OAuthToken, logs, loopback
 from mailkit.oauth.google import GoogleCredentials
-from mailkit.oauth.http import session
 from mailkit.oauth.loopback import LoopbackReceiver
 from mailkit.oauth.microsoft import MicrosoftCredentials
 from mailkit.oauth.tokens import network_error, oauth_error

@@ -38,8 +38,9 @@ import requests
 from google_auth_oauthlib.flow import Flow
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 
+from mailkit import httpclient as http
 from mailkit.errors import FieldProblem, OAuthConfigError, OAuthError
-from mailkit.oauth import http, logs, tokens
+from mailkit.oauth import logs, tokens
 from mailkit.oauth.loopback import LoopbackReceiver
 from mailkit.oauth.tokens import (
     ORG_OWNER,

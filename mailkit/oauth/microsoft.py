@@ -35,8 +35,9 @@ from urllib.parse import urlsplit
 import msal
 import requests
 
+from mailkit import httpclient as http
 from mailkit.errors import FieldProblem, OAuthConfigError, OAuthError
-from mailkit.oauth import http, logs
+from mailkit.oauth import logs
 from mailkit.oauth.loopback import LoopbackReceiver
 from mailkit.oauth.tokens import (
     ORG_OWNER,

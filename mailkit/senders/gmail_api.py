@@ -2,7 +2,7 @@
 
 The bearer is attached by google-auth (``Credentials`` + ``AuthorizedSession``), as Google's own
 client libraries do, on a session that follows mailkit's trust rules
-(:func:`mailkit.oauth.http.trust`). google-auth's retry-on-401 is switched off: the token comes
+(:func:`mailkit.httpclient.trust`). google-auth's retry-on-401 is switched off: the token comes
 from mailkit's token provider, which already refreshed it, and a 401 is a diagnosis, not a cue
 for another refresh that has nothing to refresh with.
 """
@@ -16,8 +16,8 @@ import requests
 from google.auth.transport.requests import AuthorizedSession
 from google.oauth2.credentials import Credentials
 
+from mailkit.httpclient import trust
 from mailkit.message import TestMessage
-from mailkit.oauth.http import trust
 from mailkit.secrets import Secret
 from mailkit.senders.http import ApiSender
 

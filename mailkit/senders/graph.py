@@ -3,7 +3,7 @@
 Graph takes a whole MIME message as base64 text (``Content-Type: text/plain``), so the test
 message arrives exactly as built — the same bytes an SMTP test would send — and Graph saves it
 to Sent Items. The bearer is a plain ``Authorization`` header on a session that follows
-mailkit's trust rules (:func:`mailkit.oauth.http.session`).
+mailkit's trust rules (:func:`mailkit.httpclient.session`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import base64
 
 import requests
 
-from mailkit.oauth.http import session
+from mailkit.httpclient import session
 from mailkit.secrets import Secret
 from mailkit.senders.http import ApiSender
 

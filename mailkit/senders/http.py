@@ -40,12 +40,15 @@ from requests.adapters import HTTPAdapter
 from mailkit.diagnose import diagnose
 from mailkit.errors import OAuthError
 from mailkit.message import TestMessage, build_test_message
+from mailkit.oauth import logs as _oauth_logs
 from mailkit.outcome import Diagnosis, Failure, Phase, SendContext, Signal
 from mailkit.resolve import Effective
 from mailkit.secrets import Secret
 from mailkit.senders.smtp import TestResult, TokenProvider, run_sync
 from mailkit.settings import Priority
 from mailkit.transcript import MAX_SHOWN_LINE, Direction, Row, SecretScrubber, Transcript
+
+_oauth_logs.install()  # before google-auth and requests run: no library logs a token
 
 __all__ = [
     "ApiPlan",
