@@ -870,13 +870,25 @@ async def xoauth2(demo: DemoSettings, user: str, token: str, send: bool = False)
         local_hostname="client.example",
     )
     async with client:
+        protocol = client.protocol
         try:
-            response = await client.auth_xoauth2(user, token)
+            code = (await client.auth_xoauth2(user, token)).code
         except aiosmtplib.SMTPAuthenticationError as refused:
-            return refused.code
-        if send:
-            await client.send_message(_message(user))
-        return response.code
+            code = refused.code
+        else:
+            if send:
+                await client.send_message(_message(user))
+    await _gone(protocol)
+    return code
+
+
+async def _gone(protocol: object) -> None:
+    """Wait out the TLS shutdown, so no socket outlives ``asyncio.run`` and warns later."""
+    for _ in range(200):
+        if getattr(protocol, "transport", None) is None:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the demo server never closed the TLS connection")
 
 
 def _message(user: str) -> EmailMessage:
