@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from smtpd_servers import TLSMaterial
@@ -97,6 +99,24 @@ def test_loopback_consent_while_waiting(google: GoogleOAuth, fake_oauth: FakeOAu
     token = consent.wait(timeout=20)
     browser.join(10)
     assert token.scopes == (GMAIL_SMTP_SCOPE,)
+    assert fake_oauth.check_token(token.access_token.reveal(), {GMAIL_SMTP_SCOPE})
+
+
+def test_loopback_turns_away_a_stray_answer_and_takes_the_real_one(
+    google: GoogleOAuth, fake_oauth: FakeOAuthProvider
+) -> None:
+    consent = google.start_loopback([GMAIL_SMTP_SCOPE], timeout=30)
+    stray = urlsplit(consent.redirect_uri)
+    connection = http.client.HTTPConnection(stray.hostname or "", stray.port, timeout=10)
+    try:
+        connection.request("GET", "/?code=someone-elses&state=another-sign-in")
+        assert connection.getresponse().status == 400
+    finally:
+        connection.close()
+    browser = threading.Thread(target=visit, args=(consent.url, fake_oauth.ca_file))
+    browser.start()
+    token = consent.wait(timeout=20)
+    browser.join(10)
     assert fake_oauth.check_token(token.access_token.reveal(), {GMAIL_SMTP_SCOPE})
 
 

@@ -127,7 +127,7 @@ def test_auth_code_on_loopback(microsoft: MicrosoftOAuth, fake_oauth: FakeOAuthP
     assert microsoft.credentials().access_token() == token.access_token
 
 
-def _post(url: str, fields: dict[str, str]) -> None:
+def _post(url: str, fields: dict[str, str]) -> int:
     parts = urlsplit(url)
     connection = http.client.HTTPConnection("127.0.0.1", parts.port, timeout=10)
     try:
@@ -137,17 +137,32 @@ def _post(url: str, fields: dict[str, str]) -> None:
             body=urlencode(fields),
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         )
-        connection.getresponse().read()
+        response = connection.getresponse()
+        response.read()
+        return response.status
     finally:
         connection.close()
 
 
-def test_forged_answer_with_another_state_is_rejected(microsoft: MicrosoftOAuth) -> None:
+def test_forged_answer_is_turned_away_and_the_real_one_still_lands(
+    microsoft: MicrosoftOAuth, fake_oauth: FakeOAuthProvider
+) -> None:
+    consent = microsoft.start_loopback([GRAPH_SEND_SCOPE], timeout=30)
+    assert _post(consent.redirect_uri, {"code": "stolen", "state": "not-ours"}) == 400
+    browser = threading.Thread(target=visit, args=(consent.url, fake_oauth.ca_file))
+    browser.start()
+    token = consent.wait(timeout=20)
+    browser.join(10)
+    assert fake_oauth.check_token(token.access_token.reveal(), {GRAPH_SEND_SCOPE})
+
+
+def test_only_a_forged_answer_is_diagnosed_as_state_mismatch(microsoft: MicrosoftOAuth) -> None:
     consent = microsoft.start_loopback(timeout=30)
-    _post(consent.redirect_uri, {"code": "stolen", "state": "not-ours"})
+    assert _post(consent.redirect_uri, {"code": "stolen", "state": "not-ours"}) == 400
     with pytest.raises(OAuthError) as caught:
-        consent.wait(timeout=10)
+        consent.wait(timeout=0.5)
     assert caught.value.diagnosis.cause is Cause.STATE_MISMATCH
+    assert "turned away" in caught.value.diagnosis.server_text
 
 
 def test_tampered_code_verifier_is_rejected(

@@ -101,6 +101,7 @@ def test_install_is_idempotent_and_covers_new_children() -> None:
 @pytest.fixture
 def receiver() -> Iterator[LoopbackReceiver]:
     with LoopbackReceiver(lifetime=30).start() as started:
+        started.expect_state("s1")
         yield started
 
 
@@ -118,14 +119,27 @@ def _request(port: int, method: str, target: str, body: str | None = None) -> in
 
 def test_receiver_ignores_noise_and_takes_the_first_answer(receiver: LoopbackReceiver) -> None:
     assert _request(receiver.port, "GET", "/favicon.ico") == 404
+    assert _request(receiver.port, "GET", "/?code=c0&state=another") == 400
+    assert _request(receiver.port, "GET", "/?code=c0") == 400  # no state at all
     assert _request(receiver.port, "GET", "/?code=c1&state=s1") == 200
-    assert _request(receiver.port, "POST", "/", "code=c2&state=s2") == 200
+    assert _request(receiver.port, "POST", "/", "code=c2&state=s1") == 200  # already answered
     assert receiver.wait(1) == {"code": "c1", "state": "s1"}
+    assert receiver.foreign == 2
 
 
 def test_receiver_accepts_form_post(receiver: LoopbackReceiver) -> None:
-    assert _request(receiver.port, "POST", "/", "code=c&state=s&client_info=i") == 200
-    assert receiver.wait(1) == {"code": "c", "state": "s", "client_info": "i"}
+    assert _request(receiver.port, "POST", "/", "code=c&state=s1&client_info=i") == 200
+    assert receiver.wait(1) == {"code": "c", "state": "s1", "client_info": "i"}
+
+
+def test_receiver_takes_no_answer_before_it_knows_the_state() -> None:
+    """Nobody can answer a sign-in whose link does not exist yet."""
+    with LoopbackReceiver(lifetime=30).start() as started:
+        assert _request(started.port, "GET", "/?code=early&state=guess") == 400
+        assert started.wait(0.2) is None
+        assert started.foreign == 1
+        with pytest.raises(ValueError, match="state"):
+            started.expect_state("")
 
 
 def test_receiver_stops_listening_when_closed() -> None:

@@ -41,7 +41,7 @@ from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 from mailkit import httpclient as http
 from mailkit.errors import FieldProblem, OAuthConfigError, OAuthError
 from mailkit.oauth import logs, tokens
-from mailkit.oauth.loopback import LoopbackReceiver
+from mailkit.oauth.loopback import LoopbackReceiver, unanswered
 from mailkit.oauth.tokens import (
     ORG_OWNER,
     REFRESH_MARGIN,
@@ -476,6 +476,8 @@ class GoogleConsent:
         # an account that consented before would otherwise yield no refresh token at all.
         self.url: str
         self.url, self._state = self._flow.authorization_url(prompt="consent", **extra)
+        if receiver is not None:
+            receiver.expect_state(self._state)
 
     def wait(self, timeout: float | None = None) -> OAuthToken:
         """Loopback mode: block until the browser comes back (or ``timeout``), then finish."""
@@ -486,7 +488,7 @@ class GoogleConsent:
         finally:
             self._receiver.close()
         if answer is None:
-            raise self._error("timeout", "nobody finished signing in before the time ran out")
+            raise self._error(*unanswered(self._receiver))
         return self._complete(answer)
 
     def finish(self, redirected_url: str) -> OAuthToken:

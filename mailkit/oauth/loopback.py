@@ -5,6 +5,11 @@ Used when the kernel runs on the user's own machine: the sign-in page redirects 
 ``error``). Google redirects with a GET; Microsoft is asked for ``response_mode=form_post``,
 which POSTs the answer so the code never appears in the browser history or a proxy's log.
 
+The receiver takes only the answer whose ``state`` is the one the sign-in link carries
+(:meth:`LoopbackReceiver.expect_state`). Any other local request — a stray page, an old sign-in
+link's redirect, a local program guessing the port — is turned away and counted in
+:attr:`LoopbackReceiver.foreign`, so it can neither end the sign-in early nor stand in for it.
+
 :meth:`LoopbackReceiver.start` returns at once, so a notebook can show the sign-in link before
 :meth:`LoopbackReceiver.wait` blocks. The receiver listens on an ephemeral port of 127.0.0.1
 only, for a finite time, and stops after the first answer.
@@ -12,13 +17,14 @@ only, for a finite time, and stops after the first answer.
 
 from __future__ import annotations
 
+import hmac
 import threading
 import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["LoopbackReceiver"]
+__all__ = ["LoopbackReceiver", "unanswered"]
 
 #: Largest form body accepted; an authorization answer is a few kilobytes at most.
 MAX_BODY = 64 * 1024
@@ -60,7 +66,15 @@ class _Handler(BaseHTTPRequestHandler):
             # favicon.ico, a browser prefetch, ...: not the answer we wait for.
             self._reply(HTTPStatus.NOT_FOUND, "Nothing here.")
             return
-        accepted = self.server.receiver._deliver(params)
+        receiver = self.server.receiver
+        if not receiver._belongs(params.get("state", "")):
+            self._reply(
+                HTTPStatus.BAD_REQUEST,
+                "This answer belongs to another sign-in. Return to the notebook and use the "
+                "newest sign-in link there.",
+            )
+            return
+        accepted = receiver._deliver(params)
         if not accepted:
             message = "Sign-in was already answered; you can close this tab."
         elif "error" in params:
@@ -93,7 +107,10 @@ class LoopbackReceiver:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._timer: threading.Timer | None = None
+        self._state: bytes | None = None
         self.deadline = 0.0
+        #: Answers turned away because their state is not this sign-in's.
+        self.foreign = 0
 
     @property
     def port(self) -> int:
@@ -115,6 +132,21 @@ class LoopbackReceiver:
         self._timer.daemon = True
         self._timer.start()
         return self
+
+    def expect_state(self, state: str) -> None:
+        """Accept only the answer carrying ``state``; until this is called, accept none."""
+        if not state:
+            raise ValueError("a sign-in's state must not be empty")
+        with self._lock:
+            self._state = state.encode()
+
+    def _belongs(self, state: str) -> bool:
+        with self._lock:
+            expected = self._state
+            belongs = expected is not None and hmac.compare_digest(state.encode(), expected)
+            if not belongs:
+                self.foreign += 1
+        return belongs
 
     def _deliver(self, params: dict[str, str]) -> bool:
         with self._lock:
@@ -151,3 +183,18 @@ class LoopbackReceiver:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def unanswered(receiver: LoopbackReceiver) -> tuple[str, str]:
+    """The OAuth error (code, description) for a sign-in whose answer never arrived.
+
+    Answers turned away for a foreign state make it a state mismatch: the browser did come
+    back, from another sign-in's link, and the fix is the newest link, not more patience.
+    """
+    if receiver.foreign:
+        return (
+            "state_mismatch",
+            f"no answer for this sign-in arrived in time; {receiver.foreign} answer(s) "
+            "belonging to another sign-in reached the loopback address and were turned away",
+        )
+    return "timeout", "nobody finished signing in before the time ran out"

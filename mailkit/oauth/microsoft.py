@@ -38,7 +38,7 @@ import requests
 from mailkit import httpclient as http
 from mailkit.errors import FieldProblem, OAuthConfigError, OAuthError
 from mailkit.oauth import logs
-from mailkit.oauth.loopback import LoopbackReceiver
+from mailkit.oauth.loopback import LoopbackReceiver, unanswered
 from mailkit.oauth.tokens import (
     ORG_OWNER,
     REFRESH_MARGIN,
@@ -285,6 +285,7 @@ class MicrosoftOAuth:
                 login_hint=login_hint,
                 response_mode="form_post",
             )
+            receiver.expect_state(str(flow["state"]))
         except BaseException:
             receiver.close()
             session.close()
@@ -453,12 +454,8 @@ class MicrosoftConsent:
             finally:
                 self._receiver.close()
             if answer is None:
-                raise session.error(
-                    {
-                        "error": "timeout",
-                        "error_description": "nobody finished signing in before the time ran out",
-                    }
-                )
+                error, description = unanswered(self._receiver)
+                raise session.error({"error": error, "error_description": description})
             state = answer.get("state", "")
             if not hmac.compare_digest(state.encode(), str(self._flow["state"]).encode()):
                 raise session.error(
