@@ -151,7 +151,7 @@ _SOURCE_CATEGORIES = pd.CategoricalDtype([p.value for p in Provenance])
 _SOURCE_CODE = {p.value: code for code, p in enumerate(Provenance)}
 
 
-def _strings_at(
+def strings_at(
     texts: np.ndarray[Any, Any], rows: np.ndarray[Any, Any], fallback: str | None = None
 ) -> Any:
     """A nullable string array: ``texts`` (all ``str``) at ``rows``, ``fallback`` elsewhere.
@@ -203,7 +203,7 @@ def effective_frame(org: OrgSettings, users: pd.DataFrame | Iterable[UserSetting
         else:
             # Array operations on the object values: a string Series mask costs several passes.
             text = user_values.astype("string").to_numpy(dtype=object)
-            values = _strings_at(text[use_user], use_user, fallback)
+            values = strings_at(text[use_user], use_user, fallback)
         out[name] = values
         out[f"{name}_source"] = _sources(use_user, fallback_source)
 

@@ -26,7 +26,7 @@ from typing import Any, Final, Literal
 import numpy as np
 import pandas as pd
 
-from mailkit.resolve import _strings_at, effective_frame
+from mailkit.resolve import effective_frame, strings_at
 from mailkit.secrets import SecretStore, secret_key
 from mailkit.settings import (
     OVERRIDE_FIELDS,
@@ -181,7 +181,7 @@ def _bad_addresses(table: pd.DataFrame, frame: pd.DataFrame) -> pd.Series[Any]:
     sender_bad[inherited] = addresses.invalid(uniques, np.ones(len(uniques), dtype=bool))[codes]
     bad = sender_bad | email_bad
     shown = np.where(email_bad, email, sender)[bad]
-    return pd.Series(_strings_at(shown, bad), index=frame.index)
+    return pd.Series(strings_at(shown, bad), index=frame.index)
 
 
 _IP_HOST = re.compile(r"\[?(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.%\w]*)\]?")
@@ -291,7 +291,7 @@ def _casefold(column: pd.Series[Any]) -> pd.Series[Any]:
     values = _texts(column)
     is_set = ~pd.isna(values)
     folded = _objects([value.casefold() for value in values[is_set]])
-    return pd.Series(_strings_at(folded, is_set), index=column.index)
+    return pd.Series(strings_at(folded, is_set), index=column.index)
 
 
 def _series(f: pd.DataFrame, mask: Mask) -> pd.Series[bool]:
@@ -666,7 +666,7 @@ def _stripped(column: pd.Series[Any]) -> pd.api.extensions.ExtensionArray:
     if blank.any():
         is_set[is_set] = ~blank
         stripped = stripped[~blank]
-    result: pd.api.extensions.ExtensionArray = _strings_at(stripped, is_set)
+    result: pd.api.extensions.ExtensionArray = strings_at(stripped, is_set)
     return result
 
 
