@@ -16,12 +16,14 @@ import threading
 from collections.abc import Callable
 from email import message_from_bytes
 from email.policy import default as default_policy
+from http.client import RemoteDisconnected
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 import trustme
+import urllib3
 from smtpd_servers import MailServer
 
 from mailkit.demo.oauth import (
@@ -37,7 +39,14 @@ from mailkit.outcome import Cause, Failure, Kind, Phase, SendContext, Signal
 from mailkit.secrets import MemorySecretStore, Secret
 from mailkit.senders.gmail_api import send_gmail_api, send_gmail_api_async
 from mailkit.senders.graph import send_graph
-from mailkit.senders.http import ApiPlan, HttpRecorder, api_error, retry_after_seconds
+from mailkit.senders.http import (
+    ApiPlan,
+    HttpRecorder,
+    _read_phase,
+    api_error,
+    failure_from_request_error,
+    retry_after_seconds,
+)
 from mailkit.senders.smtp import SmtpPlan, TestResult, run_sync, send_plan_async
 from mailkit.settings import AuthType, OrgSettings, Security
 from mailkit.store import Store
@@ -265,6 +274,41 @@ def test_server_errors_are_transient(fake_oauth: FakeOAuthProvider, api: str, st
     assert result.diagnosis is not None
     assert (result.diagnosis.cause, result.diagnosis.kind) == (Cause.SERVER_ERROR, Kind.TRANSIENT)
     assert result.diagnosis.code == status
+
+
+@pytest.mark.parametrize("api", ["gmail", "graph"])
+@pytest.mark.parametrize("after", [0.0, 5.0])
+def test_a_lost_answer_leaves_the_outcome_unknown(
+    fake_oauth: FakeOAuthProvider, api: str, after: float
+) -> None:
+    """The API took the message, but its answer never came: not "failed", not "safe to resend"."""
+    token = mint(fake_oauth, *SENDERS[api][1:])
+    fake_oauth.hang_up_next("/gmail/" if api == "gmail" else "/v1.0/", after=after)
+    result = send(fake_oauth, api, token, command_timeout=1.0)
+    assert len(fake_oauth.sent) == 1  # it was delivered, which is why "unknown" is honest
+    assert not result.ok
+    assert result.diagnosis is not None
+    assert (result.diagnosis.cause, result.diagnosis.kind) == (
+        Cause.OUTCOME_UNKNOWN,
+        Kind.OUTCOME_UNKNOWN,
+    )
+    assert result.diagnosis.phase is Phase.END_OF_DATA
+    expected = "did not come in time" if after else "never came: the connection was closed"
+    assert expected in result.diagnosis.explanation
+    assert "before sending again" in " ".join(result.diagnosis.fix)
+
+
+def test_a_request_cut_off_mid_body_is_a_plain_disconnect() -> None:
+    """A reset while the body is still going out: the request was never whole."""
+    cut = requests.exceptions.ConnectionError(
+        urllib3.exceptions.ProtocolError("Connection aborted.", ConnectionResetError(104, "reset"))
+    )
+    failure = failure_from_request_error(cut, sent=_read_phase(cut))
+    assert (failure.phase, failure.signal) == (Phase.REQUEST, Signal.DISCONNECTED)
+    lost = requests.exceptions.ConnectionError(
+        urllib3.exceptions.ProtocolError("Connection aborted.", RemoteDisconnected("closed"))
+    )
+    assert _read_phase(lost)
 
 
 def test_graph_request_ids_are_shown(fake_oauth: FakeOAuthProvider) -> None:

@@ -167,6 +167,8 @@ class _Reply:
     body: bytes = b""
     content_type: str = "application/json; charset=utf-8"
     headers: dict[str, str] = field(default_factory=dict)
+    #: Seconds to wait, then close the connection without answering (None: answer).
+    hang_up_after: float | None = None
 
     @classmethod
     def json(cls, status: int, data: object, headers: Mapping[str, str] | None = None) -> _Reply:
@@ -180,7 +182,9 @@ class _Reply:
 @dataclass
 class _Injected:
     prefix: str
-    reply: _Reply
+    #: None: handle the request as usual, then hang up without the answer.
+    reply: _Reply | None
+    hang_up_after: float = 0.0
 
 
 def _b64url(data: bytes) -> str:
@@ -511,6 +515,16 @@ class FakeOAuthProvider:
         with self._lock:
             self._injected.append(_Injected(path_prefix, reply))
 
+    def hang_up_next(self, path_prefix: str, *, after: float = 0.0) -> None:
+        """Handle the next request under ``path_prefix`` as usual, then lose the answer, once.
+
+        The fake waits ``after`` seconds and closes the connection without replying: the
+        message is sent, but the client cannot know it (a proxy or network dropping the
+        answer). An ``after`` beyond the client's read timeout makes it give up waiting.
+        """
+        with self._lock:
+            self._injected.append(_Injected(path_prefix, None, after))
+
     def issued_tokens(self) -> list[str]:
         """Every access and refresh token issued so far (tests search outputs for them)."""
         with self._lock:
@@ -614,11 +628,28 @@ class FakeOAuthProvider:
         self._request_tls.value = tls
         parts = urlsplit(target)
         path, query = parts.path, parse_qs(parts.query, keep_blank_values=True)
+        hang_up: float | None = None
         with self._lock:
             for injected in self._injected:
                 if path.startswith(injected.prefix):
                     self._injected.remove(injected)
-                    return injected.reply
+                    if injected.reply is not None:
+                        return injected.reply
+                    hang_up = injected.hang_up_after
+                    break
+        reply = self._route(method, path, query, headers, body)
+        if hang_up is not None:
+            reply.hang_up_after = hang_up
+        return reply
+
+    def _route(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, list[str]],
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> _Reply:
         form: dict[str, list[str]] = {}
         if method == "POST" and "x-www-form-urlencoded" in headers.get("content-type", ""):
             form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
@@ -1292,6 +1323,9 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:
             _log.exception("fake OAuth: %s %s failed", self.command, urlsplit(self.path).path)
             reply = _Reply.json(500, {"error": "server_error", "error_description": "fake bug"})
+        if reply.hang_up_after is not None:
+            self._hang_up(reply.hang_up_after)
+            return
         self.send_response(reply.status)
         if reply.body or reply.status not in (202, 204, 302):
             self.send_header("Content-Type", reply.content_type)
@@ -1300,6 +1334,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(reply.body)
+
+    def _hang_up(self, after: float) -> None:
+        """Close without a word after ``after`` s (sooner if the client gives up first)."""
+        self.close_connection = True
+        self.request.settimeout(after)
+        with contextlib.suppress(OSError):  # a timeout, or the client closing first
+            self.request.recv(1)
+        with contextlib.suppress(OSError):
+            self.request.shutdown(socket.SHUT_RDWR)
 
     do_GET = _answer
     do_POST = _answer

@@ -31,6 +31,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http.client import RemoteDisconnected
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -672,7 +673,12 @@ class ApiSender(ABC):
 
 
 def _read_phase(exc: BaseException) -> bool:
-    """Whether requests failed while waiting for the answer (the request was out)."""
-    return isinstance(
-        exc, requests.exceptions.ReadTimeout | requests.exceptions.ChunkedEncodingError
-    )
+    """Whether requests failed while waiting for the answer (the request was out).
+
+    ``RemoteDisconnected`` is http.client's "closed without response": raised only once the
+    whole request was written, so the API may have acted on it. A reset while the body was
+    still going out stays a plain disconnect: that request was never complete.
+    """
+    if isinstance(exc, requests.exceptions.ReadTimeout | requests.exceptions.ChunkedEncodingError):
+        return True
+    return any(isinstance(cause, RemoteDisconnected) for cause in _chain(exc))
