@@ -12,6 +12,7 @@ import hashlib
 import json
 import secrets
 import socket
+import ssl
 import threading
 from collections.abc import Callable
 from email import message_from_bytes
@@ -176,7 +177,7 @@ def test_send_arrives_with_the_right_addresses(fake_oauth: FakeOAuthProvider, ap
     assert (result.context.security, result.context.auth) == ("ssl", "oauth")
     frame = result.transcript.to_dataframe()
     assert set(frame["dir"]) == {"I", "C", "S"}
-    assert set(frame["phase"]) <= {"token", "request"}
+    assert set(frame["phase"]) <= {"token", "request", "tls"}
     request = frame[frame["dir"] == "C"]["text"].iloc[0]
     path = "/gmail/v1/users/me/messages/send" if api == "gmail" else "/v1.0/me/sendMail"
     assert request.startswith(f"POST {fake_oauth.base_url}{path}")
@@ -189,6 +190,36 @@ def test_send_arrives_with_the_right_addresses(fake_oauth: FakeOAuthProvider, ap
     assert result.server_reply is not None
     assert result.server_reply.startswith(str(status))
     assert result.duration_ms > 0
+
+
+@pytest.mark.parametrize("api", ["gmail", "graph"])
+def test_the_result_shows_the_tls_session_like_an_smtp_send(
+    fake_oauth: FakeOAuthProvider, api: str
+) -> None:
+    token = mint(fake_oauth, *SENDERS[api][1:])
+    fake_oauth.fail_next("/gmail/" if api == "gmail" else "/v1.0/", 503)
+    for result in (send(fake_oauth, api, token), send(fake_oauth, api, token)):  # fails, then ok
+        port = urlsplit(fake_oauth.base_url).port or 443
+        der = ssl.PEM_cert_to_DER_cert(ssl.get_server_certificate(("127.0.0.1", port)))
+        assert result.tls is not None
+        assert result.tls.sha256 == hashlib.sha256(der).hexdigest()
+        assert result.tls.version.startswith("TLSv1.")
+        assert result.tls.cipher
+        assert "127.0.0.1" in result.tls.san
+        assert result.tls.verified_by == f"CA file {fake_oauth.ca_file}"
+        rows = result.transcript.to_dataframe()
+        [shown] = rows[rows["phase"] == "tls"]["text"]
+        assert shown.startswith(f"over TLS: {result.tls.version}, {result.tls.cipher}")
+        assert result.as_dict()["tls"]["sha256"] == result.tls.sha256
+    assert result.ok
+
+
+def test_refused_before_tls_has_no_tls_session(fake_oauth: FakeOAuthProvider) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = send(fake_oauth, "gmail", "fake-at-x", api_url=f"https://127.0.0.1:{port}")
+    assert result.tls is None
 
 
 def test_gmail_reply_names_the_gmail_message_id(fake_oauth: FakeOAuthProvider) -> None:

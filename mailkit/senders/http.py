@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import errno
+import hashlib
 import inspect
 import json
 import math
@@ -45,7 +46,13 @@ from mailkit.oauth import logs as _oauth_logs
 from mailkit.outcome import Diagnosis, Failure, Phase, SendContext, Signal
 from mailkit.resolve import Effective
 from mailkit.secrets import Secret
-from mailkit.senders.smtp import TestResult, TokenProvider, run_sync
+from mailkit.senders.smtp import (
+    TestResult,
+    TlsInfo,
+    TokenProvider,
+    describe_certificate,
+    run_sync,
+)
 from mailkit.settings import Priority
 from mailkit.transcript import MAX_SHOWN_LINE, Direction, Row, SecretScrubber, Transcript
 
@@ -317,6 +324,9 @@ class RecordingAdapter(HTTPAdapter):
         self.recorder = recorder
         self.phase = phase
         self.summarise = summarise
+        #: What the last HTTPS answer's connection established (None before one, or over http).
+        self.tls: TlsInfo | None = None
+        self._answered_over: TlsInfo | None = None
 
     def send(
         self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
@@ -329,7 +339,17 @@ class RecordingAdapter(HTTPAdapter):
             phase=self.phase,
             body_summary=self.summarise(request) if self.summarise else None,
         )
+        self._answered_over = None
         response = super().send(request, *args, **kwargs)
+        if (tls := self._answered_over) is not None:
+            self.tls = tls
+            until = f", valid until {tls.not_after:%Y-%m-%d}" if tls.not_after else ""
+            self.recorder.info(
+                f"over TLS: {tls.version}, {tls.cipher}; certificate subject {tls.subject}, "
+                f"issuer {tls.issuer}, names {', '.join(tls.san) or '-'}{until}; checked "
+                f"against the {tls.verified_by}",
+                Phase.TLS,
+            )
         self.recorder.response(
             response.status_code,
             response.reason or "",
@@ -339,6 +359,18 @@ class RecordingAdapter(HTTPAdapter):
             tls=(request.url or "").startswith("https:"),
         )
         return response
+
+    def build_response(self, req: requests.PreparedRequest, resp: Any) -> requests.Response:
+        """Note the TLS session while urllib3 still holds the connection (its body unread)."""
+        connection = getattr(resp, "connection", None)
+        sock = getattr(connection, "sock", None)
+        if isinstance(sock, ssl.SSLSocket):
+            der = sock.getpeercert(binary_form=True) or b""
+            verify = getattr(connection, "ca_certs", None)
+            trust = f"CA file {verify}" if verify else "system CA store"
+            fingerprint = hashlib.sha256(der).hexdigest()
+            self._answered_over = describe_certificate(der, sock, fingerprint, trust)
+        return super().build_response(req, resp)
 
 
 def record_session(
@@ -476,6 +508,8 @@ class ApiSender(ABC):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self.recorder = HttpRecorder(on_row=self._deliver if on_row is not None else None)
+        #: The TLS session the send's request went over (the result shows it as SMTP's do).
+        self.tls: TlsInfo | None = None
 
     def _deliver(self, row: Row) -> None:
         """Hand ``row`` to ``on_row`` on the loop's thread (the POST runs in a worker thread,
@@ -580,6 +614,7 @@ class ApiSender(ABC):
             diagnosis=diagnosis,
             message_id=message.message_id if ok and message is not None else None,
             server_reply=reply,
+            tls=self.tls,
             started=started,
             duration_ms=round((time.perf_counter() - t0) * 1000, 3),
         )
@@ -648,12 +683,15 @@ class ApiSender(ABC):
 
         try:
             with record_session(self.session(token), self.recorder, summarise=summarise) as http:
+                adapter = http.get_adapter(url)
                 response = http.post(
                     url,
                     data=body,
                     headers={"Content-Type": content_type},
                     timeout=(self.plan.connect_timeout, self.plan.command_timeout),
                 )
+                if isinstance(adapter, RecordingAdapter):
+                    self.tls = adapter.tls
         except OSError as exc:  # requests' errors are OSErrors; so is an unreadable CA file
             raise _Stop(failure_from_request_error(exc, sent=_read_phase(exc))) from None
         if 200 <= response.status_code < 300:

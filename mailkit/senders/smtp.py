@@ -701,7 +701,7 @@ class SmtpTestSender:
         self.recorder.tls_started()
         der = ssl_object.getpeercert(binary_form=True) or b""
         fingerprint = hashlib.sha256(der).hexdigest()
-        info = _describe_certificate(der, ssl_object, fingerprint, self._trust_label())
+        info = describe_certificate(der, ssl_object, fingerprint, self._trust_label())
         self.tls = info
         until = f", valid until {info.not_after:%Y-%m-%d}" if info.not_after else ""
         self.recorder.info(
@@ -949,9 +949,10 @@ def _name(name: x509.Name) -> str:
     return ", ".join(parts) or name.rfc4514_string()
 
 
-def _describe_certificate(
-    der: bytes, ssl_object: ssl.SSLObject, fingerprint: str, trust: str
+def describe_certificate(
+    der: bytes, ssl_object: ssl.SSLObject | ssl.SSLSocket, fingerprint: str, trust: str
 ) -> TlsInfo:
+    """The handshake's version and cipher and the peer certificate's names, dates and hash."""
     cipher = ssl_object.cipher()
     subject = issuer = ""
     san: tuple[str, ...] = ()
