@@ -436,7 +436,7 @@ class MicrosoftSignIn:
     def __init__(self, fake: FakeOAuthProvider, scopes: list[str], **extra: str) -> None:
         self.fake = fake
         self.verifier, challenge = pkce()
-        self.redirect_uri = f"http://localhost:{unused_port()}"
+        self.redirect_uri = extra.pop("redirect_uri", f"http://localhost:{unused_port()}")
         params = {
             "client_id": MICROSOFT_CLIENT_ID,
             "response_type": "code",
@@ -540,6 +540,25 @@ def test_microsoft_sign_in_page_errors(fake_oauth: FakeOAuthProvider) -> None:
         visit(split.url, fake_oauth.ca_file)
     assert page.value.description.startswith("AADSTS50011:")
     assert "\n" not in page.value.description
+
+
+def test_microsoft_loopback_redirects_must_be_registered_but_any_port_goes(
+    fake_oauth: FakeOAuthProvider,
+) -> None:
+    """Entra's rule for native apps: the registered http://localhost admits every port."""
+    for port in (unused_port(), unused_port()):
+        sign_in = MicrosoftSignIn(fake_oauth, [GRAPH_SEND], redirect_uri=f"http://localhost:{port}")
+        assert visit(sign_in.url, fake_oauth.ca_file, follow=False).startswith(sign_in.redirect_uri)
+    for unregistered in (f"http://127.0.0.1:{unused_port()}", "http://localhost:4000/other"):
+        sign_in = MicrosoftSignIn(fake_oauth, [GRAPH_SEND], redirect_uri=unregistered)
+        with pytest.raises(SignInError) as page:
+            visit(sign_in.url, fake_oauth.ca_file)
+        assert page.value.description.startswith("AADSTS50011:")
+    fake_oauth.add_microsoft_client(MICROSOFT_CLIENT_ID, ["http://127.0.0.1"])
+    numeric = MicrosoftSignIn(
+        fake_oauth, [GRAPH_SEND], redirect_uri=f"http://127.0.0.1:{unused_port()}"
+    )
+    assert visit(numeric.url, fake_oauth.ca_file, follow=False).startswith(numeric.redirect_uri)
 
 
 # --------------------------------------------------------------------------- Graph
@@ -842,6 +861,7 @@ def test_visit_delivers_a_form_post_to_a_listening_receiver(fake_oauth: FakeOAut
 
         thread = threading.Thread(target=serve)
         thread.start()
+        fake_oauth.add_microsoft_client(MICROSOFT_CLIENT_ID, ["http://127.0.0.1/cb"])
         sign_in = MicrosoftSignIn(
             fake_oauth,
             [GRAPH_SEND],

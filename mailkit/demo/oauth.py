@@ -216,6 +216,24 @@ def _is_loopback_redirect(uri: str) -> bool:
     return parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost")
 
 
+def _registered_loopback(uri: str, registered: Iterable[str]) -> bool:
+    """Entra's loopback rule: a registered ``http://localhost`` (or 127.0.0.1) redirect admits
+    any port on the same host and path, as native apps pick a free port at run time."""
+    if not _is_loopback_redirect(uri):
+        return False
+    parts = urlsplit(uri)
+    path = parts.path.rstrip("/")
+    for known in registered:
+        other = urlsplit(known)
+        if (
+            _is_loopback_redirect(known)
+            and other.hostname == parts.hostname
+            and other.path.rstrip("/") == path
+        ):
+            return True
+    return False
+
+
 def _first(form: Mapping[str, list[str]], name: str) -> str | None:
     values = form.get(name)
     return values[0] if values else None
@@ -463,8 +481,14 @@ class FakeOAuthProvider:
                 "google", client_id, client_secret, tuple(redirect_uris)
             )
 
-    def add_microsoft_client(self, client_id: str, redirect_uris: Iterable[str] = ()) -> None:
-        """Register a Microsoft public client ("Mobile and desktop applications" platform)."""
+    def add_microsoft_client(
+        self, client_id: str, redirect_uris: Iterable[str] = ("http://localhost",)
+    ) -> None:
+        """Register a Microsoft public client ("Mobile and desktop applications" platform).
+
+        As in Entra, a loopback redirect must be registered (``http://localhost`` by default,
+        as the setup instructions say); its port is not compared.
+        """
         uris = (NATIVE_CLIENT_REDIRECT, *redirect_uris)
         with self._lock:
             self._clients[client_id] = _Client("microsoft", client_id, None, uris)
@@ -760,7 +784,11 @@ class FakeOAuthProvider:
                     f"'{tenant}'.",
                 ),
             )
-        registered = _is_loopback_redirect(redirect_uri) or redirect_uri in client.redirect_uris
+        if provider == "google":  # a Desktop app client: every loopback redirect is allowed
+            registered = _is_loopback_redirect(redirect_uri)
+        else:
+            registered = _registered_loopback(redirect_uri, client.redirect_uris)
+        registered = registered or redirect_uri in client.redirect_uris
         # A space or control character is no URL (and would split the Location header).
         if not registered or re.search(r"[\x00-\x20\x7f]", redirect_uri):
             if provider == "google":
