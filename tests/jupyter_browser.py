@@ -7,8 +7,8 @@
   browser downloaded by ``playwright install``); a failing ``with`` body leaves a screenshot
   in ``artifacts/browser/``.
 * :func:`open_notebook`, :func:`run_all`, :func:`wait_kernel_idle`, :func:`cell`,
-  :func:`fill_text`, :func:`click_button`, :func:`wait_for_widget_text`, :func:`widget_texts`
-  and :func:`news_popup_visible` speak JupyterLab 4 and ipywidgets 8.
+  :func:`fill_text`, :func:`click_button`, :func:`wait_for_widget_text`, :func:`widget_texts`,
+  :func:`save_notebook` and :func:`news_popup_visible` speak JupyterLab 4 and ipywidgets 8.
 
 Without Chromium or the playwright package a browser test is skipped - or fails when
 ``CI=true`` (:func:`require_browser`). Typical use::
@@ -105,6 +105,13 @@ _RUN_STARTED_JS = """(before) => {
         .map((prompt) => prompt.textContent);
     return now.some((text) => text.includes("*")) || JSON.stringify(now) !== JSON.stringify(before);
 }"""
+#: Truthy once the current notebook has no unsaved changes; "dialog" if one is in the way.
+_SAVED_JS = """() => {
+    if (document.querySelector(".jp-Dialog")) return "dialog";
+    const panel = window.jupyterapp?.shell.currentWidget;
+    if (!panel?.hasClass("jp-NotebookPanel")) return false;
+    return !panel.context.model.dirty && !panel.title.className.includes("jp-mod-dirty");
+}"""
 _OUTERMOST_TEXTS_JS = """(views) => views
     .filter((view) => !view.parentElement.closest(".jupyter-widgets"))
     .map((view) => view.innerText)"""
@@ -160,6 +167,7 @@ def jupyter_lab(
     *,
     env: Mapping[str, str] | None = None,
     news_off: bool = True,
+    settings: Mapping[str, Mapping[str, object]] | None = None,
     startup_timeout: float = 60,
     artifacts_dir: Path = ARTIFACTS_DIR,
 ) -> Iterator[LabServer]:
@@ -170,13 +178,17 @@ def jupyter_lab(
     ``share/jupyter/lab/settings``), the current environment minus Jupyter and XDG variables,
     plus ``env``. Autosave is off; still, serve a copy of the notebooks, since their code runs
     in the notebook's directory. ``news_off=False`` leaves the news pop-up on, as a fresh
-    install has it. If the server does not start or the body fails, its log is kept in
-    ``artifacts_dir``.
+    install has it. ``settings`` adds settings overrides, plugin id to values (e.g.
+    ``{"@jupyter-widgets/jupyterlab-manager:plugin": {"saveState": True}}``, so a save
+    writes the widget state too). If the server does not start or the body fails, its log is
+    kept in ``artifacts_dir``.
     """
     root = Path(root_dir).resolve()
     with tempfile.TemporaryDirectory(prefix="mailkit-lab-") as tmp:
         home = Path(tmp)
         overrides = {k: v for k, v in _LAB_OVERRIDES.items() if news_off or k != _NEWS_PLUGIN}
+        for plugin, values in (settings or {}).items():
+            overrides[plugin] = {**overrides.get(plugin, {}), **values}
         (home / "lab-app-settings").mkdir()
         (home / "lab-app-settings" / "overrides.json").write_text(json.dumps(overrides))
         write_kernelspec(home / "jupyter-path")
@@ -329,11 +341,17 @@ def _start_time(pid: int) -> str | None:
 
 @contextlib.contextmanager
 def chromium_page(
-    artifacts_dir: Path = ARTIFACTS_DIR, *, name: str | None = None, timeout: float = 30
+    artifacts_dir: Path = ARTIFACTS_DIR,
+    *,
+    name: str | None = None,
+    timeout: float = 30,
+    ignore_https_errors: bool = False,
 ) -> Iterator[Page]:
     """A page in a fresh headless Chromium profile; a screenshot is saved if the body fails.
 
     ``timeout`` (seconds) is Playwright's default for every wait and action on the page.
+    ``ignore_https_errors`` lets the profile open HTTPS pages whose certificate it cannot
+    verify, such as a local test server's with a CA of its own (only that profile's pages).
     The failure screenshot is ``artifacts_dir/NAME-failure.png``, NAME defaulting to the
     running test's name.
     """
@@ -350,6 +368,7 @@ def chromium_page(
             args=list(CHROMIUM_FLAGS),
             headless=True,
             viewport={"width": 1366, "height": 900},
+            ignore_https_errors=ignore_https_errors,
         )
         try:
             page = context.pages[0] if context.pages else context.new_page()
@@ -483,6 +502,19 @@ def widget_texts(page: Page, *, in_cell: int | None = None) -> list[str]:
     views = _scope(page, in_cell).locator(".jupyter-widgets")
     texts: list[str] = views.evaluate_all(_OUTERMOST_TEXTS_JS)
     return texts
+
+
+def save_notebook(page: Page, *, timeout: float = 30) -> None:
+    """Save the current notebook with Ctrl+S, as a person does, and wait until it is saved.
+
+    Saved means the notebook has no unsaved changes any more (JupyterLab clears its dirty
+    mark once the server has written the file); a notebook without changes returns at once,
+    so check the file when it matters. The notebook's tab is clicked first, to take the focus
+    out of any widget.
+    """
+    page.locator("#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current").first.click()
+    page.keyboard.press("Control+s")
+    _check(page, page.wait_for_function(_SAVED_JS, timeout=timeout * 1000).json_value())
 
 
 def news_popup_visible(page: Page) -> bool:
