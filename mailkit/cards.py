@@ -16,12 +16,23 @@ if TYPE_CHECKING:  # the sender renders itself with these cards
 
 ERROR_COLOUR = "#c62828"
 OK_COLOUR = "#2e7d32"
+LINK_COLOUR = "#1565c0"
+
+
+def link_html(url: str, text: str, *, style: str = "") -> str:
+    """A link that looks like one in a widget too: JupyterLab styles links only in rendered
+    output, so inside an ipywidgets HTML one would be body text with a pointer cursor."""
+    e = html.escape
+    return (
+        f'<a href="{e(url)}" target="_blank" rel="noopener" '
+        f'style="color:{LINK_COLOUR};text-decoration:underline;{style}">{e(text)}</a>'
+    )
 
 
 def card_html(colour: str, body: str) -> str:
     return (
         f'<div class="mailkit-card" style="border-left:6px solid {colour};padding:6px 12px;'
-        f'margin:6px 0;background:{colour}0f">{body}</div>'
+        f'margin:6px 0;background:{colour}0f;line-height:1.4">{body}</div>'
     )
 
 
@@ -60,9 +71,7 @@ def diagnosis_card(diagnosis: Diagnosis) -> str:
         )
         said = f"<p>Server said: <code>{e(reply)}</code></p>"
     steps = "".join(f"<li>{e(step)}</li>" for step in diagnosis.fix)
-    refs = "".join(
-        f'<li><a href="{e(ref)}" target="_blank">{e(ref)}</a></li>' for ref in diagnosis.references
-    )
+    refs = "".join(f"<li>{link_html(ref, ref)}</li>" for ref in diagnosis.references)
     return card_html(
         ERROR_COLOUR,
         f'<b style="color:{ERROR_COLOUR}">✘ {e(diagnosis.title)}</b> '

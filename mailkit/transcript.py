@@ -459,14 +459,16 @@ class Transcript:
         }
         body = "".join(
             f'<tr style="color:{colours[r.dir]}"><td>{r.t_ms:.0f}</td><td>{r.dir.value}</td>'
-            f"<td>{r.phase.value}</td><td>{'🔒' if r.tls else ''}</td>"
+            f"<td>{r.phase.value}</td><td>{'TLS' if r.tls else ''}</td>"
             f"<td>{'' if r.code is None else r.code}</td>"
             f'<td style="white-space:pre-wrap;font-family:monospace;text-align:left">'
             f"{html.escape(r.text)}</td></tr>"
             for r in self.rows
         )
         return (
-            '<table class="mailkit-transcript"><thead><tr><th>t_ms</th><th>dir</th>'
+            # A line height of its own: inside a widget it would inherit ipywidgets' 28 px.
+            '<table class="mailkit-transcript" style="line-height:1.35"><thead><tr><th>t_ms</th>'
+            "<th>dir</th>"
             "<th>phase</th><th>tls</th><th>code</th><th>text</th></tr></thead>"
             f"<tbody>{body}</tbody></table>"
         )

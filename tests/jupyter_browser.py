@@ -413,10 +413,24 @@ def _safe(name: str) -> str:
 
 
 def open_notebook(page: Page, lab: LabServer, name: str, *, timeout: float = 60) -> None:
-    """Open ``name`` (relative to the lab's root) and wait for its cells and an idle kernel."""
+    """Open ``name`` (relative to the lab's root) and wait for its cells and a settled kernel.
+
+    A new kernel is idle for a moment, then busy again answering JupyterLab's and the widget
+    manager's start-up requests; the kernel counts as settled once it stays idle for
+    :data:`SETTLED` seconds, so what the test does next never races those requests.
+    """
     page.goto(lab.url(name))
     page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=timeout * 1000)
-    wait_kernel_idle(page, timeout=timeout)
+    deadline = time.monotonic() + timeout
+    while True:
+        wait_kernel_idle(page, timeout=max(1.0, deadline - time.monotonic()))
+        idle_since = time.monotonic()
+        while page.evaluate(_KERNELS_IDLE_JS) == "idle":
+            if time.monotonic() - idle_since >= SETTLED:
+                return
+            page.wait_for_timeout(50)
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"the kernel of {name} did not settle in {timeout:g} s")
 
 
 def run_all(page: Page, *, timeout: float = 120) -> None:
@@ -427,6 +441,10 @@ def run_all(page: Page, *, timeout: float = 120) -> None:
     started = page.wait_for_function(_RUN_STARTED_JS, arg=before, timeout=timeout * 1000)
     _check(page, started.json_value())
     wait_kernel_idle(page, timeout=timeout)
+
+
+#: Seconds a newly opened notebook's kernel must stay idle to count as settled.
+SETTLED = 1.0
 
 
 def wait_kernel_idle(page: Page, *, timeout: float = 60) -> None:

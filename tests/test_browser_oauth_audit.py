@@ -246,13 +246,15 @@ def test_google_walkthrough_in_a_real_browser(tmp_path: Path) -> None:
         show(green)
         save_screenshot(page, "oauth-google-green-card")
 
-        # Revoke, pressed: the status says so, and the fake no longer takes the token.
+        # Revoke, pressed: the status says so, the green card goes (it described the token
+        # now revoked), and the fake no longer takes the token.
         click_button(page, "Revoke", in_cell=WALKTHROUGH_CELL)
         revoked = wait_for_widget_text(
             page, GOOGLE_REVOKED, selector=".widget-html", in_cell=WALKTHROUGH_CELL
         )
         assert "the stored token and client secret were deleted" in revoked
         wait_for_widget_text(page, REVOKED, selector=".widget-html", in_cell=WALKTHROUGH_CELL)
+        green.wait_for(state="detached", timeout=WAIT_MS)
         access_tokens = [t for t in signed_in_in_browser if t.startswith("fake-at-")]
         assert len(access_tokens) == 1
         with pytest.raises(TokenRejected) as rejected:
@@ -279,7 +281,9 @@ def test_google_walkthrough_in_a_real_browser(tmp_path: Path) -> None:
     outputs = json.dumps([c.get("outputs", []) for c in saved["cells"]])
     assert f"Signed in as {ACCOUNT}" in outputs  # the save wrote the run's outputs
     state = json.dumps(saved["metadata"]["widgets"][WIDGET_STATE]["state"])
-    assert "Gmail message id" in state  # and the widgets as they were: the browser's send
+    # And the widgets as the browser left them: its Mail To and its revoke.
+    assert "browser@example.org" in state
+    assert GOOGLE_REVOKED in state
     assert_no_secret(saved_text, secrets, "the saved notebook")
 
 

@@ -194,6 +194,9 @@ def test_google_upload_paste_back_gmail_api_and_revoke(
     url = panel.sign_in_url
     assert url is not None
     assert url in panel.sign_in.value.replace("&amp;", "&")
+    assert (
+        "text-decoration:underline" in panel.sign_in.value
+    )  # JupyterLab leaves widget links plain
     assert panel._consent is not None
     verifier = panel._consent._flow.code_verifier
     assert verifier
@@ -219,11 +222,22 @@ def test_google_upload_paste_back_gmail_api_and_revoke(
     panel.revoke_button.click()
     assert "Google revoked the grant" in panel.revoke_status.value
     assert panel.signed_in is None
+    assert (panel.test.card.value, panel.test.transcript.value) == ("", "")  # not "accepted"
+    assert panel.test.to.value == TO
     assert secrets.get(secret_key("default", "org", "google_oauth_token")) is None
     after = send(panel)
     assert not after.ok
     assert after.diagnosis is not None
     assert after.diagnosis.cause is Cause.TOKEN_MISSING
+    assert "token_missing" in panel.test.card.value
+
+    # Signing in again takes the red card away: it no longer describes the stored token.
+    panel.start_button.click()
+    type_into(panel.redirected, visit(panel.sign_in_url or "", demo.settings.ca_file))
+    panel.finish_button.click()
+    assert panel.signed_in is not None
+    assert (panel.test.card.value, panel.test.transcript.value) == ("", "")
+    assert panel.test.result is None
     assert_nothing_secret(panel, sent, verifier)
 
 

@@ -187,7 +187,8 @@ class AuditDashboard(Panel):
             else ""
         )
         return (
-            '<div style="max-height: 360px; overflow: auto">'
+            # Its own line height: ipywidgets' 28 px would leave room for a few rows only.
+            '<div style="max-height: 360px; overflow: auto; line-height: 1.35">'
             f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>{more}"
         )
 

@@ -68,8 +68,15 @@ def warning_html(text: str) -> str:
 
 
 def note_html(text: str) -> str:
-    """Grey small print: provenance labels and explanations."""
-    return f'<small style="color:{NOTE_COLOUR}">{html.escape(text, quote=False)}</small>'
+    """Grey small print: provenance labels and explanations.
+
+    An inline block with its own line height: a long note wraps at small print's spacing,
+    not at the 28 px line height ipywidgets gives an HTML widget.
+    """
+    return (
+        f'<small style="color:{NOTE_COLOUR};display:inline-block;line-height:1.4">'
+        f"{html.escape(text, quote=False)}</small>"
+    )
 
 
 def _to_text(value: Any) -> str:

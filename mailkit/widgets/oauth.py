@@ -29,7 +29,7 @@ from typing import Any, Final
 import ipywidgets as widgets  # type: ignore[import-untyped]
 from traitlets import Unicode
 
-from mailkit.cards import diagnosis_card
+from mailkit.cards import diagnosis_card, link_html
 from mailkit.errors import FieldProblem, OAuthConfigError, OAuthError
 from mailkit.oauth import (
     GMAIL_SEND_SCOPE,
@@ -366,6 +366,7 @@ class _Walkthrough(Panel):
         self.sign_in.value = ""
         self.diagnosis = None
         self.card.value = ""
+        self.test.clear()
         self._show_signed_in(token)
         self._after_sign_in()
 
@@ -435,6 +436,7 @@ class _Walkthrough(Panel):
         self.signed_in = None
         self.status.value = note_html("Not signed in (the consent was revoked).")
         self.card.value = ""
+        self.test.clear()
         self.revoke_status.value = ok_html(message)
         return message
 
@@ -691,10 +693,7 @@ class GoogleWalkthrough(_Walkthrough):
             )
 
     def _show_link(self, url: str, label: str) -> None:
-        self.sign_in.value = (
-            f'<a href="{html.escape(url)}" target="_blank" rel="noopener" '
-            f'style="font-size:1.1em">{html.escape(label)} ↗</a>'
-        )
+        self.sign_in.value = link_html(url, f"{label} ↗", style="font-size:1.1em")
 
     def _finish_pasted(self) -> None:
         text = self.redirected.value
@@ -922,9 +921,8 @@ class MicrosoftWalkthrough(_Walkthrough):
         else:
             browser = oauth.start_loopback(self.scopes, timeout=self.timeout)
             self._consent = browser
-            self.sign_in.value = (
-                f'<a href="{html.escape(browser.url)}" target="_blank" rel="noopener" '
-                'style="font-size:1.1em">Open Microsoft\'s sign-in page ↗</a>'
+            self.sign_in.value = link_html(
+                browser.url, "Open Microsoft's sign-in page ↗", style="font-size:1.1em"
             )
             self.status.value = note_html("Waiting for the browser to come back…")
             self._wait_in_background(lambda: browser.wait(self.timeout))
@@ -932,8 +930,8 @@ class MicrosoftWalkthrough(_Walkthrough):
     def _show_device_code(self, device: DeviceCodeConsent) -> None:
         e = html.escape
         self.sign_in.value = (
-            f"<div>Open <a href='{e(device.verification_uri)}' target='_blank' rel='noopener'>"
-            f"{e(device.verification_uri)}</a> and enter the code</div>"
+            f"<div>Open {link_html(device.verification_uri, device.verification_uri)} "
+            "and enter the code</div>"
             f"<div style='font-size:1.6em;font-family:monospace;letter-spacing:0.15em;"
             f"margin:4px 0'><b>{e(device.user_code)}</b></div>"
             f"{note_html(device.message)}"

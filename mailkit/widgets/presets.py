@@ -13,6 +13,7 @@ from typing import Any
 
 import ipywidgets as widgets  # type: ignore[import-untyped]
 
+from mailkit.cards import link_html
 from mailkit.providers import Provider, provider_for_domain
 from mailkit.settings import AuthType, Security, default_port
 from mailkit.widgets.common import DESCRIPTION_WIDTH, Field, Panel, warning_html
@@ -38,10 +39,7 @@ def _notes_html(provider: Provider) -> str:
             f"with {password} instead."
         )
     body = "".join(f"<li>{html.escape(item)}</li>" for item in items)
-    refs = "".join(
-        f'<li><a href="{html.escape(ref)}" target="_blank">{html.escape(ref)}</a></li>'
-        for ref in provider.references
-    )
+    refs = "".join(f"<li>{link_html(ref, ref)}</li>" for ref in provider.references)
     return (
         f"<b>{html.escape(provider.name)}</b>: {html.escape(provider.smtp_host)}, port "
         f"{provider.smtp_port}, {provider.security.value}."

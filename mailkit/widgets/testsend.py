@@ -153,6 +153,16 @@ class TestSendPanel(Panel):
         finally:
             self.send_button.disabled = False
 
+    def clear(self) -> None:
+        """Forget the last result's card and transcript when what it tested has changed (a new
+        sign-in, a revoked token): a stale card would contradict the status above it. A send
+        under way is left alone; Mail To stays."""
+        if self.sending:
+            return
+        self.rows = []
+        self.result = None
+        self.transcript.value = self.card.value = self.error.value = self.state.value = ""
+
     def _add_row(self, row: Row) -> None:
         self.rows.append(row)
         self._draw(Transcript(tuple(self.rows)))
