@@ -74,7 +74,8 @@ def mint(fake: FakeOAuthProvider, provider: str, *scopes: str) -> str:
     challenge = (
         base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
     )
-    redirect = "http://127.0.0.1:9/callback"
+    # Any loopback port for a Google Desktop app; Entra wants its registered http://localhost.
+    redirect = "http://127.0.0.1:9/callback" if provider == "google" else "http://localhost:9"
     if provider == "google":
         auth, token = f"{fake.base_url}/o/oauth2/auth", f"{fake.base_url}/token"
         client = {"client_id": GOOGLE_CLIENT_ID, "client_secret": GOOGLE_CLIENT_SECRET}
