@@ -43,9 +43,9 @@ from mailkit.senders.graph import send_graph
 from mailkit.senders.http import (
     ApiPlan,
     HttpRecorder,
-    _read_phase,
     api_error,
     failure_from_request_error,
+    request_went_out,
     retry_after_seconds,
 )
 from mailkit.senders.smtp import SmtpPlan, TestResult, run_sync, send_plan_async
@@ -335,12 +335,12 @@ def test_a_request_cut_off_mid_body_is_a_plain_disconnect() -> None:
     cut = requests.exceptions.ConnectionError(
         urllib3.exceptions.ProtocolError("Connection aborted.", ConnectionResetError(104, "reset"))
     )
-    failure = failure_from_request_error(cut, sent=_read_phase(cut))
+    failure = failure_from_request_error(cut, sent=request_went_out(cut))
     assert (failure.phase, failure.signal) == (Phase.REQUEST, Signal.DISCONNECTED)
     lost = requests.exceptions.ConnectionError(
         urllib3.exceptions.ProtocolError("Connection aborted.", RemoteDisconnected("closed"))
     )
-    assert _read_phase(lost)
+    assert request_went_out(lost)
 
 
 def test_graph_request_ids_are_shown(fake_oauth: FakeOAuthProvider) -> None:

@@ -65,6 +65,7 @@ __all__ = [
     "RecordingAdapter",
     "api_error",
     "failure_from_request_error",
+    "request_went_out",
     "retry_after_seconds",
 ]
 
@@ -693,7 +694,7 @@ class ApiSender(ABC):
                 if isinstance(adapter, RecordingAdapter):
                     self.tls = adapter.tls
         except OSError as exc:  # requests' errors are OSErrors; so is an unreadable CA file
-            raise _Stop(failure_from_request_error(exc, sent=_read_phase(exc))) from None
+            raise _Stop(failure_from_request_error(exc, sent=request_went_out(exc))) from None
         if 200 <= response.status_code < 300:
             return self.accepted(response, message)
         code, text = api_error(response.content)
@@ -710,7 +711,7 @@ class ApiSender(ABC):
         )
 
 
-def _read_phase(exc: BaseException) -> bool:
+def request_went_out(exc: BaseException) -> bool:
     """Whether requests failed while waiting for the answer (the request was out).
 
     ``RemoteDisconnected`` is http.client's "closed without response": raised only once the
