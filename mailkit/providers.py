@@ -52,6 +52,8 @@ class Provider:
     domains: tuple[str, ...]
     #: Host name patterns that identify this provider as the SMTP server.
     smtp_hosts: tuple[str, ...]
+    #: Address domains under these belong to the provider (a tenant's ``*.onmicrosoft.com``).
+    domain_suffixes: tuple[str, ...] = ()
     #: Other ports the same host accepts.
     alt_endpoints: tuple[Endpoint, ...] = ()
     #: The OAuth scope XOAUTH2 over SMTP needs, when the provider supports it.
@@ -144,6 +146,7 @@ PROVIDERS: tuple[Provider, ...] = (
         auth_hint=AuthType.XOAUTH2,
         mx_suffixes=("mail.protection.outlook.com", "mx.microsoft"),
         domains=(),
+        domain_suffixes=("onmicrosoft.com",),
         smtp_hosts=(
             "smtp.office365.com",
             "smtp-legacy.office365.com",
@@ -450,6 +453,9 @@ def provider_for_domain(email_domain: str) -> Provider | None:
     domain = _domain_of(email_domain)
     for provider in PROVIDERS:
         if domain in provider.domains:
+            return provider
+    for provider in PROVIDERS:
+        if any(domain.endswith("." + suffix) for suffix in provider.domain_suffixes):
             return provider
     return None
 
