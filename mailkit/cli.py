@@ -489,7 +489,9 @@ def build_parser() -> argparse.ArgumentParser:
         "of Google's and Microsoft's OAuth, the Gmail API and Graph until Ctrl-C.",
     )
     demo.add_argument(
-        "--dir", metavar="DIR", help="its files: ca.pem, demo.json, mailbox/ (default: per user)"
+        "--dir",
+        metavar="DIR",
+        help="its files: ca.pem, demo.json, mailbox/ (default: $MAILKIT_DEMO_DIR, else per user)",
     )
     demo.add_argument(
         "--starttls-port", type=int, default=0, metavar="P", help="STARTTLS port (0: any free)"

@@ -21,6 +21,7 @@ from mailkit.demo.server import (
     DEMO_PASSWORD,
     DEMO_TOKEN,
     DEMO_USER,
+    DIRECTORY_ENV,
     MAILBOX_COLUMNS,
     PASSWORD_ENV,
     DemoAccount,

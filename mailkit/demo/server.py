@@ -242,8 +242,16 @@ def accounts_table(accounts: tuple[DemoAccount, ...] = DEMO_ACCOUNTS) -> pd.Data
 # --------------------------------------------------------------------------- settings
 
 
+#: The demo folder of this run: ``make lab`` (and Binder) set it for both the demo server and
+#: JupyterLab, so that a lab's notebooks find their own server and nobody else's mailbox.
+DIRECTORY_ENV = "MAILKIT_DEMO_DIR"
+
+
 def default_directory() -> Path:
-    """Where the demo server keeps its files unless told otherwise (per user, per machine)."""
+    """Where the demo server keeps its files unless told otherwise: :data:`DIRECTORY_ENV` when
+    set (one folder per ``make lab`` run), else a folder per user."""
+    if configured := os.environ.get(DIRECTORY_ENV):
+        return Path(configured).expanduser()
     return platformdirs.user_data_path("mailkit", appauthor=False) / "demo"
 
 
