@@ -285,12 +285,94 @@ def check_port(value: Any) -> int:
     return value
 
 
+#: Top-level names that private networks give themselves and the public DNS never delegates:
+#: the special-use ``local`` (RFC 6762, mDNS and many Active Directory forests), ``home.arpa``
+#: (RFC 8375) and ``test`` (RFC 6761), ICANN's private-use ``internal`` (2024), the collision-
+#: deferred ``corp`` and ``home``, and the names routers and old domains have long used.
+#: Longest first, so ``x.home.arpa`` is ``home.arpa`` rather than nothing.
+INTERNAL_SUFFIXES: tuple[str, ...] = (
+    "home.arpa",
+    "localdomain",
+    "internal",
+    "intranet",
+    "private",
+    "local",
+    "corp",
+    "home",
+    "test",
+    "lan",
+)
+
+#: The label separators IDNA (UTS 46) reads as a dot: full stop, ideographic, fullwidth, halfwidth.
+_DOTS = re.compile("[.\u3002\uff0e\uff61]")
+
+
+def _labels(name: str) -> list[str]:
+    """A name's labels as DNS compares them: compatibility forms folded, case ignored."""
+    return _DOTS.split(unicodedata.normalize("NFKC", name).casefold())
+
+
+def internal_suffix(name: str) -> str | None:
+    """The part of a host name or mail domain that only a private network resolves, or None.
+
+    That is one of :data:`INTERNAL_SUFFIXES`, or the name itself when it has a single label
+    (``mailhost`` reaches a server only through the local resolver's search domain). IP
+    literals are None: they are not names. The validator and the audit's ``internal-domain``
+    rule both ask this, so "internal" means one thing everywhere.
+    """
+    text = name.strip()
+    if not text:
+        return None
+    literal = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    try:
+        ipaddress.ip_address(literal)
+    except ValueError:
+        pass
+    else:
+        return None
+    labels = _labels(text)
+    if len(labels) > 1 and labels[-1] == "":  # an absolute name: "mail.corp.local."
+        labels.pop()
+    if len(labels) == 1:
+        return labels[0] or None
+    for suffix in INTERNAL_SUFFIXES:
+        wanted = suffix.split(".")
+        if labels[-len(wanted) :] == wanted:
+            return suffix
+    return None
+
+
+def _internal_stand_in(domain: str) -> tuple[str, str] | None:
+    """``domain`` with its internal suffix swapped for plain labels of the same length.
+
+    email-validator refuses the special-use names (``local``, ``home.arpa``, ``test``) for every
+    caller, because it assumes globally deliverable mail; its ``globally_deliverable=False``
+    drops the dot and top-level-domain checks instead, which would let ``a@1.2.3.4`` through.
+    Handing it a stand-in of the same shape keeps every check it makes on the rest of the
+    address — syntax, lengths, IDNA — while the suffix itself, a fixed ASCII name, needs none.
+    Only a name *below* the suffix is swapped: ``a@local`` and ``a@home.arpa`` stay refused.
+    """
+    suffix = internal_suffix(domain)
+    if suffix is None or _DOTS.fullmatch(domain[-1:] or "x"):
+        return None
+    wanted = suffix.split(".")
+    separators = list(_DOTS.finditer(domain))
+    if len(separators) < len(wanted):
+        return None
+    start = separators[len(separators) - len(wanted)].end()
+    return domain[:start] + ".".join("x" * len(label) for label in wanted), suffix
+
+
 def check_address(value: str) -> str:
     """A bare address (``local@domain``), strictly parsed.
 
     email-validator parses the RFC 5322 addr-spec itself rather than ``email.utils``, so the
     CVE-2023-27043 forms (``alice@example.org)<bob@example.org>``) fail on every Python version.
-    Display names belong in their own field.
+    Display names belong in their own field. Internal domains (``alice@corp.local``, see
+    :func:`internal_suffix`) are valid: on-premises networks are named that way. A domain
+    without a dot (``alice@mailhost``) is not: RFC 5321 (2.3.5) allows only fully qualified
+    domains in mail, no other server could answer it, and in an export it is far more often a
+    truncated domain (``anna@acme``) than a real one.
     """
     text = check_text(value, max_length=MAX_ADDRESS_LENGTH)
     if not text:
@@ -300,21 +382,34 @@ def check_address(value: str) -> str:
             f"{_shown(text)} is not a single bare address; enter only the address, like "
             "alice@example.com (put a display name in the name field)"
         )
+    local, at, domain = text.rpartition("@")
+    stand_in = _internal_stand_in(domain) if at else None
     try:
         result = validate_email(
-            text,
+            text if stand_in is None else f"{local}@{stand_in[0]}",
             check_deliverability=False,
             allow_smtputf8=True,
             allow_quoted_local=False,
             strict=True,
         )
     except EmailNotValidError as exc:
-        raise ValueError(f"{_shown(text)} is not a valid address: {exc} Fix the address.") from None
+        hint = (
+            " Write the full domain, e.g. alice@corp.local."
+            if at and domain and not _DOTS.search(domain)
+            else ""
+        )
+        raise ValueError(
+            f"{_shown(text)} is not a valid address: {exc}{hint} Fix the address."
+        ) from None
     except (ValueError, UnicodeError) as exc:  # idna edge cases inside the validator
         raise ValueError(
             f"{_shown(text)} is not a valid address ({exc}); fix the address"
         ) from None
-    return result.normalized
+    if stand_in is None:
+        return result.normalized
+    suffix = stand_in[1]
+    kept = result.domain.split(".")[: -len(suffix.split("."))]
+    return f"{result.local_part}@{'.'.join([*kept, suffix])}"
 
 
 def _enum(

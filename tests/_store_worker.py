@@ -13,7 +13,7 @@ from mailkit.store import Store
 
 
 def main(path: str, name: str, count: int) -> None:
-    with Store.open(path) as store:
+    with Store.open(path, create=True) as store:
         print("ready", flush=True)
         sys.stdin.readline()
         for i in range(count):

@@ -127,7 +127,7 @@ def test_thirty_users_all_reported_never_above_the_server_limit(
                 progress=False,
             )
 
-    with Store.open(tmp_path / "p.sqlite") as store:
+    with Store.open(tmp_path / "p.sqlite", create=True) as store:
         frame = asyncio.run(run(store))
         history = store.history_frame()
     assert isinstance(frame, pd.DataFrame)

@@ -65,7 +65,7 @@ def test_the_sample_triggers_a_broad_set_of_rules() -> None:
 
 def test_load_sample_stores_what_is_valid_and_returns_the_rest(tmp_path: Path) -> None:
     sample = sample_org(now=NOW)
-    with Store.open(tmp_path / "acme.sqlite") as store:
+    with Store.open(tmp_path / "acme.sqlite", create=True) as store:
         refused = load_sample(store, sample)
         stored = store.users()
         history = store.history_frame()

@@ -139,7 +139,7 @@ def test_mapping_errors_name_the_fix() -> None:
 
 
 def test_store_source(tmp_path: Path) -> None:
-    with Store.open(tmp_path / "acme.sqlite", profile="acme") as store:
+    with Store.open(tmp_path / "acme.sqlite", profile="acme", create=True) as store:
         store.put_user(UserSettings(user_code="ann", email="ann@example.com"))
         store.put_user(
             UserSettings(user_code="bob", override_enabled=True, host="smtp.example.com", port=465)

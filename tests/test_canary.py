@@ -112,7 +112,7 @@ def test_canary_secret_never_escapes(tmp_path: Path, caplog: pytest.LogCaptureFi
     db = tmp_path / "profile" / "org.sqlite"
     db.parent.mkdir()
     (tmp_path / "out").mkdir()
-    with Store.open(db, profile="org") as store:
+    with Store.open(db, profile="org", create=True) as store:
         store.set_org(migration.org)
         store.put_user(UserSettings(user_code="ann", override_enabled=True, username=USER))
         store.record_test(user_code="ann", ok=False, phase="auth", cause="bad_credentials")

@@ -27,7 +27,7 @@ def run(*argv: str) -> tuple[int, str, str]:
 @pytest.fixture
 def profile(tmp_path: Path) -> Path:
     db = tmp_path / "org.sqlite"
-    with Store.open(db) as store:
+    with Store.open(db, create=True) as store:
         store.set_org(
             OrgSettings(host="smtp.office365.com", port=587, from_address="it@example.com")
         )
@@ -55,7 +55,7 @@ def test_fail_on_sets_the_exit_code(profile: Path) -> None:
     assert "warning" in severities or "critical" in severities
     assert run("audit", "--profile", str(profile), "--fail-on", "warning")[0] == 1
     clean = profile.parent / "clean.sqlite"
-    Store.open(clean).close()
+    Store.open(clean, create=True).close()
     assert run("audit", "--profile", str(clean), "--fail-on", "warning")[0] == EXIT_OK
 
 

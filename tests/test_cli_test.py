@@ -140,7 +140,7 @@ def test_profile_user_with_stored_password_and_history(
             ca_file=str(smtp_server.ca_file),
             from_address="it@example.com",
         )
-    with Store.open(db) as store:
+    with Store.open(db, create=True) as store:
         store.set_org(org)
         store.put_user(
             UserSettings(
@@ -168,7 +168,7 @@ def test_profile_user_with_stored_password_and_history(
 
 def test_unknown_user_is_a_usage_error(tmp_path: Path) -> None:
     db = tmp_path / "org.sqlite"
-    Store.open(db).close()
+    Store.open(db, create=True).close()
     code, _, err = run("test", "--profile", str(db), "--user", "nobody", "--to", "a@example.org")
     assert code == EXIT_USAGE
     assert "nobody" in err

@@ -586,7 +586,7 @@ def test_send_test_dispatches_by_mode_and_records_it(
     )
     provider, scope = ("google", GMAIL_SEND) if api == "gmail_api" else ("ms", GRAPH_SEND)
     token = mint(fake_oauth, provider, scope)
-    with Store.open(tmp_path / "p.sqlite") as store:
+    with Store.open(tmp_path / "p.sqlite", create=True) as store:
         result = send_test(
             org, to=TO, token=provider_of(token), secrets=MemorySecretStore(), store=store
         )

@@ -38,8 +38,10 @@ from mailkit.settings import (
     Profile,
     Security,
     UserSettings,
+    check_address,
     default_port,
     host_ascii,
+    internal_suffix,
     port_security_conflict,
     validate,
 )
@@ -659,6 +661,112 @@ def test_address_accepted_and_normalised(target: Target, given: str, stored: str
     if isinstance(value, dict):
         value = value["requests"].recipients
     assert (value[0] if isinstance(value, list) else value) == stored
+
+
+#: Internal and special-use domains as on-premises networks name themselves, each as typed
+#: (case, width, Unicode) and as stored.
+INTERNAL_ADDRESSES = [
+    ("alice@corp.local", "alice@corp.local"),
+    ("ops@plant.internal", "ops@plant.internal"),
+    ("it@office.lan", "it@office.lan"),
+    ("printer@kitchen.home.arpa", "printer@kitchen.home.arpa"),
+    ("bob@ad.corp", "bob@ad.corp"),
+    ("qa@mail.test", "qa@mail.test"),
+    ("hr@portal.intranet", "hr@portal.intranet"),
+    ("x@vault.private", "x@vault.private"),
+    ("root@host.localdomain", "root@host.localdomain"),
+    ("Carol@FILES.HOME", "Carol@files.home"),
+    ("Alice@CORP.LOCAL", "Alice@corp.local"),
+    ("jörg@bücher.local", "jörg@bücher.local"),
+    ("a@xn--bcher-kva.local", "a@bücher.local"),
+    ("a@corp\u3002\uff4c\uff4f\uff43\uff41\uff4c", "a@corp.local"),
+]
+
+
+@pytest.mark.parametrize(("given", "stored"), INTERNAL_ADDRESSES)
+@pytest.mark.parametrize("target", ADDRESS_TARGETS, ids=[t.id for t in ADDRESS_TARGETS])
+def test_internal_domain_addresses_are_valid(target: Target, given: str, stored: str) -> None:
+    """On-premises networks are named like this (issue 10): every address field takes them."""
+    model = validate(target.model, target.data(given))
+    value = getattr(model, target.path.split(".")[0])
+    if isinstance(value, dict):
+        value = value["requests"].recipients
+    assert (value[0] if isinstance(value, list) else value) == stored
+    assert check_address(stored) == stored
+
+
+@pytest.mark.parametrize(
+    ("given", "why"),
+    [
+        # Real syntax errors stay errors inside an internal domain.
+        ("alice@-corp.local", "hyphen"),
+        ("alice@corp..local", "period"),
+        ("alice..b@corp.local", "period"),
+        ("alice@corp.local.", "period"),
+        ("alice@@corp.local", "@-sign"),
+        ("alice@corp_x.internal", "after the @-sign"),
+        ("alice:x@corp.local", "invalid characters"),
+        ("a" * 65 + "@corp.local", "too long"),
+        ("a@" + "b" * 64 + ".local", "so many characters"),
+        # The suffix alone is no domain, and a name without a dot is not fully qualified.
+        ("alice@local", "should have a period"),
+        ("alice@mailhost", "full domain"),
+        ("alice@home.arpa", "special-use"),
+        # Special-use names that are no private network stay refused.
+        ("alice@mail.localhost", "special-use"),
+        ("alice@relay.onion", "special-use"),
+        ("alice@x.invalid", "special-use"),
+        ("alice@4.3.2.1.in-addr.arpa", "special-use"),
+        ("alice@10.0.0.1", "top-level domain"),
+    ],
+)
+def test_internal_domain_keeps_real_errors(given: str, why: str) -> None:
+    assert_problem(OrgSettings, {"from_address": given}, "from_address", "not a valid address", why)
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "alice@corp.local)<bob@plant.internal>",
+        "alice@corp.local>",
+        "Alice <alice@corp.local>",
+        "alice@corp.local, bob@corp.local",
+        "alice(x)@corp.local",
+        '"alice@corp.local"',
+        "alice@[10.0.0.1]",
+    ],
+)
+def test_internal_domain_cve_forms_are_refused(given: str) -> None:
+    """CVE-2023-27043 and relatives are refused with internal domains as with public ones."""
+    assert_problem(OrgSettings, {"from_address": given}, "from_address", "single bare address")
+
+
+@pytest.mark.parametrize(
+    ("name", "suffix"),
+    [
+        ("corp.local", "local"),
+        ("MAIL.Corp.LAN", "lan"),
+        ("mail.corp.local.", "local"),
+        ("printer.kitchen.home.arpa", "home.arpa"),
+        ("exchange.ad.corp", "corp"),
+        ("mailhost", "mailhost"),
+        ("corp\uff0elocal", "local"),
+        ("smtp.example.com", None),
+        ("localhost.example.com", None),
+        ("x.in-addr.arpa", None),
+        ("192.168.1.10", None),
+        ("[fe80::1]", None),
+        ("", None),
+    ],
+)
+def test_internal_suffix(name: str, suffix: str | None) -> None:
+    assert internal_suffix(name) == suffix
+
+
+@pytest.mark.parametrize("host", ["mailhost", "exchange.corp.local", "smtp.plant.internal"])
+def test_internal_hosts_are_valid(host: str) -> None:
+    assert org(host=host).host == host
+    assert user(host=host, override_enabled=True).host == host
 
 
 @pytest.mark.parametrize("blank", ["", " ", None])

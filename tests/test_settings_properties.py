@@ -24,6 +24,7 @@ from pydantic import BaseModel
 
 from mailkit.errors import SettingsError, UnsafeSettingWarning
 from mailkit.settings import (
+    INTERNAL_SUFFIXES,
     MAX_ADDRESS_LENGTH,
     MAX_HOST_LENGTH,
     MAX_PATH_LENGTH,
@@ -31,6 +32,8 @@ from mailkit.settings import (
     FeatureRoute,
     OrgSettings,
     UserSettings,
+    check_address,
+    internal_suffix,
     validate,
 )
 
@@ -309,3 +312,78 @@ def test_accepted_host_round_trips(text: str) -> None:
         _assert_safe(first, MAX_HOST_LENGTH)
         assert OrgSettings(host=first).host == first
         assert UserSettings(user_code="a", host=first).host == first
+
+
+# --------------------------------------------------------------------------- internal domains
+
+#: Each internal suffix beside a public top-level name of the same length: email-validator
+#: has no opinion on the public one, so any verdict difference would be ours.
+PUBLIC_TWINS: dict[str, str] = {
+    "local": "email",
+    "test": "info",
+    "home.arpa": "home.info",
+    "internal": "business",
+    "lan": "org",
+    "corp": "club",
+    "localdomain": "photography",
+}
+
+LABEL_TEXT = st.text(
+    alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="@"), max_size=70
+)
+DOMAIN_PREFIXES = st.one_of(
+    domains().map(lambda d: d.rsplit(".", 1)[0]),
+    st.text(alphabet=st.sampled_from("aZ09-_.ü例"), min_size=1, max_size=30),
+    LABEL_TEXT,
+)
+
+
+def _verdict(address: str) -> str | None:
+    try:
+        return check_address(address)
+    except ValueError:
+        return None
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(
+    local=st.one_of(st.emails().map(lambda e: e.rsplit("@", 1)[0]), LABEL_TEXT),
+    prefix=DOMAIN_PREFIXES,
+    suffix=st.sampled_from(sorted(PUBLIC_TWINS)),
+    upper=st.booleans(),
+)
+def test_internal_domains_judged_like_public_ones(
+    local: str, prefix: str, suffix: str, upper: bool
+) -> None:
+    """An address under an internal suffix is valid exactly when its public twin is.
+
+    So every syntax error, length limit and injection form stays refused inside ``.local``
+    and ``.home.arpa`` as anywhere else; only the name being special-use changes nothing.
+    """
+    written = suffix.upper() if upper else suffix
+    internal = _verdict(f"{local}@{prefix}.{written}")
+    public = _verdict(f"{local}@{prefix}.{PUBLIC_TWINS[suffix]}")
+    event("accepted" if public is not None else "refused")
+    if public is None:
+        assert internal is None
+        return
+    assert internal is not None
+    assert internal.removesuffix(suffix) == public.removesuffix(PUBLIC_TWINS[suffix])
+    assert internal_suffix(internal.rsplit("@", 1)[1]) == suffix
+    assert _verdict(internal) == internal  # normalised once, stable after
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(
+    first=st.emails(),
+    second=st.emails(),
+    suffix=st.sampled_from(INTERNAL_SUFFIXES),
+    shape=st.sampled_from(["{a}){b}", "{a}<{b}>", "{a}, {b}", "{a};{b}", '"{a}"@{b}', "{a} {b}"]),
+)
+def test_internal_domains_never_let_two_addresses_through(
+    first: str, second: str, suffix: str, shape: str
+) -> None:
+    """The CVE-2023-27043 class: text naming two mailboxes is refused, internal or not."""
+    a = first.rsplit("@", 1)[0] + "@corp." + suffix
+    b = second.rsplit("@", 1)[0] + "@plant." + suffix
+    assert _verdict(shape.format(a=a, b=b)) is None

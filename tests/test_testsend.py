@@ -46,7 +46,7 @@ def test_org_send_uses_the_org_password_and_records_history(
 ) -> None:
     secrets = MemorySecretStore()
     secrets.set_password(secret_key("default", "org"), smtp_server.password, smtp_server.password)
-    with Store.open(tmp_path / "p.sqlite") as store:
+    with Store.open(tmp_path / "p.sqlite", create=True) as store:
         result = send_test(org, to=["bob@example.org"], secrets=secrets, store=store)
         history = store.history_frame(None)
     assert result.ok, result.diagnosis and result.diagnosis.to_text()
@@ -72,7 +72,7 @@ def test_bi_mode_user_on_smtp_with_own_account_while_org_is_outlook(
     )
     secrets = MemorySecretStore()
     secrets.set_password(secret_key("default", "acct"), smtp_server.password, smtp_server.password)
-    with Store.open(tmp_path / "p.sqlite") as store:
+    with Store.open(tmp_path / "p.sqlite", create=True) as store:
         result = send_test(outlook_org, user, to=["bob@example.org"], secrets=secrets, store=store)
         failed_org = send_test(outlook_org, to=["bob@example.org"], secrets=secrets, store=store)
         users = store.history_frame("acct")
