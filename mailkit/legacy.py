@@ -31,11 +31,11 @@ silently**:
 
 from __future__ import annotations
 
-import codecs
 import configparser
 import json
 import logging
 import os
+import re
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -45,6 +45,7 @@ from typing import Any, Final, cast
 
 import pandas as pd
 
+from mailkit.credentials import hide_credentials, plainly_harmless, secret_name, skeleton
 from mailkit.errors import ImportFileError, SecretStoreError, SettingsError, UnsafeSettingWarning
 from mailkit.secrets import Secret, SecretStore, secret_key
 from mailkit.settings import (
@@ -57,6 +58,7 @@ from mailkit.settings import (
     port_security_conflict,
     validate,
 )
+from mailkit.textfile import decode_text
 
 __all__ = [
     "HIDDEN",
@@ -93,7 +95,6 @@ MAX_FILE_BYTES: Final = 1024 * 1024
 _JSON_SUFFIXES: Final = frozenset({".json"})
 _INI_SUFFIXES: Final = frozenset({".ini", ".cfg", ".conf"})
 _TOP_LEVEL: Final = "\x00top"  # a section name no file can spell
-_SECRET_NAME_PARTS: Final = ("pass", "pwd", "secret", "token", "key", "credential")
 
 
 def _normalise(text: str) -> str:
@@ -286,11 +287,23 @@ class _Entry:
 
     @property
     def shown_value(self) -> str:
+        """The value as reports show it: credentials masked, unknown secrets hidden, clipped."""
         if self.setting == "Password":
             return PASSWORD_HIDDEN if self.secret else ""
-        if self.setting is None and _looks_secret(self.key):
-            return HIDDEN if self.text else ""
-        return self.text
+        if self.setting is None and self.hidden_because:
+            return HIDDEN
+        return _clip(hide_credentials(self.text))
+
+    @property
+    def hidden_because(self) -> str:
+        """Why an unknown key's value is not shown ("" when it is shown)."""
+        if self.setting is not None or not self.text.strip():
+            return ""
+        if secret_name(self.key):
+            return "the name suggests a secret"
+        if not plainly_harmless(hide_credentials(self.text)):
+            return "it may be a secret (it is not a plain word, number, host, address or path)"
+        return ""
 
 
 @dataclass(frozen=True)
@@ -302,9 +315,25 @@ class _Parsed:
     review: bool = False
 
 
-def _looks_secret(key: str) -> bool:
-    folded = key.casefold()
-    return any(part in folded for part in _SECRET_NAME_PARTS)
+#: Longest value a report row shows; a legacy value longer than this is not a setting anyway.
+_SHOWN_LENGTH: Final = 120
+
+
+def _clip(text: str) -> str:
+    """One line of bounded length: a report row must not carry a pasted blob or a line break."""
+    flat = " ".join(text.split()) if any(ch in text for ch in "\r\n\t\v\f") else text
+    if len(flat) <= _SHOWN_LENGTH:
+        return flat
+    return f"{flat[: _SHOWN_LENGTH - 1]}… ({len(flat)} characters)"
+
+
+def _lookalike_of(key: str) -> str | None:
+    """The known legacy setting an unknown key imitates with look-alike characters, if any."""
+    shape = skeleton(key)
+    for spelling, setting in LEGACY_KEYS.items():
+        if skeleton(spelling) == shape:
+            return setting
+    return None
 
 
 def _join(*notes: str) -> str:
@@ -393,47 +422,9 @@ def _looks_like_content(text: str) -> bool:
 
 
 def _decode(path: Path, data: bytes) -> tuple[str, list[str]]:
-    """Decode the file's text.
-
-    Every ``ImportFileError`` in this module is raised outside the ``except`` block that
-    caught the cause: ``from None`` only hides ``__context__``, and a decoding or parsing
-    error keeps the file's bytes (perhaps the password) in its own message.
-    """
-    bad_byte: int | None = None
-    try:
-        if data.startswith(codecs.BOM_UTF8):
-            return data[len(codecs.BOM_UTF8) :].decode("utf-8"), []
-        if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-            return data.decode("utf-16"), []
-    except UnicodeDecodeError as exc:
-        bad_byte = exc.start
-    if bad_byte is not None:
-        raise ImportFileError(
-            f"{path} starts with a byte-order mark but is not valid text after it (byte "
-            f"{bad_byte}); save the file again as UTF-8"
-        )
-    if b"\x00" in data:
-        raise ImportFileError(
-            f"{path} is not a text file (it contains NUL bytes; perhaps UTF-16 without a "
-            "byte-order mark); export the settings as INI or JSON text in UTF-8"
-        )
-    try:
-        return data.decode("utf-8"), []
-    except UnicodeDecodeError:
-        pass
-    try:
-        text = data.decode("cp1252")
-    except UnicodeDecodeError as exc:
-        bad_byte = exc.start
-    if bad_byte is not None:
-        raise ImportFileError(
-            f"{path} is neither UTF-8 nor Windows-1252 text (byte {bad_byte}); save the file "
-            "again as UTF-8"
-        )
-    return text, [
-        f"{path.name}: read as Windows-1252 because it is not UTF-8; check that names with "
-        "accents came through correctly"
-    ]
+    """Decode the file's text (see :mod:`mailkit.textfile`); a guessed encoding becomes a note."""
+    decoded = decode_text(data, str(path))
+    return decoded.text, [decoded.note] if decoded.note else []
 
 
 class _JsonObject(list[tuple[str, Any]]):
@@ -443,7 +434,9 @@ class _JsonObject(list[tuple[str, Any]]):
 def _parse_json(path: Path, text: str) -> list[tuple[str, str, str]]:
     problem = ""
     try:
-        parsed = json.loads(text, object_pairs_hook=_JsonObject)
+        # Whole numbers stay text: the settings model judges them, and int() of a 5,000-digit
+        # "port" would fail with a ValueError about Python's own limit.
+        parsed = json.loads(text, object_pairs_hook=_JsonObject, parse_int=str)
     except json.JSONDecodeError as exc:
         # exc.msg is the grammar rule broken ("Expecting ',' delimiter"), never file content.
         problem = (
@@ -452,6 +445,10 @@ def _parse_json(path: Path, text: str) -> list[tuple[str, str, str]]:
         )
     except RecursionError:
         problem = f"{path} is nested too deeply to be a settings file; export the settings again"
+    except ValueError:  # e.g. a float JSON cannot represent; the message quotes no content
+        problem = (
+            f"{path} holds a number JSON cannot represent; fix it or export the settings again"
+        )
     if problem:
         raise ImportFileError(problem)
     if not isinstance(parsed, _JsonObject):
@@ -493,7 +490,15 @@ class _IniParser(configparser.ConfigParser):
         return optionstr
 
 
+#: Indentation at the start of a line (any white space except the line break itself).
+_INDENT: Final = re.compile(r"^[^\S\n]+", re.MULTILINE)
+
+
 def _parse_ini(path: Path, text: str) -> list[tuple[str, str, str]]:
+    # Every line stands alone, as in the Windows INI files legacy products write: configparser
+    # would fold an indented line into the previous key's value, so that "Host = x" followed by
+    # "  Password = y" made the password part of the host (and of every report showing it).
+    text = _INDENT.sub("", text)
     parser = _IniParser()
     offset = 0
     problem = ""
@@ -655,8 +660,9 @@ class _Migrator:
 
     def __init__(self, items: list[tuple[str, object]]) -> None:
         self.entries: list[_Entry] = []
-        for key, value in items:
-            setting = LEGACY_KEYS.get(_normalise(key))
+        for raw_key, value in items:
+            setting = LEGACY_KEYS.get(_normalise(raw_key))
+            key = _clip(hide_credentials(raw_key))  # the key as reports show it
             if setting == "Password":
                 # Wrapped at once so that no later code holds the clear text in a str.
                 secret = Secret(_as_text(value))
@@ -669,8 +675,15 @@ class _Migrator:
         for entry in self.entries:
             if entry.setting is None:
                 note = UNKNOWN_NOTE
-                if entry.shown_value == HIDDEN:
-                    note += " (value hidden: the name suggests a secret)"
+                if entry.hidden_because:
+                    note += f" (value hidden: {entry.hidden_because})"
+                lookalike = _lookalike_of(entry.key)
+                if lookalike is not None:
+                    note += (
+                        f"; its name looks like {lookalike} but is spelled with other characters "
+                        "(letters from another alphabet, digits or invisible characters), so it "
+                        f"was not taken as {lookalike}: retype the name if that was meant"
+                    )
                 entry.rows.append(_Row("", note=note, review=True))
         self._pick_primaries()
 
@@ -774,7 +787,7 @@ class _Migrator:
                 instead = f"; mode was taken from {winner.key} instead" if winner else ""
                 entry.rows.append(_Row("mode", note=parsed.note + instead, review=True))
             elif entry is protocol:
-                software_text = software.text.strip() if software is not None else ""
+                software_text = software.shown_value.strip() if software is not None else ""
                 entry.rows.append(
                     _Row(
                         "mode",
