@@ -231,9 +231,10 @@ def secret_name(name: str) -> bool:
 # ``user:password@`` anywhere: after a scheme, after a typo such as ``postgres//``, or alone.
 # The password runs to the last ``@`` before white space, so an unescaped ``@`` in it is covered.
 _USERINFO: Final = re.compile(r"(?P<user>(?<![^\s/\\'\"(<,;=])[^\s/\\@:'\"]*):(?!//)(?P<pw>\S*)@")
-# ``name=value`` (query strings, libpq, ODBC, JDBC, INI lines) and ``"name": "value"``.
+# ``name=value`` (query strings, libpq, ODBC, JDBC, INI lines), ``name: value`` (a colon then
+# a space: "Password: x", never a URL's "scheme:" or "host:port") and ``"name": "value"``.
 _PARAM: Final = re.compile(
-    r"(?P<name>[^\s=&;?,'\"{}()\[\]:]+)(?P<sep>\s*[=:]\s*)"
+    r"(?P<name>[^\s=&;?,'\"{}()\[\]:/]+)(?P<sep>\s*=\s*|:\s+)"
     r"(?P<value>'(?:[^'\\]|\\.)*'?|\"(?:[^\"\\]|\\.)*\"?|\{[^}]*\}?|[^\s&;,'\"]+)"
 )
 _QUOTED_NAME: Final = re.compile(

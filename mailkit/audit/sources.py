@@ -11,7 +11,6 @@ query, a mapping that does not fit, or no ``user_code`` column. What was changed
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pandas as pd
 
+from mailkit.credentials import MASK, hide_credentials
 from mailkit.errors import ImportFileError
 from mailkit.users import USERS_COLUMNS, USERS_DTYPES, place_columns, read_table
 
@@ -183,16 +183,19 @@ def users_from_sql(
         parsed = sa.make_url(url)
     except (sa.exc.ArgumentError, ValueError):
         raise ImportFileError(
-            f"{_mask_raw(str(url))} is not a database URL; write it as SQLAlchemy does, "
+            f"{hide_credentials(str(url))} is not a database URL; write it as SQLAlchemy does, "
             "e.g. postgresql+psycopg://user:password@host:5432/database or sqlite:///path/app.db"
         ) from None
-    shown = parsed.render_as_string(hide_password=True)
+    # The URL's password is hidden by SQLAlchemy; hide_credentials also masks password=-style
+    # query parameters (sslpassword, token, ...), which SQLAlchemy shows.
+    shown = hide_credentials(parsed.render_as_string(hide_password=True))
     secret = parsed.password
 
     def fail(message: str) -> ImportFileError:
+        """A driver's message may quote the connection string: mask before anyone sees it."""
         if secret:
-            message = message.replace(str(secret), "***")
-        return ImportFileError(message)
+            message = message.replace(str(secret), MASK)
+        return ImportFileError(hide_credentials(message))
 
     backend = parsed.get_backend_name()
     if backend == "sqlite" and parsed.database not in (None, "", ":memory:"):
@@ -238,8 +241,3 @@ def users_from_sql(
 def _first_line(exc: BaseException | None) -> str:
     text = str(exc or "").strip()
     return text.splitlines()[0] if text else type(exc).__name__ if exc else "no detail"
-
-
-def _mask_raw(url: str) -> str:
-    """A URL that does not parse, with anything between ``user:`` and ``@`` masked."""
-    return re.sub(r"(://[^/@:]*:).*@", r"\1***@", url.split("?", 1)[0])
