@@ -56,6 +56,9 @@ EFFECTIVE_FIELDS: tuple[str, ...] = (
     "priority",
 )
 
+#: The fields the user code itself sets in the cloud edition: the account and the sender.
+CLOUD_USER_FIELDS: tuple[str, ...] = ("username", "from_address")
+
 #: The user attribute that overrides each effective field (``priority`` is org-wide).
 _USER_SOURCE: dict[str, str] = {
     "mode": "mode",
@@ -133,8 +136,11 @@ def effective(org: OrgSettings, user: UserSettings | None = None) -> Effective:
     else:
         values["port"], provenance["port"] = default_port(values["security"]), Provenance.DEFAULT
     if org.edition is Edition.CLOUD and user is not None:
-        # The cloud edition's rule: the From address is the user code, whatever else is set.
-        values["from_address"], provenance["from_address"] = user.user_code, Provenance.USER
+        # The cloud edition's rule: the user code is the user's address, and it is both the
+        # account that signs in and the From address, whatever else is set. So the password
+        # is the user's own (its secret is keyed by the user code): never the org's.
+        for name in CLOUD_USER_FIELDS:
+            values[name], provenance[name] = user.user_code, Provenance.USER
     return Effective(
         user_code=user.user_code if user is not None else None,
         provenance=provenance,
@@ -229,8 +235,9 @@ def effective_frame(org: OrgSettings, users: pd.DataFrame | Iterable[UserSetting
     resolve("port", "port", port_fallback, port_source)
 
     if org.edition is Edition.CLOUD:
-        out["from_address"] = out["user_code"].copy()
-        out["from_address_source"] = _sources(np.ones(n, dtype=bool), Provenance.USER.value)
+        for name in CLOUD_USER_FIELDS:
+            out[name] = out["user_code"].copy()
+            out[f"{name}_source"] = _sources(np.ones(n, dtype=bool), Provenance.USER.value)
 
     columns = ["user_code"]
     for name in EFFECTIVE_FIELDS:

@@ -799,6 +799,34 @@ def parse_flag(value: Any, *, default: bool) -> Any:
     raise ValueError("must be yes or no (true/false, 1/0)")
 
 
+#: What to say about each field that :func:`cloud_account_conflicts` can name.
+CLOUD_ACCOUNT_FIXES: dict[str, str] = {
+    "username": "in the cloud edition the user signs in as the user code (their own account "
+    "and password, never the org's) and the user name cannot differ; clear the user's user name",
+    "from_address": "in the cloud edition the From address is the user code and cannot differ; "
+    "clear the user's From address",
+}
+
+
+def cloud_account_conflicts(
+    user_code: str, username: str | None, from_address: str | None
+) -> list[str]:
+    """The user's own fields that differ from their code, which the cloud edition ignores.
+
+    There the user code is the address that signs in and sends (see ``resolve``): a different
+    user name or From would silently not apply, so the validator refuses it and the audit
+    (``cloud-account-ignored``) reports it in data that bypassed validation. Compared without
+    case: ``Alice@Corp.example`` and ``alice@corp.example`` are one mailbox in practice.
+    """
+    code = user_code.strip().casefold()
+    given = {"username": username, "from_address": from_address}
+    return [
+        name
+        for name, value in given.items()
+        if value is not None and value.strip() and value.strip().casefold() != code
+    ]
+
+
 def user_problems(org: OrgSettings, user: UserSettings) -> list[FieldProblem]:
     """Rules that need both the org and the user: the cloud edition, effective port/security."""
     problems: list[FieldProblem] = []
@@ -823,14 +851,9 @@ def user_problems(org: OrgSettings, user: UserSettings) -> list[FieldProblem]:
                     "clear the user's mode or set it to smtp",
                 )
             )
-        if code is not None and user.from_address not in (None, code):
-            problems.append(
-                FieldProblem(
-                    f"{where}.from_address",
-                    "in the cloud edition the From address is the user code and cannot differ; "
-                    "clear the user's From address",
-                )
-            )
+        if code is not None:
+            for name in cloud_account_conflicts(code, user.username, user.from_address):
+                problems.append(FieldProblem(f"{where}.{name}", CLOUD_ACCOUNT_FIXES[name]))
     if user.override_enabled:
         port = user.port if user.port is not None else org.port
         security = user.security if user.security is not None else org.security

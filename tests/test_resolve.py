@@ -19,6 +19,7 @@ from mailkit.settings import (
     Security,
     UserSettings,
 )
+from mailkit.testsend import credential_account
 from mailkit.users import USERS_COLUMNS, users_to_frame
 
 ORG = OrgSettings(
@@ -90,6 +91,28 @@ def test_cloud_edition_from_is_user_code() -> None:
     eff = effective(org, UserSettings(user_code="carol@example.com"))
     assert eff.from_address == "carol@example.com"
     assert eff.provenance["from_address"] is Provenance.USER
+
+
+def test_cloud_edition_user_code_is_the_account_whatever_else_is_set() -> None:
+    """Issue 10: in the cloud edition a user signs in as themselves, never as the org."""
+    org = OrgSettings(
+        edition=Edition.CLOUD, host="smtp.example.com", username="it@example.com", auth="login"
+    )
+    users = [
+        UserSettings(user_code="carol@example.com"),
+        UserSettings(user_code="dan@example.com", override_enabled=True, host="smtp.example.org"),
+    ]
+    for user in users:
+        eff = effective(org, user)
+        assert eff.username == eff.from_address == user.user_code
+        assert eff.provenance["username"] is Provenance.USER
+        assert credential_account(org, user) == user.user_code
+    frame = effective_frame(org, users)
+    assert list(frame["username"]) == [u.user_code for u in users]
+    assert set(frame["username_source"]) == {"user"}
+    # The org sending for itself keeps its own account.
+    assert effective(org).username == "it@example.com"
+    assert credential_account(org, None) == "org"
 
 
 def test_to_frame_lists_every_field_with_source() -> None:

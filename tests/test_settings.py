@@ -39,6 +39,7 @@ from mailkit.settings import (
     Security,
     UserSettings,
     check_address,
+    cloud_account_conflicts,
     default_port,
     host_ascii,
     internal_suffix,
@@ -1044,6 +1045,42 @@ def test_cloud_user_from_address_is_the_user_code() -> None:
     assert same.users[0].from_address == "a@example.org"
     other = profile({}, {"user_code": "a@example.org", "from_address": "b@example.org"})
     assert other.users[0].from_address == "b@example.org"
+
+
+def test_cloud_user_username_is_the_user_code() -> None:
+    """Issue 10: a cloud user signs in as their own address, so a shared login is refused."""
+    assert_problem(
+        Profile,
+        {
+            "org": {**CLOUD, "username": "relay@example.org"},
+            "users": [{"user_code": "a@example.org", "username": "relay@example.org"}],
+        },
+        "users[a@example.org].username",
+        "signs in as the user code",
+        "never the org's",
+        "clear the user's user name",
+    )
+    same = profile(CLOUD, {"user_code": "a@example.org", "username": "A@EXAMPLE.org"})
+    assert same.users[0].username == "A@EXAMPLE.org"
+    other = profile({}, {"user_code": "a@example.org", "username": "relay"})
+    assert other.users[0].username == "relay"
+
+
+@pytest.mark.parametrize(
+    ("code", "username", "sender", "expected"),
+    [
+        ("a@example.org", None, None, []),
+        ("a@example.org", "A@Example.org", " a@example.org ", []),
+        ("a@example.org", "relay", None, ["username"]),
+        ("a@example.org", None, "b@example.org", ["from_address"]),
+        ("a@example.org", "b", "b@example.org", ["username", "from_address"]),
+        ("a@example.org", " ", "", []),
+    ],
+)
+def test_cloud_account_conflicts(
+    code: str, username: str | None, sender: str | None, expected: list[str]
+) -> None:
+    assert cloud_account_conflicts(code, username, sender) == expected
 
 
 def test_cloud_user_problems_are_all_reported() -> None:
