@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy as copy_module
+import dataclasses
 import html
 import json
 import re
@@ -29,13 +31,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
-from enum import StrEnum
+from enum import Enum, StrEnum
+from typing import Any, TypeVar, cast
 from urllib.parse import quote, quote_plus
 
 import pandas as pd
 
 from mailkit.outcome import Phase
 from mailkit.secrets import Secret
+
+T = TypeVar("T")
 
 
 class Direction(StrEnum):
@@ -86,7 +91,8 @@ def _cut(text: str) -> str:
 
 
 def _decode(line: bytes) -> str:
-    return _cut(line.decode("utf-8", "replace").rstrip("\r\n"))
+    """A line as text, not yet cut: rows are cut only after they were scrubbed."""
+    return line.decode("utf-8", "replace").rstrip("\r\n")
 
 
 def _b64text(payload: bytes) -> str | None:
@@ -100,54 +106,137 @@ def _b64text(payload: bytes) -> str | None:
 
 
 def secret_forms(secret: str, username: str | None = None) -> set[str]:
-    """The ways ``secret`` can appear on the wire or in a careless log."""
+    """The ways ``secret`` can appear on the wire or in a careless log (for tests and audits).
+
+    The scrubber does not depend on this list for base64: it finds the secret's base64 at any
+    alignment inside any blob (see :class:`SecretScrubber`).
+    """
     raw = secret.encode()
     blobs = [raw]
-    if username is not None:
-        user = username.encode()
+    users = [b"", *([username.encode()] if username else [])]
+    for user in users:
         blobs += [
             b"\0" + user + b"\0" + raw,
             user + b"\0" + raw,
             b"user=" + user + b"\x01auth=Bearer " + raw + b"\x01\x01",
         ]
-    forms = {secret, raw.hex()}
+    forms = {secret, raw.hex(), raw.hex().upper()}
     for blob in blobs:
         encoded = base64.b64encode(blob).decode()
         forms |= {encoded, encoded.rstrip("="), base64.urlsafe_b64encode(blob).decode()}
-    return {form for form in forms if len(form) >= 4}
+    return {form for form in forms if len(form) >= _MIN_FORM}
 
 
 #: What a scrubbed secret is replaced with in every row.
 HIDDEN = _HIDDEN
+#: Forms shorter than this are not searched for (they would hide ordinary words).
+_MIN_FORM = 4
+#: A run of base64 (standard or URL-safe) characters: a blob the secret may hide in.
+_B64_RUN = re.compile(r"[A-Za-z0-9+/_-]+=*")
+
+
+def _b64_cores(raw: bytes) -> set[str]:
+    """The base64 characters that depend on ``raw`` alone, at each of the three alignments.
+
+    Whatever precedes the secret in a blob (``\\0user\\0``, ``\\0\\0``, an authzid, XOAUTH2's
+    ``user=...auth=Bearer ``), its encoding contains one of these strings.
+    """
+    cores: set[str] = set()
+    for offset in range(3):
+        start, stop = -(-8 * offset // 6), 8 * (offset + len(raw)) // 6
+        padded = b"\0" * offset + raw
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            cores.add(encode(padded)[start:stop].decode())
+    return {core for core in cores if len(core) >= _MIN_FORM}
 
 
 class SecretScrubber:
-    """Replaces every known form of each secret with :data:`HIDDEN` (longest forms first).
+    """The one place secrets are taken out of text: every string that came from a peer, or
+    that quotes one, passes through the scrubber of the send it belongs to before anything
+    else (a row, a failure, a diagnosis, a reply, a result) holds it.
 
-    Beyond :func:`secret_forms` it knows the forms an HTTP exchange adds: JSON-escaped (a
-    ``/`` written as ``\\/``) and percent-encoded (a form body or a query string).
+    It hides each secret in clear, as hex (either case), percent-encoded, JSON-escaped, and in
+    base64 at any alignment: a base64 run containing the characters that depend on the secret
+    alone is hidden whole, so AUTH PLAIN with or without a user name or authzid, LOGIN, XOAUTH2
+    and any other blob around the secret are all covered. Scrub first, then cut: a cut made
+    before scrubbing could keep part of a secret.
     """
 
     def __init__(self, secrets: Iterable[Secret] = (), username: str | None = None) -> None:
         self.username = username
-        self._forms: list[str] = []
+        self._values: list[str] = []
+        self._plain: re.Pattern[str] | None = None
+        self._cores: re.Pattern[str] | None = None
         for secret in secrets:
             if secret:
                 self.add(secret)
 
     def add(self, secret: Secret) -> None:
         value = secret.reveal()
-        if not value:
+        if not value or value in self._values:
             return
-        forms = set(self._forms) | secret_forms(value, self.username)
-        forms |= {json.dumps(value)[1:-1], quote(value, safe=""), quote_plus(value)}
-        self._forms = sorted((f for f in forms if len(f) >= 4), key=len, reverse=True)
+        self._values.append(value)
+        plain: set[str] = set()
+        cores: set[str] = set()
+        for known in self._values:
+            raw = known.encode()
+            plain |= {
+                known,
+                raw.hex(),
+                raw.hex().upper(),
+                json.dumps(known)[1:-1],
+                json.dumps(known, ensure_ascii=False)[1:-1],
+                quote(known, safe=""),
+                quote(known),
+                quote_plus(known),
+            }
+            cores |= _b64_cores(raw)
+        forms = sorted((f for f in plain if len(f) >= _MIN_FORM), key=len, reverse=True)
+        self._plain = re.compile("|".join(map(re.escape, forms))) if forms else None
+        ordered = sorted(cores, key=len, reverse=True)
+        self._cores = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+
+    def __bool__(self) -> bool:
+        return bool(self._values)
 
     def __call__(self, text: str) -> str:
-        for form in self._forms:
-            if form in text:
-                text = text.replace(form, _HIDDEN)
+        if self._plain is not None:
+            text = self._plain.sub(_HIDDEN, text)
+        cores = self._cores
+        if cores is not None and cores.search(text):
+            text = _B64_RUN.sub(lambda m: _HIDDEN if cores.search(m.group()) else m.group(), text)
         return text
+
+    def scrub_value(self, value: T) -> T:
+        """``value`` with every string inside it scrubbed: dataclasses field by field (frozen
+        ones rebuilt), tuples, lists, sets and dicts item by item; enums and numbers as they are.
+        """
+        return cast(T, self._scrub_any(value))
+
+    def _scrub_any(self, value: Any) -> Any:
+        if isinstance(value, Enum):
+            return value
+        if isinstance(value, str):
+            return self(value)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            changed = {}
+            for item in dataclasses.fields(value):
+                old = getattr(value, item.name)
+                new = self._scrub_any(old)
+                if new is not old and new != old:
+                    changed[item.name] = new
+            if not changed:
+                return value
+            copy = copy_module.copy(value)
+            for name, new in changed.items():
+                object.__setattr__(copy, name, new)
+            return copy
+        if isinstance(value, tuple | list | set | frozenset):
+            items = [self._scrub_any(v) for v in value]
+            return type(value)(items) if not hasattr(value, "_fields") else type(value)(*items)
+        if isinstance(value, dict):
+            return {self._scrub_any(k): self._scrub_any(v) for k, v in value.items()}
+        return value
 
 
 class Recorder:
@@ -155,7 +244,8 @@ class Recorder:
 
     The sender calls :meth:`sent` and :meth:`received` with raw bytes, :meth:`tls_started` when
     a handshake completes, and :meth:`info` for its own notes. ``secrets`` are scrubbed from
-    every row; ``username`` may be shown decoded (it is not a secret).
+    every row — through ``scrubber`` when the send shares its own, so that its failure and
+    result are scrubbed by the same one; ``username`` may be shown decoded (not a secret).
     """
 
     def __init__(
@@ -165,15 +255,17 @@ class Recorder:
         secrets: Iterable[Secret] = (),
         on_row: Callable[[Row], None] | None = None,
         tls: bool = False,
+        scrubber: SecretScrubber | None = None,
     ) -> None:
         self.rows: list[Row] = []
         self.username = username
-        self._forms = sorted(
-            {form for s in secrets if s for form in secret_forms(s.reveal(), username)},
-            key=len,
-            reverse=True,
-        )
+        self.scrubber = scrubber if scrubber is not None else SecretScrubber(username=username)
+        for secret in secrets:
+            if secret:
+                self.scrubber.add(secret)
         self._on_row = on_row
+        #: The rest of an overlong server line is dropped unseen, up to its line end.
+        self._skipping = False
         self._t0 = time.perf_counter()
         self._wall0 = datetime.now(UTC)
         self.tls = tls
@@ -191,8 +283,7 @@ class Recorder:
 
     def add_secret(self, secret: Secret) -> None:
         """Scrub this secret too (a token fetched during the send)."""
-        forms = set(self._forms) | secret_forms(secret.reveal(), self.username)
-        self._forms = sorted(forms, key=len, reverse=True)
+        self.scrubber.add(secret)
 
     def connected(self) -> None:
         """The TCP (or TLS) connection is up: the next server reply is the greeting."""
@@ -219,31 +310,40 @@ class Recorder:
         while (end := self._rx.find(b"\n")) != -1:
             line = bytes(self._rx[: end + 1])
             del self._rx[: end + 1]
+            if self._skipping:  # the tail of a line already shown cut
+                self._skipping = False
+                continue
             self._server_line(line)
-        if len(self._rx) > MAX_PENDING_BYTES:
+        if self._skipping:
+            self._rx.clear()
+        elif len(self._rx) > MAX_PENDING_BYTES:
             self._flush_reply()
+            # The whole pending text is scrubbed before the row is cut, and the rest of the
+            # line is dropped unseen: a secret cut in two would otherwise show in part.
+            size = len(self._rx)
             self._emit(
                 Direction.SERVER,
                 self._reply_phase(),
                 None,
-                f"{_decode(bytes(self._rx[:MAX_SHOWN_LINE]))}… "
-                f"({len(self._rx)} bytes without a line end)",
+                _decode(bytes(self._rx)),
+                note=f" ({size} bytes without a line end; the rest of the line is not shown)",
             )
             self._rx.clear()
+            self._skipping = True
 
     def closed(self) -> None:
         """The connection ended: show any partial server line that never completed."""
         self._flush_reply()
-        if self._rx:
+        if self._rx and not self._skipping:
             self._emit(Direction.SERVER, self._reply_phase(), None, _decode(bytes(self._rx)))
-            self._rx.clear()
+        self._rx.clear()
 
     # ------------------------------------------------------------------ client side
 
     def _client_line(self, line: bytes) -> None:
         if self._body is not None:
             if line.rstrip(b"\r\n") == b".":
-                self._emit(Direction.CLIENT, Phase.DATA, None, self._summary(self._body))
+                self._emit(Direction.CLIENT, Phase.DATA, None, self._summary(self._body), cut=False)
                 self._body = None
                 self.phase = Phase.END_OF_DATA
                 self._pending.append(Phase.END_OF_DATA)
@@ -318,7 +418,7 @@ class Recorder:
         for name in ("From", "To", "Subject", "Date", "Message-ID"):
             value = headers.get(name)
             if value is not None:
-                shown.append(f"{name}: {_cut(' '.join(str(value).split()))}")
+                shown.append(f"{name}: {_cut(self.scrubber(' '.join(str(value).split())))}")
         count = len(headers.keys())
         return (
             f"<message: {count} header fields; {'; '.join(shown)}; "
@@ -369,17 +469,28 @@ class Recorder:
             return "334 <NTLM challenge>"
         decoded = _b64text(payload) if payload else None
         shown = _decode(lines[-1])
-        return f"{shown} ({_cut(decoded)})" if decoded else shown
+        return f"{shown} ({decoded})" if decoded else shown
 
     def _reply_phase(self) -> Phase:
         return self._pending[0] if self._pending else self.phase
 
     # ------------------------------------------------------------------ rows
 
-    def _emit(self, direction: Direction, phase: Phase, code: int | None, text: str) -> None:
-        for form in self._forms:
-            if form in text:
-                text = text.replace(form, _HIDDEN)
+    def _emit(
+        self,
+        direction: Direction,
+        phase: Phase,
+        code: int | None,
+        text: str,
+        *,
+        note: str = "",
+        cut: bool = True,
+    ) -> None:
+        # Scrub first, then cut: a cut made first could keep the start of a secret.
+        text = self.scrubber(text)
+        if cut:
+            text = "\n".join(_cut(line) for line in text.split("\n"))
+        text += note
         now = time.perf_counter()
         row = Row(
             t_ms=round((now - self._t0) * 1000, 3),
@@ -467,9 +578,11 @@ class Transcript:
         )
         return (
             # A line height of its own: inside a widget it would inherit ipywidgets' 28 px.
-            '<table class="mailkit-transcript" style="line-height:1.35"><thead><tr><th>t_ms</th>'
-            "<th>dir</th>"
-            "<th>phase</th><th>tls</th><th>code</th><th>text</th></tr></thead>"
+            # Headers in words for people; the DataFrame keeps its column names (an API).
+            '<table class="mailkit-transcript" style="line-height:1.35"><thead><tr>'
+            '<th title="milliseconds since the start">Time (ms)</th>'
+            '<th title="C: mailkit (the client), S: the server, I: a note of mailkit\'s">'
+            "Direction</th><th>Phase</th><th>TLS</th><th>Code</th><th>Text</th></tr></thead>"
             f"<tbody>{body}</tbody></table>"
         )
 
@@ -483,7 +596,9 @@ class Transcript:
             if not starts or starts[-1][0] is not row.phase:
                 starts.append((row.phase, row.t_ms))
         result: dict[str, float] = {}
-        end = self.rows[-1].t_ms if self.rows else 0.0
+        if not starts:
+            return result  # nothing was said: a send refused before it connected
+        end = self.rows[-1].t_ms
         for (phase, start), following in zip(starts, [*starts[1:], (None, end)], strict=True):
             result[phase.value] = round(result.get(phase.value, 0.0) + following[1] - start, 3)
         return result

@@ -23,7 +23,6 @@ import hashlib
 import inspect
 import json
 import math
-import os
 import socket
 import ssl
 import threading
@@ -50,6 +49,7 @@ from mailkit.senders.smtp import (
     TestResult,
     TlsInfo,
     TokenProvider,
+    ca_file_problem,
     describe_certificate,
     run_sync,
 )
@@ -177,7 +177,9 @@ class HttpRecorder:
         on_row: Callable[[Row], None] | None = None,
     ) -> None:
         self.rows: list[Row] = []
-        self._scrub = SecretScrubber(secrets)
+        #: The send's one scrubber: rows, the failure, the diagnosis and the result pass it.
+        self.scrubber = SecretScrubber(secrets)
+        self._scrub = self.scrubber
         self._on_row = on_row
         self._t0 = time.perf_counter()
 
@@ -600,7 +602,11 @@ class ApiSender(ABC):
         except _Stop as stop:
             failure, diagnosis = stop.failure, stop.diagnosis
         context = self.context()
+        scrubber = self.recorder.scrubber
+        diagnosis = scrubber.scrub_value(diagnosis)
         if failure is not None:
+            # The service's words reach the diagnosis only scrubbed (a body may echo a token).
+            failure = scrubber.scrub_value(failure)
             diagnosis = diagnose(failure, context)
             if failure.detail and failure.signal not in (Signal.HTTP, Signal.MISSING):
                 code = f" (OpenSSL {failure.verify_code})" if failure.verify_code else ""
@@ -612,6 +618,7 @@ class ApiSender(ABC):
             ok=ok,
             transcript=self.recorder.transcript(),
             context=context,
+            scrub=scrubber,
             diagnosis=diagnosis,
             message_id=message.message_id if ok and message is not None else None,
             server_reply=reply,
@@ -634,10 +641,12 @@ class ApiSender(ABC):
             raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail=f"address: {exc}")) from None
 
     def _check_ca_file(self) -> None:
-        """requests raises a bare OSError for a CA path that is not there: say which setting."""
+        """requests raises a bare OSError for a CA path that is not there (and a cryptic one
+        for a file that is no PEM): say which setting, which file and what is wrong."""
         ca_file = self.plan.ca_file
-        if ca_file and not os.path.exists(ca_file):
-            detail = f"ca_file: {ca_file} does not exist"
+        problem = ca_file_problem(ca_file) if ca_file is not None else None
+        if problem is not None:
+            detail = f"ca_file: {ca_file} {problem}"
             raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail=detail))
 
     async def _token(self) -> Secret:

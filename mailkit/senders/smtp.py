@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import errno
 import hashlib
 import inspect
@@ -33,8 +34,9 @@ import ssl
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosmtplib.smtp
@@ -68,13 +70,17 @@ from mailkit.message import TestMessage, build_test_message
 from mailkit.outcome import Diagnosis, Failure, Phase, SendContext, Signal
 from mailkit.resolve import Effective
 from mailkit.secrets import Secret
-from mailkit.settings import AuthType, Mode, Priority, Security, host_ascii
-from mailkit.transcript import Recorder, Row, Transcript
+from mailkit.settings import AuthType, Mode, OrgSettings, Priority, Security, host_ascii
+from mailkit.transcript import Direction, Recorder, Row, SecretScrubber, Transcript
 
 _current_recorder: ContextVar[Recorder | None] = ContextVar("mailkit_smtp_recorder", default=None)
 #: The protocols a send opened, so it can wait until each connection is really closed.
 _current_protocols: ContextVar[list[RecordingProtocol] | None] = ContextVar(
     "mailkit_smtp_protocols", default=None
+)
+#: How long the current send waits for the greeting (the protocol's first reply).
+_current_greeting_wait: ContextVar[float | None] = ContextVar(
+    "mailkit_smtp_greeting_wait", default=None
 )
 
 #: Password mechanisms in the order ``auto`` prefers them over verified TLS: PLAIN takes one
@@ -107,11 +113,23 @@ class _Group:
         self.expected = expected
         self.responses: list[SMTPResponse] = []
         self.future = future
+        #: Set whenever a reply arrives or the group ends, so each reply can have its own wait.
+        self.progress = asyncio.Event()
 
     def fail(self, exc: BaseException) -> None:
         if not self.future.done():
             self.future.set_exception(exc)
             self.future.exception()  # retrieved: nobody may await it after a timeout
+        self.progress.set()
+
+    async def until(self, count: int) -> None:
+        """Return once ``count`` replies are in (or raise what ended the group early)."""
+        while len(self.responses) < count:
+            if self.future.done():
+                self.future.result()
+                return
+            self.progress.clear()
+            await self.progress.wait()
 
 
 class PipelineError(SMTPException):
@@ -133,7 +151,12 @@ class RecordingProtocol(SMTPProtocol):
     ) -> None:
         super().__init__(loop=loop, connection_lost_callback=connection_lost_callback)
         self.recorder = _current_recorder.get()
+        self._greeting_wait = _current_greeting_wait.get()
+        self._greeted = False
         self._group: _Group | None = None
+        #: Reply bytes that came after a group had all its replies: the server answered more
+        #: often than it was asked (a duplicated reply), so replies no longer pair with commands.
+        self.unasked = b""
         #: Done once the connection is gone (TLS close_notify and all).
         self.closed: asyncio.Future[None] = self._loop.create_future()
         opened = _current_protocols.get()
@@ -144,6 +167,14 @@ class RecordingProtocol(SMTPProtocol):
         super().connection_made(transport)
         if self.recorder is not None:
             self.recorder.connected()
+
+    async def read_response(self, timeout: float | None = None) -> SMTPResponse:
+        """The first reply on a connection is the greeting, which has a wait of its own."""
+        if not self._greeted:
+            self._greeted = True
+            if self._greeting_wait is not None:
+                timeout = self._greeting_wait
+        return await super().read_response(timeout=timeout)
 
     def write(self, data: bytes) -> None:
         super().write(data)
@@ -189,31 +220,44 @@ class RecordingProtocol(SMTPProtocol):
             if response is None:
                 return
             group.responses.append(response)
+            group.progress.set()
         if not group.future.done():
             group.future.set_result(None)
+            group.progress.set()
 
     async def pipeline(
-        self, data: bytes, expected: int, timeout: float | None
+        self, data: bytes, expected: int, timeout: float | Sequence[float] | None
     ) -> list[SMTPResponse]:
-        """Write ``data`` (one or more commands) at once and read ``expected`` replies."""
+        """Write ``data`` (one or more commands) at once and read ``expected`` replies.
+
+        ``timeout`` is each reply's own wait, or one wait per reply (the last repeats): the
+        reply to the final dot may take long, the QUIT pipelined behind it only a moment.
+        """
         if self._command_lock is None:
             raise SMTPServerDisconnected("Server not connected")
+        waits = [timeout] if timeout is None or isinstance(timeout, int | float) else timeout
         async with self._command_lock:
             group = _Group(expected, self._loop.create_future())
             self._group = group
             try:
                 self.write(data)
-                try:
-                    await asyncio.wait_for(group.future, timeout)
-                except TimeoutError:
-                    raise PipelineError(
-                        group.responses, SMTPReadTimeoutError("Timed out waiting for the server")
-                    ) from None
-                except SMTPException as exc:
-                    raise PipelineError(group.responses, exc) from None
+                for count in range(1, expected + 1):
+                    wait = waits[min(count, len(waits)) - 1]
+                    try:
+                        await asyncio.wait_for(group.until(count), wait)
+                    except TimeoutError:
+                        raise PipelineError(
+                            group.responses,
+                            SMTPReadTimeoutError("Timed out waiting for the server"),
+                        ) from None
+                    except SMTPException as exc:
+                        raise PipelineError(group.responses, exc) from None
             finally:
                 self._group = None
-                del self._buffer[:]  # replies nobody asked for must not pair with later ones
+                # Replies nobody asked for must not pair with later commands; they are kept
+                # aside so the sender can say the server answered twice.
+                self.unasked = bytes(self._buffer).strip()
+                del self._buffer[:]
         return list(group.responses)
 
 
@@ -257,11 +301,18 @@ class TlsInfo:
 
 @dataclass(frozen=True)
 class TestResult:
-    """One test send: success, or a diagnosis — always with the whole transcript."""
+    """One test send: success, or a diagnosis — always with the whole transcript.
+
+    It can only be built with the scrubber of its send (``scrub``): every string in every
+    field, nested ones included, goes through it at construction. An output path added later
+    (a new field, a new rendering) therefore cannot see a secret a server echoed, whatever
+    the sender forgot to scrub.
+    """
 
     ok: bool
     transcript: Transcript
     context: SendContext
+    scrub: InitVar[SecretScrubber]
     diagnosis: Diagnosis | None = None
     tls: TlsInfo | None = None
     auth_mechanism: str | None = None
@@ -272,6 +323,13 @@ class TestResult:
     duration_ms: float = 0.0
 
     __test__ = False  # not a pytest test class, despite the name
+
+    def __post_init__(self, scrub: SecretScrubber) -> None:
+        if not isinstance(scrub, SecretScrubber):
+            raise TypeError("TestResult needs the SecretScrubber of its send")
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            object.__setattr__(self, item.name, scrub.scrub_value(value))
 
     @property
     def timings(self) -> dict[str, float]:
@@ -302,6 +360,59 @@ class TestResult:
         return head + self.transcript.to_html()
 
 
+# --------------------------------------------------------------------------- waits
+
+#: How long a test send waits at each step when nothing overrides it. RFC 5321 §4.5.3.2 gives
+#: the minimums a *server-side* client keeps (greeting 5 min, MAIL and RCPT 5, DATA 2, each data
+#: block 3, the final dot 10): right for a relay that retries for days, far too long for someone
+#: watching a test. A server that works answers in milliseconds, so the waits cover the slow
+#: but legitimate cases only.
+#: TCP connect (and the handshake of implicit TLS): a reachable host answers in well under a
+#: second; 10 s covers a slow VPN or a first DNS lookup.
+CONNECT_WAIT = 10.0
+#: Twice Postfix postscreen's 6 s greet pause, the longest delay servers add on purpose.
+GREETING_WAIT = 12.0
+#: Each command (EHLO, STARTTLS, AUTH, MAIL, RCPT, DATA): RCPT may wait on DNS checks
+#: (blocklists, SPF, recipient callouts) of a few seconds.
+COMMAND_WAIT = 15.0
+#: The reply to the final dot follows content scanning (antivirus, spam filters, milters); a
+#: timeout there leaves the outcome unknown, the costliest answer, so it waits longest.
+END_OF_DATA_WAIT = 60.0
+#: QUIT, alone or pipelined behind the message: the message is already decided, so a server
+#: that does not say goodbye costs the user a moment at most.
+QUIT_WAIT = 3.0
+#: The implicit-TLS probe after a silent greeting: a TLS server answers a hello at once.
+TLS_PROBE_WAIT = 3.0
+
+
+@dataclass(frozen=True)
+class Waits:
+    """The seconds one send waits at each step (see the ``*_WAIT`` defaults for why)."""
+
+    connect: float = CONNECT_WAIT
+    greeting: float = GREETING_WAIT
+    command: float = COMMAND_WAIT
+    end_of_data: float = END_OF_DATA_WAIT
+    quit: float = QUIT_WAIT
+
+    def describe(self) -> str:
+        def s(value: float) -> str:
+            return f"{value:g} s"
+
+        return (
+            f"connect {s(self.connect)}, greeting {s(self.greeting)}, each command "
+            f"{s(self.command)}, end of data {s(self.end_of_data)}, QUIT {s(self.quit)}"
+        )
+
+
+def _chosen(org: OrgSettings, name: str) -> float | None:
+    """An org timeout when it was changed from the settings' default, else None (then each
+    phase keeps its own default wait)."""
+    value = getattr(org, name)
+    default = type(org).model_fields[name].default
+    return None if value == default else float(value)
+
+
 # --------------------------------------------------------------------------- the plan
 
 
@@ -320,10 +431,23 @@ class SmtpPlan:
     pin_sha256: str | None = None
     tls_min_version: str = "1.2"
     allow_plaintext_auth: bool = False
-    connect_timeout: float = 15.0
-    command_timeout: float = 60.0
+    #: Overrides the connect wait (None: :data:`CONNECT_WAIT`, or the command override if lower).
+    connect_timeout: float | None = None
+    #: An override (``--timeout``, or an org ``command_timeout`` changed from its default):
+    #: every reply — greeting, each command, end of data — waits this long. None: per phase.
+    command_timeout: float | None = None
     local_hostname: str = "mailkit.localhost"
     mode: Mode = Mode.SMTP
+
+    @property
+    def waits(self) -> Waits:
+        override = self.command_timeout
+        connect = self.connect_timeout
+        if connect is None:
+            connect = CONNECT_WAIT if override is None else min(CONNECT_WAIT, override)
+        if override is None:
+            return Waits(connect=connect)
+        return Waits(connect, override, override, override, min(QUIT_WAIT, override))
 
     @classmethod
     def from_effective(cls, eff: Effective) -> SmtpPlan:
@@ -342,8 +466,8 @@ class SmtpPlan:
             pin_sha256=eff.org.tls_pin_sha256,
             tls_min_version=eff.org.tls_min_version,
             allow_plaintext_auth=eff.org.allow_plaintext_auth,
-            connect_timeout=eff.org.connect_timeout,
-            command_timeout=eff.org.command_timeout,
+            connect_timeout=_chosen(eff.org, "connect_timeout"),
+            command_timeout=_chosen(eff.org, "command_timeout"),
             mode=eff.mode,
         )
 
@@ -355,8 +479,31 @@ class SmtpPlan:
             auth=auth or self.auth.value,
             username=self.username,
             from_address=self.from_address,
-            timeout=self.command_timeout,
+            timeout=self.waits.command,
         )
+
+
+def ca_file_problem(path: str) -> str | None:
+    """Why ``path`` cannot serve as a CA file (a few words), or None when it loads.
+
+    Read before a send starts, so a wrong path or a file that is not PEM is a configuration
+    diagnosis naming the file, never an exception from the depths of ``ssl``.
+    """
+    if not path.strip():
+        return "is empty (no path given)"
+    try:
+        if not Path(path).exists():
+            return "does not exist"
+        if Path(path).is_dir():
+            return "is a folder, not a file"
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=path)
+    except PermissionError:
+        return "cannot be read (permission denied)"
+    except ssl.SSLError:
+        return "holds no certificate in PEM format"
+    except (OSError, ValueError) as exc:
+        return f"cannot be read ({getattr(exc, 'strerror', None) or type(exc).__name__})"
+    return None
 
 
 def tls_context(plan: SmtpPlan) -> ssl.SSLContext:
@@ -445,7 +592,8 @@ def failure_from_exception(exc: BaseException, phase: Phase, **facts: Any) -> Fa
         return Failure(phase, Signal.TIMEOUT, detail=str(exc) or "timed out", **facts)
     if isinstance(exc, SMTPResponseException):
         if exc.code < 0 or "Malformed" in exc.message or "too long" in exc.message:
-            return Failure(phase, Signal.MALFORMED, detail=exc.message[:300], **facts)
+            # Not cut here: the sender scrubs the server's words first, then cuts them.
+            return Failure(phase, Signal.MALFORMED, detail=exc.message, **facts)
         return Failure(
             phase,
             Signal.REPLY,
@@ -457,6 +605,28 @@ def failure_from_exception(exc: BaseException, phase: Phase, **facts: Any) -> Fa
     if isinstance(exc, SMTPServerDisconnected | ConnectionError | EOFError):
         return Failure(phase, Signal.DISCONNECTED, detail=str(exc), **facts)
     return Failure(phase, Signal.DISCONNECTED, detail=f"{type(exc).__name__}: {exc}", **facts)
+
+
+#: A failure's own words are cut to this after scrubbing (the transcript keeps the rest).
+MAX_DETAIL = 300
+
+
+def _bounded(failure: Failure) -> Failure:
+    """``failure`` with its sender detail cut — only ever applied after scrubbing."""
+    if len(failure.detail) <= MAX_DETAIL:
+        return failure
+    return dataclasses.replace(failure, detail=failure.detail[: MAX_DETAIL - 1] + "…")
+
+
+def _extra_reply(phase: Phase) -> Failure:
+    """The server answered one command twice: replies no longer pair with commands."""
+    step = {Phase.RCPT: "RCPT TO", Phase.MAIL: "MAIL FROM", Phase.AUTH: "AUTH"}.get(phase, "")
+    return Failure(
+        phase,
+        Signal.MALFORMED,
+        detail=f"the server answered {step or phase.value} twice, so its replies no longer "
+        "match the commands; mailkit stopped rather than guess",
+    )
 
 
 def _reply_failure(phase: Phase, response: SMTPResponse, **facts: Any) -> Failure:
@@ -484,18 +654,24 @@ class SmtpTestSender:
         self.plan = plan
         self.password = password
         self.token = token
+        self.waits = plan.waits
+        #: The send's one scrubber: rows, failures, the diagnosis and the result all pass it.
+        self.scrubber = SecretScrubber(
+            [s for s in (password,) if s is not None], username=plan.username
+        )
         self.recorder = Recorder(
             username=plan.username,
-            secrets=[s for s in (password,) if s is not None],
             on_row=on_row,
             tls=plan.security is Security.IMPLICIT_TLS,
+            scrubber=self.scrubber,
         )
         self.smtp: SMTP | None = None
         self.tls: TlsInfo | None = None
         self.mechanism: str | None = None
         #: The server said 354 and waits for a body we will not send: QUIT would be body text.
         self._in_body = False
-        self._context = tls_context(plan) if plan.security is not Security.NONE else None
+        #: Built in :meth:`_send`, after the CA file was checked (a bad one is a diagnosis).
+        self._context: ssl.SSLContext | None = None
 
     # ------------------------------------------------------------------ entry
 
@@ -506,6 +682,7 @@ class SmtpTestSender:
         token = _current_recorder.set(self.recorder)
         protocols: list[RecordingProtocol] = []
         opened = _current_protocols.set(protocols)
+        greeting_wait = _current_greeting_wait.set(self.waits.greeting)
         reply: str | None = None
         known: Diagnosis | None = None
         try:
@@ -518,9 +695,13 @@ class SmtpTestSender:
         finally:
             _current_recorder.reset(token)
             _current_protocols.reset(opened)
+            _current_greeting_wait.reset(greeting_wait)
             await self._close(protocols)
         diagnosis = None
         if failure is not None:
+            # The server's words reach the diagnosis only scrubbed, and cut only after that.
+            failure = _bounded(self.scrubber.scrub_value(failure))
+            known = self.scrubber.scrub_value(known)
             diagnosis = known or diagnose(failure, self.plan.context(self._auth_label()))
             if failure.detail and failure.signal not in (Signal.REPLY, Signal.OAUTH):
                 # What the client saw, e.g. why a certificate did not verify.
@@ -531,6 +712,7 @@ class SmtpTestSender:
             ok=failure is None,
             transcript=self.recorder.transcript(),
             context=self.plan.context(self._auth_label()),
+            scrub=self.scrubber,
             diagnosis=diagnosis,
             tls=self.tls,
             auth_mechanism=self.mechanism,
@@ -541,8 +723,13 @@ class SmtpTestSender:
         )
 
     def _may_quit(self, failure: Failure) -> bool:
-        """QUIT after a refusal; never over an untrusted channel or inside a message body."""
-        return failure.signal in (Signal.REPLY, Signal.OAUTH) and not self._in_body
+        """QUIT after a refusal; never over an untrusted channel or inside a message body, and
+        not after a 421: the server is closing the channel itself (RFC 5321 §3.8)."""
+        return (
+            failure.signal in (Signal.REPLY, Signal.OAUTH)
+            and failure.code != 421
+            and not self._in_body
+        )
 
     def _auth_label(self) -> str:
         return self.mechanism.lower().replace("-", "_") if self.mechanism else self.plan.auth.value
@@ -569,11 +756,19 @@ class SmtpTestSender:
     async def _send(self, message: TestMessage) -> str:
         plan = self.plan
         self._check_setup()
+        if plan.security is not Security.NONE:
+            self._context = tls_context(plan)
         self.recorder.info(
             f"connecting to {plan.host} port {plan.port}, security {plan.security.value}"
             + (f" (TLS {plan.tls_min_version}+, {self._trust_label()})" if self._context else ""),
             Phase.CONNECT,
         )
+        override = (
+            f"every reply waits the {plan.command_timeout:g} s set by command_timeout or --timeout"
+            if plan.command_timeout is not None
+            else "mailkit's defaults; command_timeout or --timeout sets one wait for every reply"
+        )
+        self.recorder.info(f"waits: {self.waits.describe()} ({override})", Phase.CONNECT)
         smtp = SMTP(
             hostname=host_ascii(plan.host),
             port=plan.port,
@@ -581,11 +776,11 @@ class SmtpTestSender:
             start_tls=False,
             tls_context=self._context,
             local_hostname=plan.local_hostname,
-            timeout=plan.command_timeout,
+            timeout=self.waits.command,
         )
         self.smtp = smtp
         try:
-            await smtp.connect(timeout=plan.connect_timeout)
+            await smtp.connect(timeout=self.waits.connect)
         except Exception as exc:  # classified below, never re-raised
             failure = failure_from_exception(exc, self.recorder.phase)
             if failure.phase is Phase.GREETING and failure.signal is Signal.TIMEOUT:
@@ -624,7 +819,7 @@ class SmtpTestSender:
                     ssl=context,
                     server_hostname=host_ascii(self.plan.host),
                 ),
-                timeout=min(5.0, self.plan.connect_timeout),
+                timeout=min(TLS_PROBE_WAIT, self.waits.connect),
             )
         except ssl.SSLCertVerificationError:
             speaks_tls = True
@@ -652,6 +847,11 @@ class SmtpTestSender:
             raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail="host"))
         if not plan.from_address:
             raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail="from_address"))
+        if plan.ca_file is not None and plan.security is not Security.NONE and not plan.pin_sha256:
+            problem = ca_file_problem(plan.ca_file)
+            if problem is not None:
+                detail = f"ca_file: {plan.ca_file} {problem}"
+                raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail=detail))
         auth = plan.auth.canonical
         if auth is AuthType.XOAUTH2 and self.token is None:
             raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail="token"))
@@ -690,7 +890,13 @@ class SmtpTestSender:
                 server_hostname=host_ascii(self.plan.host), tls_context=self._context
             )
         except Exception as exc:
-            phase = Phase.STARTTLS if isinstance(exc, SMTPResponseException) else Phase.TLS
+            # Until the server said 220 the trouble is STARTTLS itself (no answer, a refusal,
+            # a hang-up); after it, the handshake.
+            ready = any(
+                r.dir is Direction.SERVER and r.phase is Phase.STARTTLS and r.code == 220
+                for r in self.recorder.rows
+            )
+            phase = Phase.TLS if ready else Phase.STARTTLS
             raise _Stop(failure_from_exception(exc, phase)) from None
         self._tls_established(smtp)
 
@@ -859,7 +1065,7 @@ class SmtpTestSender:
         commands.append((Phase.MAIL, mail.encode() + b"\r\n"))
         commands += [(Phase.RCPT, f"RCPT TO:<{r}>\r\n".encode()) for r in message.recipients]
         commands.append((Phase.DATA, b"DATA\r\n"))
-        timeout = self.plan.command_timeout
+        timeout = self.waits.command
         replies: list[tuple[Phase, SMTPResponse]] = []
         groups = [commands] if pipelining else [[c] for c in commands]
         for group in groups:
@@ -876,9 +1082,12 @@ class SmtpTestSender:
                 raise _Stop(failure_from_exception(exc, group[0][0])) from None
             replies += list(zip([p for p, _ in group], responses, strict=True))
             self._check_replies(replies, len(message.recipients))
+            if protocol.unasked and group[-1][0] is not Phase.DATA:
+                self._in_body = True  # whatever the server thinks comes next, say no more
+                raise _Stop(_extra_reply(group[-1][0]))
         body = normalize_message_line_endings(payload)
         body = PERIOD_REGEX.sub(b"..", body) + b".\r\n"
-        end = await self._end_of_data(protocol, body, pipelining, timeout)
+        end = await self._end_of_data(protocol, body, pipelining)
         return end
 
     def _check_replies(self, replies: list[tuple[Phase, SMTPResponse]], recipients: int) -> None:
@@ -891,7 +1100,14 @@ class SmtpTestSender:
         refusal: SMTPResponse | None = None
         # Whatever stops the send, a server that said 354 now reads everything as the body.
         self._in_body = any(p is Phase.DATA and r.code == 354 for p, r in replies)
+        previous: Phase | None = None
         for phase, response in replies:
+            if phase is Phase.DATA and 200 <= response.code < 300 and previous is not None:
+                # DATA never answers 2xx: this is the command before it answered twice, and
+                # the real answer to DATA (likely 354) is still on its way.
+                self._in_body = True
+                raise _Stop(_extra_reply(previous))
+            previous = phase
             if phase is Phase.AUTH:
                 self.mechanism = "PLAIN"
                 if response.code != 235:
@@ -912,13 +1128,14 @@ class SmtpTestSender:
         if answered == recipients and accepted == 0 and refusal is not None:
             raise _Stop(_reply_failure(Phase.RCPT, refusal))
 
-    async def _end_of_data(
-        self, protocol: RecordingProtocol, body: bytes, pipelining: bool, timeout: float
-    ) -> str:
+    async def _end_of_data(self, protocol: RecordingProtocol, body: bytes, pipelining: bool) -> str:
         quit_with_body = pipelining
         data = body + (b"QUIT\r\n" if quit_with_body else b"")
+        # The final dot gets the long wait; a QUIT pipelined behind it the same short one a
+        # lone QUIT gets (the message is decided by then).
+        waits = [self.waits.end_of_data, self.waits.quit]
         try:
-            responses = await protocol.pipeline(data, 2 if quit_with_body else 1, timeout)
+            responses = await protocol.pipeline(data, 2 if quit_with_body else 1, waits)
         except PipelineError as exc:
             if not exc.responses:
                 raise _Stop(failure_from_exception(exc, Phase.END_OF_DATA)) from None
@@ -939,7 +1156,7 @@ class SmtpTestSender:
             return
         self.recorder.phase = Phase.QUIT
         with contextlib.suppress(Exception):
-            await protocol.pipeline(b"QUIT\r\n", 1, min(5.0, self.plan.command_timeout))
+            await protocol.pipeline(b"QUIT\r\n", 1, self.waits.quit)
 
 
 def _name(name: x509.Name) -> str:
@@ -1002,10 +1219,12 @@ async def send_plan_async(
         )
     except ValueError as exc:
         failure = Failure(Phase.SETUP, Signal.MISSING, detail=f"address: {exc}")
+        failure = _bounded(sender.scrubber.scrub_value(failure))
         return TestResult(
             ok=False,
             transcript=sender.recorder.transcript(),
             context=plan.context(),
+            scrub=sender.scrubber,
             diagnosis=diagnose(failure, plan.context()),
         )
     return await sender.run(message)
