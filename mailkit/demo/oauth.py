@@ -35,6 +35,7 @@ import re
 import secrets
 import socket
 import ssl
+import sys
 import threading
 import time
 import uuid
@@ -1281,6 +1282,36 @@ def google_client_config(
 
 # --------------------------------------------------------------------------- the HTTP server
 
+#: OpenSSL's reasons for a handshake the client ended because it did not accept our certificate.
+_CERTIFICATE_REFUSED = (
+    "UNKNOWN_CA",
+    "CERTIFICATE_UNKNOWN",
+    "BAD_CERTIFICATE",
+    "UNSUPPORTED_CERTIFICATE",
+    "CERTIFICATE_EXPIRED",
+    "CERTIFICATE_REVOKED",
+)
+
+
+def tls_failure_line(where: str, peer: object, error: BaseException) -> str:
+    """One console line for a failed TLS handshake on the demo (no traceback: a client that
+    does not trust the demo CA is an everyday event, not a bug of the server)."""
+    reason = getattr(error, "reason", None) or type(error).__name__
+    source = ""
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        source = f" from {peer[0]}:{peer[1]}"
+    text = str(reason).replace("_", " ").lower()
+    if any(marker in str(reason).upper() for marker in _CERTIFICATE_REFUSED):
+        return (
+            f"{where}: a client{source} refused the demo certificate ({text}); it must trust "
+            "the demo CA (ca.pem in the demo folder)"
+        )
+    return f"{where}: TLS handshake with a client{source} failed ({text})"
+
+
+class _HandshakeFailed(Exception):
+    """The TLS handshake of a connection failed; it has been reported."""
+
 
 class _Server(ThreadingHTTPServer):
     """One thread per connection; TLS is negotiated in that thread, not in the accept loop,
@@ -1303,6 +1334,8 @@ class _Server(ThreadingHTTPServer):
         return wrapped, address
 
     def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], _HandshakeFailed):
+            return  # said in one line already
         # A client that hangs up mid-request is normal (and a test's business, not stderr's).
         _log.debug("fake OAuth: connection from %s failed", client_address, exc_info=True)
 
@@ -1322,7 +1355,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         self.request.settimeout(10)
-        self.request.do_handshake()
+        try:
+            self.request.do_handshake()
+        except ssl.SSLError as exc:
+            where = f"HTTPS port {self.server.server_port}"
+            _log.info(tls_failure_line(where, self.client_address, exc))
+            raise _HandshakeFailed from None
         with self.server.connections_lock:
             self.server.connections.add(self.request)
         super().setup()

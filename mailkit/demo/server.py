@@ -32,12 +32,14 @@ import binascii
 import contextlib
 import hmac
 import json
+import logging
 import os
 import re
 import secrets
 import signal
 import socket
 import ssl
+import sys
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
@@ -53,7 +55,7 @@ from typing import Any, Self, TypeVar
 import pandas as pd
 import platformdirs
 import trustme
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, TLSSetupException
 
 from mailkit.demo.oauth import (
     DEMO_TENANT,
@@ -62,6 +64,7 @@ from mailkit.demo.oauth import (
     SentMessage,
     TokenRejected,
     google_client_config,
+    tls_failure_line,
 )
 from mailkit.errors import MailkitError
 from mailkit.outcome import Cause, Phase
@@ -94,6 +97,10 @@ IDLE_TIMEOUT = 120.0
 PROBE_TIMEOUT = 2.0
 
 T = TypeVar("T")
+
+#: One line per event a person at the demo console should see (``mailkit demo-server`` shows
+#: this logger at INFO; inside a kernel nothing is printed).
+_log = logging.getLogger(__name__)
 
 BAD_CREDENTIALS_REPLY = "535 5.7.8 Authentication failed: user name or password not accepted"
 
@@ -548,6 +555,17 @@ class _DemoSMTP(SMTP):
         self._live.discard(self)
         super().connection_lost(error)
 
+    async def handle_exception(self, error: Exception) -> str:
+        """A failed STARTTLS handshake is the client's business: the TLS layer has logged its
+        one line (see :func:`_server_context`); aiosmtpd's own would be a traceback."""
+        if isinstance(error, TLSSetupException):
+            cause = error.__cause__
+            if not isinstance(cause, ssl.SSLError) or isinstance(cause, _HANDSHAKE_AGAIN):
+                peer = self.session.peer if self.session is not None else None
+                _log.info(tls_failure_line("STARTTLS", peer, cause or error))
+            return "454 4.7.0 TLS not available due to temporary reason"
+        return await super().handle_exception(error)
+
     @property
     def tls_version(self) -> str | None:
         ssl_object = self.transport.get_extra_info("ssl_object") if self.transport else None
@@ -774,14 +792,42 @@ def _listening_socket(port: int, label: str) -> socket.socket:
     return sock
 
 
-def _make_tls(directory: Path) -> ssl.SSLContext:
+def _make_tls(directory: Path) -> trustme.LeafCert:
     """A fresh CA (written as ``ca.pem``) and a server certificate for localhost/127.0.0.1."""
     authority = trustme.CA(organization_name="mailkit demo CA")
     leaf = authority.issue_cert(DEMO_HOST, BIND_ADDRESS, organization_name="mailkit demo server")
     _atomic_write(directory / CA_FILE, authority.cert_pem.bytes())
+    return leaf
+
+
+_HANDSHAKE_AGAIN = (ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+
+def _server_context(leaf: trustme.LeafCert, where: str | None = None) -> ssl.SSLContext:
+    """A server context on the demo certificate. With ``where``, a failed handshake on it
+    (typically a client that does not trust the demo CA) is one line on the demo console.
+
+    asyncio reports such failures only in debug mode, and aiosmtpd as a traceback; the
+    context's ``sslobject_class`` sees every handshake that asyncio (implicit TLS) and aiosmtpd
+    (STARTTLS) run through it, without patching either.
+    """
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     leaf.configure_cert(context)
+    if where is not None:
+        label = where
+
+        class _Reported(ssl.SSLObject):
+            def do_handshake(self) -> None:
+                try:
+                    super().do_handshake()
+                except _HANDSHAKE_AGAIN:
+                    raise
+                except ssl.SSLError as exc:
+                    _log.info(tls_failure_line(label, None, exc))
+                    raise
+
+        context.sslobject_class = _Reported
     return context
 
 
@@ -881,8 +927,8 @@ class DemoServer:
                     sock.close()
                 raise
             ports = [sock.getsockname()[1] for sock in sockets]
-            context = _make_tls(self.directory)  # only now: a failed start keeps the old CA
-            oauth = self._start_oauth(context, sockets)
+            leaf = _make_tls(self.directory)  # only now: a failed start keeps the old CA
+            oauth = self._start_oauth(_server_context(leaf), sockets)
             handler = _DemoHandler(
                 self.mailbox_path, self._private_password or DEMO_PASSWORD, oauth
             )
@@ -890,7 +936,7 @@ class DemoServer:
                 oauth.on_send = handler.deliver_api
             self._run_loop()
             try:
-                self._call(self._serve(sockets, context, handler))
+                self._call(self._serve(sockets, leaf, handler))
             except BaseException:
                 with contextlib.suppress(Exception):
                     self._call(self._shutdown())
@@ -992,9 +1038,12 @@ class DemoServer:
         self._loop = self._thread = None
 
     async def _serve(
-        self, sockets: list[socket.socket], context: ssl.SSLContext, handler: _DemoHandler
+        self, sockets: list[socket.socket], leaf: trustme.LeafCert, handler: _DemoHandler
     ) -> None:
         loop = asyncio.get_running_loop()
+        starttls_sock, tls_sock = sockets
+        context = _server_context(leaf, f"STARTTLS port {starttls_sock.getsockname()[1]}")
+        implicit_context = _server_context(leaf, f"TLS port {tls_sock.getsockname()[1]}")
 
         def protocol(implicit: bool) -> _DemoSMTP:
             per_port: dict[str, Any] = (
@@ -1015,10 +1064,9 @@ class DemoServer:
                 **per_port,
             )
 
-        starttls_sock, tls_sock = sockets
         self._servers = [
             await loop.create_server(lambda: protocol(False), sock=starttls_sock),
-            await loop.create_server(lambda: protocol(True), sock=tls_sock, ssl=context),
+            await loop.create_server(lambda: protocol(True), sock=tls_sock, ssl=implicit_context),
         ]
 
     async def _shutdown(self) -> None:
@@ -1148,8 +1196,21 @@ def ensure_running(directory: Path | str | None = None) -> DemoHandle:
 
 def run_foreground(server: DemoServer, ready: Callable[[DemoSettings], None]) -> None:
     """Start ``server``, call ``ready`` with its settings, serve until SIGINT (Ctrl-C) or
-    SIGTERM, then stop cleanly. What ``mailkit demo-server`` runs."""
-    asyncio.run(_serve_until_signalled(server, ready))
+    SIGTERM, then stop cleanly. What ``mailkit demo-server`` runs.
+
+    Events worth a line (a client refusing the demo certificate) go to stderr, one line each.
+    """
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(logging.Formatter("%(asctime)s mailkit demo: %(message)s", "%H:%M:%S"))
+    logger = logging.getLogger("mailkit.demo")
+    level = logger.level
+    logger.addHandler(console)
+    logger.setLevel(logging.INFO)
+    try:
+        asyncio.run(_serve_until_signalled(server, ready))
+    finally:
+        logger.removeHandler(console)
+        logger.setLevel(level)
 
 
 async def _serve_until_signalled(server: DemoServer, ready: Callable[[DemoSettings], None]) -> None:
