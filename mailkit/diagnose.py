@@ -677,11 +677,48 @@ def _greeting_timeout(f: Facts) -> Advice:
 
 
 def _service_unavailable(f: Facts) -> Advice:
+    # 421 is the server closing the channel (RFC 5321 §3.8), whatever the step: a passing
+    # state on its side (load, maintenance, a per-connection or per-address limit).
+    phase = f.failure.phase
+    when = (
+        "before the conversation began"
+        if phase in (Phase.GREETING, Phase.CONNECT)
+        else f"during {_STEP[phase]} and closed the connection"
+    )
+    limit = (
+        " Its words point at a sending limit for this account or address."
+        if f.says("rate", "too many", "limit", "exceeded", "throttl")
+        else ""
+    )
+    accepted = (
+        " The message was not accepted, so it is safe to send it again."
+        if phase in (Phase.MAIL, Phase.RCPT, Phase.DATA, Phase.END_OF_DATA)
+        else ""
+    )
     return Advice(
         "The server is not taking mail right now",
-        f"{_reply_words(f)} before the conversation began: it is overloaded, in maintenance, "
-        "or limiting connections from this address.",
+        f"{_reply_words(f)} {when}: 421 means the server is closing the channel — it is "
+        f"overloaded, in maintenance, or limiting connections from this address.{limit}"
+        f"{accepted}",
         (_RETRY, "If it keeps happening, ask the server's administrator."),
+    )
+
+
+def _ca_file_invalid(f: Facts) -> Advice:
+    # The sender's detail is "ca_file: PATH PROBLEM" (see senders.smtp.ca_file_problem).
+    what = f.detail.split(":", 1)[1].strip() if ":" in f.detail else f.detail
+    return Advice(
+        "The CA file cannot be used",
+        f"The ca_file set for this send, {what}. Without it the server's certificate "
+        "cannot be checked, and mailkit never sends without checking it, so nothing was sent.",
+        (
+            "Set ca_file to the PEM file of the certificate authority that signed the "
+            "server's certificate: a text file that starts with -----BEGIN CERTIFICATE----- "
+            "(the server's administrator has it).",
+            "Or clear ca_file to trust the system's certificate authorities (a public "
+            f"provider needs nothing else), or pin the server's certificate with tls_pin_sha256.",
+            "Then run the test again.",
+        ),
     )
 
 
@@ -1207,11 +1244,10 @@ def _message_rejected(f: Facts) -> Advice:
 
 
 def _outcome_unknown(f: Facts) -> Advice:
-    event = (
-        "did not come in time"
-        if f.failure.signal is Signal.TIMEOUT
-        else "never came: the connection was closed first"
-    )
+    event = {
+        Signal.TIMEOUT: "did not come in time",
+        Signal.MALFORMED: "could not be read (it was not an SMTP reply)",
+    }.get(f.failure.signal, "never came: the connection was closed first")
     return Advice(
         "Unknown whether the message was delivered",
         f"The whole message was sent, but the server's final answer {event}. The server may "
@@ -1915,6 +1951,7 @@ RULES: tuple[Rule, ...] = (
     Rule(Cause.PASSWORD_MISSING, CONFIG, sig(MISSING) & names("password"), _password_missing),
     Rule(Cause.TOKEN_MISSING, CONFIG, sig(MISSING) & names("token"), _token_missing),
     Rule(Cause.MODE_NOT_SMTP, CONFIG, sig(MISSING, POLICY) & names("mode"), _mode_not_smtp),
+    Rule(Cause.SETTING_INVALID, CONFIG, sig(MISSING) & names("ca_file"), _ca_file_invalid),
     Rule(Cause.PLAINTEXT_AUTH_REFUSED, CONFIG, sig(POLICY), _plaintext_auth_refused),
     # -- reaching the server (whatever phase the sender names)
     Rule(Cause.DNS_FAILURE, TRANSIENT, sig(Signal.DNS) & _TEMPORARY_DNS, _dns_failure),
@@ -2030,12 +2067,15 @@ RULES: tuple[Rule, ...] = (
     # An HTTP 4xx is the request's fault, not a passing state as an SMTP 4xx would be.
     Rule(Cause.SERVER_ERROR, PERMANENT, _HTTP | _OAUTH, _server_error),
     # -- after the final dot, silence is not failure: the server may have taken the message
+    # (an answer that is not SMTP is no answer: the server may still have taken it)
     Rule(
         Cause.OUTCOME_UNKNOWN,
         Kind.OUTCOME_UNKNOWN,
-        at(Phase.END_OF_DATA) & sig(TIMEOUT, DISCONNECTED),
+        at(Phase.END_OF_DATA) & sig(TIMEOUT, DISCONNECTED, Signal.MALFORMED),
         _outcome_unknown,
     ),
+    # -- 421 at any step: the server is closing the channel, a passing state on its side
+    Rule(Cause.SERVICE_UNAVAILABLE, TRANSIENT, reply(421), _service_unavailable),
     # -- greeting, ehlo, starttls
     Rule(
         Cause.PLAIN_ON_TLS_PORT,
