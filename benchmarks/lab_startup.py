@@ -42,7 +42,7 @@ def free_port() -> int:
 
 def answers(url: str) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback http
             return bool(response.status == 200)
     except OSError:
         return False
@@ -158,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(result), flush=True)
             continue
         if "error" in result:
-            print(f"run {number}: {result['commit']} ({args.cache} cache) FAILED: {result['error']}")
+            label = f"run {number}: {result['commit']} ({args.cache} cache)"
+            print(f"{label} FAILED: {result['error']}")
             print(result.get("log_tail", ""))
             continue
         lab_s = float(str(result["lab_s"]))

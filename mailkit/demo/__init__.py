@@ -44,6 +44,7 @@ __all__ = [
     "DEMO_TENANT",
     "DEMO_TOKEN",
     "DEMO_USER",
+    "DIRECTORY_ENV",
     "GOOGLE_CLIENT_ID",
     "GOOGLE_CLIENT_SECRET",
     "MAILBOX_COLUMNS",
