@@ -716,7 +716,7 @@ def _ca_file_invalid(f: Facts) -> Advice:
             "server's certificate: a text file that starts with -----BEGIN CERTIFICATE----- "
             "(the server's administrator has it).",
             "Or clear ca_file to trust the system's certificate authorities (a public "
-            f"provider needs nothing else), or pin the server's certificate with tls_pin_sha256.",
+            "provider needs nothing else), or pin the server's certificate with tls_pin_sha256.",
             "Then run the test again.",
         ),
     )
