@@ -17,9 +17,11 @@ from mailkit.errors import (
 )
 from mailkit.legacy import Migration, migrate, read_legacy
 from mailkit.outcome import Cause, Diagnosis, Kind, Phase
+from mailkit.profiles import init_profile, locate_profile, open_profile, profile_secrets
 from mailkit.resolve import Effective, effective, effective_frame
 from mailkit.secrets import (
     EnvSecretStore,
+    FileSecretStore,
     KeyringSecretStore,
     MemorySecretStore,
     Secret,
@@ -56,6 +58,7 @@ __all__ = [
     "Effective",
     "EnvSecretStore",
     "FeatureRoute",
+    "FileSecretStore",
     "ImportFileError",
     "KeyringSecretStore",
     "Kind",
@@ -85,7 +88,11 @@ __all__ = [
     "default_secret_store",
     "effective",
     "effective_frame",
+    "init_profile",
+    "locate_profile",
     "migrate",
+    "open_profile",
+    "profile_secrets",
     "read_legacy",
     "read_users",
     "secret_key",

@@ -17,6 +17,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -25,6 +26,7 @@ from pydantic import ValidationError
 from mailkit.errors import (
     FieldProblem,
     MailkitError,
+    ProfileNotFoundError,
     SettingsError,
     UnsafeSettingWarning,
 )
@@ -53,21 +55,43 @@ class _UsageError(MailkitError):
     pass
 
 
-def _open_store(spec: str | None) -> Any:
-    """``--profile`` takes a file path or a profile name stored in the default place."""
-    from mailkit.store import Store
-
-    if spec is None:
-        return Store.open()
-    if spec.endswith((".sqlite", ".db", ".sqlite3")) or "/" in spec or "\\" in spec:
-        return Store.open(Path(spec), profile=_profile_name(spec))
-    return Store.open(profile=spec)
+# What a command did besides its output (e.g. "created profile ..."); main() prints it to stderr.
+_NOTICES: ContextVar[list[str] | None] = ContextVar("mailkit_cli_notices", default=None)
 
 
-def _profile_name(spec: str) -> str:
-    stem = Path(spec).stem
-    cleaned = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in stem)
-    return cleaned or "default"
+def _notice(text: str) -> None:
+    notices = _NOTICES.get()
+    if notices is not None:
+        notices.append(text)
+
+
+def _open_store(spec: str | None, *, create: bool = False) -> Any:
+    """``--profile`` (or ``MAILKIT_PROFILE``): a profile name or a file path.
+
+    Reading commands never create a profile; writing ones pass ``create`` and say so out loud
+    when they did.
+    """
+    from mailkit.profiles import PROFILE_ENV, locate_profile, open_profile, spec_text
+
+    where = locate_profile(spec)
+    if where.exists:
+        return open_profile(where)
+    if not create:
+        given = "--profile" if spec is not None else f"--profile (or {PROFILE_ENV})"
+        raise ProfileNotFoundError(
+            f"there is no mailkit profile at {where.path}; nothing was created. Check {given}, "
+            f"or create the profile first: mailkit profile init {spec_text(where)}"
+        )
+    store = open_profile(where, create=True)
+    _notice(f"created profile {store.profile_name!r} at {store.path}")
+    return store
+
+
+def _profile_name(spec: str | None) -> str:
+    """The profile name ``--profile`` stands for (used in secret keys), without opening it."""
+    from mailkit.profiles import locate_profile
+
+    return locate_profile(spec).name
 
 
 # --------------------------------------------------------------------------- commands
@@ -86,7 +110,7 @@ def cmd_migrate(args: argparse.Namespace, out: TextIO) -> int:
     )
     saved_to = None
     if args.profile and not args.dry_run:
-        with _open_store(args.profile) as store:
+        with _open_store(args.profile, create=True) as store:
             store.set_org(migration.org)
             saved_to = str(store.path)
     report = migration.report.astype(object).where(migration.report.notna(), None)
@@ -118,7 +142,7 @@ def cmd_migrate(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_users_import(args: argparse.Namespace, out: TextIO) -> int:
     mapping = _parse_mapping(args.map)
-    with _open_store(args.profile) as store:
+    with _open_store(args.profile, create=True) as store:
         count = store.import_users(Path(args.file), mapping=mapping)
         path = str(store.path)
     _report(
@@ -140,7 +164,7 @@ def cmd_users_export(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_profile_import(args: argparse.Namespace, out: TextIO) -> int:
-    with _open_store(args.profile) as store:
+    with _open_store(args.profile, create=True) as store:
         store.import_toml(Path(args.file))
         profile = store.profile()
         path = str(store.path)
@@ -610,27 +634,49 @@ def main(
 
 
 def _run(argv: list[str], as_json: bool, out: TextIO, err: TextIO) -> int:
+    notices: list[str] = []
+    token = _NOTICES.set(notices)
     try:
         args = build_parser().parse_args(argv)
         result: int = args.func(args, out)
-        return result
     except ValidationError as exc:
-        return main_error(SettingsError(settings_problems(exc)), as_json, err)
+        return main_error(SettingsError(settings_problems(exc)), as_json, err, notices)
     except (MailkitError, OSError) as exc:
-        return main_error(exc, as_json, err)
+        return main_error(exc, as_json, err, notices)
+    finally:
+        _NOTICES.reset(token)
+    _write_notices(notices, as_json, err)
+    return result
 
 
-def main_error(exc: BaseException, as_json: bool, err: TextIO) -> int:
-    """Print one user error (no traceback) and return its exit code."""
+def _write_notices(notices: list[str], as_json: bool, err: TextIO) -> None:
+    """What a command did on the side (created a profile): one JSON line, or a line each."""
+    if notices and as_json:
+        err.write(json.dumps({"notices": notices}, ensure_ascii=False) + "\n")
+    elif notices:
+        err.writelines(f"mailkit: {text}\n" for text in notices)
+
+
+def main_error(
+    exc: BaseException, as_json: bool, err: TextIO, notices: Sequence[str] = ()
+) -> int:
+    """Print one user error (no traceback) and return its exit code.
+
+    ``notices`` (e.g. a profile created before the failure) go with it: inside the one JSON
+    object with ``--json``, as lines before the error otherwise.
+    """
     message = _describe(exc)
     if as_json:
-        payload = {
+        payload: dict[str, Any] = {
             "error": type(exc).__name__,
             "message": message,
             "problems": [{"field": p.field, "message": p.message} for p in _problems(exc)],
         }
+        if notices:
+            payload["notices"] = list(notices)
         err.write(json.dumps(payload, ensure_ascii=False) + "\n")
     else:
+        err.writelines(f"mailkit: {text}\n" for text in notices)
         err.write(f"mailkit: error: {message}\n")
     return _exit_code(exc)
 

@@ -8,12 +8,17 @@
     │   ├── StoreCorruptError              not a readable SQLite file
     │   ├── StoreForeignError              an SQLite file that is not a mailkit profile
     │   ├── StoreNewerSchemaError          written by a newer mailkit
-    │   └── StoreLockedError (TimeoutError) another process held the write lock too long
+    │   ├── StoreLockedError (TimeoutError) another process held the write lock too long
+    │   ├── ProfileNotFoundError           no profile there; reading never creates one
+    │   └── ProfileExistsError             ``profile init`` would overwrite an existing one
     ├── SecretStoreError                   the secret store cannot be used
     │   ├── NoSecureBackendError           no keyring backend that keeps secrets safely
     │   ├── SecretMismatchError (ValueError) password and confirmation differ
     │   ├── EmptySecretError (ValueError)  an empty password was about to be stored
-    │   └── ReadOnlySecretStoreError       e.g. environment variables cannot be written
+    │   ├── ReadOnlySecretStoreError       e.g. environment variables cannot be written
+    │   ├── SecretsLockedError             the encrypted file store has no passphrase yet
+    │   ├── WrongPassphraseError (ValueError) the passphrase does not open the file
+    │   └── SecretFileCorruptError         the encrypted file is damaged; it is left as it is
     ├── ImportFileError (ValueError)       a CSV / Excel / TOML / legacy file cannot be imported
     ├── OAuthConfigError (ValueError)      a downloaded client JSON / client settings are invalid
     ├── OAuthError                         consent, token refresh or revocation failed
@@ -77,6 +82,14 @@ class StoreLockedError(StoreError, TimeoutError):
     """Another process kept the profile locked for longer than the busy timeout."""
 
 
+class ProfileNotFoundError(StoreError):
+    """No profile at that path; reading commands never create one."""
+
+
+class ProfileExistsError(StoreError):
+    """A profile is already there; creating it again would overwrite someone's settings."""
+
+
 class SecretStoreError(MailkitError):
     """The secret store cannot be used."""
 
@@ -95,6 +108,18 @@ class EmptySecretError(SecretStoreError, ValueError):
 
 class ReadOnlySecretStoreError(SecretStoreError):
     """The backend cannot store secrets (environment variables are set by the operator)."""
+
+
+class SecretsLockedError(SecretStoreError):
+    """The encrypted file store needs a passphrase and none was given."""
+
+
+class WrongPassphraseError(SecretStoreError, ValueError):
+    """The passphrase does not open the encrypted file store."""
+
+
+class SecretFileCorruptError(SecretStoreError):
+    """The encrypted file store is damaged or not one; mailkit refuses it and never rewrites it."""
 
 
 class ImportFileError(MailkitError, ValueError):

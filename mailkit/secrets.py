@@ -7,24 +7,30 @@ by accident: redaction happens at the source, not by callers being careful.
 Secrets are kept in a :class:`SecretStore`, addressed by keys from :func:`secret_key`:
 
 - :class:`KeyringSecretStore` -- the OS keyring (the default, see :func:`default_secret_store`);
+- :class:`FileSecretStore` -- an encrypted file beside the profile, unlocked by a passphrase,
+  for where JupyterLab runs without a keyring (servers, containers, Binder);
 - :class:`MemorySecretStore` -- demos, Binder and tests; forgets everything when the process exits;
 - :class:`EnvSecretStore` -- automation; read-only environment variables set by the operator.
 
-There is deliberately no file backend: when no secure keyring exists, mailkit says so and lets
-the user choose, rather than quietly writing secrets to disk in plain text.
+Nothing is ever written to disk in plain text: the file store encrypts the whole file, and when
+neither it nor a keyring can be used mailkit says so instead of quietly falling back.
 """
 
 from __future__ import annotations
 
 import base64
 import hmac
+import json
 import logging
 import os
+import sys
 import threading
 import unicodedata
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
-from typing import Final, NoReturn, final
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any, Final, NoReturn, final
 
 import keyring
 import keyring.backends.chainer
@@ -37,24 +43,32 @@ from mailkit.errors import (
     EmptySecretError,
     NoSecureBackendError,
     ReadOnlySecretStoreError,
+    SecretFileCorruptError,
     SecretMismatchError,
+    SecretsLockedError,
     SecretStoreError,
+    WrongPassphraseError,
 )
 
 __all__ = [
     "ENV_SECRET_PREFIX",
     "KEYRING_SERVICE",
     "MASK",
+    "PASSPHRASE_ENV",
     "SECRET_STORE_NAMES",
     "EnvSecretStore",
+    "FileSecretStore",
     "KeyringSecretStore",
     "LazySecretStore",
     "MemorySecretStore",
     "Secret",
     "SecretStore",
+    "accounts_with_secret",
     "default_secret_store",
+    "keyring_available",
     "secret_key",
     "secret_store_from_name",
+    "unlock_secrets",
 ]
 
 # Only key names and store names are ever logged; never a value, not even its length.
@@ -66,7 +80,8 @@ MASK: Final = "********"
 KEY_PREFIX: Final = "mailkit"
 KEYRING_SERVICE: Final = "mailkit"
 ENV_SECRET_PREFIX: Final = "MAILKIT_SECRET_"  # noqa: S105  # a variable-name prefix
-SECRET_STORE_NAMES: Final = ("keyring", "memory", "env")
+PASSPHRASE_ENV: Final = "MAILKIT_SECRETS_PASSPHRASE"  # noqa: S105  # a variable name
+SECRET_STORE_NAMES: Final = ("auto", "keyring", "file", "memory", "env")
 """The names :func:`secret_store_from_name` accepts (the CLI offers them as choices)."""
 
 
@@ -180,6 +195,17 @@ class SecretStore(ABC):
     name: str
     """A human name for messages, e.g. ``"environment variables (MAILKIT_SECRET_*)"``."""
 
+    kind: str = "other"
+    """Which backend this is, for display: ``keyring``, ``file``, ``memory`` or ``env``."""
+
+    def keys(self) -> list[str] | None:
+        """The key names held, sorted (never values); ``None`` if the backend cannot list them.
+
+        The OS keyring has no portable way to enumerate entries, so callers that must know
+        probe the keys they expect (see :func:`accounts_with_secret`).
+        """
+        return None
+
     @abstractmethod
     def get(self, key: str) -> Secret | None:
         """Return the secret stored under ``key``, or ``None`` if there is none."""
@@ -222,10 +248,15 @@ class MemorySecretStore(SecretStore):
     """
 
     name = "the in-memory secret store (for demos and tests; forgets everything on exit)"
+    kind = "memory"
 
     def __init__(self) -> None:
         self._secrets: dict[str, Secret] = {}
         self._lock = threading.Lock()
+
+    def keys(self) -> list[str]:
+        with self._lock:
+            return sorted(self._secrets)
 
     def get(self, key: str) -> Secret | None:
         _check_key(key)
@@ -317,6 +348,8 @@ class KeyringSecretStore(SecretStore):
     the secret in every traceback. Its type and message (when free of the secret) are kept.
     """
 
+    kind = "keyring"
+
     def __init__(
         self, service: str = KEYRING_SERVICE, *, backend: KeyringBackend | None = None
     ) -> None:
@@ -401,6 +434,8 @@ class EnvSecretStore(SecretStore):
     ``environ`` defaults to the live ``os.environ``; pass a mapping to read from elsewhere.
     """
 
+    kind = "env"
+
     def __init__(
         self, prefix: str = ENV_SECRET_PREFIX, environ: Mapping[str, str] | None = None
     ) -> None:
@@ -437,6 +472,450 @@ class EnvSecretStore(SecretStore):
             )
 
 
+# --------------------------------------------------------------------------- encrypted file
+
+_FILE_MAGIC: Final = b"mailkit-secrets\n"
+_FILE_FORMAT: Final = 1
+_KEY_BYTES: Final = 32
+_CHECK_BYTES: Final = 16
+_NONCE_BYTES: Final = 12
+# RFC 9106's second recommended Argon2id setting (64 MiB, 3 passes, 4 lanes): about 0.15 s here.
+_ARGON2ID: Final = {"name": "argon2id", "iterations": 3, "lanes": 4, "memory_cost": 65536}
+# scrypt where this OpenSSL lacks Argon2id: 2**17 x 8 is 128 MiB, OWASP's first choice.
+_SCRYPT: Final = {"name": "scrypt", "n": 2**17, "r": 8, "p": 1}
+_MAX_FILE_BYTES: Final = 16 * 1024 * 1024
+
+# Passphrases given to FileSecretStore.unlock(), per resolved file path, for the life of the
+# process: a notebook kernel unlocks once, every later store object for that file is unlocked.
+_unlocked: dict[str, Secret] = {}
+_unlocked_lock = threading.Lock()
+
+
+def _derive(passphrase: Secret, kdf: Mapping[str, Any]) -> bytes:
+    """Key (32 bytes) + passphrase check (16 bytes) from one KDF run over the passphrase.
+
+    The check is stored in the header so that a wrong passphrase is told apart from a damaged
+    file; it is a different part of the KDF output than the key, so it reveals nothing about it.
+    """
+    salt = base64.b64decode(kdf["salt"], validate=True)
+    secret = passphrase.reveal().encode()
+    length = _KEY_BYTES + _CHECK_BYTES
+    if kdf["name"] == "argon2id":
+        from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+
+        return Argon2id(
+            salt=salt,
+            length=length,
+            iterations=int(kdf["iterations"]),
+            lanes=int(kdf["lanes"]),
+            memory_cost=int(kdf["memory_cost"]),
+        ).derive(secret)
+    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+    return Scrypt(
+        salt=salt, length=length, n=int(kdf["n"]), r=int(kdf["r"]), p=int(kdf["p"])
+    ).derive(secret)
+
+
+def _new_kdf() -> dict[str, Any]:
+    salt = base64.b64encode(os.urandom(16)).decode()
+    try:
+        from cryptography.hazmat.primitives.kdf.argon2 import Argon2id  # noqa: F401
+    except ImportError:  # cryptography < 44 or an OpenSSL without Argon2
+        return {**_SCRYPT, "salt": salt}
+    return {**_ARGON2ID, "salt": salt}
+
+
+def _valid_kdf(kdf: object) -> bool:
+    if not isinstance(kdf, dict) or not isinstance(kdf.get("salt"), str):
+        return False
+    wanted = {"argon2id": ("iterations", "lanes", "memory_cost"), "scrypt": ("n", "r", "p")}
+    names = wanted.get(str(kdf.get("name")))
+    if names is None:
+        return False
+    # Bounds keep a tampered header from making mailkit spend hours or gigabytes deriving.
+    limits = {"iterations": 64, "lanes": 64, "memory_cost": 4 * 1024 * 1024, "n": 2**22}
+    limits.update(r=64, p=16)
+    return all(isinstance(kdf.get(name), int) and 1 <= kdf[name] <= limits[name] for name in names)
+
+
+class FileSecretStore(SecretStore):
+    """Secrets in one encrypted file, for where there is no OS keyring (servers, containers).
+
+    The file is ``mailkit-secrets\\n``, a one-line JSON header (format version, KDF and its
+    parameters with a random per-file salt, cipher, nonce, a passphrase check), then the
+    AES-256-GCM ciphertext of a JSON object of keys and values, with the header as associated
+    data so that no parameter can be changed unnoticed. The key comes from the passphrase by
+    Argon2id (scrypt where Argon2id is unavailable). Nothing here is home-made cryptography:
+    the ``cryptography`` library's primitives, composed.
+
+    Every write rewrites the whole file atomically (temporary file, fsync, rename) with mode
+    0600, under an exclusive ``fcntl`` lock on ``<file>.lock`` that is held across read,
+    change and write, so two processes writing at once both keep their change. A file that does
+    not decrypt is never overwritten: a wrong passphrase raises :class:`WrongPassphraseError`,
+    a damaged file :class:`SecretFileCorruptError`, and both leave it byte-for-byte as it was.
+
+    The passphrase comes from ``passphrase``, else an earlier :meth:`unlock` of the same file in
+    this process (a notebook unlocks once per kernel), else ``$MAILKIT_SECRETS_PASSPHRASE``, else
+    a terminal prompt when ``prompt`` is true and standard input is a terminal. Without any,
+    using the store raises :class:`SecretsLockedError`; reading a file that does not exist yet
+    needs none and finds nothing.
+    """
+
+    kind = "file"
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        passphrase: str | Secret | None = None,
+        prompt: bool = False,
+    ) -> None:
+        self.path = Path(path).expanduser()
+        self._passphrase = _as_passphrase(passphrase) if passphrase is not None else None
+        self._prompt = prompt
+        self._keys: dict[str, tuple[Secret, bytes]] = {}
+        self._lock = threading.RLock()
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return f"the encrypted file {self.path}"
+
+    @property
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".lock")
+
+    def _cache_key(self) -> str:
+        return str(self.path.resolve())
+
+    # ----------------------------------------------------------------- passphrase
+
+    @property
+    def is_unlocked(self) -> bool:
+        """A passphrase is at hand without asking (argument, earlier unlock, environment)."""
+        return self._known_passphrase() is not None
+
+    def _known_passphrase(self) -> tuple[Secret, str] | None:
+        if self._passphrase is not None:
+            return self._passphrase, "the passphrase given"
+        with _unlocked_lock:
+            cached = _unlocked.get(self._cache_key())
+        if cached is not None:
+            return cached, "the passphrase this session was unlocked with"
+        env = os.environ.get(PASSPHRASE_ENV, "")
+        if env:
+            return Secret(env), f"the passphrase in {PASSPHRASE_ENV}"
+        return None
+
+    def _passphrase_for(self, *, creating: bool) -> tuple[Secret, str]:
+        known = self._known_passphrase()
+        if known is not None:
+            return known
+        if self._prompt and sys.stdin is not None and sys.stdin.isatty():
+            import getpass
+
+            typed = Secret(getpass.getpass(f"Passphrase for {self.path}: "))
+            if not typed:
+                raise EmptySecretError("the passphrase is empty; type the passphrase")
+            if creating:
+                again = Secret(getpass.getpass("The same passphrase again: "))
+                if typed != again:
+                    raise SecretMismatchError("the two passphrases differ; nothing was stored")
+            self._passphrase = typed
+            return typed, "the passphrase typed"
+        raise SecretsLockedError(
+            f"{self.name} is locked: mailkit needs its passphrase. Set the environment "
+            f"variable {PASSPHRASE_ENV}, unlock it in the notebook's passphrase field "
+            "(FileSecretStore.unlock), or run the command in a terminal to be asked for it"
+        )
+
+    def unlock(self, passphrase: str | Secret) -> None:
+        """Check ``passphrase`` against the file and remember it for this process.
+
+        For a file that does not exist yet there is nothing to check: it will be created with
+        this passphrase by the first secret stored, so ask for it twice before calling this.
+        """
+        secret = _as_passphrase(passphrase)
+        if self.exists:
+            self._read(secret, "the passphrase given")
+        with _unlocked_lock:
+            _unlocked[self._cache_key()] = secret
+        _log.debug("unlocked %s", self.name)
+
+    def lock(self) -> None:
+        """Forget the passphrase this process was unlocked with (the environment still counts)."""
+        with _unlocked_lock:
+            _unlocked.pop(self._cache_key(), None)
+        self._passphrase = None
+        self._keys.clear()
+
+    # ----------------------------------------------------------------- the file
+
+    def _key(self, passphrase: Secret, kdf: Mapping[str, Any]) -> bytes:
+        """KDF output for this passphrase and header, computed once per store object."""
+        marker = json.dumps(kdf, sort_keys=True)
+        with self._lock:
+            cached = self._keys.get(marker)
+            if cached is not None and cached[0] == passphrase:
+                return cached[1]
+            derived = _derive(passphrase, kdf)
+            self._keys[marker] = (passphrase, derived)
+            return derived
+
+    def _damaged(self, why: str) -> SecretFileCorruptError:
+        return SecretFileCorruptError(
+            f"{self.name} cannot be read: {why}. mailkit left it untouched and will not write "
+            "over it. Restore it from a backup, or move it away and store the secrets again"
+        )
+
+    def _read(
+        self, passphrase: Secret | None, source: str
+    ) -> tuple[dict[str, str], dict[str, Any]] | None:
+        """The secrets and the KDF header of the file, or None if there is no file yet."""
+        try:
+            with self.path.open("rb") as handle:
+                blob = handle.read(_MAX_FILE_BYTES + 1)
+        except FileNotFoundError:
+            return None
+        except IsADirectoryError:
+            raise SecretStoreError(f"{self.path} is a folder, not a secrets file") from None
+        except OSError as exc:
+            raise SecretStoreError(
+                f"{self.name} cannot be read ({exc.strerror}); check its permissions"
+            ) from None
+        if len(blob) > _MAX_FILE_BYTES:
+            raise self._damaged("it is far larger than any secrets file")
+        if not blob.startswith(_FILE_MAGIC):
+            raise self._damaged("it does not start like a mailkit secrets file")
+        header_end = blob.find(b"\n", len(_FILE_MAGIC))
+        if header_end < 0:
+            raise self._damaged("its header is cut off")
+        header_bytes = blob[len(_FILE_MAGIC) : header_end]
+        try:
+            header = json.loads(header_bytes)
+        except ValueError:
+            raise self._damaged("its header is garbled") from None
+        if not isinstance(header, dict):
+            raise self._damaged("its header is garbled")
+        version = header.get("format")
+        if isinstance(version, int) and version > _FILE_FORMAT:
+            raise SecretFileCorruptError(
+                f"{self.name} was written by a newer mailkit (format {version}; this one reads "
+                f"up to {_FILE_FORMAT}); upgrade mailkit to use it. It was left untouched"
+            )
+        kdf = header.get("kdf")
+        if (
+            version != _FILE_FORMAT
+            or header.get("cipher") != "aes-256-gcm"
+            or not _valid_kdf(kdf)
+            or not isinstance(header.get("nonce"), str)
+            or not isinstance(header.get("check"), str)
+        ):
+            raise self._damaged("its header is garbled")
+        assert isinstance(kdf, dict)
+        try:
+            nonce = base64.b64decode(header["nonce"], validate=True)
+            check = base64.b64decode(header["check"], validate=True)
+            base64.b64decode(kdf["salt"], validate=True)
+        except ValueError:
+            raise self._damaged("its header is garbled") from None
+        if len(nonce) != _NONCE_BYTES or len(check) != _CHECK_BYTES:
+            raise self._damaged("its header is garbled")
+        if passphrase is None:
+            passphrase, source = self._passphrase_for(creating=False)
+        derived = self._key(passphrase, kdf)
+        if not hmac.compare_digest(derived[_KEY_BYTES:], check):
+            raise WrongPassphraseError(
+                f"the passphrase does not open {self.name} ({source} is wrong); nothing was "
+                f"read or changed. Use the passphrase the file was created with"
+            )
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        aad = blob[: header_end + 1]
+        try:
+            plain = AESGCM(derived[:_KEY_BYTES]).decrypt(nonce, blob[header_end + 1 :], aad)
+        except InvalidTag:
+            raise self._damaged(
+                "the passphrase is right but the contents fail their integrity check"
+            ) from None
+        try:
+            data = json.loads(plain)
+        except ValueError:
+            data = None
+        secrets = data.get("secrets") if isinstance(data, dict) else None
+        if not isinstance(secrets, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in secrets.items()
+        ):
+            raise self._damaged("its decrypted contents are not mailkit's")
+        return secrets, kdf
+
+    def _write(self, secrets: Mapping[str, str], kdf: dict[str, Any], passphrase: Secret) -> None:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        derived = self._key(passphrase, kdf)
+        nonce = os.urandom(_NONCE_BYTES)
+        header = {
+            "format": _FILE_FORMAT,
+            "kdf": kdf,
+            "cipher": "aes-256-gcm",
+            "nonce": base64.b64encode(nonce).decode(),
+            "check": base64.b64encode(derived[_KEY_BYTES:]).decode(),
+        }
+        aad = _FILE_MAGIC + json.dumps(header, sort_keys=True).encode() + b"\n"
+        plain = json.dumps({"secrets": dict(sorted(secrets.items()))}).encode()
+        blob = aad + AESGCM(derived[:_KEY_BYTES]).encrypt(nonce, plain, aad)
+        _atomic_write(self.path, blob)
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Hold ``<file>.lock`` so that read-change-write of two processes never interleave."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            raise SecretStoreError(
+                "the encrypted file secret store needs POSIX file locks (Linux, macOS); use the "
+                "OS keyring on this system"
+            ) from None
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except FileNotFoundError:
+            raise SecretStoreError(
+                f"the folder {self.path.parent} does not exist; create the profile first "
+                "(mailkit profile init NAME)"
+            ) from None
+        except OSError as exc:
+            raise SecretStoreError(f"{self.lock_path} cannot be opened ({exc.strerror})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def _change(self, key: str, value: Secret | None) -> None:
+        with self._lock, self._exclusive():
+            found = self._read(None, "")
+            if found is None:
+                if value is None:
+                    return  # nothing stored, nothing to delete
+                passphrase, _ = self._passphrase_for(creating=True)
+                secrets: dict[str, str] = {}
+                kdf = _new_kdf()
+            else:
+                secrets, kdf = found
+                passphrase, _ = self._passphrase_for(creating=False)
+                if value is None and key not in secrets:
+                    return
+            if value is None:
+                del secrets[key]
+            else:
+                secrets[key] = value.reveal()
+            self._write(secrets, kdf, passphrase)
+
+    # ----------------------------------------------------------------- SecretStore
+
+    def get(self, key: str) -> Secret | None:
+        _check_key(key)
+        found = self._read(None, "")
+        if found is None:
+            return None
+        value = found[0].get(key)
+        return Secret(value) if value is not None else None
+
+    def set(self, key: str, value: Secret) -> None:
+        _check_key(key)
+        if not isinstance(value, Secret):
+            raise TypeError(f"store a Secret, not {type(value).__name__}")
+        self._change(key, value)
+        _log.debug("stored secret %s in %s", key, self.name)
+
+    def delete(self, key: str) -> None:
+        _check_key(key)
+        self._change(key, None)
+        _log.debug("deleted secret %s from %s", key, self.name)
+
+    def keys(self) -> list[str]:
+        found = self._read(None, "")
+        return sorted(found[0]) if found is not None else []
+
+
+def _as_passphrase(passphrase: str | Secret) -> Secret:
+    secret = passphrase if isinstance(passphrase, Secret) else Secret(passphrase)
+    if not secret:
+        raise EmptySecretError("the passphrase is empty; type the passphrase")
+    return secret
+
+
+def _atomic_write(path: Path, blob: bytes) -> None:
+    """Replace ``path`` with ``blob`` all at once: a crash leaves the old file or the new one."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(blob)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    try:
+        folder = os.open(path.parent, os.O_RDONLY)
+    except OSError:  # pragma: no cover - some systems cannot open a folder
+        return
+    try:
+        os.fsync(folder)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(folder)
+
+
+def unlock_secrets(path: str | os.PathLike[str], passphrase: str | Secret) -> FileSecretStore:
+    """Unlock the encrypted file at ``path`` for this process and return its store."""
+    store = FileSecretStore(path)
+    store.unlock(passphrase)
+    return store
+
+
+def keyring_available() -> bool:
+    """Whether a secure OS keyring backend exists here (then it is the default store)."""
+    try:
+        KeyringSecretStore()
+    except NoSecureBackendError:
+        return False
+    return True
+
+
+def accounts_with_secret(
+    store: SecretStore, profile: str, accounts: Iterable[str], kind: str = "password"
+) -> frozenset[str]:
+    """Which of ``accounts`` (user codes or ``"org"``) hold a ``kind`` secret in ``store``.
+
+    A store that can list its keys is read once; the OS keyring is asked per account. Errors
+    (a locked or unreadable store) propagate: "not checked" must not look like "missing".
+    """
+    wanted = list(dict.fromkeys(accounts))
+    keys: dict[str, str] = {}
+    for account in wanted:
+        try:
+            keys[account] = secret_key(profile, account, kind)
+        except ValueError:
+            continue  # a code that cannot name a secret has none
+    listed = store.keys()
+    if listed is not None:
+        present = set(listed)
+        return frozenset(a for a, key in keys.items() if key in present)
+    return frozenset(a for a, key in keys.items() if store.get(key) is not None)
+
+
 class LazySecretStore(SecretStore):
     """Open the real store only when a secret is first used.
 
@@ -458,6 +937,13 @@ class LazySecretStore(SecretStore):
     def name(self) -> str:  # type: ignore[override]
         return self._real().name
 
+    @property
+    def kind(self) -> str:  # type: ignore[override]
+        return self._real().kind
+
+    def keys(self) -> list[str] | None:
+        return self._real().keys()
+
     def get(self, key: str) -> Secret | None:
         return self._real().get(key)
 
@@ -477,9 +963,22 @@ def default_secret_store() -> SecretStore:
     return KeyringSecretStore()
 
 
-def secret_store_from_name(name: str) -> SecretStore:
-    """Build the store the CLI's ``name`` refers to: ``keyring``, ``memory`` or ``env``."""
+def secret_store_from_name(
+    name: str, *, path: str | os.PathLike[str] | None = None, prompt: bool = False
+) -> SecretStore:
+    """Build the store the CLI's ``name`` refers to (one of :data:`SECRET_STORE_NAMES`).
+
+    ``file`` is the encrypted file at ``path`` (beside the profile); ``auto`` is the OS keyring
+    where a secure one exists and otherwise that file. ``prompt`` lets the file store ask for
+    its passphrase on a terminal.
+    """
     normalized = name.strip().lower()
+    if normalized == "auto":
+        normalized = "keyring" if path is None or keyring_available() else "file"
+    if normalized == "file":
+        if path is None:
+            raise ValueError("the file secret store lives beside a profile: give its path")
+        return FileSecretStore(path, prompt=prompt)
     if normalized == "keyring":
         return KeyringSecretStore()
     if normalized == "memory":

@@ -39,6 +39,7 @@ from pydantic import BaseModel
 from mailkit.errors import (
     FieldProblem,
     ImportFileError,
+    ProfileNotFoundError,
     SettingsError,
     StoreCorruptError,
     StoreError,
@@ -436,23 +437,30 @@ class Store:
         path: str | os.PathLike[str] | None = None,
         *,
         profile: str = "default",
+        create: bool = False,
         busy_timeout: float = BUSY_TIMEOUT,
     ) -> Self:
-        """Open or create a profile; ``path`` defaults to ``<user data dir>/<profile>.sqlite``.
+        """Open a profile; ``path`` defaults to ``<user data dir>/<profile>.sqlite``.
 
+        Opening never creates: a missing profile raises :class:`ProfileNotFoundError` and
+        leaves no file, unless ``create`` asks for a new one (see also
+        :func:`mailkit.profiles.open_profile`, which also finds profiles by name).
         ``profile`` names the default file and is recorded in a new one; an existing file keeps
         the name it was created with. An existing file is inspected read-only first and refused
         (untouched) when it is damaged, foreign or newer; an older one is migrated in one
         transaction. Writers wait up to ``busy_timeout`` seconds for each other.
         """
         _check_profile_name(profile)
-        if path is None:
-            file = default_store_path(profile)
-            file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        else:
-            file = Path(path).expanduser()
+        file = default_store_path(profile) if path is None else Path(path).expanduser()
         version = _inspect(file, busy_timeout)
         if version is None:
+            if not create:
+                raise ProfileNotFoundError(
+                    f"there is no mailkit profile at {file}; nothing was created. Check the "
+                    "path, or create it with Store.open(..., create=True)"
+                )
+            if path is None:
+                file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             _create_file(file)
         try:
             conn = sqlite3.connect(

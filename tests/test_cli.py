@@ -42,7 +42,8 @@ def legacy_file(tmp_path: Path) -> Path:
 def test_migrate_json_and_save(tmp_path: Path, legacy_file: Path) -> None:
     db = tmp_path / "org.sqlite"
     code, out, err = run("migrate", str(legacy_file), "--profile", str(db), "--json")
-    assert (code, err) == (EXIT_OK, "")
+    assert code == EXIT_OK
+    assert json.loads(err) == {"notices": [f"created profile 'org' at {db}"]}
     data = json.loads(out)
     assert data["org"]["host"] == "smtp.office365.com"
     assert data["org"]["security"] == "starttls"
@@ -92,7 +93,8 @@ def test_users_import_export_csv_and_excel(tmp_path: Path) -> None:
     )
     maps = ["--map", "Code=user_code", "--map", "Name=display_name", "--map", "E-mail=email"]
     code, out, err = run("users", "import", str(source), "--profile", str(db), *maps, "--json")
-    assert (code, err) == (EXIT_OK, "")
+    assert code == EXIT_OK
+    assert json.loads(err)["notices"] == [f"created profile 'org' at {db}"]
     assert json.loads(out)["imported"] == 2
     for suffix in ("csv", "xlsx"):
         target = tmp_path / f"out.{suffix}"

@@ -14,6 +14,7 @@ import pickle
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import keyring
 import keyring.backends.chainer
@@ -37,6 +38,7 @@ from mailkit.errors import (
 from mailkit.secrets import (
     MASK,
     EnvSecretStore,
+    FileSecretStore,
     KeyringSecretStore,
     LazySecretStore,
     MemorySecretStore,
@@ -654,10 +656,27 @@ def test_store_from_name_keyring_without_secure_backend(
         secret_store_from_name("keyring")
 
 
-@pytest.mark.parametrize("name", ["file", "plaintext", ""])
+@pytest.mark.parametrize("name", ["plaintext", "files", ""])
 def test_store_from_name_unknown_lists_the_choices(name: str) -> None:
-    with pytest.raises(ValueError, match="choose one of: keyring, memory, env"):
+    with pytest.raises(ValueError, match="choose one of: auto, keyring, file, memory, env"):
         secret_store_from_name(name)
+
+
+def test_store_from_name_file_needs_the_profile_path(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="beside a profile"):
+        secret_store_from_name("file")
+    store = secret_store_from_name("file", path=tmp_path / "p.secrets")
+    assert isinstance(store, FileSecretStore)
+    assert store.path == tmp_path / "p.secrets"
+
+
+def test_auto_is_the_keyring_where_one_exists_else_the_file(
+    use_keyring: Callable[[KeyringBackend], None], tmp_path: Path
+) -> None:
+    use_keyring(DictKeyring())
+    assert secret_store_from_name("auto", path=tmp_path / "p.secrets").kind == "keyring"
+    use_keyring(fail_keyring())
+    assert secret_store_from_name("auto", path=tmp_path / "p.secrets").kind == "file"
 
 
 # --- nothing is logged or printed ------------------------------------------------------------

@@ -61,7 +61,7 @@ BOB = UserSettings(
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    with Store.open(tmp_path / "acme.sqlite", profile="acme") as opened:
+    with Store.open(tmp_path / "acme.sqlite", profile="acme", create=True) as opened:
         yield opened
 
 
@@ -74,7 +74,7 @@ def _sha256(path: Path) -> str:
 
 def test_new_file_is_a_marked_owner_only_profile(tmp_path: Path) -> None:
     path = tmp_path / "new.sqlite"
-    with Store.open(path, profile="acme") as store:
+    with Store.open(path, profile="acme", create=True) as store:
         assert store.path == path
         assert store.profile_name == "acme"
         assert repr(store) == f"Store(path={str(path)!r}, profile='acme')"
@@ -96,7 +96,7 @@ def test_new_file_is_a_marked_owner_only_profile(tmp_path: Path) -> None:
 
 def test_reopening_keeps_the_data_and_the_recorded_name(tmp_path: Path) -> None:
     path = tmp_path / "p.sqlite"
-    with Store.open(path, profile="first") as store:
+    with Store.open(path, profile="first", create=True) as store:
         store.put_user(ANN)
     with Store.open(path) as store:
         assert store.profile_name == "first"
@@ -109,7 +109,7 @@ def test_default_path_is_the_user_data_folder(
     if sys.platform != "linux":
         pytest.skip("XDG_DATA_HOME steers platformdirs on Linux only")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    with Store.open(profile="acme-prod_2") as store:
+    with Store.open(profile="acme-prod_2", create=True) as store:
         assert store.path == tmp_path / "data" / "mailkit" / "acme-prod_2.sqlite"
     assert store.path.exists()
 
@@ -122,7 +122,7 @@ def test_profile_names_must_be_file_safe(name: str) -> None:
 
 def test_two_stores_on_one_file_see_each_others_writes(tmp_path: Path) -> None:
     path = tmp_path / "p.sqlite"
-    with Store.open(path) as first, Store.open(path) as second:
+    with Store.open(path, create=True) as first, Store.open(path) as second:
         assert Path(f"{path}-wal").exists()  # the second open inspected a file in use
         first.put_user(ANN)
         assert second.users() == [ANN]
@@ -131,18 +131,18 @@ def test_two_stores_on_one_file_see_each_others_writes(tmp_path: Path) -> None:
 def test_zero_byte_file_becomes_a_profile(tmp_path: Path) -> None:
     path = tmp_path / "empty.sqlite"
     path.touch()
-    with Store.open(path) as store:
+    with Store.open(path, create=True) as store:
         store.put_user(ANN)
         assert store.users() == [ANN]
 
 
 def test_missing_folder_is_explained(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="does not exist"):
-        Store.open(tmp_path / "nowhere" / "p.sqlite")
+        Store.open(tmp_path / "nowhere" / "p.sqlite", create=True)
 
 
 def test_closed_store_says_so(tmp_path: Path) -> None:
-    store = Store.open(tmp_path / "p.sqlite")
+    store = Store.open(tmp_path / "p.sqlite", create=True)
     store.close()
     store.close()  # closing twice is harmless
     with pytest.raises(StoreError, match="closed"):
@@ -153,7 +153,7 @@ def test_closed_store_says_so(tmp_path: Path) -> None:
 
 
 def _real_store(path: Path, users: int = 200) -> None:
-    with Store.open(path) as store:
+    with Store.open(path, create=True) as store:
         store.set_org(ORG)
         store.put_users(UserSettings(user_code=f"user{i:04d}") for i in range(users))
         for i in range(users):
@@ -269,7 +269,7 @@ def test_refusal_messages_say_what_to_do(tmp_path: Path) -> None:
 
 
 def _v1_file(path: Path) -> sqlite3.Connection:
-    Store.open(path).close()
+    Store.open(path, create=True).close()
     return sqlite3.connect(path, isolation_level=None)
 
 
@@ -441,7 +441,7 @@ def test_stored_unsafe_settings_warn_once_when_saved_not_on_every_read(store: St
 
 def test_a_held_write_lock_times_out_with_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "p.sqlite"
-    with Store.open(path, busy_timeout=0.2) as store:
+    with Store.open(path, busy_timeout=0.2, create=True) as store:
         other = sqlite3.connect(path, isolation_level=None)
         other.execute("BEGIN IMMEDIATE")
         try:
@@ -568,7 +568,7 @@ def test_toml_round_trip_into_a_fresh_store(store: Store, tmp_path: Path) -> Non
     store.replace_profile(_full_profile())
     exported = tmp_path / "acme.toml"
     store.export_toml(exported)
-    with Store.open(tmp_path / "fresh.sqlite") as fresh:
+    with Store.open(tmp_path / "fresh.sqlite", create=True) as fresh:
         fresh.import_toml(exported)
         assert fresh.profile() == store.profile()
     assert profile_from_toml(profile_to_toml(_full_profile())) == _full_profile()
@@ -644,7 +644,7 @@ def test_users_export_then_import(store: Store, tmp_path: Path, suffix: str) -> 
     path = tmp_path / f"users{suffix}"
     assert store.export_users(path) == 2
     assert read_users(path) == [ANN, BOB]
-    with Store.open(tmp_path / "other.sqlite") as other:
+    with Store.open(tmp_path / "other.sqlite", create=True) as other:
         assert other.import_users(path) == 2
         assert other.users() == [ANN, BOB]
 
