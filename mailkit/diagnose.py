@@ -26,8 +26,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
+from mailkit.faces import password_home, render, setting
 from mailkit.outcome import Cause, Diagnosis, Failure, Kind, Phase, SendContext, Signal
-from mailkit.providers import Provider, provider_for_domain, provider_for_host
+from mailkit.providers import (
+    Mismatch,
+    Provider,
+    provider_for_domain,
+    provider_for_host,
+    provider_mismatch,
+    suggest_host,
+)
 
 __all__ = [
     "MAX_SERVER_TEXT",
@@ -43,6 +51,31 @@ __all__ = [
 
 #: Server text longer than this is cut (with an ellipsis): enough for any real reply.
 MAX_SERVER_TEXT = 500
+
+
+class _S:
+    """Settings as advice names them: references each face renders its own way (``--ca-file``
+    on the command line, the "CA file" field in a form, ``ca_file`` in Python; see
+    :mod:`mailkit.faces`). Advice never spells a setting's name itself."""
+
+    host = setting("host")
+    port = setting("port")
+    security = setting("security")
+    auth = setting("auth")
+    username = setting("username")
+    from_address = setting("from_address")
+    mode = setting("mode")
+    ca_file = setting("ca_file")
+    pin = setting("tls_pin_sha256")
+    tls_min_version = setting("tls_min_version")
+    plaintext_auth = setting("allow_plaintext_auth")
+    command_timeout = setting("command_timeout")
+    api_url = setting("api_url")
+    client_id = setting("oauth_client_id")
+    tenant = setting("oauth_tenant")
+    secrets = setting("secrets")
+    password_home = password_home()
+
 
 _GOOGLE = frozenset({"gmail", "google_workspace"})
 _MICROSOFT = frozenset({"microsoft365", "outlook_com"})
@@ -152,6 +185,21 @@ class Facts:
     def api(self) -> bool:
         """Whether the send went through a mail API (Gmail API, Graph) rather than SMTP."""
         return self.context.auth == "oauth" or self.failure.phase is Phase.REQUEST
+
+    @property
+    def mismatch(self) -> Mismatch | None:
+        """The user name is another provider's account than the server's (outlook.com at Gmail)."""
+        return provider_mismatch(self.context.host, self.context.username)
+
+    @property
+    def suggested_host(self) -> str | None:
+        """The provider host the configured one is a typo of (smtp.gmial.com → smtp.gmail.com)."""
+        return suggest_host(self.context.host) if self.context.host else None
+
+    @property
+    def account(self) -> str:
+        """Whose credentials, for "no password is stored for ...": the user name, if any."""
+        return f"for {self.context.username}" if self.context.username else "for this account"
 
 
 class When:
@@ -330,55 +378,88 @@ def _host_missing(f: Facts) -> Advice:
         "The send needs the name of the mail server to connect to, and none is set for this "
         "user or the organisation.",
         (
-            "Fill in host with the submission server, e.g. smtp.office365.com or smtp.gmail.com "
-            "(the onboarding notebook can propose it from an email address).",
-            "Set port and security with it (587 with starttls, or 465 with implicit_tls), or "
-            "leave them on their defaults.",
+            f"Fill in {_S.host} with the submission server, e.g. smtp.office365.com or "
+            "smtp.gmail.com (the onboarding notebook can propose it from an email address).",
+            f"Set {_S.port} and {_S.security} with it (587 with starttls, or 465 with "
+            "implicit_tls), or leave them on their defaults.",
         ),
     )
 
 
 def _password_missing(f: Facts) -> Advice:
-    who = f"for {f.context.username}" if f.context.username else "for this account"
-    return Advice(
-        "No password is stored",
-        f"The authorization type needs a password {who}, but the secret store holds none, so "
-        "mailkit did not try to sign in.",
-        (
-            "Store the password (entered twice) in the settings form or with the secret store "
-            "for this user, or give it through an environment variable for automation.",
-            "If the provider requires it, store an app password rather than the account password.",
-            "If the server needs no sign-in (a local relay), set auth to none instead.",
-        ),
-    )
+    """No password to sign in with: before connecting (auth names a password mechanism), or
+    found out from the server (auth ``auto`` had nothing to sign in with)."""
+    if f.failure.signal is Signal.MISSING:
+        explanation = (
+            f"{_S.auth} is {f.context.auth}, which signs in with a password, but the secret "
+            f"store ({_S.secrets}) holds no password {f.account}, so mailkit did not try to "
+            "sign in."
+        )
+    elif f.failure.signal is Signal.NOT_OFFERED:
+        explanation = (
+            f"The server signs in with a password ({_mechanisms(f)}), not with an OAuth token, "
+            f"and no password is stored {f.account} in the secret store ({_S.secrets})."
+        )
+    else:
+        explanation = (
+            f"{_reply_words(f)}: it takes mail only from signed-in clients. {_S.auth} is auto, "
+            f"and the secret store ({_S.secrets}) holds no password or OAuth token "
+            f"{f.account}, so mailkit sent without signing in."
+        )
+    fix = [f"Store the password {f.account} with {_S.password_home}."]
+    if f.provider is not None and f.provider.app_passwords:
+        fix.append(
+            f"{f.provider.name} wants an app password here, not the account password: "
+            f"create one ({f.provider.app_passwords_menu}) and store that."
+        )
+    if f.provider is not None and f.provider.oauth_scope:
+        fix.append(
+            f"Or set {_S.auth} to xoauth2 and run the {f.walkthrough}: then no password is "
+            "stored at all."
+        )
+    if f.failure.signal is Signal.MISSING:
+        fix.append(
+            f"If the server needs no sign-in (a local relay), set {_S.auth} to none instead."
+        )
+    fix.append("Then run the test send again.")
+    return Advice("No password is stored", " ".join(explanation.split()), tuple(fix), _refs(f))
 
 
 def _token_missing(f: Facts) -> Advice:
-    how = (
-        f"The mode sends through {_api_name(f)}, which needs an OAuth token"
-        if f.api
-        else "The authorization type is xoauth2, which signs in with an OAuth token"
-    )
+    if f.api:
+        how = f"The {_S.mode} sends through {_api_name(f)}, which needs an OAuth token"
+    elif f.context.auth == "xoauth2":
+        how = f"{_S.auth} is xoauth2, which signs in with an OAuth token"
+    elif f.failure.signal is Signal.NOT_OFFERED:
+        how = "The server signs in only with an OAuth token (it offers XOAUTH2 alone)"
+    else:
+        name = f.provider.name if f.provider else "The server"
+        how = (
+            f"{_reply_words(f)}: it takes mail only from signed-in clients, and {name} signs in "
+            "mail programs only with OAuth"
+        )
+    fix = [f"Run the {f.walkthrough} {f.account}; it stores the token in the secret store."]
+    if f.context.auth == "auto" and not f.api:
+        fix.append(f"Set {_S.auth} to xoauth2 (or keep auto, which uses a stored token).")
+    fix.append("Then run the test send again.")
     return Advice(
         "No OAuth token is stored",
-        f"{how}, but no token is stored for this account yet, so mailkit did not try to send.",
-        (
-            f"Run the {f.walkthrough} for this account; it stores the token in the secret store.",
-            "Then run the test send again.",
-        ),
+        f"{how}, but no token is stored {f.account}, so mailkit did not sign in.",
+        tuple(fix),
+        _refs(f),
     )
 
 
 def _mode_not_smtp(f: Facts) -> Advice:
     return Advice(
         "This account does not send through SMTP",
-        "An SMTP test send was asked for, but the effective mode of this user or the "
+        f"An SMTP test send was asked for, but the effective {_S.mode} of this user or the "
         f"organisation is not smtp{' (' + f.detail + ')' if f.detail else ''}, so the mail "
         "would leave another way.",
         (
             "Test with the sender that matches the mode (Gmail API, Microsoft Graph, EWS, or "
             "the desktop client hand-off).",
-            "Or, if this account should use SMTP, set mode to smtp for the user or the "
+            f"Or, if this account should use SMTP, set {_S.mode} to smtp for the user or the "
             "organisation.",
         ),
     )
@@ -391,10 +472,11 @@ def _plaintext_auth_refused(f: Facts) -> Advice:
         "network in clear text where anyone on the path can read them. mailkit stopped "
         "before signing in.",
         (
-            "Set security to auto (or starttls with port 587, or implicit_tls with port 465) "
-            "so the sign-in is encrypted.",
-            "Only for a trusted relay on the same machine or a closed network: keep security "
-            "none and set allow_plaintext_auth deliberately in the organisation settings.",
+            f"Set {_S.security} to auto (or starttls with {_S.port} 587, or implicit_tls with "
+            f"{_S.port} 465) so the sign-in is encrypted.",
+            "Only for a trusted relay on the same machine or a closed network: keep "
+            f"{_S.security} none and set {_S.plaintext_auth} deliberately in the organisation "
+            "settings.",
         ),
     )
 
@@ -404,17 +486,24 @@ def _plaintext_auth_refused(f: Facts) -> Advice:
 
 def _dns_failure(f: Facts) -> Advice:
     temporary = _TEMPORARY_DNS(f)
+    meant = None if temporary else f.suggested_host
     explanation = f"The server name {f.context.host!r} could not be turned into an address. " + (
         "The DNS server did not answer in time, which usually passes."
         if temporary
+        else f"Did you mean {meant}? The name is one slip away from that provider's server."
+        if meant
         else "Most often the name has a typo, or it only exists on another network "
         "(an internal name used outside the company network or VPN)."
     )
+    typo = (f"Did you mean {meant}? Set {_S.host} to {meant}.",) if meant else ()
     return Advice(
-        "The server name does not resolve",
+        f"The server name does not resolve: did you mean {meant}?"
+        if meant
+        else "The server name does not resolve",
         explanation,
         (
-            f"Check the spelling of host ({f.context.host}); copy it from the provider's "
+            *typo,
+            f"Check the spelling of {_S.host} ({f.context.host}); copy it from the provider's "
             "documentation or the onboarding notebook's proposal.",
             "If it is an internal server, connect to the company network or VPN, or use its "
             "public name.",
@@ -430,7 +519,7 @@ def _connection_refused(f: Facts) -> Advice:
             f"{f.context.host} answered, but refused the HTTPS connection on port {f.port}: "
             "no API service listens there, or a firewall rejects it.",
             (
-                "Check api_url in the organisation settings: leave it empty for the real "
+                f"Check {_S.api_url} in the organisation settings: leave it empty for the real "
                 "Gmail API / Microsoft Graph, or point it at a service that is running.",
                 "Check that a firewall or proxy allows outgoing HTTPS (port 443) from this "
                 "computer.",
@@ -441,8 +530,8 @@ def _connection_refused(f: Facts) -> Advice:
         f"{f.context.host} answered, but refused the connection on port {f.port}: no mail "
         "service listens there, or a firewall rejects it.",
         (
-            f"Check host and port: submission servers listen on 587 (starttls) or 465 "
-            f"(implicit_tls); port {f.port} may be wrong.",
+            f"Check {_S.host} and {_S.port}: submission servers listen on 587 (starttls) or "
+            f"465 (implicit_tls); port {f.port} may be wrong.",
             "Check that the mail service on the server is running and listens on that port.",
             "Check firewalls between here and the server (the local one, the company's, the "
             "server's).",
@@ -477,10 +566,11 @@ def _connect_timeout(f: Facts) -> Advice:
         f"that silently drops the port is the usual reason, less often a server that is down."
         f"{port_25}",
         (
-            "Use the submission ports: 587 with security starttls, or 465 with implicit_tls.",
+            f"Use the submission ports: {_S.port} 587 with {_S.security} starttls, or 465 with "
+            "implicit_tls.",
             f"Ask the network team whether outgoing connections to port {f.port} are allowed "
             "from this computer.",
-            "Check that host is right and the server is up; then test again.",
+            f"Check that {_S.host} is right and the server is up; then test again.",
         ),
     )
 
@@ -525,10 +615,11 @@ def _certificate_wrong_host(f: Facts) -> Advice:
     return Advice(
         "The certificate is for another server name",
         f"The server presented a certificate that does not cover the name {f.context.host!r}. "
-        "Either host uses an alias the certificate does not list, or the connection reaches a "
+        f"Either {_S.host} uses an alias the certificate does not list, or the connection "
+        "reaches a "
         "different server than intended.",
         (
-            "Set host to the name the certificate is issued for (the probe panel shows its "
+            f"Set {_S.host} to the name the certificate is issued for (the probe panel shows its "
             "subject and alternative names), e.g. the provider's documented server name "
             "instead of an IP address or a CNAME.",
             "If that name really is the server's, ask its administrator for a certificate "
@@ -557,13 +648,13 @@ def _certificate_untrusted(f: Facts) -> Advice:
         "company server with its own (private) certificate authority, and it is also what an "
         "interception looks like, so nothing was sent.",
         (
-            "For a server with a private certificate authority: set ca_file to that "
+            f"For a server with a private certificate authority: set {_S.ca_file} to that "
             "authority's certificate (PEM).",
             (
-                "If a company proxy inspects HTTPS, set ca_file to the proxy's certificate "
+                f"If a company proxy inspects HTTPS, set {_S.ca_file} to the proxy's certificate "
                 "authority (ask the network team for it)."
                 if f.api
-                else "Or pin the server's certificate: set tls_pin_sha256 to its SHA-256 "
+                else f"Or pin the server's certificate: set {_S.pin} to its SHA-256 "
                 "fingerprint, checked with the server's administrator."
             ),
             "For a public server, ask its administrator to install the full certificate chain "
@@ -578,13 +669,13 @@ def _pin_mismatch(f: Facts) -> Advice:
     return Advice(
         "The certificate is not the pinned one",
         "The server's certificate has a different SHA-256 fingerprint from the one pinned in "
-        "tls_pin_sha256. Either the server got a new certificate (renewals change it) or "
+        f"{_S.pin}. Either the server got a new certificate (renewals change it) or "
         "the connection reaches a different server.",
         (
             "Ask the server's administrator whether the certificate was renewed, and get the "
             "new fingerprint from them (not from this connection).",
-            "Update tls_pin_sha256 with the confirmed fingerprint, or trust the issuing "
-            "authority with ca_file so renewals keep working.",
+            f"Update {_S.pin} with the confirmed fingerprint, or trust the issuing "
+            f"authority with {_S.ca_file} so renewals keep working.",
         ),
     )
 
@@ -595,8 +686,8 @@ def _tls_on_plain_port(f: Facts) -> Advice:
         f"mailkit opened port {f.port} with implicit TLS, but the server there speaks plain "
         "SMTP first (and upgrades with STARTTLS), so the TLS handshake failed at once.",
         (
-            "Set security to starttls and port to 587 (or auto, which does this).",
-            "Or keep implicit_tls and set port to 465, the implicit-TLS port.",
+            f"Set {_S.security} to starttls and {_S.port} to 587 (or auto, which does this).",
+            f"Or keep implicit_tls and set {_S.port} to 465, the implicit-TLS port.",
         ),
     )
 
@@ -604,14 +695,15 @@ def _tls_on_plain_port(f: Facts) -> Advice:
 def _plain_on_tls_port(f: Facts) -> Advice:
     return Advice(
         "Plain text was sent to an implicit-TLS port",
-        f"Port {f.port} expects the connection to begin with TLS, but security is "
+        f"Port {f.port} expects the connection to begin with TLS, but {_S.security} is "
         f"{f.context.security}, so mailkit waited for the server's greeting while the server "
         "waited for a TLS hello — both sides silent until the timeout.",
         (
-            "Set security to implicit_tls (or auto) for port 465."
+            f"Set {_S.security} to implicit_tls (or auto) for port 465."
             if f.port == 465
-            else f"Set security to implicit_tls: port {f.port} expects TLS from the first byte.",
-            "Or set port to 587 and security to starttls.",
+            else f"Set {_S.security} to implicit_tls: port {f.port} expects TLS from the first "
+            "byte.",
+            f"Or set {_S.port} to 587 and {_S.security} to starttls.",
         ),
     )
 
@@ -624,7 +716,8 @@ def _tls_version_refused(f: Facts) -> Advice:
         + (f" ({f.detail})" if f.detail else ""),
         (
             "Ask the server's administrator to enable TLS 1.2 or 1.3.",
-            "If tls_min_version is 1.3 and the server only has TLS 1.2, set tls_min_version "
+            f"If {_S.tls_min_version} is 1.3 and the server only has TLS 1.2, set "
+            f"{_S.tls_min_version} "
             "to 1.2.",
         ),
     )
@@ -644,7 +737,8 @@ def _tls_handshake_failed(f: Facts) -> Advice:
         + hint,
         (
             "Run the probe to see which TLS versions and ciphers the server offers.",
-            "Check that host, port and security match the provider's documentation "
+            f"Check that {_S.host}, {_S.port} and {_S.security} match the provider's "
+            "documentation "
             "(587 starttls, or 465 implicit_tls).",
             "If a firewall or antivirus inspects mail traffic, ask to exclude this server.",
         ),
@@ -669,8 +763,8 @@ def _greeting_timeout(f: Facts) -> Advice:
         "The server did not greet",
         f"The connection to {f.context.host}:{f.port} opened, but no SMTP greeting came. {why}",
         (
-            "If the port expects implicit TLS (usually 465), set security to implicit_tls.",
-            "Otherwise use port 587 with security starttls, as the provider documents.",
+            f"If the port expects implicit TLS (usually 465), set {_S.security} to implicit_tls.",
+            f"Otherwise use {_S.port} 587 with {_S.security} starttls, as the provider documents.",
             "If the settings are right, wait a few minutes and test again.",
         ),
     )
@@ -709,14 +803,14 @@ def _ca_file_invalid(f: Facts) -> Advice:
     what = f.detail.split(":", 1)[1].strip() if ":" in f.detail else f.detail
     return Advice(
         "The CA file cannot be used",
-        f"The ca_file set for this send, {what}. Without it the server's certificate "
+        f"The {_S.ca_file} set for this send, {what}. Without it the server's certificate "
         "cannot be checked, and mailkit never sends without checking it, so nothing was sent.",
         (
-            "Set ca_file to the PEM file of the certificate authority that signed the "
+            f"Set {_S.ca_file} to the PEM file of the certificate authority that signed the "
             "server's certificate: a text file that starts with -----BEGIN CERTIFICATE----- "
             "(the server's administrator has it).",
-            "Or clear ca_file to trust the system's certificate authorities (a public "
-            "provider needs nothing else), or pin the server's certificate with tls_pin_sha256.",
+            f"Or clear {_S.ca_file} to trust the system's certificate authorities (a public "
+            f"provider needs nothing else), or pin the server's certificate with {_S.pin}.",
             "Then run the test again.",
         ),
     )
@@ -747,8 +841,8 @@ def _ehlo_rejected(f: Facts) -> Advice:
             "Read the server's reply for the reason it gives.",
             "If it complains about the host name, give this computer a fully qualified DNS "
             "name, or ask the administrator to accept it.",
-            "Check that host and port point at a submission server (587 or 465), not a "
-            "receiving MX on port 25.",
+            f"Check that {_S.host} and {_S.port} point at a submission server (587 or 465), "
+            "not a receiving MX on port 25.",
         ),
     )
 
@@ -766,7 +860,7 @@ def _malformed(f: Facts) -> Advice:
         )
         + (f" ({f.detail})" if f.detail else ""),
         (
-            "Check port: SMTP submission is 587 (starttls) or 465 (implicit_tls).",
+            f"Check {_S.port}: SMTP submission is 587 (starttls) or 465 (implicit_tls).",
             "If the port is right, a proxy or firewall may be altering the connection; ask "
             "the network team, and show them the transcript.",
         ),
@@ -783,12 +877,12 @@ def _starttls_missing(f: Facts) -> Advice:
         "the server has no TLS, or a device on the path removed it — a downgrade attack looks "
         "exactly like this. mailkit refused to send the password or the message in clear.",
         (
-            "Use implicit TLS instead: set security to implicit_tls and port to 465.",
+            f"Use implicit TLS instead: set {_S.security} to implicit_tls and {_S.port} to 465.",
             "Ask the network team whether a firewall inspects SMTP and strips STARTTLS (e.g. "
             'Cisco ASA "ESMTP inspection", other "SMTP fixup" features) and exclude this '
             "server from it.",
-            "Only for a trusted relay on this machine or a closed network: set security to "
-            "none explicitly (and auth to none).",
+            "Only for a trusted relay on this machine or a closed network: set "
+            f"{_S.security} to none explicitly (and {_S.auth} to none).",
         ),
     )
 
@@ -805,7 +899,9 @@ def _starttls_refused(f: Facts) -> Advice:
         )
         + " mailkit did not continue unencrypted.",
         (
-            _RETRY if transient else "Try implicit TLS: security implicit_tls, port 465.",
+            _RETRY
+            if transient
+            else f"Try implicit TLS: {_S.security} implicit_tls, {_S.port} 465.",
             "If it persists, ask the server's administrator to check its TLS certificate and "
             "configuration.",
         ),
@@ -820,7 +916,7 @@ def _auth_not_offered(f: Facts) -> Advice:
     if f.port == 25:
         reasons.append("port 25 is for server-to-server relay, where sign-in is rarely offered")
     if f.context.security == "none":
-        reasons.append("many servers offer AUTH only after STARTTLS, and security is none")
+        reasons.append(f"many servers offer AUTH only after STARTTLS, and {_S.security} is none")
     why = (
         ("; ".join(reasons) + ".")
         if reasons
@@ -830,13 +926,15 @@ def _auth_not_offered(f: Facts) -> Advice:
     )
     return Advice(
         "The server does not offer sign-in (AUTH)",
-        f"Sign-in was required (auth is {f.context.auth}), but the server's EHLO answer lists "
+        f"Sign-in was required ({_S.auth} is {f.context.auth}), but the server's EHLO answer "
+        "lists "
         f"no AUTH mechanisms. {why[0].upper()}{why[1:]}",
         (
-            "Set port to 587 with security starttls (or 465 with implicit_tls), where sign-in "
+            f"Set {_S.port} to 587 with {_S.security} starttls (or 465 with implicit_tls), where "
+            "sign-in "
             "is offered.",
             "If this server is a relay that accepts mail without sign-in from this network, "
-            "set auth to none.",
+            f"set {_S.auth} to none.",
         ),
     )
 
@@ -854,11 +952,13 @@ def _mechanism_not_offered(f: Facts) -> Advice:
             "credentials: a password needs PLAIN, LOGIN or CRAM-MD5, a token needs XOAUTH2."
         )
     else:
-        explanation = f"The auth setting is {f.context.auth}, but the server offers only {offered}."
-    fix = ["Set auth to auto, so mailkit picks the strongest mechanism both sides support."]
+        explanation = f"{_S.auth} is {f.context.auth}, but the server offers only {offered}."
+    fix = [f"Set {_S.auth} to auto, so mailkit picks the strongest mechanism both sides support."]
     if "XOAUTH2" in f.failure.auth_mechanisms and f.context.auth != "xoauth2":
-        fix.append(f"The server offers XOAUTH2: run the {f.walkthrough} and set auth to xoauth2.")
-    fix.append("If sign-in is offered only after TLS, use security starttls or implicit_tls.")
+        fix.append(
+            f"The server offers XOAUTH2: run the {f.walkthrough} and set {_S.auth} to xoauth2."
+        )
+    fix.append(f"If sign-in is offered only after TLS, use {_S.security} starttls or implicit_tls.")
     return Advice("The server does not offer this sign-in method", explanation, tuple(fix))
 
 
@@ -866,10 +966,11 @@ def _encryption_required(f: Facts) -> Advice:
     return Advice(
         "The server requires encryption first",
         f"{_reply_words(f)}: it accepts this command only over an encrypted connection, and "
-        f"security is {f.context.security}.",
+        f"{_S.security} is {f.context.security}.",
         (
-            "Set security to auto or starttls with port 587 (or implicit_tls with port 465).",
-            "Keep allow_plaintext_auth off; it is only for trusted local relays.",
+            f"Set {_S.security} to auto or starttls with {_S.port} 587 (or implicit_tls with "
+            f"{_S.port} 465).",
+            f"Keep {_S.plaintext_auth} off; it is only for trusted local relays.",
         ),
     )
 
@@ -910,7 +1011,7 @@ def _basic_auth_disabled(f: Facts) -> Advice:
         "authentication for SMTP AUTH by default from the end of 2026, so the lasting fix is "
         "OAuth, not re-enabling passwords.",
         (
-            f"Set auth to xoauth2 and run mailkit's {_OAUTH_WALKTHROUGH['microsoft365']} for "
+            f"Set {_S.auth} to xoauth2 and run mailkit's {_OAUTH_WALKTHROUGH['microsoft365']} for "
             f"{mailbox} (scope https://outlook.office.com/SMTP.Send).",
             "Make sure authenticated SMTP is on for the mailbox (OAuth needs it too): "
             + enable_smtp_auth,
@@ -937,8 +1038,8 @@ def _oauth_token_invalid(f: Facts) -> Advice:
             "sign in as that same account.",
             "Check the granted scope"
             + (f": SMTP needs {scope_hint}" if scope_hint else "")
-            + (" (gmail.send alone is for mode gmail_api, not SMTP)." if f.google else "."),
-            "Check that username is exactly the signed-in account's address.",
+            + (f" (gmail.send alone is for {_S.mode} gmail_api, not SMTP)." if f.google else "."),
+            f"Check that {_S.username} is exactly the signed-in account's address.",
         )
         + (
             (
@@ -984,10 +1085,31 @@ def _app_password_required(f: Facts) -> Advice:
                 "for app passwords."
             ),
             f"Create an app password ({path}) and store it as this account's password in mailkit.",
-            f"Better: set auth to xoauth2 and run the {f.walkthrough}; no password is stored "
+            f"Better: set {_S.auth} to xoauth2 and run the {f.walkthrough}; no password is stored "
             "at all.",
         ),
         _refs(f),
+    )
+
+
+def _provider_mismatch(f: Facts) -> Advice:
+    mismatch = f.mismatch
+    assert mismatch is not None  # the rule's predicate
+    account, server = mismatch.account, mismatch.server
+    return Advice(
+        f"A {account.name} account at {server.name}'s server",
+        f"{_reply_words(f)} to the sign-in. The user name {f.context.username} is a "
+        f"{account.name} account, but {_S.host} is {f.context.host}, {server.name}'s server: "
+        "a provider signs in only its own accounts, so no password or token can work there.",
+        (
+            f"To send as {f.context.username}: set {_S.host} to {account.smtp_host}, {_S.port} "
+            f"to {account.smtp_port} and {_S.security} to {account.security.value}, "
+            f"{account.name}'s submission server (the onboarding notebook's Suggest settings "
+            "fills these in from the address).",
+            f"To send through {server.name}: set {_S.username} to the {server.name} account "
+            "and store that account's password or token.",
+        ),
+        account.references,
     )
 
 
@@ -1005,8 +1127,8 @@ def _bad_credentials(f: Facts) -> Advice:
         fix += [
             "Create an app password (Google Account → Security → 2-Step Verification → App "
             "passwords; 2-Step Verification must be on) and store it as the password.",
-            f"Or set auth to xoauth2 and run the {f.walkthrough}.",
-            "Set username to the full Gmail / Workspace address.",
+            f"Or set {_S.auth} to xoauth2 and run the {f.walkthrough}.",
+            f"Set {_S.username} to the full Gmail / Workspace address.",
         ]
     elif f.provider_id == "outlook_com":
         explanation += (
@@ -1014,8 +1136,8 @@ def _bad_credentials(f: Facts) -> Advice:
             "password sign-in for them in 2024."
         )
         fix += [
-            f"Set auth to xoauth2 and run the {f.walkthrough} for this account.",
-            "Set username to the full Outlook.com address.",
+            f"Set {_S.auth} to xoauth2 and run the {f.walkthrough} for this account.",
+            f"Set {_S.username} to the full Outlook.com address.",
         ]
     elif f.microsoft:
         explanation += (
@@ -1024,9 +1146,9 @@ def _bad_credentials(f: Facts) -> Advice:
             "password sign-in for SMTP."
         )
         fix += [
-            "Set username to the mailbox's full address (user principal name) and store the "
+            f"Set {_S.username} to the mailbox's full address (user principal name) and store the "
             "password again.",
-            f"If the account uses multi-factor sign-in or security defaults, set auth to "
+            f"If the account uses multi-factor sign-in or security defaults, set {_S.auth} to "
             f"xoauth2 and run the {f.walkthrough}; basic authentication is disabled by default "
             "from the end of 2026 anyway.",
             "Check in the Microsoft 365 admin center that authenticated SMTP is on for the "
@@ -1037,11 +1159,11 @@ def _bad_credentials(f: Facts) -> Advice:
         fix += [
             f"Create an app password ({f.provider.app_passwords_menu}) and store it as the "
             "password.",
-            "Set username to the full email address.",
+            f"Set {_S.username} to the full email address.",
         ]
     else:
         fix += [
-            "Check username (often the full email address) and store the password again "
+            f"Check {_S.username} (often the full email address) and store the password again "
             "(it is entered twice to catch typos).",
             "Sign in to the provider's webmail with the same credentials to rule out a locked "
             "or expired account.",
@@ -1077,12 +1199,12 @@ def _auth_required(f: Facts) -> Advice:
     microsoft = f.microsoft or f.enhanced == "5.7.57"
     explanation = (
         f"{_reply_words(f)}: it accepts mail only from signed-in clients, and this send did "
-        f"not sign in (auth is {f.context.auth})."
+        f"not sign in ({_S.auth} is {f.context.auth})."
     )
     fix = [
-        "Set auth to auto (or the mechanism the provider documents) and store the account's "
+        f"Set {_S.auth} to auto (or the mechanism the provider documents) and store the account's "
         "password or OAuth token.",
-        "Set username to the mailbox's address.",
+        f"Set {_S.username} to the mailbox's address.",
     ]
     if microsoft:
         explanation += " Microsoft 365 rejects anonymous mail on its submission server."
@@ -1105,7 +1227,7 @@ def _send_as_denied(f: Facts) -> Advice:
         f"The server accepted the sign-in as {user} but does not let that account send as "
         f"{sender}.",
         (
-            f"Either set from_address to {own},",
+            f"Either set {_S.from_address} to {own},",
             f'or grant {user} "Send As" permission on {sender}'
             + (
                 " (Exchange admin center → Recipients → Mailboxes → "
@@ -1127,7 +1249,8 @@ def _sender_rejected(f: Facts) -> Advice:
         f"{_reply_words(f)} to MAIL FROM {sender}. Most providers only let an account send "
         "from its own address (or addresses it is allowed to use).",
         (
-            "Set from_address to the address of the account in username, or to an alias the "
+            f"Set {_S.from_address} to the address of the account in {_S.username}, or to an "
+            "alias the "
             "provider has confirmed for it.",
             "Check the From address for typos and that its domain exists.",
             "If the organisation sends for many users from one account, give that account "
@@ -1149,13 +1272,14 @@ def _relay_denied(f: Facts) -> Advice:
         )
     if signed_in:
         fix = [
-            "Check that host and port are the provider's submission server (587 or 465); a "
+            f"Check that {_S.host} and {_S.port} are the provider's submission server (587 or "
+            "465); a "
             "receiving server (MX, port 25) never relays to other domains.",
             "Ask the server's administrator to let this account send to outside domains.",
         ]
     else:
         fix = [
-            "Sign in: set auth to auto and store the account's password or token (a "
+            f"Sign in: set {_S.auth} to auto and store the account's password or token (a "
             "submission server on 587/465 relays for signed-in users).",
             "Or ask the server's administrator to allow this computer's address to relay "
             "(Postfix mynetworks, an Exchange receive connector, a Microsoft 365 connector).",
@@ -1256,7 +1380,7 @@ def _outcome_unknown(f: Facts) -> Advice:
             "Check the recipient's inbox (and spam folder) before sending again, to avoid a "
             "duplicate.",
             "If it did not arrive within a few minutes, test again.",
-            "If this repeats, raise the command timeout (command_timeout) — the server may "
+            f"If this repeats, raise {_S.command_timeout} — the server may "
             "be scanning the message slowly.",
         ),
     )
@@ -1289,7 +1413,7 @@ def _disconnected(f: Facts) -> Advice:
         (
             "Test again; a single dropped connection is often temporary.",
             "If it repeats at the same step, look at the transcript's last lines and check "
-            "host, port and security against the provider's documentation.",
+            f"{_S.host}, {_S.port} and {_S.security} against the provider's documentation.",
         ),
     )
 
@@ -1306,14 +1430,16 @@ def _command_timeout(f: Facts) -> Advice:
         f"The server did not answer during {_STEP[phase]} within the timeout.{safe}",
         (
             "Test again in a few minutes.",
-            "If the server is just slow, raise command_timeout in the organisation settings.",
+            f"If the server is just slow, raise {_S.command_timeout} in the organisation settings.",
         ),
     )
 
 
 def _server_error(f: Facts) -> Advice:
     if f.failure.signal is Signal.MISSING:
-        setting = _first_word(f.detail) or "the setting"
+        named = _first_word(f.detail)
+        setting = getattr(_S, named, None) if named and not named.startswith("_") else None
+        setting = setting or named or "the setting"
         return Advice(
             "A setting is missing or not valid",
             "The send cannot start: a setting it needs is missing or not valid"
@@ -1337,7 +1463,7 @@ def _server_error(f: Facts) -> Advice:
             "The server did not advertise an extension the send depends on"
             + (f": {f.detail}." if f.detail else "."),
             (
-                "Check that host and port point at a submission server (587 or 465).",
+                f"Check that {_S.host} and {_S.port} point at a submission server (587 or 465).",
                 "Ask the server's administrator whether the extension can be enabled.",
             ),
         )
@@ -1434,8 +1560,8 @@ def _oauth_client_invalid(f: Facts) -> Advice:
         fix: tuple[str, ...] = (
             f'{_ENTRA_APP} → Authentication → Advanced settings → set "Allow public client '
             'flows" to Yes, then Save.',
-            "Set oauth_client_id to the Application (client) ID from the app's Overview page, "
-            "and oauth_tenant to its Directory (tenant) ID or domain (AADSTS700016 means the "
+            f"Set {_S.client_id} to the Application (client) ID from the app's Overview page, "
+            f"and {_S.tenant} to its Directory (tenant) ID or domain (AADSTS700016 means the "
             "app does not exist in that tenant).",
             f"{_ENTRA_APP} → Authentication → Add a platform → Mobile and desktop applications, "
             "with the redirect URI http://localhost.",
@@ -1457,7 +1583,7 @@ def _oauth_client_invalid(f: Facts) -> Advice:
     else:
         explanation = f"{_answered(f)}: the OAuth client (id or secret) is not accepted."
         fix = (
-            "Check oauth_client_id (and the client secret, if the provider uses one) against "
+            f"Check {_S.client_id} (and the client secret, if the provider uses one) against "
             "the provider's app registration.",
             "Make sure the app is registered as a desktop / public client.",
         )
@@ -1550,7 +1676,8 @@ def _device_code_declined(f: Facts) -> Advice:
         (
             "Run the Microsoft OAuth walkthrough again, enter the new code at "
             "https://microsoft.com/devicelogin and approve the sign-in.",
-            "Sign in with the mailbox's own account (the one in username / from_address).",
+            f"Sign in with the mailbox's own account (the one in {_S.username} / "
+            f"{_S.from_address}).",
         ),
         _refs(f),
     )
@@ -1700,9 +1827,10 @@ def _api_token_invalid(f: Facts) -> Advice:
         f"{_answered(f)}: the access token is not valid for it — revoked, issued for another "
         f"service, or damaged.{detail}",
         (
-            f"Run the {f.walkthrough} again for the mode in use (scope {_scope_needed(f)}) and "
+            f"Run the {f.walkthrough} again for the {_S.mode} in use (scope {_scope_needed(f)}) "
+            "and "
             "sign in as the mailbox's own account.",
-            "Check that username / from_address is the signed-in account.",
+            f"Check that {_S.username} / {_S.from_address} is the signed-in account.",
         ),
         _refs(f),
     )
@@ -1721,7 +1849,7 @@ def _insufficient_scope(f: Facts) -> Advice:
             f"{_GOOGLE_CONSOLE} → OAuth consent screen → Data access (Scopes): add "
             f"{_GMAIL_SEND} for the Gmail API, or {_GOOGLE_FULL} for SMTP. "
             f"{_GOOGLE_FULL} is a restricted scope (Google verification for production apps); "
-            "gmail.send is enough for mode gmail_api.",
+            f"gmail.send is enough for {_S.mode} gmail_api.",
             "Run the Google OAuth walkthrough again and tick the permission to send mail on "
             "Google's consent page (unticked boxes are not granted).",
         )
@@ -1757,7 +1885,7 @@ def _api_access_denied(f: Facts) -> Advice:
         )
     if f.google:
         fix: tuple[str, ...] = (
-            f"Check the token's scope: mode gmail_api needs {_GMAIL_SEND}; run the Google "
+            f"Check the token's scope: {_S.mode} gmail_api needs {_GMAIL_SEND}; run the Google "
             "OAuth walkthrough again if in doubt.",
             "In Google Workspace, ask the administrator whether API access for this app or "
             "user is restricted (Admin console → Security → API controls) or Gmail is off for "
@@ -1882,6 +2010,19 @@ _BASIC_OFF = enhanced("5.7.139", "5.7.30") | says(
     "basic authentication is not supported",
     "security defaults",
 )
+# An SMTP send past AUTH with auth still auto signed in with nothing: none was stored.
+_UNSIGNED = auth_is("auto") & ~When(lambda f: f.api)
+_PASSWORD_MECHS = When(
+    lambda f: bool(f.failure.auth_mechanisms & {"PLAIN", "LOGIN", "CRAM-MD5", "NTLM"})
+)
+# auth auto stops at AUTH with mechanisms on offer only when none fits what is stored.
+_NO_MECHANISM_FOR_AUTO = (
+    auth_is("auto") & sig(NOT_OFFERED) & ~When(lambda f: not f.failure.auth_mechanisms)
+)
+_OFFERS_XOAUTH2 = When(lambda f: "XOAUTH2" in f.failure.auth_mechanisms)
+_MISMATCH = When(lambda f: f.mismatch is not None)
+# Providers that sign mail programs in only with OAuth (basic authentication retired).
+_OAUTH_ONLY = frozenset({"outlook_com"})
 _NOT_SIGNED_IN = enhanced("5.7.57") | says(
     "authentication required", "must authenticate", "not authenticated"
 )
@@ -1912,6 +2053,10 @@ _BAD_SENDER = enhanced("5.1", "5.7.1") | says(
     "sender", "from address", "rejected", "not owned", "not allowed", "not permitted"
 )
 _RELAY = enhanced("5.7.54") | says("relay")
+# How servers turn away mail from a client that did not sign in (at MAIL or at RCPT).
+_REFUSED_UNSIGNED = (at(Phase.MAIL, Phase.RCPT) & (reply(530) | (xx(5) & _NOT_SIGNED_IN))) | (
+    _RCPT & xx(5) & (_RELAY | enhanced("5.7.1"))
+)
 _UNKNOWN_USER = enhanced("5.1") | says(
     "user unknown",
     "unknown user",
@@ -2096,12 +2241,32 @@ RULES: tuple[Rule, ...] = (
     Rule(Cause.STARTTLS_REFUSED, BY_CODE, at(Phase.STARTTLS) & sig(REPLY), _starttls_refused),
     # -- auth: what the server offers, then its replies from the most specific down
     Rule(Cause.AUTH_NOT_OFFERED, CONFIG, _AUTH & sig(NOT_OFFERED) & _NO_MECHS, _auth_not_offered),
+    # auth auto found nothing to sign in with that the server takes: the credential is missing
+    Rule(
+        Cause.PASSWORD_MISSING,
+        CONFIG,
+        _AUTH & _NO_MECHANISM_FOR_AUTO & _PASSWORD_MECHS,
+        _password_missing,
+    ),
+    Rule(
+        Cause.TOKEN_MISSING,
+        CONFIG,
+        _AUTH & _NO_MECHANISM_FOR_AUTO & _OFFERS_XOAUTH2,
+        _token_missing,
+    ),
     Rule(Cause.MECHANISM_NOT_OFFERED, CONFIG, _AUTH & sig(NOT_OFFERED), _mechanism_not_offered),
     Rule(
         Cause.ENCRYPTION_REQUIRED,
         CONFIG,
         at(Phase.AUTH, Phase.MAIL, Phase.RCPT) & _ENCRYPTION_REQUIRED,
         _encryption_required,
+    ),
+    # whatever the reply, one provider's account at another's server cannot sign in
+    Rule(
+        Cause.PROVIDER_MISMATCH,
+        CONFIG,
+        _AUTH & (xx(5) | (auth_is("xoauth2") & reply(334))) & _MISMATCH,
+        _provider_mismatch,
     ),
     Rule(Cause.BASIC_AUTH_DISABLED, CONFIG, _AUTH & xx(5) & _BASIC_OFF, _basic_auth_disabled),
     Rule(
@@ -2124,7 +2289,14 @@ RULES: tuple[Rule, ...] = (
         _bad_credentials,
     ),
     Rule(Cause.AUTH_TEMPORARY_FAILURE, TRANSIENT, _AUTH & xx(4), _auth_temporary_failure),
-    # -- envelope and message
+    # -- envelope and message; first a refusal of a send that had nothing to sign in with
+    Rule(
+        Cause.TOKEN_MISSING,
+        CONFIG,
+        _UNSIGNED & _REFUSED_UNSIGNED & provider_in(_OAUTH_ONLY),
+        _token_missing,
+    ),
+    Rule(Cause.PASSWORD_MISSING, CONFIG, _UNSIGNED & _REFUSED_UNSIGNED, _password_missing),
     Rule(
         Cause.AUTH_REQUIRED,
         CONFIG,
@@ -2281,9 +2453,10 @@ def diagnose(failure: Failure, context: SendContext) -> Diagnosis:
         phase=failure.phase,
         kind=rule.kind or _kind_by_code(failure.code),
         cause=rule.cause,
-        title=advice.title,
-        explanation=advice.explanation,
-        fix=advice.fix,
+        title=render(advice.title),
+        explanation=render(advice.explanation),
+        fix=tuple(render(step) for step in advice.fix),
+        marked=(advice.title, advice.explanation, *advice.fix),
         provider=facts.provider_id,
         code=failure.code,
         enhanced=facts.enhanced,

@@ -8,8 +8,10 @@ what to do* — without touching the network, so every explanation is tested as 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
+
+from mailkit.faces import Face, Where, render
 
 
 class Phase(StrEnum):
@@ -103,6 +105,8 @@ class Cause(StrEnum):
     MECHANISM_NOT_OFFERED = "mechanism_not_offered"
     ENCRYPTION_REQUIRED = "encryption_required"  # 530/538 5.7.0/5.7.11
     BAD_CREDENTIALS = "bad_credentials"
+    #: One provider's account signing in at another provider's server (outlook.com at Gmail).
+    PROVIDER_MISMATCH = "provider_mismatch"
     APP_PASSWORD_REQUIRED = "app_password_required"  # Gmail 534 5.7.9
     BASIC_AUTH_DISABLED = "basic_auth_disabled"  # Microsoft 535 5.7.139
     OAUTH_TOKEN_INVALID = "oauth_token_invalid"
@@ -171,7 +175,9 @@ class SendContext:
     host: str
     port: int
     security: str  # a Security value
-    auth: str  # an AuthType value, after ``auto`` was resolved when it was
+    #: An AuthType value, after ``auto`` was resolved when it was. An SMTP send that got past
+    #: AUTH with ``auto`` still here chose no mechanism: no password or token was stored.
+    auth: str
     username: str | None = None
     from_address: str | None = None
     timeout: float | None = None
@@ -196,6 +202,18 @@ class Diagnosis:
     enhanced: str | None = None
     server_text: str = ""
     references: tuple[str, ...] = field(default=())
+    #: Title, explanation and fix steps with their setting references still in them (see
+    #: :mod:`mailkit.faces`); the plain fields above are these in the Python face's words.
+    marked: tuple[str, ...] = field(default=(), repr=False, compare=False)
+
+    def for_face(self, face: Face | str, where: Where | None = None) -> Diagnosis:
+        """The same diagnosis naming settings as ``face`` does: ``--ca-file`` on the command
+        line, the "CA file" field in a widget, ``ca_file`` in Python; ``where`` says whose
+        password the advice is about, so "store it with ..." names the right command or form."""
+        if len(self.marked) < 2:
+            return self
+        title, explanation, *fix = (render(text, face, where) for text in self.marked)
+        return replace(self, title=title, explanation=explanation, fix=tuple(fix))
 
     def as_dict(self) -> dict[str, object]:
         return {

@@ -21,11 +21,16 @@ from mailkit.settings import AuthType, Security
 __all__ = [
     "PROVIDERS",
     "Endpoint",
+    "Mismatch",
     "Provider",
+    "damerau_levenshtein",
     "provider_by_id",
     "provider_for_domain",
     "provider_for_host",
     "provider_for_mx",
+    "provider_mismatch",
+    "suggest_host",
+    "typo_budget",
 ]
 
 
@@ -54,6 +59,8 @@ class Provider:
     smtp_hosts: tuple[str, ...]
     #: Address domains under these belong to the provider (a tenant's ``*.onmicrosoft.com``).
     domain_suffixes: tuple[str, ...] = ()
+    #: Who runs the accounts: providers of one vendor may sign in each other's accounts.
+    vendor: str = ""
     #: Other ports the same host accepts.
     alt_endpoints: tuple[Endpoint, ...] = ()
     #: The OAuth scope XOAUTH2 over SMTP needs, when the provider supports it.
@@ -93,6 +100,7 @@ PROVIDERS: tuple[Provider, ...] = (
     Provider(
         id="gmail",
         name="Gmail",
+        vendor="google",
         smtp_host="smtp.gmail.com",
         smtp_port=587,
         security=Security.STARTTLS,
@@ -116,6 +124,7 @@ PROVIDERS: tuple[Provider, ...] = (
     Provider(
         id="google_workspace",
         name="Google Workspace",
+        vendor="google",
         smtp_host="smtp.gmail.com",
         smtp_port=587,
         security=Security.STARTTLS,
@@ -140,6 +149,7 @@ PROVIDERS: tuple[Provider, ...] = (
     Provider(
         id="microsoft365",
         name="Microsoft 365 (Exchange Online)",
+        vendor="microsoft",
         smtp_host="smtp.office365.com",
         smtp_port=587,
         security=Security.STARTTLS,
@@ -170,6 +180,7 @@ PROVIDERS: tuple[Provider, ...] = (
     Provider(
         id="outlook_com",
         name="Outlook.com",
+        vendor="microsoft",
         smtp_host="smtp-mail.outlook.com",
         smtp_port=587,
         security=Security.STARTTLS,
@@ -477,3 +488,91 @@ def provider_for_mx(mx_hosts: Iterable[str]) -> Provider | None:
         if top:
             return next(p for score, p in scored if score == top)
     return None
+
+
+# --------------------------------------------------------------------------- mismatches
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """An account of ``account`` signing in at the server of ``server``: it cannot work."""
+
+    account: Provider
+    server: Provider
+
+
+def provider_mismatch(host: str, address: str | None) -> Mismatch | None:
+    """Whether ``address`` (the sign-in user name) belongs to a provider other than ``host``'s.
+
+    Only addresses whose provider is certain count (gmail.com, outlook.com, a tenant's
+    ``*.onmicrosoft.com``, ...): a company's own domain may be hosted anywhere. Providers of
+    one vendor (Gmail and Google Workspace; Microsoft 365 and Outlook.com) are not a mismatch.
+    """
+    if not address or "@" not in address:
+        return None
+    account = provider_for_domain(address)
+    server = provider_for_host(host, address)
+    if account is None or server is None or account.id == server.id:
+        return None
+    if account.vendor and account.vendor == server.vendor:
+        return None
+    return Mismatch(account=account, server=server)
+
+
+# --------------------------------------------------------------------------- typos
+
+
+def damerau_levenshtein(a: str, b: str) -> int:
+    """Edits (insert, delete, substitute, swap two neighbours) that turn ``a`` into ``b``.
+
+    The optimal-string-alignment variant: each substring is edited once, which is what a
+    typing slip looks like (``gmial`` for ``gmail`` is one edit, not two).
+    """
+    if a == b:
+        return 0
+    before: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            cost = 0 if ca == cb else 1
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                current[j] = min(current[j], before[j - 2] + 1)
+        before, previous = previous, current
+    return previous[len(b)]
+
+
+def _known_hosts() -> tuple[str, ...]:
+    names = (n for p in PROVIDERS for n in (p.smtp_host, *p.smtp_hosts))
+    return tuple(dict.fromkeys(n for n in names if not n.startswith("*.")))
+
+
+def typo_budget(name: str) -> int:
+    """Edits still called a typo of ``name``: one for short names, two from 14 characters on,
+    where two slips are likelier than another real server that close."""
+    return 2 if len(name) >= 14 else 1
+
+
+def suggest_host(host: str) -> str | None:
+    """The known provider host that ``host`` is a typo away from, or None.
+
+    None for a known host itself (or a name under a known pattern, such as a tenant's
+    ``*.mail.protection.outlook.com``), for names further away than :func:`typo_budget`, and
+    when two known hosts are equally near (no guess is better than a wrong one).
+    """
+    name = _normal(host)
+    if not name or provider_for_host(name) is not None:
+        return None
+    near: list[tuple[int, str]] = []
+    for known in _known_hosts():
+        if abs(len(known) - len(name)) > typo_budget(known):
+            continue
+        distance = damerau_levenshtein(name, known)
+        if distance <= typo_budget(known):
+            near.append((distance, known))
+    if not near:
+        return None
+    nearest = min(distance for distance, _ in near)
+    hosts = [known for distance, known in near if distance == nearest]
+    return hosts[0] if len(hosts) == 1 else None

@@ -134,6 +134,10 @@ CASES: tuple[Case, ...] = (
     # ---------------------------------------------------------------- connect
     Case("dns", F(P.CONNECT, S.DNS, detail="[Errno -2] Name or service not known"),
          Cause.DNS_FAILURE, CONFIG, title=("resolve",), fix=("mail.example.net", "VPN")),
+    Case("dns typo of a provider host", F(P.CONNECT, S.DNS, detail="[Errno -2] Name or "
+         "service not known"), Cause.DNS_FAILURE, CONFIG,
+         context=replace(CTX, host="smtp.gmial.com"), title=("did you mean smtp.gmail.com?",),
+         fix=("host to smtp.gmail.com",)),
     Case("dns temporary", F(P.CONNECT, S.DNS, detail="Temporary failure in name resolution"),
          Cause.DNS_FAILURE, TRANSIENT, explanation=("did not answer in time",)),
     Case("refused", F(P.CONNECT, S.REFUSED, detail="[Errno 111] Connection refused"),
@@ -239,10 +243,38 @@ CASES: tuple[Case, ...] = (
          auth_mechanisms=frozenset({"PLAIN", "LOGIN"})), Cause.MECHANISM_NOT_OFFERED, CONFIG,
          context=replace(CTX, auth="cram_md5"), explanation=("LOGIN, PLAIN",),
          fix=("auth to auto",)),
+    # auth auto with a password where only XOAUTH2 is offered: what is missing is a token
     Case("auto finds nothing for a password", F(P.AUTH, S.NOT_OFFERED,
-         auth_mechanisms=frozenset({"XOAUTH2"})), Cause.MECHANISM_NOT_OFFERED, CONFIG,
-         context=replace(M365, auth="auto"), provider="microsoft365",
-         explanation=("XOAUTH2",), fix=("Microsoft OAuth walkthrough", "xoauth2")),
+         auth_mechanisms=frozenset({"XOAUTH2"}), detail="no usable mechanism"),
+         Cause.TOKEN_MISSING, CONFIG, context=replace(M365, auth="auto"),
+         provider="microsoft365", explanation=("XOAUTH2", "ann@contoso.example"),
+         fix=("Microsoft OAuth walkthrough", "xoauth2")),
+    # ... and with only a token where only password mechanisms are: a password is missing
+    Case("auto has only a token for a password server", F(P.AUTH, S.NOT_OFFERED,
+         auth_mechanisms=frozenset({"PLAIN", "LOGIN"}), detail="no usable mechanism"),
+         Cause.PASSWORD_MISSING, CONFIG, context=replace(CTX, auth="auto"),
+         explanation=("LOGIN, PLAIN", "no password is stored"), fix=("store the password",)),
+    # one provider's account at another's server: no password can work (the seed's example)
+    Case("outlook.com account at smtp.gmail.com", F(P.AUTH, S.REPLY, 535, "5.7.8 Username and "
+         "Password not accepted."), Cause.PROVIDER_MISMATCH, CONFIG,
+         context=replace(GMAIL, username="ann@outlook.com", from_address="ann@outlook.com"),
+         provider="google_workspace", title=("Outlook.com", "Google Workspace"),
+         explanation=("ann@outlook.com", "smtp.gmail.com"),
+         fix=("host to smtp-mail.outlook.com", "587", "starttls")),
+    Case("gmail account at smtp.office365.com", F(P.AUTH, S.REPLY, 535, "5.7.139 "
+         "Authentication unsuccessful, basic authentication is disabled."),
+         Cause.PROVIDER_MISMATCH, CONFIG,
+         context=replace(M365, username="ann@gmail.com", from_address="ann@gmail.com"),
+         provider="microsoft365", title=("Gmail",), fix=("smtp.gmail.com",)),
+    Case("gmail account at smtp-mail.outlook.com over xoauth2", F(P.AUTH, S.REPLY, 334,
+         xoauth2_challenge(status="401")), Cause.PROVIDER_MISMATCH, CONFIG,
+         context=replace(CTX, host="smtp-mail.outlook.com", auth="xoauth2",
+                         username="ann@googlemail.com"), provider="outlook_com",
+         fix=("smtp.gmail.com",)),
+    Case("a tenant's onmicrosoft.com account at gmail", F(P.AUTH, S.REPLY, 534, "5.7.9 "
+         "Application-specific password required."), Cause.PROVIDER_MISMATCH, CONFIG,
+         context=replace(GMAIL, username="ann@contoso.onmicrosoft.com"),
+         provider="google_workspace", fix=("smtp.office365.com",)),
     Case("gmail 535 5.7.8", F(P.AUTH, S.REPLY, 535, "5.7.8 Username and Password not accepted. "
          "For more information, go to\n5.7.8  https://support.google.com/mail/?p=BadCredentials"),
          Cause.BAD_CREDENTIALS, PERMANENT, context=GMAIL, provider="gmail",
@@ -328,6 +360,24 @@ CASES: tuple[Case, ...] = (
     Case("530 authentication required", F(P.MAIL, S.REPLY, 530, "5.7.0 Authentication "
          "required"), Cause.AUTH_REQUIRED, CONFIG, context=replace(CTX, auth="none"),
          explanation=("auth is none",)),
+    # auth auto that reached MAIL still auto signed in with nothing: nothing was stored
+    Case("auto without a password, 530 at MAIL", F(P.MAIL, S.REPLY, 530, "5.7.0 "
+         "Authentication required"), Cause.PASSWORD_MISSING, CONFIG,
+         context=replace(CTX, auth="auto"), title=("no password",),
+         explanation=("auth is auto", "ann@example.net"),
+         fix=("store the password for ann@example.net",)),
+    Case("auto without a password at microsoft 365", F(P.MAIL, S.REPLY, 530, "5.7.57 Client "
+         "not authenticated to send mail."), Cause.PASSWORD_MISSING, CONFIG,
+         context=replace(M365, auth="auto"), provider="microsoft365",
+         fix=("store the password", "xoauth2", "Microsoft OAuth walkthrough")),
+    Case("auto without a password at gmail", F(P.MAIL, S.REPLY, 530, "5.7.0 Authentication "
+         "Required."), Cause.PASSWORD_MISSING, CONFIG, context=replace(GMAIL, auth="auto"),
+         provider="gmail", fix=("app password", "App passwords", "Google OAuth walkthrough")),
+    Case("auto without a token at outlook.com", F(P.MAIL, S.REPLY, 530, "5.7.57 Client not "
+         "authenticated to send mail."), Cause.TOKEN_MISSING, CONFIG,
+         context=replace(CTX, host="smtp-mail.outlook.com", auth="auto",
+                         username="ann@hotmail.com"), provider="outlook_com",
+         explanation=("only with OAuth",), fix=("Microsoft OAuth walkthrough", "xoauth2")),
     Case("530 STARTTLS at MAIL", F(P.MAIL, S.REPLY, 530, "5.7.0 Must issue a STARTTLS command "
          "first"), Cause.ENCRYPTION_REQUIRED, CONFIG, context=replace(CTX, security="none")),
     Case("m365 5.7.60 send as", F(P.MAIL, S.REPLY, 550, "5.7.60 SMTP; Client does not have "
@@ -400,6 +450,10 @@ CASES: tuple[Case, ...] = (
          Cause.SERVER_ERROR, TRANSIENT),
     Case("530 at RCPT", F(P.RCPT, S.REPLY, 530, "5.7.1 Authentication required"),
          Cause.AUTH_REQUIRED, CONFIG, context=replace(CTX, auth="none")),
+    # Postfix turns an unsigned client away at RCPT (NOTES: "554 5.7.1 ... Access denied")
+    Case("auto without a password, postfix at RCPT", F(P.RCPT, S.REPLY, 554, "5.7.1 "
+         "<bob@example.org>: Relay access denied"), Cause.PASSWORD_MISSING, CONFIG,
+         context=replace(CTX, auth="auto"), fix=("store the password",)),
     # ---------------------------------------------------------------- data, end of data
     Case("552 too large after data", F(P.END_OF_DATA, S.REPLY, 552, "5.3.4 Message too big"),
          Cause.MESSAGE_TOO_LARGE, PERMANENT),

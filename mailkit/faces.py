@@ -1,0 +1,168 @@
+"""The words each face of mailkit uses for a setting: Python names, CLI flags, widget labels.
+
+Advice is written once, in the pure core, and read in three places: a notebook's Python (where
+the CA file is ``ca_file``), the command line (``--ca-file``) and a form (the field labelled
+"CA file"). So advice does not spell a setting's name: it carries a *reference* made by
+:func:`setting` (or :func:`password_home` for "where a password is stored"), and a face
+renders the text with :func:`render`. Plain text, without a face, is the Python face, so that
+what the core returns reads well as it is.
+
+A reference is the setting's name between two control characters that never occur in the
+words around it (settings refuse control characters, and server text is cleaned of them).
+Pure: no I/O, nothing imported from the faces themselves; ``tests/test_face_words.py`` checks
+this table against the real CLI parser and the real widget labels, so neither can drift away.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+__all__ = [
+    "FIELDS",
+    "Face",
+    "FieldWords",
+    "Where",
+    "password_home",
+    "render",
+    "setting",
+]
+
+
+class Face(StrEnum):
+    """Where a text is read: a notebook's Python, the command line, or a widget form."""
+
+    PYTHON = "python"
+    CLI = "cli"
+    WIDGET = "widget"
+
+
+@dataclass(frozen=True)
+class FieldWords:
+    """How one setting is named in each face.
+
+    ``cli`` is the ``mailkit test`` flag, or None when no flag sets it (then the CLI names the
+    key of the profile's TOML, which ``mailkit profile export`` / ``import`` edit). ``widget`` is
+    the field's label; ``section`` the collapsed part of the form it sits in, if any.
+    """
+
+    cli: str | None
+    widget: str
+    section: str | None = None
+
+
+_TLS_SECTION = "TLS trust and timeouts"
+
+#: Every setting advice may name, by its Python name.
+FIELDS: dict[str, FieldWords] = {
+    "mode": FieldWords("--mode", "Mode"),
+    "host": FieldWords("--host", "SMTP server"),
+    "port": FieldWords("--port", "Port"),
+    "security": FieldWords("--security", "Security"),
+    "auth": FieldWords("--auth", "Authorization"),
+    "username": FieldWords("--username", "User name"),
+    "from_address": FieldWords("--from", "From address"),
+    "ca_file": FieldWords("--ca-file", "CA file", _TLS_SECTION),
+    "tls_pin_sha256": FieldWords("--pin-sha256", "Certificate pin", _TLS_SECTION),
+    "tls_min_version": FieldWords(None, "Minimum TLS", _TLS_SECTION),
+    "allow_plaintext_auth": FieldWords(
+        None, "Allow credentials without TLS (security none only)", _TLS_SECTION
+    ),
+    "connect_timeout": FieldWords(None, "Connect timeout (s)", _TLS_SECTION),
+    "command_timeout": FieldWords("--timeout", "Command timeout (s)", _TLS_SECTION),
+    "oauth_client_id": FieldWords(None, "OAuth client id"),
+    "oauth_tenant": FieldWords(None, "Tenant"),
+    "api_url": FieldWords("--api-url", "API URL of the organisation settings"),
+    "secrets": FieldWords("--secrets", "secret store"),
+}
+
+#: Fields with no widget of their own: the label is a description, not quoted.
+_DESCRIBED = frozenset({"api_url", "secrets"})
+
+_OPEN, _CLOSE = "\x1e", "\x1f"
+_REFERENCE = re.compile(f"{_OPEN}([a-z_]+)(?::([a-z]+))?{_CLOSE}")
+_STORE_REF = "password_home"
+
+
+def setting(name: str) -> str:
+    """A reference to the setting ``name`` for advice text; :func:`render` names it per face."""
+    if name not in FIELDS:
+        raise KeyError(f"no setting {name!r} in mailkit.faces.FIELDS")
+    return f"{_OPEN}{name}{_CLOSE}"
+
+
+def password_home(kind: str = "password") -> str:
+    """A reference to the place a face stores a password, e.g. ``mailkit secret set ...``."""
+    if kind != "password":
+        raise ValueError("only passwords are stored by a form or a command; tokens by OAuth")
+    return f"{_OPEN}{_STORE_REF}:{kind}{_CLOSE}"
+
+
+@dataclass(frozen=True)
+class Where:
+    """Whose settings the words are about, when the face knows: fills in the store commands.
+
+    ``account`` is the secret store's account: ``"org"`` or a user code (see
+    :func:`mailkit.testsend.credential_account`).
+    """
+
+    profile: str | None = None
+    account: str | None = None
+
+    @property
+    def is_user(self) -> bool:
+        return self.account not in (None, "org")
+
+
+def render(text: str, face: Face | str = Face.PYTHON, where: Where | None = None) -> str:
+    """``text`` with each reference named the way ``face`` names it."""
+    chosen = Face(face)
+    place = where or Where()
+
+    def name(match: re.Match[str]) -> str:
+        ref = match.group(1)
+        if ref == _STORE_REF:
+            return _password_home(chosen, place)
+        return _field(ref, chosen)
+
+    return _REFERENCE.sub(name, text).replace(_OPEN, "").replace(_CLOSE, "")
+
+
+def _field(name: str, face: Face) -> str:
+    words = FIELDS.get(name)
+    if face is Face.PYTHON or words is None:
+        return name
+    if face is Face.CLI:
+        if words.cli is not None:
+            return words.cli
+        return f"{name} in the profile (mailkit profile export, edit, mailkit profile import)"
+    if name in _DESCRIBED:
+        return f"the {words.widget}"
+    where = f" (under {words.section})" if words.section else ""
+    return f"“{words.widget}”{where}"
+
+
+def _password_home(face: Face, where: Where) -> str:
+    if face is Face.CLI:
+        profile = where.profile or "PROFILE"
+        user = f" --user {where.account}" if where.is_user else ""
+        if where.account is None:
+            user = " [--user CODE]"
+        return (
+            f"mailkit secret set --profile {profile}{user} --password-stdin "
+            "(or --password-env NAME)"
+        )
+    if face is Face.WIDGET:
+        if where.account is None:
+            form = "the user form (or the organisation's password panel)"
+        elif where.is_user:
+            form = f"the user form of {where.account}"
+        else:
+            form = "the organisation's password panel"
+        return f"the Password and Confirm fields of {form}, then Save password"
+    profile = repr(where.profile or "default")
+    account = repr(where.account) if where.account else "ACCOUNT"
+    return f"secrets.set_password(secret_key({profile}, {account}), password, confirmation)" + (
+        "" if where.account else ' (ACCOUNT: "org", or the user code for a user\'s own password)'
+    )
