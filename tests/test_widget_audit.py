@@ -61,7 +61,7 @@ def sample() -> SampleOrg:
 
 @pytest.fixture
 def store(tmp_path: Path, sample: SampleOrg) -> Iterator[Store]:
-    with Store.open(tmp_path / "acme.sqlite", profile="acme") as opened:
+    with Store.open(tmp_path / "acme.sqlite", profile="acme", create=True) as opened:
         load_sample(opened, sample)
         yield opened
 
@@ -207,3 +207,27 @@ def test_a_route_sending_as_the_org_shows_the_orgs_mode(dashboard: AuditDashboar
     dashboard.user_list.value = "org"
     assert "organisation settings" in dashboard.user_note.value
     assert "not a user of this profile" not in dashboard.user_note.value
+
+
+def test_a_users_own_password_typed_in_the_dashboard_clears_missing_secret(
+    dashboard: AuditDashboard, secrets: MemorySecretStore, sent: list[Any]
+) -> None:
+    dashboard.rule.value = "missing-secret"
+    codes = [code for code in dashboard.user_list.options if code != "org"]
+    assert codes, "the sample has users with their own account and no password"
+    code = codes[0]
+    dashboard.user_list.value = code
+    form = dashboard.form
+    assert form.passwords is not None
+    assert "their own account" in form.password_note.value
+    assert "No password is stored yet" in form.password_note.value
+    form.passwords.password.set_state({"value": CANARY + "-user"})
+    form.passwords.confirmation.set_state({"value": CANARY + "-user"})
+    form.save_button.click()
+
+    assert secrets.get(secret_key("acme", code)) == Secret(CANARY + "-user")
+    assert "and the password" in form.status.value
+    assert code not in codes_with(dashboard, "missing-secret")
+    assert code not in set(dashboard.user_list.options)
+    assert (form.passwords.password.value, form.passwords.confirmation.value) == ("", "")
+    assert CANARY not in json.dumps(sent, default=str)

@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import re
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +25,10 @@ import pytest
 from smtpd_servers import Credentials, MailServer
 
 from mailkit.resolve import effective
-from mailkit.secrets import MemorySecretStore, Secret, secret_key
+from mailkit.secrets import EnvSecretStore, MemorySecretStore, Secret, secret_key
 from mailkit.settings import Mode, OrgSettings, Security, UserSettings
 from mailkit.store import Store
+from mailkit.transcript import COLUMNS, Direction, Phase, Row, Transcript
 from mailkit.widgets import (
     OrgForm,
     PasswordPanel,
@@ -35,7 +38,10 @@ from mailkit.widgets import (
     UserForm,
     UsersPanel,
 )
+from mailkit.widgets.common import DESCRIPTION_WIDTH
 from mailkit.widgets.modes import EWS_RETIREMENT
+from mailkit.widgets.password import SecretInput
+from mailkit.widgets.testsend import whose_test
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -99,7 +105,7 @@ def type_into(widget: Any, text: str) -> None:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    with Store.open(tmp_path / "profile.sqlite") as opened:
+    with Store.open(tmp_path / "profile.sqlite", create=True) as opened:
         yield opened
 
 
@@ -273,6 +279,68 @@ def test_each_mode_has_its_section(store: Store) -> None:
     )
 
 
+def test_a_corrected_field_loses_its_error_as_soon_as_it_is_right(store: Store) -> None:
+    form = OrgForm(store)
+    fill(form, port="99999", from_address="not an address")
+    form.save_button.click()
+    assert "out of range" in form.fields["port"].error.value
+    assert form.fields["from_address"].error.value
+    assert "2 problem(s)" in form.status.value
+
+    fill(form, port="70000")  # still wrong: the message stays
+    assert "out of range" in form.fields["port"].error.value
+    type_into(form.fields["port"].input, "2525")  # as the browser sends it: corrected, gone
+    assert not form.fields["port"].error.value
+    assert form.fields["from_address"].error.value  # not corrected: stays
+    assert "1 problem(s)" in form.status.value
+    fill(form, from_name="Acme IT")  # an unrelated edit adds no message anywhere
+    assert not form.fields["from_name"].error.value
+
+    fill(form, from_address="it@example.com")
+    assert not any(field.error.value for field in form.fields.values())
+    assert "problems shown are fixed" in form.status.value
+    assert store.get_org().port is None  # fixing is not saving
+    form.save_button.click()
+    assert store.get_org().port == 2525
+
+
+def test_a_problem_with_the_stored_users_goes_when_its_cause_is_undone(store: Store) -> None:
+    store.put_user(UserSettings(user_code="bob"))
+    form = OrgForm(store)
+    fill(form, edition="cloud")
+    form.save_button.click()
+    assert "users[bob].user_code" in form.general.value
+    fill(form, name="Acme")  # still cloud: the message stays
+    assert "users[bob].user_code" in form.general.value
+    fill(form, edition="on_premises")
+    assert not form.general.value
+
+
+def test_the_saved_status_goes_stale_on_an_edit_and_not_on_a_load(store: Store) -> None:
+    form = OrgForm(store)
+    fill(form, host="smtp.example.com")
+    assert form.dirty
+    form.save_button.click()
+    assert "Saved the org settings" in form.status.value
+    assert not form.dirty
+    form.reload()
+    form.load(store.get_org())  # the form's own changes are no edit
+    assert not form.dirty
+    form.save_button.click()
+    type_into(form.fields["from_name"].input, "Acme IT")
+    assert form.dirty
+    assert "Saved" not in form.status.value
+    assert "not saved yet" in form.status.value
+    form.save_button.click()
+    assert "Saved the org settings" in form.status.value
+
+
+def test_the_priority_field_says_what_the_seed_says(store: Store) -> None:
+    note = OrgForm(store).fields["priority"].note.value
+    assert "Leave it at normal" in note
+    assert "High only puts a flag" in note
+
+
 # --------------------------------------------------------------------------- presets
 
 
@@ -305,6 +373,51 @@ def test_unknown_domain_gets_the_usual_submission_settings_and_no_changes() -> N
     assert "587" in chooser.notes.value
     assert "STARTTLS" in chooser.notes.value
     assert smtp.fields["host"].input.value == "mail.example.org"
+
+
+def test_a_suggestion_replaces_what_the_demo_and_the_last_suggestion_filled_in(
+    store: Store, tmp_path: Path
+) -> None:
+    ca = tmp_path / "demo-ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    form = OrgForm(store)
+    form.load(  # what the onboarding notebook does with the demo server's settings
+        OrgSettings(
+            host="localhost",
+            port=2587,
+            username="demo@demo.test",
+            from_address="demo@demo.test",
+            ca_file=str(ca),
+            tls_pin_sha256="ab" * 32,
+        )
+    )
+    form.presets.email.value = "alice@gmail.com"
+    form.presets.suggest_button.click()
+    smtp = form.sections.smtp.fields
+    shown = {name: field.input.value for name, field in smtp.items()}
+    assert shown["host"] == "smtp.gmail.com"
+    assert shown["username"] == "alice@gmail.com"
+    assert form.fields["from_address"].input.value == "alice@gmail.com"
+    assert (shown["ca_file"], shown["tls_pin_sha256"]) == ("", "")
+
+    form.presets.email.value = "bob@contoso.onmicrosoft.com"  # a Microsoft 365 tenant
+    form.presets.suggest_button.click()
+    assert form.presets.provider is not None
+    assert form.presets.provider.id == "microsoft365"
+    assert smtp["host"].input.value == "smtp.office365.com"
+    assert smtp["username"].input.value == "bob@contoso.onmicrosoft.com"
+    assert form.fields["from_address"].input.value == "bob@contoso.onmicrosoft.com"
+
+    type_into(smtp["username"].input, "svc-mailer@contoso.com")  # typed: the person's, kept
+    type_into(smtp["ca_file"].input, str(ca))
+    form.presets.email.value = "carol@gmail.com"
+    form.presets.suggest_button.click()
+    assert smtp["username"].input.value == "svc-mailer@contoso.com"
+    assert form.fields["from_address"].input.value == "carol@gmail.com"
+    assert smtp["ca_file"].input.value == str(ca)
+    assert "Kept the CA file you typed" in form.presets.notes.value
+    form.save_button.click()
+    assert store.get_org().username == "svc-mailer@contoso.com"
 
 
 # --------------------------------------------------------------------------- users
@@ -464,6 +577,144 @@ def test_matching_password_is_stored_and_leaves_no_trace_in_widgets(sent: Record
     assert CANARY not in repr(panel.widget)
 
 
+def test_a_users_own_password_is_saved_under_their_account_and_leaves_no_trace(
+    org_store: Store, sent: Recorder
+) -> None:
+    secrets = MemorySecretStore()
+    form = UserForm(org_store, secrets=secrets)
+    assert form.passwords is not None
+    fields = form.fields
+    type_into(fields["user_code"].input, "alice")
+    fields["display_name"].input.value = "Alice"
+    fields["override_enabled"].input.value = True
+    type_into(fields["username"].input, "alice")
+    assert "their own account (alice)" in form.password_note.value
+    type_into(form.passwords.password, CANARY)
+    type_into(form.passwords.confirmation, CANARY)
+    form.save_button.click()
+
+    key = secret_key("default", "alice")
+    assert secrets.get(key) == Secret(CANARY)
+    assert "Saved user alice and the password" in form.status.value
+    assert (form.passwords.password.value, form.passwords.confirmation.value) == ("", "")
+    assert form.has_password is True
+    assert "A password is stored" in form.password_note.value
+    saved = org_store.get_user("alice")
+    assert saved is not None
+    assert saved.username == "alice"
+    for where in (sent.dump(), sent.states(), repr(form.widget), form.status.value):
+        assert not leaks(CANARY, where)
+
+    fields["display_name"].input.value = "Alice Smith"  # boxes left empty: password untouched
+    form.save_button.click()
+    assert "the password" not in form.status.value
+    assert secrets.get(key) == Secret(CANARY)
+
+
+def test_a_password_that_differs_from_its_confirmation_saves_nothing(
+    org_store: Store, sent: Recorder
+) -> None:
+    secrets = MemorySecretStore()
+    form = UserForm(org_store, secrets=secrets)
+    assert form.passwords is not None
+    type_into(form.fields["user_code"].input, "bob")
+    type_into(form.passwords.password, CANARY)
+    type_into(form.passwords.confirmation, CANARY + "x")
+    form.save_button.click()
+    assert "differ" in form.passwords.confirmation_error.value
+    assert "Nothing was saved" in form.status.value
+    assert (form.passwords.password.value, form.passwords.confirmation.value) == ("", "")
+    assert org_store.get_user("bob") is None
+    assert secrets.get(secret_key("default", "bob")) is None
+    assert form.fields["user_code"].input.value == "bob"  # what was typed is still there
+
+    type_into(form.passwords.password, CANARY)  # typed again, alike: both saved
+    type_into(form.passwords.confirmation, CANARY)
+    assert not form.passwords.confirmation_error.value
+    form.save_button.click()
+    assert org_store.get_user("bob") is not None
+    assert secrets.get(secret_key("default", "bob")) == Secret(CANARY)
+    assert not leaks(CANARY, sent.dump())
+    assert not leaks(CANARY, sent.states())
+
+
+def test_with_invalid_settings_the_password_is_neither_stored_nor_kept(
+    org_store: Store, sent: Recorder
+) -> None:
+    secrets = MemorySecretStore()
+    form = UserForm(org_store, secrets=secrets)
+    assert form.passwords is not None
+    type_into(form.fields["user_code"].input, "carol")
+    form.fields["override_enabled"].input.value = True
+    type_into(form.fields["port"].input, "99999")
+    type_into(form.passwords.password, CANARY)
+    type_into(form.passwords.confirmation, CANARY)
+    form.save_button.click()
+    assert "out of range" in form.fields["port"].error.value
+    assert "Type the password again" in form.passwords.password_error.value
+    assert (form.passwords.password.value, form.passwords.confirmation.value) == ("", "")
+    assert secrets.get(secret_key("default", "carol")) is None
+    assert org_store.get_user("carol") is None
+    assert not leaks(CANARY, sent.dump())
+
+
+def test_a_store_that_refuses_the_password_saves_nothing_and_says_why(
+    org_store: Store,
+) -> None:
+    form = UserForm(org_store, secrets=EnvSecretStore(environ={}))
+    assert form.passwords is not None
+    type_into(form.fields["user_code"].input, "dan")
+    type_into(form.passwords.password, CANARY)
+    type_into(form.passwords.confirmation, CANARY)
+    form.save_button.click()
+    assert "the password was not stored" in form.general.value
+    assert "Nothing was saved" in form.status.value
+    assert org_store.get_user("dan") is None
+    assert CANARY not in form.general.value
+
+
+def test_the_password_note_says_when_the_org_account_is_used(org_store: Store) -> None:
+    org_store.set_org(OrgSettings(host="smtp.example.com", port=587, username="it@example.com"))
+    org_store.put_user(UserSettings(user_code="erin"))
+    form = UserForm(org_store, org_store.get_user("erin"), secrets=MemorySecretStore())
+    assert "organisation's account (it@example.com)" in form.password_note.value
+    assert "No password is stored yet" in form.password_note.value
+    form.fields["override_enabled"].input.value = True
+    form.fields["username"].input.value = "erin@example.com"
+    assert "their own account (erin@example.com)" in form.password_note.value
+    assert UserForm(org_store).passwords is None  # no secret store: no password boxes
+
+
+def test_password_boxes_are_wide_enough_for_their_placeholder(org_store: Store) -> None:
+    boxes = [
+        *PasswordPanel(MemorySecretStore(), secret_key("default", "org"))
+        .widget.children[1]
+        .children,
+        *(UserForm(org_store, secrets=MemorySecretStore()).passwords.widget.children),  # type: ignore[union-attr]
+    ]
+    inputs = [box for box in boxes if isinstance(box, SecretInput)]
+    assert len(inputs) == 4
+    label = int(DESCRIPTION_WIDTH.removesuffix("px"))
+    for box in inputs:
+        assert str(box.layout.width).endswith("px")
+        room = int(box.layout.width.removesuffix("px")) - label
+        # 8 px a character is generous for JupyterLab's 13 px sans-serif, plus padding.
+        assert room >= 8 * len(box.placeholder) + 16, (box.placeholder, box.layout.width)
+    stock = widgets.Password(description="Password", placeholder="type the password")
+    assert not stock.layout.width  # the control: ipywidgets' default is what cut it off
+
+
+def test_saving_a_password_goes_stale_when_a_new_one_is_typed() -> None:
+    panel = PasswordPanel(MemorySecretStore(), secret_key("default", "org"))
+    type_into(panel.password, CANARY)
+    type_into(panel.confirmation, CANARY)
+    panel.save_button.click()
+    assert "Password saved" in panel.status.value
+    type_into(panel.password, "another")
+    assert "Password saved" not in panel.status.value
+    assert "Not saved yet" in panel.status.value
+
+
 # --------------------------------------------------------------------------- test send
 
 
@@ -586,6 +837,43 @@ def test_in_a_running_loop_the_send_is_a_task_and_the_ui_stays_free(
 
     asyncio.run(notebook())
     assert len(smtp_server.messages) == 1
+
+
+def test_the_test_panel_says_whose_settings_and_credentials_it_tests() -> None:
+    org = OrgSettings(host="smtp.corp.local", username="it@corp.local")
+    alice = UserSettings(user_code="alice", display_name="Alice", email="alice@corp.local")
+    own = UserSettings.model_validate(
+        {**alice.model_dump(), "override_enabled": True, "username": "alice"}
+    )
+    assert whose_test(org, None) == (
+        "Testing the organisation's settings, signing in with the organisation's account "
+        "it@corp.local."
+    )
+    assert whose_test(org, alice).startswith("Testing Alice (alice@corp.local): the organisation")
+    assert "signing in with the organisation's account it@corp.local" in whose_test(org, alice)
+    assert "signing in with their own account alice" in whose_test(org, own)
+    assert "their own user name;" in whose_test(org, own)
+    graph = UserSettings.model_validate({**own.model_dump(), "mode": "microsoft_graph"})
+    assert "their own OAuth sign-in" in whose_test(org, graph)
+
+    picked: list[UserSettings | None] = [None]
+    panel = TestSendPanel(org, lambda: picked[0], secrets=MemorySecretStore())
+    assert "organisation's settings" in panel.who.value
+    picked[0] = own
+    panel.describe()
+    assert "Alice" in panel.who.value
+    assert "their own account alice" in panel.who.value
+
+
+def test_the_transcript_headers_are_words_and_the_dataframe_keeps_its_columns() -> None:
+    transcript = Transcript(
+        (Row(1.0, datetime.now(UTC), Direction.SERVER, Phase.GREETING, False, 220, "ready"),)
+    )
+    view = transcript.to_html()
+    heads = re.findall(r"<th(?: [^>]*)?>(.*?)</th>", view)
+    assert heads == ["Time (ms)", "Direction", "Phase", "TLS", "Code", "Text"]
+    assert list(transcript.to_dataframe().columns) == list(COLUMNS)
+    assert "t_ms" in COLUMNS  # the API names stay
 
 
 # --------------------------------------------------------------------------- display

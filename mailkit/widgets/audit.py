@@ -77,7 +77,7 @@ class AuditDashboard(Panel):
             description="Users", rows=8, layout={"width": "420px"}, style=style
         )
         self.user_note: Any = widgets.HTML()
-        self.form = UserForm(store)
+        self.form = UserForm(store, secrets=secrets)
         self._quiet = False
         for control in (self.severity, self.rule, self.mode):
             control.observe(lambda _change: self._filter(), names="value")

@@ -13,7 +13,9 @@ from __future__ import annotations
 import html
 import re
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -24,6 +26,7 @@ from mailkit.errors import FieldProblem, MailkitError, SettingsError, UnsafeSett
 
 __all__ = [
     "DESCRIPTION_WIDTH",
+    "INPUT_WIDTH",
     "Field",
     "Form",
     "Panel",
@@ -40,8 +43,11 @@ __all__ = [
 ]
 
 DESCRIPTION_WIDTH = "190px"
+#: The width of a labelled input, label included: the box itself gets what the label leaves,
+#: enough for the longest placeholder a form shows (ipywidgets' default would cut it off).
+INPUT_WIDTH = "520px"
 _STYLE = {"description_width": DESCRIPTION_WIDTH}
-_INPUT_LAYOUT = {"width": "520px"}
+_INPUT_LAYOUT = {"width": INPUT_WIDTH}
 
 WARNING_COLOUR = "#8a5a00"
 NOTE_COLOUR = "#6b6b6b"
@@ -267,7 +273,10 @@ class Panel:
 class Form(Panel):
     """Fields, a general error area and a status line, and the save-or-explain routine.
 
-    Subclasses build ``self.fields`` and call :meth:`attempt` from their Save button.
+    Subclasses build ``self.fields`` and call :meth:`attempt` from their Save button. Two
+    things follow every edit a person makes: an error shown beside a field goes as soon as the
+    field is corrected (the subclass's :meth:`check` says what is still wrong), and a "Saved"
+    status turns into "not saved yet", so the form never claims to hold what it does not.
     """
 
     def __init__(self) -> None:
@@ -276,10 +285,29 @@ class Form(Panel):
         self.general: Any = widgets.HTML()
         #: The outcome of the last save: a short confirmation, or why nothing was saved.
         self.status: Any = widgets.HTML()
+        #: Whether the form shows edits that are not saved (since the last load or save).
+        self.dirty: bool = False
+        self._quiet = 0
+        self._saved_at: datetime | None = None
+        self._failed = False
 
     def add(self, *fields: Field) -> None:
         for field in fields:
             self.fields[field.name] = field
+            self.watch(field.input)
+
+    def watch(self, control: Any) -> None:
+        """Treat a change of ``control``'s value as an edit (fields are watched already)."""
+        control.observe(lambda _change: self._edited(), names="value")
+
+    @contextmanager
+    def quietly(self) -> Iterator[None]:
+        """Changes made inside are the form's own (loading, relabelling), not a person's edits."""
+        self._quiet += 1
+        try:
+            yield
+        finally:
+            self._quiet -= 1
 
     def values(self) -> dict[str, Any]:
         """The form's values, nested as the model expects them."""
@@ -287,14 +315,81 @@ class Form(Panel):
 
     def load_model(self, model: Any) -> None:
         """Show every field's value from ``model`` (a pydantic model; dicts for routes)."""
-        for name, field in self.fields.items():
-            field.load(_lookup(model, name))
+        with self.quietly():
+            for name, field in self.fields.items():
+                field.load(_lookup(model, name))
+        self.dirty = False
 
     def clear_problems(self) -> None:
         for field in self.fields.values():
             field.clear_error()
         self.general.value = ""
         self.status.value = ""
+        self._saved_at = None
+        self._failed = False
+
+    def check(self) -> list[FieldProblem] | None:
+        """What is wrong with the values shown now, without saving; None if a form cannot tell.
+
+        Subclasses answer with the same validation their save runs, so a message beside a
+        field disappears exactly when saving would no longer complain about it.
+        """
+        return None
+
+    def problems_of(self, validate_values: Callable[[], object]) -> list[FieldProblem]:
+        """The problems ``validate_values`` raises (none if it passes), its warnings silenced."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UnsafeSettingWarning)
+            try:
+                validate_values()
+            except SettingsError as exc:
+                return list(exc.problems)
+        return []
+
+    def _edited(self) -> None:
+        if self._quiet:
+            return
+        self.dirty = True
+        if self._saved_at is not None:
+            self.status.value = warning_html(
+                "Changed since the last save, not saved yet: press Save to keep the changes."
+            )
+            self._saved_at = None
+        if self._failed:
+            self._recheck()
+
+    def _recheck(self) -> None:
+        """Clear (or update) the messages shown, now that a value changed; add none."""
+        problems = self.check()
+        shown = [field for field in self.fields.values() if field.error.value]
+        if problems is None:
+            return
+        names = list(self.fields)
+        claimed: dict[str, list[str]] = {}
+        unclaimed: list[str] = []
+        for problem in problems:
+            name = _field_for(_USER_PREFIX.sub("", problem.field), names)
+            if name is None:
+                unclaimed.append(str(problem))
+            else:
+                claimed.setdefault(name, []).append(problem.message)
+        for field in shown:
+            field.clear_error()
+            for message in claimed.get(field.name, ()):
+                field.show_error(message)
+        if self.general.value:
+            self.general.value = "<br>".join(error_html(line) for line in unclaimed)
+        remaining = sum(bool(f.error.value) for f in self.fields.values())
+        remaining += len(unclaimed) if self.general.value else 0
+        if remaining:
+            self.status.value = error_html(
+                f"Nothing was saved: fix the {remaining} problem(s) shown."
+            )
+        else:
+            self._failed = False
+            self.status.value = warning_html(
+                "Not saved yet: the problems shown are fixed; press Save."
+            )
 
     def show_problems(self, problems: Iterable[FieldProblem]) -> None:
         """Each message next to its field; a store's ``users[code].`` prefix is dropped."""
@@ -326,6 +421,7 @@ class Form(Panel):
                 self.status.value = error_html(
                     f"Nothing was saved: fix the {len(exc.problems)} problem(s) shown."
                 )
+                self._failed = True
                 return False
             except MailkitError as exc:
                 self.general.value = error_html(str(exc))
@@ -345,4 +441,6 @@ class Form(Panel):
         self.status.value = ok_html(confirmation) + "".join(
             "<br>" + warning_html(f"Warning: {note}") for note in notes
         )
+        self._saved_at = datetime.now()
+        self.dirty = False
         return True

@@ -13,6 +13,7 @@ from typing import Any
 
 import ipywidgets as widgets  # type: ignore[import-untyped]
 
+from mailkit.errors import FieldProblem
 from mailkit.settings import (
     ROUTE_SUBJECTS,
     SUBJECT_FIELDS,
@@ -21,6 +22,7 @@ from mailkit.settings import (
     Mode,
     OrgSettings,
     Priority,
+    Profile,
     check_route_name,
     validate,
 )
@@ -38,7 +40,13 @@ from mailkit.widgets.common import (
 from mailkit.widgets.modes import ModeSections
 from mailkit.widgets.presets import PresetChooser
 
-__all__ = ["OrgForm", "RoutesEditor"]
+__all__ = ["PRIORITY_NOTE", "OrgForm", "RoutesEditor"]
+
+#: What the seed says about priority, beside the field where it is chosen.
+PRIORITY_NOTE = (
+    "Leave it at normal. High only puts a flag next to the message in the recipient's inbox; "
+    "some servers (Gmail) ignore low."
+)
 
 
 class RoutesEditor:
@@ -157,7 +165,13 @@ class OrgForm(Form):
             choice_field("mode", "Mode", Mode, blank="(not set: smtp)"),
             text_field("from_address", "From address", placeholder="it@example.com"),
             text_field("from_name", "From name", placeholder="e.g. Maintenance"),
-            choice_field("priority", "Priority", Priority, blank="(not set: normal)"),
+            choice_field(
+                "priority",
+                "Priority",
+                Priority,
+                blank="(not set: normal)",
+                note=PRIORITY_NOTE,
+            ),
         ]
         self.add(*general)
         self.sections = ModeSections()
@@ -188,29 +202,48 @@ class OrgForm(Form):
         self.load(self.org)
 
     def load(self, org: OrgSettings) -> None:
-        """Show ``org``: every field, every route (adding blocks for its extra features)."""
-        for name in org.routes:
-            if name not in self.routes.names:
-                self.routes.add(name)
-        self.load_model(org)
-        for name in self.routes.names:
-            if name not in org.routes:  # added here but never saved
-                self.routes.reset(name)
-        self.sections.show(org.mode)
+        """Show ``org``: every field, every route (adding blocks for its extra features).
+
+        What is loaded counts as filled in, not typed: a later "Suggest settings" replaces it.
+        """
+        with self.quietly():
+            for name in org.routes:
+                if name not in self.routes.names:
+                    self.routes.add(name)
+            self.load_model(org)
+            for name in self.routes.names:
+                if name not in org.routes:  # added here but never saved
+                    self.routes.reset(name)
+            self.sections.show(org.mode)
         self.org = org
+        self.presets.remember()
+        self.dirty = False
 
     def reload(self) -> None:
         """Show what the store holds now, dropping unsaved edits."""
         self.clear_problems()
         self.load(self.store.get_org())
 
+    def _candidate(self) -> OrgSettings:
+        # Start from the stored org so that a setting this form does not show survives.
+        data = {**self.store.get_org().model_dump(), **self.values()}
+        org: OrgSettings = validate(OrgSettings, data, context="the org settings")
+        return org
+
+    def check(self) -> list[FieldProblem]:
+        """What saving would refuse now: the org's own rules, then those it makes with the users."""
+
+        def run() -> None:
+            org = self._candidate()
+            validate(Profile, {"org": org, "users": self.store.users()}, context="the profile")
+
+        return self.problems_of(run)
+
     def save(self) -> bool:
         """Validate the form as OrgSettings and store it; False (nothing stored) if invalid."""
 
         def write() -> str:
-            # Start from the stored org so that a setting this form does not show survives.
-            data = {**self.store.get_org().model_dump(), **self.values()}
-            org: OrgSettings = validate(OrgSettings, data, context="the org settings")
+            org = self._candidate()
             self.store.set_org(org)
             self.org = org
             return f"Saved the org settings at {datetime.now():%H:%M:%S}."

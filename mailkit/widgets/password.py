@@ -17,9 +17,16 @@ from traitlets import Unicode
 
 from mailkit.errors import EmptySecretError, SecretMismatchError, SecretStoreError
 from mailkit.secrets import Secret, SecretStore
-from mailkit.widgets.common import DESCRIPTION_WIDTH, Panel, error_html, note_html, ok_html
+from mailkit.widgets.common import (
+    DESCRIPTION_WIDTH,
+    INPUT_WIDTH,
+    Panel,
+    error_html,
+    note_html,
+    ok_html,
+)
 
-__all__ = ["PasswordPanel", "SecretInput"]
+__all__ = ["PasswordFields", "PasswordPanel", "SecretInput"]
 
 
 class SecretInput(widgets.Password):  # type: ignore[misc]  # ipywidgets is untyped
@@ -37,6 +44,77 @@ class SecretInput(widgets.Password):  # type: ignore[misc]  # ipywidgets is unty
     )
 
 
+class PasswordFields:
+    """Password and confirmation boxes with their inline messages, for any panel that stores one.
+
+    :meth:`take` is the only way the typed values leave: it empties both boxes before anything
+    else happens, so whatever the store then says, the widgets no longer hold the secret.
+    """
+
+    def __init__(self, *, label: str = "Password") -> None:
+        style = {"description_width": DESCRIPTION_WIDTH}
+        # Wide enough for the placeholder after the label; the default width would cut it off.
+        self.password: Any = SecretInput(
+            description=label,
+            placeholder="type the password",
+            style=style,
+            layout={"width": INPUT_WIDTH},
+        )
+        self.confirmation: Any = SecretInput(
+            description="Confirm",
+            placeholder="type it again",
+            style=style,
+            layout={"width": INPUT_WIDTH},
+        )
+        margin = {"margin": f"0 0 0 {DESCRIPTION_WIDTH}"}
+        self.password_error: Any = widgets.HTML(layout=margin)
+        self.confirmation_error: Any = widgets.HTML(layout=margin)
+        self.widget: Any = widgets.VBox(
+            [self.password, self.password_error, self.confirmation, self.confirmation_error]
+        )
+        for box in (self.password, self.confirmation):
+            box.observe(self._typing, names="value")
+
+    def _typing(self, change: dict[str, Any]) -> None:
+        """A message about the last entries goes once new ones are typed: those are gone."""
+        if change["new"]:
+            self.clear_errors()
+
+    @property
+    def typed(self) -> bool:
+        """Whether anything is typed in either box (without taking it)."""
+        return bool(self.password.value or self.confirmation.value)
+
+    def take(self) -> tuple[Secret, Secret]:
+        """The typed password and confirmation; both boxes and their messages are emptied."""
+        new, again = Secret(self.password.value), Secret(self.confirmation.value)
+        self.password.value = ""
+        self.confirmation.value = ""
+        self.clear_errors()
+        return new, again
+
+    def clear_errors(self) -> None:
+        self.password_error.value = self.confirmation_error.value = ""
+
+    def store(self, secrets: SecretStore, key: str, new: Secret, again: Secret) -> str | None:
+        """Store ``new`` under ``key`` by the store's rules; None, or why not (also shown inline).
+
+        An empty entry is reported on the password box, a mismatch on the confirmation box;
+        anything the store itself refuses (locked, read-only) is returned for the status line.
+        """
+        try:
+            secrets.set_password(key, new, again)
+        except EmptySecretError as exc:
+            self.password_error.value = error_html(str(exc))
+            return str(exc)
+        except SecretMismatchError as exc:
+            self.confirmation_error.value = error_html(str(exc))
+            return str(exc)
+        except SecretStoreError as exc:  # e.g. a locked keyring or read-only variables
+            return str(exc)
+        return None
+
+
 class PasswordPanel(Panel):
     """Set the password stored under ``key`` (see :func:`mailkit.secrets.secret_key`).
 
@@ -48,21 +126,19 @@ class PasswordPanel(Panel):
     def __init__(self, secrets: SecretStore, key: str, *, label: str = "Password") -> None:
         self.secrets = secrets
         self.key = key
-        style = {"description_width": DESCRIPTION_WIDTH}
-        self.password: Any = SecretInput(
-            description=label, placeholder="type the password", style=style
-        )
-        self.confirmation: Any = SecretInput(
-            description="Confirm", placeholder="type it again", style=style
-        )
-        self.password_error: Any = widgets.HTML()
-        self.confirmation_error: Any = widgets.HTML()
+        self.fields = PasswordFields(label=label)
+        self.password: Any = self.fields.password
+        self.confirmation: Any = self.fields.confirmation
+        self.password_error: Any = self.fields.password_error
+        self.confirmation_error: Any = self.fields.confirmation_error
         self.status: Any = widgets.HTML()
         self.saved: bool = False
         self.save_button: Any = widgets.Button(
             description="Save password", button_style="primary", icon="key"
         )
         self.save_button.on_click(lambda _button: self.save())
+        for box in (self.password, self.confirmation):
+            box.observe(lambda _change: self._typing(), names="value")
         self.widget: Any = widgets.VBox(
             [
                 widgets.HTML(
@@ -71,32 +147,28 @@ class PasswordPanel(Panel):
                         "the notebook. Type it twice: a typo would lock the account out."
                     )
                 ),
-                self.password,
-                self.password_error,
-                self.confirmation,
-                self.confirmation_error,
+                self.fields.widget,
                 widgets.HBox([self.save_button, self.status]),
             ]
         )
 
+    def _typing(self) -> None:
+        """A new password being typed makes "Password saved" stale (clearing the boxes not)."""
+        if self.saved and self.fields.typed:
+            self.saved = False
+            self.status.value = note_html("Not saved yet: press Save password.")
+
     def save(self) -> bool:
         """Store the typed password if both entries agree; always empty both boxes."""
-        new, again = Secret(self.password.value), Secret(self.confirmation.value)
-        self.password.value = ""
-        self.confirmation.value = ""
-        self.password_error.value = self.confirmation_error.value = self.status.value = ""
+        new, again = self.fields.take()
+        self.status.value = ""
         self.saved = False
-        try:
-            self.secrets.set_password(self.key, new, again)
-        except EmptySecretError as exc:
-            self.password_error.value = error_html(str(exc))
-        except SecretMismatchError as exc:
-            self.confirmation_error.value = error_html(str(exc))
-        except SecretStoreError as exc:  # e.g. a locked keyring or read-only variables
-            self.status.value = error_html(str(exc))
-        else:
+        problem = self.fields.store(self.secrets, self.key, new, again)
+        if problem is None:
             self.saved = True
             self.status.value = ok_html(f"Password saved at {datetime.now():%H:%M:%S}.")
-        if not self.saved and not self.status.value:
+        elif self.fields.password_error.value or self.fields.confirmation_error.value:
             self.status.value = error_html("Not saved; type the password again in both boxes.")
+        else:
+            self.status.value = error_html(problem)
         return self.saved

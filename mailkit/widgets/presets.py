@@ -9,7 +9,7 @@ here: the person reviews the filled form and presses its Save button.
 from __future__ import annotations
 
 import html
-from typing import Any
+from typing import Any, Final
 
 import ipywidgets as widgets  # type: ignore[import-untyped]
 
@@ -59,11 +59,21 @@ def _unknown_html(domain: str) -> str:
     )
 
 
+#: Fields a suggestion fills from the address (user name, From) or empties (trust of a private
+#: server: a provider's certificate is publicly trusted, a demo's CA file or pin would break it).
+_FROM_ADDRESS: Final = ("username", "from_address")
+_PRIVATE_TRUST: Final = ("ca_file", "tls_pin_sha256")
+
+
 class PresetChooser(Panel):
     """An email address field and a "Suggest settings" button that fills ``smtp``'s fields.
 
-    ``from_field`` (the form's From address), when given and empty, gets the address too; the
-    user name is filled only when empty, since these providers sign in with the address.
+    A suggestion replaces everything that was filled in rather than typed: what the form last
+    loaded (a stored org, the demo server's settings) or what the previous suggestion put there
+    — the server, and also the user name, the From address (``from_field``) and a private
+    server's CA file and pin. A value the person typed since is theirs and stays, with a note
+    when it no longer fits the provider. :meth:`remember` marks the values shown now as filled
+    in; the org form calls it after every load.
     """
 
     def __init__(self, smtp: SmtpSection, *, from_field: Field | None = None) -> None:
@@ -82,9 +92,25 @@ class PresetChooser(Panel):
         self.notes: Any = widgets.HTML()
         #: The provider of the last suggestion, or None when none was known.
         self.provider: Provider | None = None
+        self._filled: dict[str, str] = {}
         self.widget: Any = widgets.VBox(
             [widgets.HBox([self.email, self.suggest_button]), self.notes]
         )
+        self.remember()
+
+    def _fields(self) -> dict[str, Field]:
+        fields = dict(self._smtp.fields)
+        if self._from is not None:
+            fields["from_address"] = self._from
+        return fields
+
+    def remember(self) -> None:
+        """Take the values shown now as filled in (by a load or a suggestion), not typed."""
+        self._filled = {name: str(field.input.value) for name, field in self._fields().items()}
+
+    def _replaceable(self, field: Field) -> bool:
+        shown = str(field.input.value).strip()
+        return not shown or shown == self._filled.get(field.name, "").strip()
 
     def suggest(self) -> Provider | None:
         """Fill the SMTP fields from the address's provider, or say that none is known."""
@@ -94,15 +120,30 @@ class PresetChooser(Panel):
         if self.provider is None:
             self.notes.value = _unknown_html(domain)
             return None
-        fields = self._smtp.fields
+        fields = self._fields()
         fields["host"].load(self.provider.smtp_host)
         fields["port"].load(self.provider.smtp_port)
         fields["security"].load(self.provider.security)
         fields["auth"].load(self.provider.auth_hint)
+        kept: list[str] = []
         if "@" in address:
-            if not fields["username"].input.value.strip():
-                fields["username"].load(address)
-            if self._from is not None and not self._from.input.value.strip():
-                self._from.load(address)
-        self.notes.value = _notes_html(self.provider)
+            for name in _FROM_ADDRESS:
+                if name in fields and self._replaceable(fields[name]):
+                    fields[name].load(address)
+        for name in _PRIVATE_TRUST:
+            if name not in fields or not str(fields[name].input.value).strip():
+                continue
+            if self._replaceable(fields[name]):
+                fields[name].load(None)
+            else:
+                kept.append(fields[name].input.description)
+        self.notes.value = _notes_html(self.provider) + (
+            warning_html(
+                f"Kept the {' and '.join(kept)} you typed. {self.provider.name} uses a publicly "
+                "trusted certificate: clear it unless your network inspects TLS."
+            )
+            if kept
+            else ""
+        )
+        self.remember()
         return self.provider

@@ -8,7 +8,9 @@ drawing rows) while it runs. Without a running loop (a script, a headless test) 
 simply runs to completion before ``click()`` returns.
 
 The password is fetched from the secret store inside the send and never passes through a
-widget; the rows are redacted by the transcript recorder before they reach this panel.
+widget; the rows are redacted by the transcript recorder before they reach this panel. Above
+the result the panel says whose settings and whose credentials it tests (:func:`whose_test`):
+a user who inherits the org's user name signs in with the org's account and password.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ import ipywidgets as widgets  # type: ignore[import-untyped]
 
 from mailkit.cards import ERROR_COLOUR, card_html, diagnosis_card, success_card
 from mailkit.errors import MailkitError
+from mailkit.faces import Face, Where
+from mailkit.resolve import effective
 from mailkit.secrets import SecretStore
 from mailkit.senders.smtp import TestResult, run_sync
-from mailkit.settings import OrgSettings, UserSettings
+from mailkit.settings import AuthType, Mode, OrgSettings, Provenance, UserSettings
 from mailkit.store import Store
-from mailkit.testsend import send_test_async
+from mailkit.testsend import ORG_ACCOUNT, credential_account, send_test_async
 from mailkit.transcript import Row, Transcript
 from mailkit.widgets.common import (
     DESCRIPTION_WIDTH,
@@ -35,10 +39,61 @@ from mailkit.widgets.common import (
     split_addresses,
 )
 
-__all__ = ["TestSendPanel", "diagnosis_card", "success_card"]
+__all__ = ["TestSendPanel", "diagnosis_card", "success_card", "whose_test"]
 
 OrgSource = OrgSettings | Callable[[], OrgSettings]
 UserSource = UserSettings | Callable[[], UserSettings | None] | None
+
+_API_MODES = frozenset({Mode.GMAIL_API, Mode.MICROSOFT_GRAPH})
+_DESKTOP_MODES = frozenset({Mode.OUTLOOK, Mode.MAPI, Mode.LOTUS_NOTES})
+#: The override fields as the user form labels them.
+_OVERRIDE_WORDS = {
+    "mode": "mode",
+    "host": "SMTP server",
+    "port": "port",
+    "security": "security",
+    "auth": "authorization",
+    "username": "user name",
+    "from_address": "From address",
+}
+
+
+def _who(user: UserSettings) -> str:
+    name = user.display_name or user.user_code
+    address = user.email or (user.user_code if "@" in user.user_code else "")
+    return f"{name} ({address})" if address and address != name else name
+
+
+def whose_test(org: OrgSettings, user: UserSettings | None) -> str:
+    """Whose settings and whose credentials a test send of ``user`` (None: the org) uses.
+
+    The same rules as the send: :func:`~mailkit.resolve.effective` for the settings and
+    :func:`~mailkit.testsend.credential_account` for whose secret is fetched.
+    """
+    eff = effective(org, user)
+    own = user is not None and credential_account(org, user) != ORG_ACCOUNT
+    owner = "their own" if own else "the organisation's"
+    if eff.mode in _DESKTOP_MODES:
+        credentials = f"no credentials of mailkit's: {eff.mode.value} on the workstation sends"
+    elif eff.mode in _API_MODES:
+        credentials = f"{owner} OAuth sign-in ({eff.mode.value})"
+    elif eff.auth is AuthType.NONE:
+        credentials = "no sign-in (authorization none)"
+    else:
+        account = eff.username or "(no user name set)"
+        credentials = f"{owner} account {account}"
+    if user is None:
+        return f"Testing the organisation's settings, signing in with {credentials}."
+    mine = [
+        label for name, label in _OVERRIDE_WORDS.items() if eff.provenance[name] is Provenance.USER
+    ]
+    if not user.override_enabled:
+        settings = "the organisation's settings (no override)"
+    elif mine:
+        settings = f"their own {', '.join(mine)}; the organisation's settings for the rest"
+    else:
+        settings = "the organisation's settings (the override sets nothing)"
+    return f"Testing {_who(user)}: {settings} — signing in with {credentials}."
 
 
 class TestSendPanel(Panel):
@@ -85,8 +140,11 @@ class TestSendPanel(Panel):
         self.transcript: Any = widgets.HTML()
         self.card: Any = widgets.HTML()
         self.error: Any = widgets.HTML()
+        #: Whose settings and credentials the next (or last) send tests; see :func:`whose_test`.
+        self.who: Any = widgets.HTML()
         self.widget: Any = widgets.VBox(
             [
+                self.who,
                 widgets.HBox([self.to, self.send_button, self.state]),
                 self.error,
                 self.card,
@@ -94,9 +152,28 @@ class TestSendPanel(Panel):
             ]
         )
 
+        self.describe()
+
     @property
     def sending(self) -> bool:
         return self.last_task is not None and not self.last_task.done()
+
+    def _subject(self) -> tuple[OrgSettings, UserSettings | None]:
+        org = self._org() if callable(self._org) else self._org
+        user = self._user() if callable(self._user) else self._user
+        return org, user
+
+    def describe(self) -> str:
+        """Say (again) whose settings and credentials a send would test, e.g. after another
+        user was picked; returns the sentence, or "" when the settings cannot be read."""
+        try:
+            org, user = self._subject()
+        except MailkitError:
+            self.who.value = ""
+            return ""
+        sentence = whose_test(org, user)
+        self.who.value = note_html(sentence)
+        return sentence
 
     def send(self) -> None:
         """Start a send: a task on the running loop if there is one, else to completion."""
@@ -106,11 +183,11 @@ class TestSendPanel(Panel):
         self.result = None
         self.transcript.value = self.card.value = self.error.value = ""
         try:
-            org = self._org() if callable(self._org) else self._org
-            user = self._user() if callable(self._user) else self._user
+            org, user = self._subject()
         except MailkitError as exc:  # e.g. a getter that validates an unsaved form
             self.error.value = error_html(str(exc))
             return
+        self.who.value = note_html(whose_test(org, user))
         who = "the org" if user is None else f"user {user.user_code}"
         self.send_button.disabled = True
         self.state.value = note_html(f"sending as {who}…")
@@ -142,7 +219,9 @@ class TestSendPanel(Panel):
             if result.ok:
                 self.card.value = success_card(result)
             elif result.diagnosis is not None:
-                self.card.value = diagnosis_card(result.diagnosis)
+                # In the form's words: the "CA file" field, the password fields of whose form.
+                where = Where(profile=self.profile, account=credential_account(org, user))
+                self.card.value = diagnosis_card(result.diagnosis.for_face(Face.WIDGET, where))
             else:
                 self.card.value = card_html(ERROR_COLOUR, "<b>The test message was not sent.</b>")
             self.rows = list(result.transcript.rows)

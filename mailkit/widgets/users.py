@@ -8,6 +8,11 @@ beside each field, the effective value and where it comes from. Both come from
 The cloud edition's rules are the model's (:func:`mailkit.settings.user_problems`, checked by
 :meth:`Store.put_user`); the form only makes them visible: the From address box is locked,
 because there it is always the user code.
+
+Given a secret store, the form also takes the user's own password (typed twice), stored under
+the user's account — ``secret_key(profile, user_code)`` — by the same Save, and says whose
+password a send would use: the user's, or the organisation's when the user signs in with the
+org's user name (:func:`mailkit.testsend.credential_account` decides, as it does for a send).
 """
 
 from __future__ import annotations
@@ -20,29 +25,41 @@ from typing import Any
 
 import ipywidgets as widgets  # type: ignore[import-untyped]
 
-from mailkit.errors import SettingsError, UnsafeSettingWarning
+from mailkit.errors import (
+    FieldProblem,
+    MailkitError,
+    SecretStoreError,
+    SettingsError,
+    UnsafeSettingWarning,
+)
 from mailkit.resolve import Effective, effective
+from mailkit.secrets import SecretStore, secret_key
 from mailkit.settings import (
     OVERRIDE_FIELDS,
+    AuthType,
     Edition,
     Mode,
     OrgSettings,
     Provenance,
     UserSettings,
+    user_problems,
     validate,
 )
 from mailkit.store import Store
+from mailkit.testsend import ORG_ACCOUNT, credential_account
 from mailkit.widgets.common import (
     Field,
     Form,
     Panel,
     checkbox_field,
     choice_field,
+    error_html,
     note_html,
     relabel_blank,
     text_field,
 )
 from mailkit.widgets.modes import SmtpSection
+from mailkit.widgets.password import PasswordFields
 
 __all__ = ["UserForm", "UsersPanel"]
 
@@ -60,17 +77,40 @@ def _shown(value: Any) -> str:
     return str(getattr(value, "value", value))
 
 
+#: The modes in which mailkit signs in with a password (the others use OAuth or a desktop app).
+_PASSWORD_MODES = frozenset({Mode.SMTP, Mode.EXCHANGE_EWS})
+
+
 class UserForm(Form):
     """Edit one user of ``store`` (``user=None``: a new user) and save it with Save.
 
+    With ``secrets``, the form has the user's password and its confirmation (``passwords``, a
+    :class:`~mailkit.widgets.password.PasswordFields`), saved by the same button under
+    ``secret_key(profile, user_code)``; ``profile`` defaults to the store's profile name. Left
+    empty, the stored password stays as it is.
+
     Attributes: ``fields``, ``save_button``, ``status``, ``general``, ``user`` (the user as
     last loaded or saved, None for a new one), ``org`` (the org the inherited values come
-    from; :meth:`refresh` re-reads it) and ``on_saved`` (callbacks given the saved user).
+    from; :meth:`refresh` re-reads it), ``passwords`` and ``password_note`` (None and empty
+    without a secret store) and ``on_saved`` (callbacks given the saved user).
     """
 
-    def __init__(self, store: Store, user: UserSettings | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        user: UserSettings | None = None,
+        *,
+        secrets: SecretStore | None = None,
+        profile: str | None = None,
+    ) -> None:
         super().__init__()
         self.store = store
+        self.secrets = secrets
+        self.profile = profile or store.profile_name
+        self.passwords: PasswordFields | None = None
+        self.password_note: Any = widgets.HTML()
+        #: Whether a password is stored for the open user (None: unknown, or no store).
+        self.has_password: bool | None = None
         self.on_saved: list[Callable[[UserSettings], None]] = []
         self.org: OrgSettings = store.get_org()
         self.user: UserSettings | None = None
@@ -96,6 +136,16 @@ class UserForm(Form):
         )
         self.save_button.on_click(lambda _button: self.save())
         self.title: Any = widgets.HTML()
+        password_section: list[Any] = []
+        if secrets is not None:
+            self.passwords = PasswordFields(label="Password")
+            for box in (self.passwords.password, self.passwords.confirmation):
+                self.watch(box)
+            password_section = [
+                widgets.HTML("<b>This user's password</b>"),
+                self.password_note,
+                self.passwords.widget,
+            ]
         self.widget: Any = widgets.VBox(
             [
                 self.title,
@@ -103,6 +153,7 @@ class UserForm(Form):
                 self.cloud_note,
                 self.override.widget,
                 *(self.override_fields[name].widget for name in OVERRIDE_FIELDS),
+                *password_section,
                 self.general,
                 widgets.HBox([self.save_button, self.status]),
             ]
@@ -118,22 +169,41 @@ class UserForm(Form):
         """Show ``user``, or an empty form for a new user (None)."""
         self.clear_problems()
         self.user = user
-        if user is None:
-            for field in self.fields.values():
-                field.load(None)
-        else:
-            self.load_model(user)
-        # A stored user keeps its code: saving under another code would add a second user.
-        self.fields["user_code"].disabled = user is not None
-        self.title.value = (
-            "<h4>New user</h4>" if user is None else f"<h4>User {html.escape(user.user_code)}</h4>"
-        )
-        self._show_inherited()
+        with self.quietly():
+            if self.passwords is not None and self.passwords.typed:
+                self.passwords.take()  # a password typed for another user is not theirs
+            if user is None:
+                for field in self.fields.values():
+                    field.load(None)
+            else:
+                self.load_model(user)
+            # A stored user keeps its code: saving under another code would add a second user.
+            self.fields["user_code"].disabled = user is not None
+            self.title.value = (
+                "<h4>New user</h4>"
+                if user is None
+                else f"<h4>User {html.escape(user.user_code)}</h4>"
+            )
+            self._look_up_password()
+            self._show_inherited()
+        self.dirty = False
 
     def refresh(self) -> None:
         """Re-read the org (edition, inherited values) from the store."""
         self.org = self.store.get_org()
-        self._show_inherited()
+        with self.quietly():
+            self._show_inherited()
+
+    def _look_up_password(self) -> None:
+        """Whether the open user has a password stored; asked on load and save, not per key."""
+        self.has_password = None
+        if self.secrets is None or self.user is None:
+            return
+        try:
+            stored = self.secrets.get(secret_key(self.profile, self.user.user_code))
+        except (SecretStoreError, ValueError):
+            return
+        self.has_password = stored is not None
 
     def _show_inherited(self) -> None:
         """Placeholders, locked boxes and notes for the current org and override switch."""
@@ -163,16 +233,12 @@ class UserForm(Form):
 
     def _preview(self) -> Effective:
         """The effective settings the form's values would give, or the org's if not valid."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UnsafeSettingWarning)
-            try:
-                candidate: UserSettings = validate(UserSettings, self.values())
-            except SettingsError:
-                return effective(self.org, None)
+        candidate = self._candidate()
         return effective(self.org, candidate)
 
     def _show_effective(self) -> None:
         preview = self._preview()
+        self._show_password_note(preview)
         for name, field in self.override_fields.items():
             source = preview.provenance[name]
             value = _shown(getattr(preview, name))
@@ -181,6 +247,50 @@ class UserForm(Form):
             else:
                 field.set_note(f"→ {value}: {_SOURCE_WORDS[source]}")
 
+    def _candidate(self) -> UserSettings | None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UnsafeSettingWarning)
+            try:
+                candidate: UserSettings = validate(UserSettings, self.values())
+            except SettingsError:
+                return None
+        return candidate
+
+    def _show_password_note(self, preview: Effective) -> None:
+        """Whose password a send for this user would use, and where this form stores one."""
+        if self.secrets is None:
+            return
+        candidate = self._candidate()
+        code = candidate.user_code if candidate is not None else ""
+        if not code:
+            self.password_note.value = note_html(
+                "Stored under the user code when you press Save user; type it twice."
+            )
+            return
+        key = secret_key(self.profile, code)
+        stored = ""
+        if self.user is not None and self.user.user_code == code and self.has_password is not None:
+            stored = (
+                " A password is stored." if self.has_password else " No password is stored yet."
+            )
+        if preview.mode not in _PASSWORD_MODES:
+            words = f"In the {preview.mode.value} mode mailkit signs in without a password."
+        elif preview.auth is AuthType.NONE:
+            words = "Authorization is none: no password is sent."
+        elif credential_account(self.org, candidate) == ORG_ACCOUNT:
+            username = _shown(preview.username)
+            words = (
+                f"This user signs in with the organisation's account ({username}) and its "
+                "password. A password saved here is kept for the user and used once they sign "
+                "in with their own user name (tick the override and fill User name)."
+            )
+        else:
+            words = (
+                f"This user signs in with their own account ({_shown(preview.username)}): "
+                f"the password saved here, kept in {self.secrets.name} under {key}."
+            )
+        self.password_note.value = note_html(words + stored)
+
     @property
     def effective(self) -> Effective:
         """What a send for the user as typed would use, field by field with its source."""
@@ -188,21 +298,57 @@ class UserForm(Form):
 
     # ------------------------------------------------------------------ saving
 
+    def _validated(self) -> UserSettings:
+        user: UserSettings = validate(UserSettings, self.values(), context="the user")
+        problems = user_problems(self.org, user)  # what put_user would refuse
+        if problems:
+            raise SettingsError(problems, f"the settings of user {user.user_code}")
+        return user
+
+    def check(self) -> list[FieldProblem]:
+        return self.problems_of(self._validated)
+
     def save(self) -> bool:
-        """Validate the form as UserSettings, check it against the org, and store it."""
+        """Validate the form as UserSettings, check it against the org, and store it.
+
+        A typed password is taken out of its boxes first (they are empty whatever happens),
+        stored once the settings are known to be valid, and the settings written only if the
+        store took it: either both are saved, or neither and the form says why.
+        """
+        passwords, secrets = self.passwords, self.secrets
+        typed = passwords is not None and passwords.typed
+        taken = passwords.take() if passwords is not None else None
 
         def write() -> str:
-            user: UserSettings = validate(UserSettings, self.values(), context="the user")
+            user = self._validated()
+            stored = ""
+            if typed and passwords is not None and secrets is not None and taken is not None:
+                key = secret_key(self.profile, user.user_code)
+                problem = passwords.store(secrets, key, *taken)
+                if problem is not None:
+                    raise MailkitError(f"the password was not stored: {problem}")
+                stored = f" and the password (in {secrets.name})"
             self.store.put_user(user)  # the org-dependent rules (cloud edition) are checked here
             self.user = user
-            return f"Saved user {user.user_code} at {datetime.now():%H:%M:%S}."
+            return f"Saved user {user.user_code}{stored} at {datetime.now():%H:%M:%S}."
 
         self.org = self.store.get_org()
         saved = self.attempt(write)
+        if (
+            not saved
+            and typed
+            and passwords is not None
+            and not (passwords.password_error.value or passwords.confirmation_error.value)
+        ):
+            passwords.password_error.value = error_html(
+                "Type the password again in both boxes: it is not kept while the form has problems."
+            )
         if saved and self.user is not None:
-            self.fields["user_code"].disabled = True
-            self.title.value = f"<h4>User {html.escape(self.user.user_code)}</h4>"
-            self._show_inherited()
+            with self.quietly():
+                self.fields["user_code"].disabled = True
+                self.title.value = f"<h4>User {html.escape(self.user.user_code)}</h4>"
+                self._look_up_password()
+                self._show_inherited()
             for callback in self.on_saved:
                 callback(self.user)
         return saved
