@@ -285,8 +285,9 @@ _AD_HOC_FIELDS = (
 def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
     """``mailkit test``: one test send; the exit code says in which phase it failed."""
     from mailkit.secrets import LazySecretStore, Secret, secret_store_from_name
+    from mailkit.faces import Face, Where
     from mailkit.settings import OrgSettings, validate
-    from mailkit.testsend import send_test
+    from mailkit.testsend import credential_account, send_test
 
     if args.password is not None:
         raise _UsageError(
@@ -345,16 +346,24 @@ def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
     finally:
         if store is not None:
             store.close()
+    # The diagnosis in command-line words: --ca-file, and `mailkit secret set` for a password.
+    where = Where(
+        profile=store.profile_name if store is not None else "default",
+        account=credential_account(org, user),
+    )
+    diagnosis = result.diagnosis.for_face(Face.CLI, where) if result.diagnosis else None
     if args.json:
-        json.dump(result.as_dict(), out, ensure_ascii=False, indent=2, default=str)
+        data = result.as_dict()
+        data["diagnosis"] = diagnosis.as_dict() if diagnosis is not None else None
+        json.dump(data, out, ensure_ascii=False, indent=2, default=str)
         out.write("\n")
     else:
         out.write(result.transcript.to_text() + "\n\n")
         if result.ok:
             out.write(f"OK: the server accepted the test message {result.message_id}\n")
         else:
-            assert result.diagnosis is not None
-            out.write(result.diagnosis.to_text() + "\n")
+            assert diagnosis is not None
+            out.write(diagnosis.to_text() + "\n")
     if result.ok:
         return EXIT_OK
     assert result.diagnosis is not None

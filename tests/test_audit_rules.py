@@ -343,7 +343,7 @@ def test_invalid_inputs_never_raise(row: dict[str, Any]) -> None:
     findings = audit(
         OrgSettings(edition="cloud"),
         pd.DataFrame([row, user(A)]),
-        secrets=MemorySecretStore(),
+        accounts_with_secret=set(),
         history=history((A, "2026-01-01", False)),
         now=NOW,
     )

@@ -50,7 +50,13 @@ def test_the_sample_triggers_a_broad_set_of_rules() -> None:
     sample = sample_org(now=NOW)
     secrets = MemorySecretStore()
     secrets.set(secret_key("default", "org"), Secret("org-password"))
-    findings = audit(sample.org, sample.users, secrets=secrets, history=sample.history, now=NOW)
+    findings = audit(
+        sample.org,
+        sample.users,
+        accounts_with_secret=accounts_with_secret(secrets, "default", ["org", *sample.users["user_code"]]),
+        history=sample.history,
+        now=NOW,
+    )
     fired = set(findings["rule"])
     assert fired >= EXPECTED_RULES, EXPECTED_RULES - fired
     # Most users are fine apart from history: problems are the exception, as in a real org.

@@ -88,8 +88,9 @@ def test_the_dashboard_shows_what_audit_finds(
     expected = audit(
         store.get_org(),
         store.users_frame(),
-        secrets=secrets,
-        profile="acme",
+        accounts_with_secret=accounts_with_secret(
+            secrets, "acme", ["org", *store.users_frame()["user_code"]]
+        ),
         history=store.history_frame(),
         now=NOW,
     )

@@ -31,6 +31,7 @@ from traitlets import Unicode
 
 from mailkit.cards import diagnosis_card, link_html
 from mailkit.errors import FieldProblem, OAuthConfigError, OAuthError
+from mailkit.faces import Face
 from mailkit.oauth import (
     GMAIL_SEND_SCOPE,
     GMAIL_SMTP_SCOPE,
@@ -377,7 +378,7 @@ class _Walkthrough(Panel):
         self.diagnosis = diagnosis
         self.sign_in.value = ""
         self.status.value = error_html(f"Not signed in: {diagnosis.title}.")
-        self.card.value = diagnosis_card(diagnosis)
+        self.card.value = diagnosis_card(diagnosis.for_face(Face.WIDGET))
 
     def _show_cancelled(self) -> None:
         self.sign_in.value = ""
@@ -430,7 +431,7 @@ class _Walkthrough(Panel):
             message = self.credentials().revoke()
         except OAuthError as exc:
             self.diagnosis = exc.diagnosis
-            self.card.value = diagnosis_card(exc.diagnosis)
+            self.card.value = diagnosis_card(exc.diagnosis.for_face(Face.WIDGET))
             self.revoke_status.value = error_html("Not revoked; see the card above.")
             return None
         self.signed_in = None
