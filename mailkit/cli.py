@@ -282,6 +282,24 @@ _AD_HOC_FIELDS = (
 )
 
 
+def _check_test_flags(args: argparse.Namespace) -> None:
+    """``--timeout`` and ``--ca-file`` refused before any connection, in the flags' own words."""
+    from mailkit.senders.smtp import ca_file_problem
+
+    if args.timeout is not None and not 0 < args.timeout <= 3600:
+        raise _UsageError(
+            f"--timeout {args.timeout:g} is not a wait: give the seconds to wait for each reply, "
+            "more than 0 and at most 3600 (e.g. --timeout 30)"
+        )
+    if args.ca_file is not None and (problem := ca_file_problem(args.ca_file)) is not None:
+        raise _UsageError(
+            f"--ca-file {args.ca_file} {problem}; give the PEM file of the certificate "
+            "authority that signed the server's certificate (a text file starting with "
+            "-----BEGIN CERTIFICATE-----), or leave --ca-file out to trust the system's "
+            "certificate authorities"
+        )
+
+
 def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
     """``mailkit test``: one test send; the exit code says in which phase it failed."""
     from mailkit.secrets import LazySecretStore, Secret, secret_store_from_name
@@ -321,9 +339,7 @@ def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
         given = {f: getattr(args, f) for f in _AD_HOC_FIELDS if getattr(args, f) is not None}
         if args.pin_sha256:
             given["tls_pin_sha256"] = args.pin_sha256
-        if args.timeout:
-            given["command_timeout"] = args.timeout
-            given["connect_timeout"] = min(args.timeout, org.connect_timeout)
+        _check_test_flags(args)
         if given:
             # Ad hoc values replace the org's for this run only (nothing is saved).
             data = org.model_dump(exclude_none=True)
@@ -342,6 +358,7 @@ def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
             profile=store.profile_name if store is not None else "default",
             password=password,
             store=store,
+            timeout=args.timeout,
         )
     finally:
         if store is not None:
@@ -496,7 +513,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--api-url", metavar="URL", help="Gmail API / Graph base URL (default: the real service)"
     )
     test.add_argument("--pin-sha256", help="trust exactly this certificate (SHA-256 hex)")
-    test.add_argument("--timeout", type=float, help="seconds to wait for each reply")
+    test.add_argument(
+        "--timeout",
+        type=float,
+        help="seconds to wait for each reply, replacing the per-phase waits (connect 10, "
+        "greeting 12, each command 15, end of data 60)",
+    )
     source = test.add_mutually_exclusive_group()
     source.add_argument(
         "--password-env", metavar="NAME", help="read the password from this environment variable"

@@ -9,6 +9,7 @@ Microsoft Graph — and appends the outcome to the profile's history.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from mailkit.errors import SecretStoreError
@@ -46,21 +47,33 @@ async def send_test_async(
     store: Store | None = None,
     plan: SmtpPlan | None = None,
     on_row: Callable[[Row], None] | None = None,
+    timeout: float | None = None,
 ) -> TestResult:
     """Send the test message as the org (``user=None``) or as ``user``; never raises for a
     failed send. Without ``token``, a consented OAuth token in ``secrets`` is used (see
-    :func:`stored_token`); ``plan`` applies to SMTP only."""
+    :func:`stored_token`); ``plan`` applies to SMTP only. ``timeout`` (``--timeout``) replaces
+    every phase's own wait for each reply, and caps the connect wait."""
     eff = effective(org, user)
     if token is None and secrets is not None:
         token = stored_token(org, user, secrets=secrets, profile=profile)
     if eff.mode in _API_MODES:
         from mailkit.senders.http import ApiPlan  # requests and google-auth: API modes only
 
+        api_plan = ApiPlan.from_effective(eff)
+        if timeout is not None:
+            api_plan = replace(
+                api_plan,
+                connect_timeout=min(timeout, api_plan.connect_timeout),
+                command_timeout=timeout,
+            )
         result = await _api_sender(eff.mode).send_async(
-            ApiPlan.from_effective(eff), to=to, token=token, priority=eff.priority, on_row=on_row
+            api_plan, to=to, token=token, priority=eff.priority, on_row=on_row
         )
     else:
         plan = plan or SmtpPlan.from_effective(eff)
+        if timeout is not None:
+            connect = min(timeout, plan.waits.connect)
+            plan = replace(plan, connect_timeout=connect, command_timeout=timeout)
         if password is None and secrets is not None:
             try:
                 password = secrets.get(secret_key(profile, credential_account(org, user)))
