@@ -35,6 +35,8 @@ _BOMS: Final = (
 )
 #: Bytes looked at to recognise UTF-16 without a byte-order mark.
 _SNIFF: Final = 4096
+#: NULs tolerated in text with ``allow_nul`` (more, and above 1 % of the bytes: not text).
+_STRAY_NULS: Final = 8
 #: Share of NULs among the bytes at one parity that marks UTF-16 (ASCII text gives ~100 %).
 _UTF16_NUL_SHARE: Final = 0.3
 
@@ -72,10 +74,10 @@ def decode_text(data: bytes, source: str, *, allow_nul: bool = False) -> Decoded
             f"{source} is not a text file (it contains NUL bytes and is not UTF-16 either); "
             "save or export it again as text in UTF-8"
         )
-    if allow_nul and data.count(b"\x00") * 100 > max(len(data), 1):
+    if allow_nul and data.count(b"\x00") > max(_STRAY_NULS, len(data) // 100):
         raise ImportFileError(
-            f"{source} is not a text file (more than 1 % of its bytes are NUL); check that you "
-            "picked the right file and save it as text in UTF-8"
+            f"{source} is not a text file (it is full of NUL bytes and is not UTF-16 either); "
+            "check that you picked the right file and save it as text in UTF-8"
         )
     try:
         return DecodedText(data.decode("utf-8"), "UTF-8")

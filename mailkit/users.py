@@ -5,10 +5,22 @@ onto the canonical ones. An empty cell means "inherit from the org". Imports are
 every row is validated through the settings model and every problem is reported at once, named
 by the row number a person sees in the spreadsheet (the header is row 1), so an admin fixes the
 file in one pass instead of one error per attempt.
+
+CSV files and formulas. A spreadsheet program opening a CSV runs a cell that starts with ``=``,
+``+``, ``-``, ``@``, a tab or a carriage return as a formula ("CSV injection"), so a display name
+such as ``=HYPERLINK(...)`` typed into an application would become live in an admin's Excel.
+As OWASP advises, :func:`write_users` prefixes such a cell with an apostrophe, which spreadsheets
+show as text. To keep the export lossless, a value that itself starts with an apostrophe gets
+one more. Reading reverses exactly that: **a CSV cell that starts with an apostrophe followed by
+one of ``= + - @``, a tab, a carriage return or another apostrophe loses its first apostrophe**;
+every other cell is read as it is. So every value survives export and import, and a hand-made
+CSV only needs the doubled apostrophe for a value that really starts with ``'=`` or ``''``.
+Excel files store text cells as text (never as formulas) and need no prefix.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from collections.abc import Iterable, Mapping
@@ -29,13 +41,17 @@ from mailkit.settings import (
     user_problems,
     validate,
 )
+from mailkit.textfile import decode_text
 
 __all__ = [
+    "FORMULA_TRIGGERS",
     "USERS_COLUMNS",
     "USERS_DTYPES",
+    "neutralise_cell",
     "place_columns",
     "read_table",
     "read_users",
+    "restore_cell",
     "users_from_frame",
     "users_to_frame",
     "write_users",
@@ -60,6 +76,24 @@ USERS_DTYPES: Final[Mapping[str, str]] = {
 SUFFIXES: Final = (".csv", ".xlsx")
 
 _TEXT_COLUMNS: Final = frozenset(USERS_COLUMNS) - {"override_enabled", "port"}
+
+#: First characters that make a spreadsheet read a CSV cell as a formula (OWASP).
+FORMULA_TRIGGERS: Final = ("=", "+", "-", "@", "\t", "\r")
+_QUOTE: Final = "'"
+#: Files larger than this are not a users table (a million users take about 150 MB).
+MAX_CSV_BYTES: Final = 512 * 1024 * 1024
+
+
+def neutralise_cell(text: str) -> str:
+    """A CSV cell that no spreadsheet runs as a formula; :func:`restore_cell` undoes it."""
+    return _QUOTE + text if text.startswith((*FORMULA_TRIGGERS, _QUOTE)) else text
+
+
+def restore_cell(text: str) -> str:
+    """The value :func:`neutralise_cell` was given (other text is returned as it is)."""
+    if text.startswith(_QUOTE) and text[1:2] in (*FORMULA_TRIGGERS, _QUOTE) and text[1:2]:
+        return text[1:]
+    return text
 
 
 # --------------------------------------------------------------------------- frames
@@ -286,11 +320,18 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
 
 
 def write_users(users: Iterable[UserSettings], path: str | os.PathLike[str]) -> None:
-    """Write the canonical table to ``.csv`` (UTF-8) or ``.xlsx`` so that reading it is lossless."""
+    """Write the canonical table to ``.csv`` (UTF-8) or ``.xlsx`` so that reading it is lossless.
+
+    CSV cells that a spreadsheet would run as formulas are neutralised (see the module
+    docstring); :func:`read_users` restores them.
+    """
     file = Path(path).expanduser()
     frame = users_to_frame(users)
     if _suffix(file, "export") == ".csv":
-        frame.to_csv(file, index=False, encoding="utf-8")
+        neutral = frame.copy()
+        for column in _TEXT_COLUMNS:
+            neutral[column] = neutral[column].map(neutralise_cell, na_action="ignore")
+        neutral.to_csv(file, index=False, encoding="utf-8")
     else:
         _write_xlsx(frame, file)
 
@@ -309,20 +350,31 @@ def _suffix(file: Path, action: str) -> str:
 
 
 def _read_csv(file: Path) -> pd.DataFrame:
-    with file.open(encoding="utf-8-sig", newline="") as handle:
-        header = handle.readline()
+    """Decode (see :mod:`mailkit.textfile`), then parse; ``attrs["encoding_note"]`` says how a
+    file without a declared encoding was read, and neutralised cells are restored."""
+    with file.open("rb") as handle:
+        data = handle.read(MAX_CSV_BYTES + 1)
+    if len(data) > MAX_CSV_BYTES:
+        raise ImportFileError(
+            f"{file} is larger than {MAX_CSV_BYTES // 2**20} MiB; split it into smaller files"
+        )
+    decoded = decode_text(data, str(file), allow_nul=True)
+    header = decoded.text.partition("\n")[0]
     if not header.strip():
         raise pd.errors.EmptyDataError
     separator = max((",", ";", "\t"), key=header.count)
-    return pd.read_csv(
-        file,
+    frame = pd.read_csv(
+        io.StringIO(decoded.text, newline=""),
         sep=separator,
         dtype=str,
-        encoding="utf-8-sig",
         keep_default_na=False,  # "NA" or "None" may be someone's user code
         na_values=[""],
         skip_blank_lines=False,  # keep row numbers equal to what a spreadsheet shows
     )
+    frame = frame.apply(lambda column: column.map(restore_cell, na_action="ignore"))
+    frame.attrs["encoding"] = decoded.encoding
+    frame.attrs["encoding_note"] = decoded.note
+    return frame
 
 
 def _read_xlsx(file: Path) -> pd.DataFrame:

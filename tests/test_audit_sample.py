@@ -10,7 +10,7 @@ import pytest
 
 from mailkit.audit import RULES, audit
 from mailkit.audit.sample import HISTORY_COLUMNS, load_sample, on_demo_server, sample_org
-from mailkit.secrets import MemorySecretStore, Secret, secret_key
+from mailkit.secrets import MemorySecretStore, Secret, accounts_with_secret, secret_key
 from mailkit.settings import UserSettings
 from mailkit.store import Store
 from mailkit.users import USERS_COLUMNS
@@ -53,7 +53,9 @@ def test_the_sample_triggers_a_broad_set_of_rules() -> None:
     findings = audit(
         sample.org,
         sample.users,
-        accounts_with_secret=accounts_with_secret(secrets, "default", ["org", *sample.users["user_code"]]),
+        accounts_with_secret=accounts_with_secret(
+            secrets, "default", ["org", *sample.users["user_code"]]
+        ),
         history=sample.history,
         now=NOW,
     )

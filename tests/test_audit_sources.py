@@ -176,7 +176,7 @@ def test_excel_with_mapping(tmp_path: Path) -> None:
         ("missing.csv", None, "does not exist"),
         ("users.txt", b"user_code\n", "extension '.txt'"),
         ("empty.csv", b"", "is empty"),
-        ("latin1.csv", "user_code\nJos\xe9\n".encode("latin-1"), "not UTF-8"),
+        ("undefined.csv", b"user_code\nJos\x81\x8d\n", "neither UTF-8 nor Windows-1252"),
         ("broken.xlsx", b"not a zip file", "cannot be read as a .xlsx"),
     ],
 )

@@ -265,7 +265,8 @@ def test_numpy_and_pandas_cells_are_accepted() -> None:
     [
         ("users.txt", b"user_code\nann\n", "as .csv"),
         ("users.csv", b"", "is empty"),
-        ("users.csv", "user_code\nJosé\n".encode("cp1252"), "not UTF-8"),
+        ("users.csv", b"user_code\nJos\x81\x8d\n", "neither UTF-8 nor Windows-1252"),
+        ("users.csv", b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR\x01" * 20, "not a text file"),
         ("users.xlsx", b"PK\x03\x04 definitely not a workbook", "cannot be read as a .xlsx"),
     ],
 )

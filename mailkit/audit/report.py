@@ -1,22 +1,33 @@
 """Reports of an audit: a summary table, charts, a standalone HTML page and file exports.
 
-Findings hold values typed by users and applications, so every value is escaped on the way
-into HTML. Charts are built on :class:`matplotlib.figure.Figure` directly, not pyplot, so that
-making a report never touches global plotting state or opens a window.
+Findings hold values typed by users and applications, so every value is made harmless on the
+way out: escaped in HTML; in CSV a cell that a spreadsheet would run as a formula gets an
+apostrophe in front (OWASP's advice; see :func:`mailkit.users.neutralise_cell`); in Excel every
+text cell is stored as text, never as a formula, and control characters that Excel files cannot
+hold (a NUL from a damaged export, say) are written as visible ``\\x00``-style escapes.
+
+Charts are built on :class:`matplotlib.figure.Figure` directly, not pyplot, so that making a
+report never touches global plotting state or opens a window.
 """
 
 from __future__ import annotations
 
 import html
 import os
+import re
 from pathlib import Path
+from typing import Any, Final, TextIO
 
 import pandas as pd
 from matplotlib.figure import Figure
 
 from mailkit.audit.rules import FINDINGS_COLUMNS, SEVERITIES
+from mailkit.users import neutralise_cell
 
-__all__ = ["charts", "export", "summary", "to_html"]
+__all__ = ["charts", "export", "summary", "to_html", "write_csv"]
+
+#: Characters an .xlsx file cannot hold (XML 1.0 forbids them); openpyxl refuses them.
+_NOT_IN_XLSX: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 #: Severity colours shared by the HTML report and the charts.
 SEVERITY_COLOURS: dict[str, str] = {
@@ -140,15 +151,54 @@ def to_html(findings: pd.DataFrame, effective: pd.DataFrame | None = None) -> st
     return "\n".join(parts)
 
 
+def write_csv(frame: pd.DataFrame, target: str | os.PathLike[str] | TextIO) -> None:
+    """``frame`` as CSV (UTF-8 for files) with formula-like text cells neutralised."""
+    safe = frame.apply(
+        lambda column: column.map(
+            lambda value: neutralise_cell(value) if isinstance(value, str) else value
+        )
+    )
+    if isinstance(target, str | os.PathLike):
+        safe.to_csv(Path(target), index=False, encoding="utf-8")
+    else:
+        safe.to_csv(target, index=False)
+
+
+def _xlsx_value(value: Any) -> Any:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    if isinstance(value, str):
+        return _NOT_IN_XLSX.sub(lambda m: f"\\x{ord(m[0]):02x}", value)
+    return value.item() if hasattr(value, "item") else value
+
+
+def _write_xlsx(frame: pd.DataFrame, target: Path, sheet_name: str) -> None:
+    """Text cells typed as text: openpyxl would store ``=...`` as a formula Excel then runs."""
+    from openpyxl import Workbook  # only Excel exports need it
+
+    workbook = Workbook()
+    sheet = workbook.active
+    assert sheet is not None  # a new workbook always has one sheet
+    sheet.title = sheet_name
+    sheet.append([str(column) for column in frame.columns])
+    for record in frame.itertuples(index=False, name=None):
+        sheet.append([_xlsx_value(value) for value in record])
+        for cell in sheet[sheet.max_row]:
+            if isinstance(cell.value, str):
+                cell.data_type = "s"
+    sheet.freeze_panes = "A2"
+    workbook.save(target)
+
+
 def export(findings: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     """Write findings as .csv, .xlsx, .html or .json (a list of five-key objects)."""
     target = Path(path)
     table = findings[list(FINDINGS_COLUMNS)]
     suffix = target.suffix.lower()
     if suffix == ".csv":
-        table.to_csv(target, index=False, encoding="utf-8")
+        write_csv(table, target)
     elif suffix == ".xlsx":
-        table.to_excel(target, index=False, sheet_name="findings", engine="openpyxl")
+        _write_xlsx(table, target, "findings")
     elif suffix in (".html", ".htm"):
         target.write_text(to_html(table), encoding="utf-8")
     elif suffix == ".json":

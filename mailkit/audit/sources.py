@@ -162,6 +162,8 @@ def users_from_file(
     file = Path(path).expanduser()
     raw = read_table(file)
     frame, notes = _canonical(raw, mapping, str(file))
+    if raw.attrs.get("encoding_note"):
+        notes.insert(0, str(raw.attrs["encoding_note"]))
     return UserSource(frame, str(file), tuple(notes))
 
 
