@@ -17,7 +17,7 @@ numbers. Nothing here raises on such values; bad addresses become ``invalid-addr
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -27,7 +27,6 @@ import numpy as np
 import pandas as pd
 
 from mailkit.resolve import effective_frame, strings_at
-from mailkit.secrets import SecretStore, secret_key
 from mailkit.settings import (
     OVERRIDE_FIELDS,
     AuthType,
@@ -65,8 +64,8 @@ class AuditContext:
     """What rules may look at besides the frame."""
 
     org: OrgSettings
-    secrets: SecretStore | None
-    profile: str
+    #: Accounts (user codes, or "org") that hold a password; None when secrets were not checked.
+    accounts_with_secret: frozenset[str] | None
     has_history: bool
     #: Facts about the user frame that several rules share (see :class:`SharedColumns`).
     shared: SharedColumns
@@ -400,21 +399,14 @@ def _lower_equals(text: str) -> Callable[[pd.Series[Any]], pd.Series[Any]]:
 
 
 def _missing_secret(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
-    if ctx.secrets is None:
+    if ctx.accounts_with_secret is None:
         return _false(f)
     candidates = _series(f, ctx.shared.password_auth)
-    # The one per-user lookup: a secret store has no bulk read. It runs only for the rows that
-    # need a password, once per distinct account (users sharing the org's login share "org").
+    # Users sharing the org's login share its account, "org"; the caller looked the accounts
+    # up in the secret store (this module does no I/O).
     account = f["user_code"].where(f["username_source"] == "user", "org")[candidates]
-    found: dict[str, bool] = {}
-    for name in account.dropna().unique():
-        try:
-            key = secret_key(ctx.profile, str(name), "password")
-        except ValueError:
-            found[str(name)] = False  # a code that cannot name a secret has none
-            continue
-        found[str(name)] = ctx.secrets.get(key) is not None
-    has_secret = account.map(found).fillna(False).astype(bool)
+    held = ctx.accounts_with_secret
+    has_secret = account.map(lambda name: isinstance(name, str) and name in held).astype(bool)
     missing = candidates.copy()
     missing[candidates] = ~has_secret
     return missing
@@ -853,8 +845,7 @@ def audit(
     org: OrgSettings,
     users: pd.DataFrame,
     *,
-    secrets: SecretStore | None = None,
-    profile: str = "default",
+    accounts_with_secret: Collection[str] | None = None,
     history: pd.DataFrame | None = None,
     stale_days: int = 30,
     now: datetime | None = None,
@@ -862,7 +853,9 @@ def audit(
     """Every finding for ``users`` under ``org``: one row per user and rule that fires.
 
     ``users`` is the canonical users table (as read from CSV, Excel, SQL or the store).
-    ``secrets`` enables ``missing-secret``; ``history`` (the store's ``history_frame()``)
+    ``accounts_with_secret`` (user codes, or ``"org"``, whose password is stored; see
+    :func:`mailkit.secrets.accounts_with_secret`) enables ``missing-secret``; None means the
+    secrets were not checked. ``history`` (the store's ``history_frame()``)
     enables ``test-failed`` and ``test-stale``.
     """
     frame = audit_frame(org, users, history=history, stale_days=stale_days, now=now)
@@ -870,8 +863,9 @@ def audit(
     routes = _routes_frame(org, shared)
     ctx = AuditContext(
         org=org,
-        secrets=secrets,
-        profile=profile,
+        accounts_with_secret=(
+            None if accounts_with_secret is None else frozenset(accounts_with_secret)
+        ),
         has_history=history is not None,
         shared=shared,
     )

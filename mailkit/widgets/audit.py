@@ -18,7 +18,8 @@ import pandas as pd
 
 from mailkit.audit import SEVERITIES, audit, effective_settings
 from mailkit.audit.sources import users_from_store
-from mailkit.secrets import SecretStore
+from mailkit.errors import SecretStoreError
+from mailkit.secrets import SecretStore, accounts_with_secret
 from mailkit.settings import Mode, UserSettings
 from mailkit.store import Store
 from mailkit.widgets.common import Panel, note_html, warning_html
@@ -99,6 +100,16 @@ class AuditDashboard(Panel):
 
     # ------------------------------------------------------------------ auditing
 
+    def _accounts_with_secret(self, users: pd.DataFrame) -> frozenset[str] | None:
+        """Whose password is stored; None (not checked) without a store or when it is locked."""
+        if self._secrets is None:
+            return None
+        codes = list(users["user_code"].dropna().astype(str))
+        try:
+            return accounts_with_secret(self._secrets, self.store.profile_name, ["org", *codes])
+        except SecretStoreError:
+            return None
+
     def refresh(self) -> None:
         """Re-read users, org and history; audit; keep the filters and the selection if valid."""
         users = self._load()
@@ -107,8 +118,7 @@ class AuditDashboard(Panel):
         findings = audit(
             org,
             users,
-            secrets=self._secrets,
-            profile=self.store.profile_name,
+            accounts_with_secret=self._accounts_with_secret(users),
             history=self.store.history_frame(),
             stale_days=self._stale_days,
             now=moment,
