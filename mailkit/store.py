@@ -25,6 +25,7 @@ import tomllib
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
@@ -49,6 +50,7 @@ from mailkit.errors import (
     UnsafeSettingWarning,
 )
 from mailkit.settings import OrgSettings, Profile, UserSettings, check_text, user_problems, validate
+from mailkit.textfile import decode_text
 from mailkit.users import USERS_COLUMNS, USERS_DTYPES, read_users, write_users
 
 __all__ = [
@@ -56,9 +58,13 @@ __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "TOML_FORMAT",
+    "ProfileChanges",
+    "ProfileImport",
     "Store",
     "default_store_path",
     "migrate_schema",
+    "profile_changes",
+    "profile_from_file",
     "profile_from_toml",
     "profile_to_toml",
 ]
@@ -760,16 +766,81 @@ class Store:
         """Write the whole profile as TOML for review and version control; no secrets."""
         Path(path).write_text(profile_to_toml(self.profile()), encoding="utf-8")
 
-    def import_toml(self, path: str | os.PathLike[str]) -> None:
-        """Replace the profile with a TOML file's, all or nothing (ImportFileError if invalid)."""
-        file = Path(path)
+    def import_toml(
+        self, path: str | os.PathLike[str], *, dry_run: bool = False, backup: bool = True
+    ) -> ProfileImport:
+        """Replace the profile with a TOML file's, all or nothing (ImportFileError if invalid).
+
+        Only a complete profile document is accepted (see :func:`profile_from_file`), so an
+        empty or truncated file can never empty a profile. See :meth:`import_profile` for
+        ``dry_run`` and ``backup``.
+        """
+        return self.import_profile(profile_from_file(path), dry_run=dry_run, backup=backup)
+
+    def import_profile(
+        self, profile: Profile, *, dry_run: bool = False, backup: bool = True
+    ) -> ProfileImport:
+        """Replace the org and all users with ``profile``, saying what changed.
+
+        ``dry_run`` only computes the changes. Otherwise, when something changes and the profile
+        holds anything, a backup copy is taken first (:meth:`backup`) and its path returned, so
+        a mistaken import can be undone by opening that file.
+        """
+        changes = profile_changes(self.profile(), profile)
+        if dry_run or not changes:
+            return ProfileImport(changes, None, applied=False)
+        copy = self.backup() if backup and not self._is_empty() else None
+        self.replace_profile(profile)
+        return ProfileImport(changes, copy, applied=True)
+
+    def _is_empty(self) -> bool:
+        with self._transaction("reading the profile", write=False) as conn:
+            (org_rows,) = conn.execute("SELECT count(*) FROM org").fetchone()
+            (user_rows,) = conn.execute("SELECT count(*) FROM users").fetchone()
+        return not org_rows and not user_rows
+
+    def backup(self) -> Path:
+        """Copy the whole profile beside it, as ``<name>.backup-<UTC time>.sqlite``; its path.
+
+        SQLite's online backup API copies a consistent snapshot while other sessions keep
+        reading and writing, and the copy is an ordinary profile that :meth:`open` accepts.
+        The file is created owner-only, like the profile, and never overwrites another.
+        """
+        stamp = _now().strftime("%Y%m%dT%H%M%SZ")
+        suffix = self._path.suffix or ".sqlite"
+        for attempt in range(1000):
+            extra = f"-{attempt}" if attempt else ""
+            target = self._path.with_name(f"{self._path.stem}.backup-{stamp}{extra}{suffix}")
+            try:
+                os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+                break
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot create a backup copy of {self._path} at {target} ({exc.strerror}); "
+                    "nothing was imported. Free some space or fix the folder's permissions"
+                ) from None
+        else:  # pragma: no cover - a thousand backups in one second
+            raise StoreError(f"too many backups of {self._path} this second; try again")
         try:
-            text = file.read_text(encoding="utf-8-sig")
-        except UnicodeDecodeError:
-            raise ImportFileError(f"{file} is not UTF-8 text; save it as UTF-8") from None
-        except OSError as exc:
-            raise ImportFileError(f"{file} cannot be read ({exc.strerror})") from None
-        self.replace_profile(_profile_from_toml(text, str(file)))
+            copy = sqlite3.connect(target)
+            try:
+                with self._lock:
+                    if self._conn is None:
+                        raise StoreError(f"the store {self._path} is closed; open it again")
+                    self._conn.backup(copy)
+            finally:
+                copy.close()
+        except sqlite3.Error as exc:
+            target.unlink(missing_ok=True)
+            raise _store_error(
+                self._path, exc, "taking a backup copy", self._busy_timeout
+            ) from None
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
+        return target
 
     def import_users(
         self,
@@ -824,30 +895,212 @@ def profile_to_toml(profile: Profile) -> str:
     return _TOML_HEADER + "\n" + tomli_w.dumps(data)
 
 
+#: A profile export of ten thousand users is a few megabytes; far more is not a profile.
+MAX_TOML_BYTES: Final = 64 * 1024 * 1024
+
+
+def profile_from_file(path: str | os.PathLike[str]) -> Profile:
+    """Read, parse and validate a TOML profile file; :class:`ImportFileError` names the file.
+
+    TOML is UTF-8 by definition, so a file in another encoding is refused with the encoding
+    it was found to have instead of being parsed as garbage.
+    """
+    file = Path(path).expanduser()
+    reason = ""
+    try:
+        with file.open("rb") as handle:
+            data = handle.read(MAX_TOML_BYTES + 1)
+    except IsADirectoryError:
+        reason = "it is a folder; give the path of a .toml file"
+    except OSError as exc:
+        reason = f"{exc.strerror or type(exc).__name__}; check the path and that you may read it"
+    if reason:
+        raise ImportFileError(f"{file} cannot be read ({reason}); nothing was imported")
+    if len(data) > MAX_TOML_BYTES:
+        raise ImportFileError(
+            f"{file} is larger than {MAX_TOML_BYTES // 2**20} MiB, far more than a profile "
+            "export; check that you picked the right file. Nothing was imported"
+        )
+    decoded = decode_text(data, str(file))
+    if decoded.encoding != "UTF-8":
+        raise ImportFileError(
+            f"{file} is {decoded.encoding} text, but TOML files are always UTF-8; save it as "
+            "UTF-8 and import it again. Nothing was imported"
+        )
+    return _profile_from_toml(decoded.text, str(file))
+
+
 def profile_from_toml(text: str) -> Profile:
     """Parse and validate a TOML profile; :class:`ImportFileError` lists every problem."""
     return _profile_from_toml(text, "the TOML profile")
 
 
 def _profile_from_toml(text: str, source: str) -> Profile:
+    """A complete profile document, or ImportFileError: never a partial or empty profile.
+
+    An empty or comment-only file parses as an empty table, which the model would accept as
+    "default org, no users" and an import would then empty the profile with. So the marker
+    ``mailkit_profile_format``, the ``[org]`` table and the ``users`` list (``users = []`` in an
+    export without users) must all be there.
+    """
+    problem = ""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ImportFileError(f"{source} is not valid TOML ({exc}); fix that line") from None
-    version = data.pop("mailkit_profile_format", TOML_FORMAT)
-    if not isinstance(version, int) or version > TOML_FORMAT:
+        # tomllib names the line and column and the rule broken, never the content.
+        problem = f"{source} is not valid TOML ({exc}); fix that line. Nothing was imported"
+    except RecursionError:
+        problem = (
+            f"{source} is nested too deeply to be a profile (arrays or tables inside each other "
+            "hundreds of levels deep); nothing was imported. Export the profile again"
+        )
+    except ValueError:  # e.g. an integer of thousands of digits: Python refuses to convert it
+        problem = (
+            f"{source} holds a number too long to read (thousands of digits); nothing was "
+            "imported. Fix the number or export the profile again"
+        )
+    if problem:
+        raise ImportFileError(problem)
+    if not data:
         raise ImportFileError(
-            f"{source} was written by a newer mailkit (format {version!r}; this one reads up to "
+            f"{source} holds no profile (it is empty or only comments); nothing was imported. "
+            "Import a file written by mailkit profile export"
+        )
+    version = data.pop("mailkit_profile_format", None)
+    structure: list[FieldProblem] = []
+    if version is None:
+        structure.append(
+            FieldProblem(
+                "mailkit_profile_format",
+                f"is missing; a profile export starts with mailkit_profile_format = "
+                f"{TOML_FORMAT}. This is not a complete mailkit profile export",
+            )
+        )
+    elif isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        structure.append(
+            FieldProblem(
+                "mailkit_profile_format", f"must be a whole number from 1 to {TOML_FORMAT}"
+            )
+        )
+    elif version > TOML_FORMAT:
+        raise ImportFileError(
+            f"{source} was written by a newer mailkit (format {version}; this one reads up to "
             f"{TOML_FORMAT}); upgrade mailkit to import it"
         )
+    for key, what in (
+        ("org", "an [org] table"),
+        ("users", "a users list (users = [] when there are none)"),
+    ):
+        if key not in data:
+            structure.append(FieldProblem(key, f"is missing; a complete profile has {what}"))
     try:
         profile: Profile = validate(Profile, data)
     except SettingsError as exc:
+        structure += [FieldProblem(_user_by_code(p.field, data), p.message) for p in exc.problems]
+    except RecursionError:
+        structure.append(FieldProblem("(file)", "is nested too deeply to be a profile"))
+    if structure:
         raise ImportFileError(
-            f"{source} is not a valid profile; nothing was imported. Fix these settings:",
-            [FieldProblem(_user_by_code(p.field, data), p.message) for p in exc.problems],
-        ) from None
+            f"{source} is not a complete, valid profile; nothing was imported. Fix these:",
+            structure,
+        )
     return profile
+
+
+@dataclass(frozen=True)
+class ProfileChanges:
+    """What replacing one profile with another changes; empty (false) when nothing does.
+
+    ``org`` lists ``(field, old, new)`` with nested fields dotted (``routes.requests.enabled``),
+    ``changed`` lists ``(user_code, ((field, old, new), ...))``. Values are the JSON forms;
+    ``None`` means unset. Profiles hold no secrets, so all of this may be shown.
+    """
+
+    org: tuple[tuple[str, Any, Any], ...] = ()
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    changed: tuple[tuple[str, tuple[tuple[str, Any, Any], ...]], ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.org or self.added or self.removed or self.changed)
+
+    def as_dict(self) -> dict[str, Any]:
+        def rows(items: tuple[tuple[str, Any, Any], ...]) -> list[dict[str, Any]]:
+            return [{"field": f, "old": old, "new": new} for f, old, new in items]
+
+        return {
+            "org": rows(self.org),
+            "users_added": list(self.added),
+            "users_removed": list(self.removed),
+            "users_changed": [{"user_code": c, "fields": rows(f)} for c, f in self.changed],
+        }
+
+    def to_text(self) -> str:
+        if not self:
+            return "Nothing would change: the file holds the same org and users as the profile."
+        lines: list[str] = []
+        if self.org:
+            lines.append(f"Org settings: {len(self.org)} field(s) change")
+            lines += [f"  {f}: {_shown(old)} -> {_shown(new)}" for f, old, new in self.org]
+        if self.added:
+            lines.append(f"Users added ({len(self.added)}): {', '.join(self.added)}")
+        if self.removed:
+            lines.append(f"Users removed ({len(self.removed)}): {', '.join(self.removed)}")
+        for code, fields in self.changed:
+            lines.append(f"User {code} changes:")
+            lines += [f"  {f}: {_shown(old)} -> {_shown(new)}" for f, old, new in fields]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class ProfileImport:
+    """The result of an import: the changes, the backup copy taken (if any), whether applied."""
+
+    changes: ProfileChanges
+    backup: Path | None
+    applied: bool
+
+
+def _shown(value: Any) -> str:
+    return "(unset)" if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, dict) and data:
+        found: dict[str, Any] = {}
+        for key, value in data.items():
+            found.update(_flat(value, f"{prefix}{key}."))
+        return found
+    return {prefix.rstrip("."): data}
+
+
+def _differences(old: Any, new: Any) -> tuple[tuple[str, Any, Any], ...]:
+    before, after = _flat(old), _flat(new)
+    return tuple(
+        (key, before.get(key), after.get(key))
+        for key in dict.fromkeys([*before, *after])
+        if before.get(key) != after.get(key)
+    )
+
+
+def profile_changes(old: Profile, new: Profile) -> ProfileChanges:
+    """What replacing ``old`` with ``new`` changes (users matched by code without case)."""
+    old_users = {u.user_code.casefold(): u for u in old.users}
+    new_users = {u.user_code.casefold(): u for u in new.users}
+    changed = []
+    for key, user in new_users.items():
+        if key in old_users:
+            fields = _differences(
+                old_users[key].model_dump(mode="json"), user.model_dump(mode="json")
+            )
+            if fields:
+                changed.append((user.user_code, fields))
+    return ProfileChanges(
+        org=_differences(old.org.model_dump(mode="json"), new.org.model_dump(mode="json")),
+        added=tuple(u.user_code for k, u in new_users.items() if k not in old_users),
+        removed=tuple(u.user_code for k, u in old_users.items() if k not in new_users),
+        changed=tuple(changed),
+    )
 
 
 def _user_by_code(field: str, data: Mapping[str, Any]) -> str:
