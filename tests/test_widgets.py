@@ -24,13 +24,23 @@ import ipywidgets as widgets  # type: ignore[import-untyped]
 import pytest
 from smtpd_servers import Credentials, MailServer
 
+from mailkit.faces import Face, Where
+from mailkit.outcome import Phase
 from mailkit.resolve import effective
-from mailkit.secrets import EnvSecretStore, MemorySecretStore, Secret, secret_key
+from mailkit.secrets import (
+    PASSPHRASE_ENV,
+    EnvSecretStore,
+    FileSecretStore,
+    MemorySecretStore,
+    Secret,
+    secret_key,
+)
 from mailkit.settings import Mode, OrgSettings, Security, UserSettings
 from mailkit.store import Store
-from mailkit.transcript import COLUMNS, Direction, Phase, Row, Transcript
+from mailkit.transcript import COLUMNS, Direction, Row, Transcript
 from mailkit.widgets import (
     OrgForm,
+    PassphrasePanel,
     PasswordPanel,
     PresetChooser,
     SmtpSection,
@@ -715,6 +725,86 @@ def test_saving_a_password_goes_stale_when_a_new_one_is_typed() -> None:
     assert "Not saved yet" in panel.status.value
 
 
+# --------------------------------------------------------------------------- passphrase
+
+PASSPHRASE = "canary-Passphrase-Wdg-3k"
+
+
+@pytest.fixture
+def secrets_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FileSecretStore]:
+    monkeypatch.delenv(PASSPHRASE_ENV, raising=False)
+    store = FileSecretStore(tmp_path / "demo.secrets")
+    yield store
+    store.lock()  # the unlock is for the whole process: leave none behind
+
+
+def test_a_new_secrets_file_takes_its_passphrase_twice_and_unlocks_the_kernel(
+    secrets_file: FileSecretStore, sent: Recorder
+) -> None:
+    panel = PassphrasePanel(secrets_file)
+    assert str(secrets_file.path) in panel.store_note.value
+    assert not panel.unlocked
+    assert panel.confirmation.layout.display != "none"  # a new file: asked twice
+    type_into(panel.passphrase, PASSPHRASE)
+    type_into(panel.confirmation, PASSPHRASE + "x")
+    panel.unlock_button.click()
+    assert "differ" in panel.error.value
+    assert not panel.unlocked
+    assert (panel.passphrase.value, panel.confirmation.value) == ("", "")
+
+    type_into(panel.passphrase, PASSPHRASE)
+    type_into(panel.confirmation, PASSPHRASE)
+    panel.unlock_button.click()
+    assert panel.unlocked
+    assert "Unlocked for this kernel" in panel.status.value
+    assert panel.form.layout.display == "none"
+    other = FileSecretStore(secrets_file.path)  # another panel or send of the same kernel
+    other.set_password(secret_key("demo", "org"), CANARY, CANARY)
+    assert secrets_file.get(secret_key("demo", "org")) == Secret(CANARY)
+    assert PASSPHRASE.encode() not in secrets_file.path.read_bytes()
+    for secret in (PASSPHRASE, CANARY):
+        assert not leaks(secret, sent.dump())
+        assert not leaks(secret, sent.states())
+
+
+def test_a_wrong_passphrase_is_said_and_unlocks_nothing(
+    secrets_file: FileSecretStore, sent: Recorder
+) -> None:
+    FileSecretStore(secrets_file.path, passphrase=PASSPHRASE).set(
+        secret_key("demo", "org"), Secret(CANARY)
+    )
+    before = secrets_file.path.read_bytes()
+    panel = PassphrasePanel(secrets_file)
+    assert panel.confirmation.layout.display == "none"  # an existing file: asked once
+    assert "Locked" in panel.status.value
+    type_into(panel.passphrase, "not-" + PASSPHRASE)
+    panel.unlock_button.click()
+    assert "passphrase" in panel.error.value.lower()
+    assert "wrong" in panel.error.value.lower()
+    assert not panel.unlocked
+    assert secrets_file.path.read_bytes() == before
+    type_into(panel.passphrase, PASSPHRASE)
+    assert panel.passphrase.value == PASSPHRASE
+    panel.unlock_button.click()
+    assert panel.unlocked
+    assert not panel.error.value
+    assert secrets_file.get(secret_key("demo", "org")) == Secret(CANARY)
+    assert not leaks(PASSPHRASE, sent.dump())
+
+
+def test_the_panel_says_which_store_is_in_use(
+    secrets_file: FileSecretStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    memory = PassphrasePanel(MemorySecretStore())
+    assert "in-memory" in memory.store_note.value
+    assert memory.unlocked
+    assert memory.form.layout.display == "none"
+    monkeypatch.setenv(PASSPHRASE_ENV, PASSPHRASE)
+    by_env = PassphrasePanel(secrets_file)
+    assert by_env.unlocked
+    assert f"Unlocked by {PASSPHRASE_ENV}" in by_env.status.value
+
+
 # --------------------------------------------------------------------------- test send
 
 
@@ -785,7 +875,8 @@ def test_wrong_password_gives_the_red_card_with_fix_steps(
     assert "<ol>" in card
     assert card.count("<li>") >= len(result.diagnosis.fix) >= 1
     assert html.escape(result.diagnosis.title) in card
-    assert all(html.escape(step) in card for step in result.diagnosis.fix)
+    shown = result.diagnosis.for_face(Face.WIDGET, Where(profile="default", account="org"))
+    assert all(html.escape(step) in card for step in shown.fix)  # in the form's words
     assert "auth" in card
     assert result.diagnosis.cause.value in card
     assert panel.rows

@@ -12,7 +12,8 @@ from mailkit.widgets.common import Field, Form, Panel
 from mailkit.widgets.modes import ModeSections, SmtpSection
 from mailkit.widgets.oauth import GoogleWalkthrough, MicrosoftWalkthrough
 from mailkit.widgets.org import OrgForm, RoutesEditor
-from mailkit.widgets.password import PasswordPanel, SecretInput
+from mailkit.widgets.passphrase import PassphrasePanel
+from mailkit.widgets.password import PasswordFields, PasswordPanel, SecretInput
 from mailkit.widgets.presets import PresetChooser
 from mailkit.widgets.testsend import TestSendPanel
 from mailkit.widgets.users import UserForm, UsersPanel
@@ -26,6 +27,8 @@ __all__ = [
     "ModeSections",
     "OrgForm",
     "Panel",
+    "PassphrasePanel",
+    "PasswordFields",
     "PasswordPanel",
     "PresetChooser",
     "RoutesEditor",
