@@ -317,8 +317,9 @@ def internal_suffix(name: str) -> str | None:
 
     That is one of :data:`INTERNAL_SUFFIXES`, or the name itself when it has a single label
     (``mailhost`` reaches a server only through the local resolver's search domain). IP
-    literals are None: they are not names. The validator and the audit's ``internal-domain``
-    rule both ask this, so "internal" means one thing everywhere.
+    literals are None: they are not names; nor is text that cannot be a label. The validator
+    and the audit's ``internal-domain`` rule both ask this, so "internal" means one thing
+    everywhere.
     """
     text = name.strip()
     if not text:
@@ -334,7 +335,9 @@ def internal_suffix(name: str) -> str | None:
     if len(labels) > 1 and labels[-1] == "":  # an absolute name: "mail.corp.local."
         labels.pop()
     if len(labels) == 1:
-        return labels[0] or None
+        # Only something that could be a host's name: not "a b", not a shortened IP ("10").
+        single = labels[0]
+        return single if re.fullmatch(r"[\w-]+", single) and not single.isdigit() else None
     for suffix in INTERNAL_SUFFIXES:
         wanted = suffix.split(".")
         if labels[-len(wanted) :] == wanted:
@@ -526,27 +529,25 @@ OptAddress = Annotated[
     AfterValidator(lambda v: v if v is None else check_address(v)),
     BeforeValidator(_blank_to_none),
 ]
+#: Other spellings of enum values that applications and legacy files use ("Other" is the ERP's
+#: name for MAPI). The audit reads exported tables with the same tables.
+MODE_ALIASES: dict[str, Mode] = {"other": Mode.MAPI, "lotus": Mode.LOTUS_NOTES}
+SECURITY_ALIASES: dict[str, Security] = {"ssl": Security.IMPLICIT_TLS, "tls": Security.STARTTLS}
+AUTH_ALIASES: dict[str, AuthType] = {"cram-md5": AuthType.CRAM_MD5, "crammd5": AuthType.CRAM_MD5}
+
 OptMode = Annotated[
     Mode | None,
-    BeforeValidator(_enum(Mode, "mode", {"other": Mode.MAPI, "lotus": Mode.LOTUS_NOTES})),
+    BeforeValidator(_enum(Mode, "mode", MODE_ALIASES)),
     BeforeValidator(_blank_to_none),
 ]
 OptSecurity = Annotated[
     Security | None,
-    BeforeValidator(
-        _enum(Security, "security", {"ssl": Security.IMPLICIT_TLS, "tls": Security.STARTTLS})
-    ),
+    BeforeValidator(_enum(Security, "security", SECURITY_ALIASES)),
     BeforeValidator(_blank_to_none),
 ]
 OptAuth = Annotated[
     AuthType | None,
-    BeforeValidator(
-        _enum(
-            AuthType,
-            "authorization type",
-            {"cram-md5": AuthType.CRAM_MD5, "crammd5": AuthType.CRAM_MD5},
-        )
-    ),
+    BeforeValidator(_enum(AuthType, "authorization type", AUTH_ALIASES)),
     BeforeValidator(_blank_to_none),
 ]
 OptPriority = Annotated[

@@ -22,6 +22,8 @@ EXPECTED_RULES = {rule.id for rule in RULES} - {
     "missing-from",
     "cloud-requires-smtp",
     "cloud-user-code-not-email",
+    "cloud-user-password",
+    "cloud-account-ignored",
 }
 
 

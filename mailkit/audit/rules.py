@@ -28,7 +28,10 @@ import pandas as pd
 
 from mailkit.resolve import effective_frame, strings_at
 from mailkit.settings import (
+    AUTH_ALIASES,
+    MODE_ALIASES,
     OVERRIDE_FIELDS,
+    SECURITY_ALIASES,
     AuthType,
     Edition,
     Mode,
@@ -36,6 +39,8 @@ from mailkit.settings import (
     Provenance,
     Security,
     check_address,
+    cloud_account_conflicts,
+    internal_suffix,
     parse_flag,
 )
 from mailkit.users import USERS_COLUMNS
@@ -428,12 +433,37 @@ def _legacy_webdav(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
     return _series(f, ctx.shared.eq("mode", Mode.EXCHANGE_WEBDAV.value))
 
 
+#: Where Exchange Online answers EWS: worldwide, US government clouds, and 21Vianet in China.
+#: Any Microsoft 365 mail host (``smtp.office365.com`` too) says the mailbox is in Exchange Online.
+_EXCHANGE_ONLINE_EWS = re.compile(
+    r"(?:[a-z0-9-]+\.)*(?:office365\.com|office365\.us|mail\.protection\.outlook\.com)"
+    r"|outlook\.office\.com|webmail\.apps\.mil|partner\.outlook\.cn"
+)
+_URL_HOST = re.compile(r"^https://([^/:?#]+)", re.IGNORECASE)
+
+
+def _exchange_online_ews(host: str | None) -> bool:
+    return host is not None and _EXCHANGE_ONLINE_EWS.fullmatch(host.lower().rstrip(".")) is not None
+
+
+def _ews_host(f: pd.DataFrame, org: OrgSettings) -> pd.Series[Any]:
+    """The host each user's EWS requests go to: their own server if they set one, else the
+    org's EWS URL, else the effective host (the org's server)."""
+    own = (f["host_source"] == Provenance.USER.value).to_numpy()
+    match = _URL_HOST.match(org.ews_url or "")
+    if match is None:
+        return f["host"]
+    return f["host"].where(own, match[1])
+
+
 def _ews_exchange_online(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
-    url = (ctx.org.ews_url or "").lower()
-    online = re.match(r"https://outlook\.office365\.com(?:[:/]|$)", url) is not None
-    if not online:
+    ews = ctx.shared.eq("mode", Mode.EXCHANGE_EWS.value)
+    if not ews.any():
         return _false(f)
-    return _series(f, ctx.shared.eq("mode", Mode.EXCHANGE_EWS.value))
+    online = np.zeros(len(f), dtype=bool)
+    hosts = _texts(f["_ews_host"])
+    online[ews] = [_exchange_online_ews(h) if isinstance(h, str) else False for h in hosts[ews]]
+    return _series(f, online)
 
 
 def _msn_auth(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
@@ -442,6 +472,37 @@ def _msn_auth(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
 
 def _mapi(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
     return _series(f, ctx.shared.eq("mode", Mode.MAPI.value))
+
+
+def _outlook(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
+    return _series(f, ctx.shared.eq("mode", Mode.OUTLOOK.value))
+
+
+def _lotus_notes(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
+    return _series(f, ctx.shared.eq("mode", Mode.LOTUS_NOTES.value))
+
+
+def _internal_domain(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
+    return f["_internal_note"].notna()
+
+
+def _cloud_account_ignored(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
+    return f["_cloud_ignored"].notna()
+
+
+def _missing_secret_on_premises(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
+    """``missing-secret`` outside the cloud edition, where ``cloud-user-password`` says it."""
+    if ctx.org.edition is Edition.CLOUD:
+        return _false(f)
+    return _missing_secret(f, ctx)
+
+
+def _cloud_user_password(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
+    # In the cloud edition every user's account is their own code (resolve), so the same
+    # lookup as missing-secret finds the users whose own password is not stored.
+    if ctx.org.edition is not Edition.CLOUD:
+        return _false(f)
+    return _missing_secret(f, ctx)
 
 
 def _duplicate_code(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
@@ -557,7 +618,24 @@ RULES: Final[tuple[Rule, ...]] = (
         "critical",
         "sends with a password for {username}, but none is in the secret store",
         "Enter the password in the settings form (it is kept in the OS keyring).",
-        _missing_secret,
+        _missing_secret_on_premises,
+    ),
+    Rule(
+        "cloud-user-password",
+        "critical",
+        "in the cloud edition {user_code} signs in with their own password (never the org's), "
+        "and none is stored for them",
+        "Store the user's own password under their user code (the user form's password "
+        "fields, or mailkit secret set --user CODE).",
+        _cloud_user_password,
+    ),
+    Rule(
+        "cloud-account-ignored",
+        "warning",
+        "in the cloud edition {user_code} signs in and sends as the user code: the user's own "
+        "{_cloud_ignored} ignored",
+        f"{_EDIT} and clear the value (the user code is the account and the From address).",
+        _cloud_account_ignored,
     ),
     Rule(
         "microsoft-basic-auth",
@@ -586,7 +664,8 @@ RULES: Final[tuple[Rule, ...]] = (
     Rule(
         "ews-exchange-online",
         "warning",
-        "EWS against Exchange Online is being retired by Microsoft",
+        "EWS against Exchange Online ({_ews_host}) is being retired by Microsoft "
+        "(October 2026 to April 2027)",
         "Switch the mode to microsoft_graph.",
         _ews_exchange_online,
     ),
@@ -604,6 +683,34 @@ RULES: Final[tuple[Rule, ...]] = (
         "no contact sync",
         "Prefer smtp or microsoft_graph for sends the application must confirm.",
         _mapi,
+    ),
+    Rule(
+        "outlook-desktop-client",
+        "info",
+        "mode outlook hands the message to Outlook on the workstation: mailkit gets no delivery "
+        "result, and on a terminal server (Remote Desktop, Citrix) Outlook often has no profile "
+        "or prompts where nobody sees it",
+        "Use smtp (or microsoft_graph) for this user when the application runs on a terminal "
+        "server or must confirm its sends; a test writes an .eml for Outlook to send.",
+        _outlook,
+    ),
+    Rule(
+        "lotus-notes-client",
+        "warning",
+        "mode lotus_notes hands the message to the Notes client on the workstation: mailkit "
+        "gets no delivery result, and the client needs a Notes ID and a Domino server it can "
+        "reach, which terminal servers and new workstations often lack",
+        "Move the user to smtp (through the Domino server's SMTP listener or the mail "
+        "gateway), which mailkit can test and diagnose.",
+        _lotus_notes,
+    ),
+    Rule(
+        "internal-domain",
+        "info",
+        "{_internal_note}",
+        "Nothing to fix inside the network. For mail leaving it, send From an address in a "
+        "public domain and use a server name that resolves where the application runs.",
+        _internal_domain,
     ),
     Rule(
         "duplicate-user-code",
@@ -648,6 +755,96 @@ RULES: Final[tuple[Rule, ...]] = (
 # --------------------------------------------------------------------------- frames
 
 
+#: The modes whose sends go to the effective host (the others use an API or a desktop client).
+_HOST_MODES: Final = (Mode.SMTP.value, Mode.EXCHANGE_EWS.value)
+
+
+def _internal_sender_note(address: str) -> str | None:
+    if internal_suffix(address.rpartition("@")[2]) is None:
+        return None
+    try:
+        address = check_address(address)
+    except ValueError:
+        return None  # invalid-address says what is wrong with it
+    suffix = internal_suffix(address.rpartition("@")[2])
+    if suffix is None or "@" not in address:
+        return None
+    return (
+        f"the From address {address} is in the internal domain .{suffix}: recipients outside "
+        "the network cannot answer it, and their servers may refuse mail from it"
+    )
+
+
+def _internal_host_note(host: str) -> str | None:
+    suffix = internal_suffix(host)
+    if suffix is None:
+        return None
+    if suffix == host.casefold().rstrip("."):
+        return (
+            f"the server {host} is a name without a domain: it resolves only through this "
+            "network's search domain, so only machines inside the network reach it"
+        )
+    return (
+        f"the server {host} is in the internal domain .{suffix}: only machines inside the "
+        "network reach it (not a cloud service or a home office without VPN)"
+    )
+
+
+def _notes_per_distinct(
+    column: pd.Series[Any], note: Callable[[str], str | None]
+) -> np.ndarray[Any, Any]:
+    """``note`` once per distinct set value, spread back to the rows (None where unset)."""
+    codes, uniques = column.astype("string").array.factorize()
+    per_code = np.array([note(str(u)) for u in uniques] + [None], dtype=object)
+    spread: np.ndarray[Any, Any] = per_code[codes]
+    return spread
+
+
+def _internal_notes(frame: pd.DataFrame) -> pd.Series[Any]:
+    """Why an internal domain matters for each user (From address, server), or NA.
+
+    The effective From is the one recipients see; the user's email counts when no From is set.
+    The server counts only for the modes that connect to one: SMTP's host, EWS's endpoint.
+    """
+    sender = frame["from_address"].fillna(frame["email"])
+    sender_notes = _notes_per_distinct(sender, _internal_sender_note)
+    mode = frame["mode"]
+    server = frame["host"].where(mode != Mode.EXCHANGE_EWS.value, frame["_ews_host"])
+    host_notes = _notes_per_distinct(server, _internal_host_note)
+    host_notes[~mode.isin(list(_HOST_MODES)).fillna(False).to_numpy(dtype=bool)] = None
+    notes = [
+        "; ".join(n for n in pair if n is not None) or None
+        for pair in zip(sender_notes, host_notes, strict=True)
+    ]
+    return pd.Series(notes, index=frame.index, dtype="string")
+
+
+def _cloud_ignored(org: OrgSettings, table: pd.DataFrame) -> pd.Series[Any]:
+    """In the cloud edition, the user's own fields that differ from their code, or NA."""
+    out = pd.Series(pd.NA, index=table.index, dtype="string")
+    if org.edition is not Edition.CLOUD:
+        return out
+    rows = (table["username"].notna() | table["from_address"].notna()).to_numpy(dtype=bool)
+    labels = {"username": "user name", "from_address": "From address"}
+    found: list[str | None] = []
+    for code, username, sender in table.loc[
+        rows, ["user_code", "username", "from_address"]
+    ].itertuples(index=False):
+        if not isinstance(code, str):
+            found.append(None)
+            continue
+        given = {"username": username, "from_address": sender}
+        names = cloud_account_conflicts(
+            code,
+            username if isinstance(username, str) else None,
+            sender if isinstance(sender, str) else None,
+        )
+        shown = " and ".join(f"{labels[n]} {given[n]}" for n in names)
+        found.append(f"{shown} {'are' if len(names) > 1 else 'is'}" if names else None)
+    out[rows] = pd.array(found, dtype="string")
+    return out
+
+
 def _stripped(column: pd.Series[Any]) -> pd.api.extensions.ExtensionArray:
     """Text with spaces and tabs trimmed, blank as NA — one list pass over the values."""
     values = _texts(column)
@@ -662,13 +859,21 @@ def _stripped(column: pd.Series[Any]) -> pd.api.extensions.ExtensionArray:
     return result
 
 
+#: The settings' other spellings of modes, security and auth (no key is in two tables).
+_ALIASES: Final = {
+    key: member.value
+    for table in (MODE_ALIASES, SECURITY_ALIASES, AUTH_ALIASES)
+    for key, member in table.items()
+}
+
+
 def _folded(column: pd.Series[Any]) -> pd.api.extensions.ExtensionArray:
     """An enum column spelled as its values are: folded once per distinct spelling."""
     codes, uniques = column.astype("string").array.factorize()
     text = pd.Series(uniques, dtype="string").str.strip(" \t")
     text = text.mask(text == "")
     folded = text.str.lower().str.replace(r"[\s-]", "_", regex=True)
-    folded = folded.replace({"ssl": "implicit_tls", "tls": "starttls"})
+    folded = folded.replace(_ALIASES)
     return folded.array.take(codes, allow_fill=True)
 
 
@@ -735,6 +940,9 @@ def audit_frame(
     for name in OVERRIDE_FIELDS:
         frame[f"_u_{name}"] = table[name].where(table["override_enabled"])
     frame["_bad_address"] = _bad_addresses(table, frame)
+    frame["_ews_host"] = _ews_host(frame, org)
+    frame["_internal_note"] = _internal_notes(frame)
+    frame["_cloud_ignored"] = _cloud_ignored(org, table)
     # Only the cloud edition needs user codes to be addresses (and there From = user code).
     if org.edition is Edition.CLOUD:
         frame["_code_is_address"] = _AddressCheck().verdicts(frame["user_code"])

@@ -3,8 +3,9 @@
 An audit is only convincing on data that looks like an application's user table: mostly users
 who inherit the org's settings, and among them the handful an admin must find — addresses
 with typos, a Gmail account signing in with a password, Microsoft 365 basic auth, the legacy
-``msn`` auth, desktop-client users, overrides that repeat the org or set nothing, a duplicated
-user code, and a test history where some users failed or have not passed for months.
+``msn`` auth, desktop-client users (Outlook, MAPI, Lotus Notes), a relay in the internal
+domain, overrides that repeat the org or set nothing, a duplicated user code, and a test
+history where some users failed or have not passed for months.
 
 Everything is drawn from one :class:`numpy.random.Generator`, so a seed gives the same
 organisation every time (tests and the notebook rely on this), and relative to ``now``, so the
@@ -82,6 +83,9 @@ _PROFILES: Final[dict[str, tuple[int, dict[str, Any]]]] = {
     "msn": (4, {"host": f"exchange.{SAMPLE_DOMAIN}", "port": 587, "auth": "msn"}),
     "mapi": (8, {"mode": "mapi"}),
     "outlook": (10, {"mode": "outlook"}),
+    "lotus-notes": (2, {"mode": "lotus_notes"}),
+    # The plant's own relay, named in the Active Directory domain: reached only from inside.
+    "plant-relay": (3, {"host": "relay.plant.acme.local", "port": 25, "security": "starttls"}),
     "webdav": (2, {"mode": "exchange_webdav"}),
     "ews": (5, {"mode": "exchange_ews"}),
     "redundant": (8, {"host": _ORG_HOST, "port": 587}),
