@@ -6,7 +6,9 @@ phase: 2 connect/DNS, 3 greeting/EHLO, 4 TLS/STARTTLS, 5 auth (also an OAuth con
 the provider refuses), 6 sender, 7 recipient, 8 data (an API's other refusals), 9 outcome
 unknown (the message may have been delivered). Errors go to stderr as one
 clear message (JSON with ``--json``), never as a traceback. Passwords are never accepted as
-arguments: they would land in shell history and process lists.
+arguments: they would land in shell history and process lists. When the reader of the output
+goes away (``mailkit --json … | head``) the command stops quietly with 141, the status of a Unix
+tool stopped by SIGPIPE: no error text, no traceback.
 """
 
 from __future__ import annotations
@@ -141,10 +143,16 @@ def cmd_migrate(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_users_import(args: argparse.Namespace, out: TextIO) -> int:
+    from mailkit.users import read_table
+
     mapping = _parse_mapping(args.map)
+    # Read first: a file that cannot be read must not create (or even open) a profile.
+    encoding_note = read_table(Path(args.file)).attrs.get("encoding_note", "")
     with _open_store(args.profile, create=True) as store:
         count = store.import_users(Path(args.file), mapping=mapping)
         path = str(store.path)
+    if encoding_note:
+        _notice(f"note: {encoding_note}")
     _report(
         args, out, {"imported": count, "profile": path}, f"Imported {count} user(s) into {path}."
     )
@@ -164,12 +172,50 @@ def cmd_users_export(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_profile_import(args: argparse.Namespace, out: TextIO) -> int:
+    """Replace a profile with a TOML export: checked first, shown, backed up, then written."""
+    from mailkit.settings import Profile
+    from mailkit.store import profile_changes, profile_from_file
+
+    # Parsed before any profile is opened: a bad file neither creates nor touches one.
+    imported = profile_from_file(Path(args.file))
+    if args.dry_run:
+        try:
+            store = _open_store(args.profile)
+        except ProfileNotFoundError:
+            changes = profile_changes(Profile(), imported)
+            path = "(a new profile)"
+        else:
+            with store:
+                changes = store.import_toml(Path(args.file), dry_run=True).changes
+                path = str(store.path)
+        data = {"dry_run": True, "profile": path, "changes": changes.as_dict(), "backup": None}
+        text = f"Dry run: importing {args.file} into {path} would change:\n{changes.to_text()}"
+        _report(args, out, data, text + "\nNothing was changed.")
+        return EXIT_OK
     with _open_store(args.profile, create=True) as store:
-        store.import_toml(Path(args.file))
-        profile = store.profile()
+        result = store.import_profile(imported)
         path = str(store.path)
-    message = f"Imported the org and {len(profile.users)} user(s) into {path}."
-    _report(args, out, {"users": len(profile.users), "profile": path}, message)
+    backup = str(result.backup) if result.backup else None
+    data = {
+        "dry_run": False,
+        "profile": path,
+        "users": len(imported.users),
+        "changes": result.changes.as_dict(),
+        "backup": backup,
+    }
+    if not result.applied:
+        text = f"Nothing to import: {args.file} holds the same org and users as {path}."
+    else:
+        text = (
+            f"Imported the org and {len(imported.users)} user(s) from {args.file} into {path}."
+            f"\n{result.changes.to_text()}"
+        )
+        if backup:
+            text += (
+                f"\nThe profile as it was before is saved in {backup}; to go back, import its "
+                f"export or use it as the profile (--profile {backup})."
+            )
+    _report(args, out, data, text)
     return EXIT_OK
 
 
@@ -225,7 +271,9 @@ def cmd_audit(args: argparse.Namespace, out: TextIO) -> int:
         json.dump(records, out, ensure_ascii=False, indent=2)
         out.write("\n")
     elif args.format == "csv":
-        findings.to_csv(out, index=False)
+        from mailkit.audit.report import write_csv
+
+        write_csv(findings, out)
     elif args.format == "html":
         from mailkit.audit.report import to_html
 
@@ -625,6 +673,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_import.add_argument("file", metavar="FILE.toml")
     p_import.add_argument("--profile", metavar="DB", help=profile_help)
+    p_import.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="show what the import would change (org fields, users added, removed, changed) "
+        "and change nothing",
+    )
     p_export = add(
         prof_sub, "export", cmd_profile_export, "Write the profile (secrets excluded) to TOML."
     )
@@ -650,10 +704,14 @@ def main(
     err = err or sys.stderr
     argv = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in argv
-    with warnings.catch_warnings(record=True) as caught:
-        # Risky-but-accepted settings become one "warning:" line each, not Python warnings.
-        warnings.simplefilter("always", UnsafeSettingWarning)
-        code = _run(argv, as_json, out, err)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            # Risky-but-accepted settings become one "warning:" line each, not Python warnings.
+            warnings.simplefilter("always", UnsafeSettingWarning)
+            code = _run(argv, as_json, out, err)
+            out.flush()  # here, where a reader that went away can still be handled
+    except BrokenPipeError:
+        return _reader_gone(out)
     shown: set[str] = set()
     for w in caught:
         if w.category is not UnsafeSettingWarning:
@@ -670,6 +728,8 @@ def _run(argv: list[str], as_json: bool, out: TextIO, err: TextIO) -> int:
     try:
         args = build_parser().parse_args(argv)
         result: int = args.func(args, out)
+    except BrokenPipeError:
+        raise  # not the user's error: main() ends quietly
     except ValidationError as exc:
         return main_error(SettingsError(settings_problems(exc)), as_json, err, notices)
     except (MailkitError, OSError) as exc:
@@ -678,6 +738,28 @@ def _run(argv: list[str], as_json: bool, out: TextIO, err: TextIO) -> int:
         _NOTICES.reset(token)
     _write_notices(notices, as_json, err)
     return result
+
+
+#: The exit status of a Unix tool stopped by SIGPIPE (128 + 13).
+EXIT_BROKEN_PIPE = 141
+
+
+def _reader_gone(out: TextIO) -> int:
+    """``mailkit --json … | head``: the reader closed the pipe, so stop without a word.
+
+    Standard output is pointed at the null device, or Python's own flush at exit would fail
+    on the closed pipe again and print "Exception ignored" after all.
+    """
+    try:
+        fd = out.fileno()
+    except (AttributeError, OSError, ValueError):
+        return EXIT_BROKEN_PIPE  # not a file (a caller's buffer): nothing more to do
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+    return EXIT_BROKEN_PIPE
 
 
 def _write_notices(notices: list[str], as_json: bool, err: TextIO) -> None:
