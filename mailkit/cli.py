@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from mailkit.errors import (
     FieldProblem,
     MailkitError,
+    ProfileExistsError,
     ProfileNotFoundError,
     SettingsError,
     UnsafeSettingWarning,
@@ -89,24 +90,206 @@ def _open_store(spec: str | None, *, create: bool = False) -> Any:
     return store
 
 
-def _profile_name(spec: str | None) -> str:
-    """The profile name ``--profile`` stands for (used in secret keys), without opening it."""
+# --------------------------------------------------------------------------- commands
+
+
+def _profile_spec(args: argparse.Namespace) -> str | None:
+    """``--profile``, else ``MAILKIT_PROFILE``; None when neither names one."""
+    from mailkit.profiles import PROFILE_ENV
+
+    spec: str | None = getattr(args, "profile", None)
+    return spec or os.environ.get(PROFILE_ENV, "").strip() or None
+
+
+SECRETS_CHOICES = ("auto", "keyring", "file", "memory", "env", "none")
+_SECRETS_HELP = (
+    "auto (default): the OS keyring where one exists, else the encrypted file beside the "
+    "profile (<profile>.secrets, passphrase from MAILKIT_SECRETS_PASSPHRASE or a prompt); "
+    "keyring, file, memory, env (MAILKIT_SECRET_* variables) or none"
+)
+
+
+def _secret_store(choice: str, where: Any, *, check: bool = False, lazy: bool = True) -> Any:
+    """The store ``--secrets`` names, for the profile at ``where`` (a ProfileLocation or None).
+
+    The OS keyring is opened lazily, so a command that meets no secret does not need one. With
+    ``check``, an encrypted file that exists is opened at once: a wrong passphrase or a damaged
+    file stops the command (exit 1) instead of passing for "no password stored".
+    """
+    from mailkit.secrets import FileSecretStore, LazySecretStore, keyring_available
+
+    if choice == "none":
+        return None
+    path = where.secrets_path if where is not None else None
+    if choice == "file" or (choice == "auto" and path is not None and not keyring_available()):
+        if path is None:
+            raise _UsageError(
+                "--secrets file keeps secrets in an encrypted file beside a profile; "
+                "add --profile NAME"
+            )
+        store = FileSecretStore(path, prompt=True)
+        if check and store.exists:
+            store.keys()  # reads and decrypts: wrong passphrase / damaged file -> exit 1
+        return store
+    from mailkit.secrets import secret_store_from_name
+
+    if not lazy:
+        return secret_store_from_name(choice)
+    return LazySecretStore(lambda: secret_store_from_name(choice))
+
+
+def cmd_profile_init(args: argparse.Namespace, out: TextIO) -> int:
+    """``mailkit profile init NAME|PATH``: create an empty profile, never over an existing one."""
+    from mailkit.profiles import init_profile, locate_profile
+
+    where = locate_profile(args.name)
+    if where.exists:
+        raise ProfileExistsError(
+            f"a mailkit profile already exists at {where.path}; it was left as it is. Use it "
+            "with --profile, or choose another name"
+        )
+    with init_profile(where) as store:
+        path, name = store.path, store.profile_name
+    _report(
+        args,
+        out,
+        {"created": str(path), "profile": name, "secrets_file": str(where.secrets_path)},
+        f"Created profile {name!r} at {path}.",
+    )
+    return EXIT_OK
+
+
+def _secret_target(args: argparse.Namespace) -> tuple[Any, str, str]:
+    """(the profile's location, its name, the account) for ``secret set/delete --user``."""
     from mailkit.profiles import locate_profile
 
-    return locate_profile(spec).name
+    with _open_store(_profile_spec(args)) as store:
+        account = "org"
+        if args.user:
+            user = store.get_user(args.user)
+            if user is None:
+                raise _UsageError(
+                    f"no user {args.user!r} in the profile at {store.path}; check --user (the "
+                    "user code), or import the user first (mailkit users import)"
+                )
+            account = user.user_code
+        return locate_profile(store.path), store.profile_name, account
 
 
-# --------------------------------------------------------------------------- commands
+def _read_password(args: argparse.Namespace) -> Any:
+    from mailkit.secrets import Secret
+
+    if args.password_env:
+        value = os.environ.get(args.password_env, "")
+        if not value:
+            raise _UsageError(
+                f"the environment variable {args.password_env} is not set or empty; export it "
+                "first, or use --password-stdin"
+            )
+        return Secret(value)
+    line = sys.stdin.readline().rstrip("\r\n")
+    if not line:
+        raise _UsageError("no password on standard input; pipe it in, e.g. from a vault CLI")
+    return Secret(line)
+
+
+def cmd_secret_set(args: argparse.Namespace, out: TextIO) -> int:
+    """``mailkit secret set``: store the org's or a user's password in the profile's store."""
+    from mailkit.secrets import secret_key
+
+    if not (args.password_env or args.password_stdin):
+        raise _UsageError(
+            "say where the password comes from: --password-stdin or --password-env NAME "
+            "(never as an argument: shell history and process lists keep those)"
+        )
+    where, profile, account = _secret_target(args)
+    password = _read_password(args)
+    store = _secret_store(args.secrets, where, check=True, lazy=False)
+    if store is None:
+        raise _UsageError("--secrets none stores nothing; choose a secret store")
+    key = secret_key(profile, account, args.kind)
+    store.set(key, password)
+    whose = "the organisation's" if account == "org" else f"user {account}'s"
+    _report(
+        args,
+        out,
+        {"stored": key, "store": store.name, "store_kind": store.kind},
+        f"Stored {whose} {args.kind} as {key} in {store.name}.",
+    )
+    return EXIT_OK
+
+
+def cmd_secret_delete(args: argparse.Namespace, out: TextIO) -> int:
+    """``mailkit secret delete``: forget the org's or a user's secret."""
+    from mailkit.secrets import secret_key
+
+    where, profile, account = _secret_target(args)
+    store = _secret_store(args.secrets, where, check=True, lazy=False)
+    if store is None:
+        raise _UsageError("--secrets none holds nothing; choose a secret store")
+    key = secret_key(profile, account, args.kind)
+    existed = store.get(key) is not None
+    store.delete(key)
+    text = f"Deleted {key} from {store.name}." if existed else f"{key} was not in {store.name}."
+    _report(args, out, {"deleted": key if existed else None, "store": store.name}, text)
+    return EXIT_OK
+
+
+#: Kinds of secret `secret list` asks the OS keyring about (it cannot enumerate entries).
+_LISTED_KINDS = (
+    "password",
+    "google_oauth_token",
+    "google_client_secret",
+    "microsoft_oauth_token",
+)
+
+
+def cmd_secret_list(args: argparse.Namespace, out: TextIO) -> int:
+    """``mailkit secret list``: which store is in use, and the names of its keys (no values)."""
+    from mailkit.profiles import locate_profile
+    from mailkit.secrets import secret_key
+
+    with _open_store(_profile_spec(args)) as profile_store:
+        where = locate_profile(profile_store.path)
+        profile = profile_store.profile_name
+        accounts = ["org", *(u.user_code for u in profile_store.users())]
+    store = _secret_store(args.secrets, where, check=True, lazy=False)
+    if store is None:
+        raise _UsageError("--secrets none holds nothing; choose a secret store")
+    prefix = secret_key(profile, "org").rsplit(":", 2)[0] + ":"
+    listed = store.keys()
+    if listed is None:  # the OS keyring: ask for every key this profile can have
+        listed = []
+        for account in accounts:
+            for kind in _LISTED_KINDS:
+                try:
+                    key = secret_key(profile, account, kind)
+                except ValueError:
+                    continue
+                if store.get(key) is not None:
+                    listed.append(key)
+    keys = sorted(k for k in listed if k.startswith(prefix))
+    if args.json:
+        json.dump(
+            {"store": store.name, "store_kind": store.kind, "profile": profile, "keys": keys},
+            out,
+            ensure_ascii=False,
+        )
+        out.write("\n")
+    else:
+        out.write(f"Secret store: {store.name}\n")
+        out.write(f"{len(keys)} secret(s) of profile {profile!r} (names only):\n")
+        out.writelines(f"  {key}\n" for key in keys)
+    return EXIT_OK
 
 
 def cmd_migrate(args: argparse.Namespace, out: TextIO) -> int:
     from mailkit.legacy import migrate, report_text
-    from mailkit.secrets import LazySecretStore, secret_store_from_name
 
-    name = args.secrets
+    where = _migration_target(args)
     # Lazy: only a legacy file that holds a password needs the secret store to be usable.
-    secrets = LazySecretStore(lambda: secret_store_from_name(name)) if name != "none" else None
-    profile = _profile_name(args.profile) if args.profile else "default"
+    secrets = _secret_store(args.secrets, where, check=True)
+    profile = where.name if where is not None else "default"
     migration = migrate(
         Path(args.legacy_file), secrets=secrets, profile=profile, drop_password=args.drop_password
     )
@@ -140,6 +323,24 @@ def cmd_migrate(args: argparse.Namespace, out: TextIO) -> int:
         elif not args.profile:
             out.write("\nNothing saved: pass --profile DB to save the migrated settings.\n")
     return EXIT_OK
+
+
+def _migration_target(args: argparse.Namespace) -> Any:
+    """Where ``migrate --profile`` saves, with the name its secrets are filed under."""
+    from dataclasses import replace
+
+    from mailkit.profiles import locate_profile, spec_text
+
+    if not args.profile or args.dry_run:
+        return None
+    where = locate_profile(args.profile)
+    if where.exists:
+        with _open_store(args.profile) as store:  # an existing file keeps its recorded name
+            return replace(where, name=store.profile_name)
+    if spec_text(where) == where.name:
+        # The data folder, so that a moved password can be filed beside the new profile.
+        where.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return where
 
 
 def cmd_users_import(args: argparse.Namespace, out: TextIO) -> int:
@@ -231,6 +432,60 @@ def cmd_profile_export(args: argparse.Namespace, out: TextIO) -> int:
 _SEVERITY_RANK = {"critical": 2, "warning": 1, "info": 0}
 
 
+#: Why missing-secret did not run for users from a file or a database, and what to do.
+_SECRETS_NOT_IN_SOURCE = (
+    "the users come from {origin}, which holds no passwords",
+    "audit the profile itself (mailkit audit --profile NAME, without --csv, --excel or --sql) "
+    "to check its users against its secret store",
+)
+
+
+def _accounts_with_secret(
+    choice: str, store: Any, frame: Any
+) -> tuple[frozenset[str] | None, tuple[str, str] | None]:
+    """Whose password the profile's secret store holds; or None and why it could not be told.
+
+    A wrong passphrase or a damaged file is an error (exit 1), never "not checked".
+    """
+    from mailkit.errors import SecretFileCorruptError, SecretStoreError, WrongPassphraseError
+    from mailkit.profiles import locate_profile
+    from mailkit.secrets import accounts_with_secret
+
+    if choice == "none":
+        return None, ("--secrets none was given", "leave out --secrets none to check passwords")
+    codes = [str(code) for code in frame["user_code"].dropna()]
+    try:
+        secrets = _secret_store(choice, locate_profile(store.path), check=True)
+        assert secrets is not None
+        return accounts_with_secret(secrets, store.profile_name, ["org", *codes]), None
+    except (WrongPassphraseError, SecretFileCorruptError):
+        raise
+    except SecretStoreError as exc:
+        return None, (
+            f"the secret store cannot be read ({_describe(exc)})",
+            "make the secret store readable (see the reason) and audit again",
+        )
+
+
+def _with_secrets_note(findings: Any, not_checked: tuple[str, str]) -> Any:
+    """One info row saying missing-secret did not run and why, in every output format."""
+    import pandas as pd
+
+    why, fix = not_checked
+    note = pd.DataFrame(
+        [
+            {
+                "user_code": "",
+                "rule": "secrets-not-checked",
+                "severity": "info",
+                "message": f"passwords were not checked (missing-secret did not run): {why}",
+                "fix": fix,
+            }
+        ]
+    )
+    return pd.concat([findings, note[list(findings.columns)]], ignore_index=True)
+
+
 def cmd_audit(args: argparse.Namespace, out: TextIO) -> int:
     """``mailkit audit``: load users from one source, audit them, print or write the findings."""
     from mailkit.audit import audit
@@ -242,12 +497,14 @@ def cmd_audit(args: argparse.Namespace, out: TextIO) -> int:
         raise _UsageError("--query goes with --sql URL")
     if args.sql and not args.query:
         raise _UsageError("--sql needs --query, e.g. --query 'SELECT * FROM users'")
-    if not (args.csv or args.excel or args.sql or args.profile):
+    external = bool(args.csv or args.excel or args.sql)
+    spec = args.profile or (None if external else _profile_spec(args))
+    if not (external or spec):
         raise _UsageError("say where the users are: --profile DB, --csv, --excel or --sql")
     if args.format == "xlsx" and not args.output:
         raise _UsageError("--format xlsx writes a file: add -o OUT.xlsx")
     mapping = _parse_mapping(args.map)
-    store = _open_store(args.profile) if args.profile else None
+    store = _open_store(spec) if spec else None
     try:
         org = store.get_org() if store is not None else OrgSettings()
         history = store.history_frame() if store is not None else None
@@ -258,7 +515,14 @@ def cmd_audit(args: argparse.Namespace, out: TextIO) -> int:
         else:
             assert store is not None
             source = users_from_store(store)
-        findings = audit(org, source.frame, history=history)
+        if store is not None and not external:
+            accounts, not_checked = _accounts_with_secret(args.secrets, store, source.frame)
+        else:
+            why, fix = _SECRETS_NOT_IN_SOURCE
+            accounts, not_checked = None, (why.format(origin=source.origin), fix)
+        found = audit(org, source.frame, accounts_with_secret=accounts, history=history)
+        # Shown in every format; counted and judged (--fail-on) without the note row.
+        findings = found if not_checked is None else _with_secrets_note(found, not_checked)
     finally:
         if store is not None:
             store.close()
@@ -279,11 +543,13 @@ def cmd_audit(args: argparse.Namespace, out: TextIO) -> int:
 
         out.write(to_html(findings))
     else:
-        out.write(f"{len(source.frame)} user(s) from {source.origin}: {len(findings)} finding(s)\n")
+        out.write(f"{len(source.frame)} user(s) from {source.origin}: {len(found)} finding(s)\n")
+        if not_checked is not None:
+            out.write(f"Passwords were not checked: {not_checked[0]}; {not_checked[1]}.\n")
         if not findings.empty:
             out.write(findings.to_string(index=False, max_colwidth=70) + "\n")
     if args.fail_on:
-        worst = findings["severity"].map(_SEVERITY_RANK).max() if not findings.empty else -1
+        worst = found["severity"].map(_SEVERITY_RANK).max() if not found.empty else -1
         if worst >= _SEVERITY_RANK[args.fail_on]:
             return 1
     return EXIT_OK
@@ -350,8 +616,9 @@ def _check_test_flags(args: argparse.Namespace) -> None:
 
 def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
     """``mailkit test``: one test send; the exit code says in which phase it failed."""
-    from mailkit.secrets import LazySecretStore, Secret, secret_store_from_name
     from mailkit.faces import Face, Where
+    from mailkit.profiles import locate_profile
+    from mailkit.secrets import Secret
     from mailkit.settings import OrgSettings, validate
     from mailkit.testsend import credential_account, send_test
 
@@ -374,7 +641,8 @@ def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
         if not line:
             raise _UsageError("no password on standard input; pipe it in, e.g. from a vault CLI")
         password = Secret(line)
-    store = _open_store(args.profile) if args.profile else None
+    spec = _profile_spec(args)
+    store = _open_store(spec) if spec else None
     try:
         org = store.get_org() if store is not None else OrgSettings()
         user = None
@@ -396,8 +664,8 @@ def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
             org = validate(OrgSettings, {**data, **given}, context="test settings")
             if user is not None:
                 user = user.model_copy(update={"override_enabled": False})
-        name = args.secrets
-        secrets = LazySecretStore(lambda: secret_store_from_name(name)) if name != "none" else None
+        location = locate_profile(store.path) if store is not None else None
+        secrets = _secret_store(args.secrets, location, check=True)
         result = send_test(
             org,
             user,
@@ -511,7 +779,10 @@ def build_parser() -> argparse.ArgumentParser:
         )
         return p
 
-    profile_help = "profile file (.sqlite) or profile name (default: the 'default' profile)"
+    profile_help = (
+        "profile name (kept in your data folder) or file path (.sqlite); default: "
+        "$MAILKIT_PROFILE, else 'default'"
+    )
 
     migrate = add(
         commands,
@@ -524,9 +795,9 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--dry-run", action="store_true", help="report only, save nothing")
     migrate.add_argument(
         "--secrets",
-        choices=["keyring", "memory", "env", "none"],
-        default="keyring",
-        help="where a password found in the legacy file goes (default: the OS keyring)",
+        choices=SECRETS_CHOICES,
+        default="auto",
+        help="where a password found in the legacy file goes: " + _SECRETS_HELP,
     )
     migrate.add_argument(
         "--drop-password",
@@ -579,9 +850,9 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("--password", help=argparse.SUPPRESS)
     test.add_argument(
         "--secrets",
-        choices=["keyring", "memory", "env", "none"],
-        default="keyring",
-        help="where stored passwords and OAuth tokens are read from (default: the OS keyring)",
+        choices=SECRETS_CHOICES,
+        default="auto",
+        help="where stored passwords and OAuth tokens are read from: " + _SECRETS_HELP,
     )
 
     demo = add(
@@ -641,6 +912,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     audit.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
     audit.add_argument(
+        "--secrets",
+        choices=SECRETS_CHOICES,
+        default="auto",
+        help="where missing-secret looks for passwords (with --profile as the users' source): "
+        + _SECRETS_HELP,
+    )
+    audit.add_argument(
         "--fail-on",
         choices=["critical", "warning"],
         help="exit 1 when findings at or above this severity exist",
@@ -663,7 +941,7 @@ def build_parser() -> argparse.ArgumentParser:
     u_export.add_argument("file", metavar="FILE")
     u_export.add_argument("--profile", metavar="DB", help=profile_help)
 
-    prof = add(commands, "profile", None, "Import or export a whole profile as TOML.")
+    prof = add(commands, "profile", None, "Create a profile, or import or export one as TOML.")
     prof_sub = prof.add_subparsers(dest="action", required=True, parser_class=_Parser)
     p_import = add(
         prof_sub,
@@ -684,6 +962,51 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_export.add_argument("file", metavar="FILE.toml")
     p_export.add_argument("--profile", metavar="DB", help=profile_help)
+    p_init = add(
+        prof_sub,
+        "init",
+        cmd_profile_init,
+        "Create an empty profile: a NAME lives in your data folder, a PATH where you say; "
+        "an existing profile is never overwritten.",
+    )
+    p_init.add_argument("name", metavar="NAME|PATH")
+
+    secret = add(
+        commands,
+        "secret",
+        None,
+        "Store, list or delete a profile's passwords in its secret store (values are never "
+        "shown or taken as arguments).",
+    )
+    secret_sub = secret.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    s_set = add(secret_sub, "set", cmd_secret_set, "Store the org's (or --user's) password.")
+    s_list = add(
+        secret_sub, "list", cmd_secret_list, "Show the secret store in use and its key names."
+    )
+    s_delete = add(
+        secret_sub, "delete", cmd_secret_delete, "Forget the org's (or --user's) password."
+    )
+    for sub in (s_set, s_list, s_delete):
+        sub.add_argument("--profile", metavar="DB", help=profile_help)
+        sub.add_argument("--secrets", choices=SECRETS_CHOICES, default="auto", help=_SECRETS_HELP)
+    for sub in (s_set, s_delete):
+        sub.add_argument(
+            "--user", metavar="CODE", help="a user's own password (default: the org's)"
+        )
+        sub.add_argument(
+            "--kind",
+            default="password",
+            help="which secret of the account (default: password)",
+        )
+    password_source = s_set.add_mutually_exclusive_group()
+    password_source.add_argument(
+        "--password-env", metavar="NAME", help="read the password from this environment variable"
+    )
+    password_source.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of standard input",
+    )
     return parser
 
 
@@ -770,9 +1093,7 @@ def _write_notices(notices: list[str], as_json: bool, err: TextIO) -> None:
         err.writelines(f"mailkit: {text}\n" for text in notices)
 
 
-def main_error(
-    exc: BaseException, as_json: bool, err: TextIO, notices: Sequence[str] = ()
-) -> int:
+def main_error(exc: BaseException, as_json: bool, err: TextIO, notices: Sequence[str] = ()) -> int:
     """Print one user error (no traceback) and return its exit code.
 
     ``notices`` (e.g. a profile created before the failure) go with it: inside the one JSON
