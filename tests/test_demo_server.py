@@ -521,11 +521,17 @@ def test_settings_point_clients_at_the_fake_oauth_provider(demo: DemoSettings) -
     assert demo.oauth_url is not None
     assert re.fullmatch(r"https://127\.0\.0\.1:\d+", demo.oauth_url)
     assert demo.api_url == demo.oauth_url
+    # The consent page opens in a browser: plain HTTP on loopback, no CA to trust; tokens
+    # and APIs stay on HTTPS.
+    assert demo.oauth_browser_url is not None
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", demo.oauth_browser_url)
     installed = demo.google_client_config()["installed"]
     assert (installed["auth_uri"], installed["token_uri"]) == (
-        f"{demo.oauth_url}/o/oauth2/auth",
+        f"{demo.oauth_browser_url}/o/oauth2/auth",
         f"{demo.oauth_url}/token",
     )
+    assert DemoSettings.from_dict(demo.as_dict()).oauth_browser_url == demo.oauth_browser_url
+    assert demo.oauth_browser_url in demo.to_text()
     assert installed["client_secret"] == "demo-client-secret"
     assert demo.microsoft_authority() == f"{demo.oauth_url}/demo-tenant"
     assert demo.microsoft_authority("common") == f"{demo.oauth_url}/common"

@@ -426,7 +426,10 @@ def test_openid_configuration_points_at_the_fake(
     authority = fake_oauth.microsoft_authority()
     assert authority == f"{fake_oauth.base_url}/{DEMO_TENANT}"
     config = http.get(f"{authority}/v2.0/.well-known/openid-configuration").json()
-    assert config["authorization_endpoint"] == f"{authority}/oauth2/v2.0/authorize"
+    # The page a browser opens is on the plain-HTTP loopback origin; the rest stays HTTPS.
+    browser = f"{fake_oauth.browser_url}/{DEMO_TENANT}"
+    assert browser.startswith("http://127.0.0.1:")
+    assert config["authorization_endpoint"] == f"{browser}/oauth2/v2.0/authorize"
     assert config["token_endpoint"] == f"{authority}/oauth2/v2.0/token"
     assert config["device_authorization_endpoint"] == f"{authority}/oauth2/v2.0/devicecode"
     assert "form_post" in config["response_modes_supported"]
@@ -671,7 +674,8 @@ def test_graph_throttling_and_server_error_are_one_shot(
 
 
 def google_flow(fake: FakeOAuthProvider, scopes: list[str], redirect_uri: str | None) -> Flow:
-    config = fake.google_client_config()
+    # oauthlib builds only https:// consent URLs: the same consent page on the HTTPS port.
+    config = fake.google_client_config(browser_pages=False)
     flow: Flow = InstalledAppFlow.from_client_config(config, scopes, redirect_uri=redirect_uri)
     flow.oauth2session.trust_env = False
     flow.oauth2session.verify = str(fake.ca_file)
@@ -764,7 +768,7 @@ def device_flow(fake: FakeOAuthProvider, http: requests.Session, scopes: list[st
     app = msal_app(fake, http)
     flow = app.initiate_device_flow(scopes=scopes)
     assert "user_code" in flow, flow
-    assert flow["verification_uri"] == f"{fake.base_url}/devicelogin"
+    assert flow["verification_uri"] == f"{fake.browser_url}/devicelogin"
     return app, app.acquire_token_by_device_flow(flow)
 
 

@@ -11,9 +11,14 @@ its paths mirror the real services under one root (``https://127.0.0.1:PORT``)::
                                                 oauth2/v2.0/authorize | token | devicecode)
     graph.microsoft.com                         {base}   (POST /v1.0/me/sendMail)
 
-It speaks HTTPS only (MSAL refuses an ``http://`` authority, oauthlib an ``http://`` token
-endpoint), with a certificate for ``127.0.0.1`` and ``localhost`` from a local CA, and it listens
-on ``127.0.0.1`` only. Nothing starts it implicitly: a test or the demo server constructs it.
+Tokens and APIs are on HTTPS (MSAL refuses an ``http://`` authority, oauthlib an ``http://``
+token endpoint), with a certificate for ``127.0.0.1`` and ``localhost`` from a local CA. The
+pages a person's browser opens (the consent page with its Approve and Deny buttons, the device
+login page) are served on a second port in plain HTTP (``http://127.0.0.1:PORT``): a loopback
+origin is a secure context that a browser opens without trusting the demo CA, so no certificate
+warning stands between the user and the consent page. Both listen on ``127.0.0.1`` only.
+Unattended runs approve with :func:`visit`, which presses Approve the way a person would.
+Nothing starts the fake implicitly: a test or the demo server constructs it.
 Errors are shaped like the real services' (status, JSON body, ``WWW-Authenticate``), so the
 diagnosis mailkit shows for the fake is the one an admin would see for the real thing.
 
@@ -49,7 +54,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
-from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urljoin, urlsplit
 
 import trustme
 
@@ -77,10 +82,26 @@ SMTP_SCOPES = frozenset({"https://mail.google.com/", "https://outlook.office.com
 Provider = Literal["google", "microsoft"]
 TokenProblem = Literal["invalid", "expired", "revoked", "insufficient_scope"]
 ConsentMode = Literal["approve", "access_denied"]
+Decision = Literal["ask", "approve", "deny"]
 DeviceOutcome = Literal["approve", "decline", "expire", "blocked"]
 
 #: Path segments that are ours, so they are never taken for a Microsoft tenant.
-_RESERVED = frozenset({"o", "token", "revoke", "gmail", "upload", "v1.0", "devicelogin"})
+_RESERVED = frozenset({"o", "token", "revoke", "gmail", "upload", "v1.0", "devicelogin", "consent"})
+#: How long a consent page waits for Approve or Deny (the real pages: minutes, too).
+CONSENT_LIFETIME = 600.0
+#: What a consent page says each scope allows (anything else is shown as the scope itself).
+_SCOPE_WORDS = {
+    "https://www.googleapis.com/auth/gmail.send": "Send email on your behalf (Gmail API)",
+    "https://mail.google.com/": "Read, compose, send and delete all your Gmail (used here to "
+    "send with SMTP XOAUTH2)",
+    "Mail.Send": "Send mail as you (Microsoft Graph)",
+    "https://graph.microsoft.com/Mail.Send": "Send mail as you (Microsoft Graph)",
+    "https://outlook.office.com/SMTP.Send": "Send email as you with SMTP AUTH",
+    "offline_access": "Keep this access until you revoke it (a refresh token)",
+    "openid": "Sign you in",
+    "profile": "View your basic profile",
+    "email": "View your email address",
+}
 _PARSER = BytesParser(policy=policy.default)
 
 
@@ -160,6 +181,16 @@ class _DeviceCode:
     tenant: str
     expires_at: float
     polls: int = 0
+
+
+@dataclass
+class _Pending:
+    """A sign-in waiting on the consent page for the user's Approve or Deny."""
+
+    provider: Provider
+    tenant: str | None
+    query: Mapping[str, list[str]]
+    expires_at: float
 
 
 @dataclass
@@ -352,12 +383,14 @@ class FakeOAuthProvider:
         ca_file: Path | str,
         *,
         port: int = 0,
+        browser_port: int = 0,
         token_lifetime: int = 3600,
         device_interval: int = 1,
         signed_in: str = DEFAULT_ACCOUNT,
     ) -> None:
         """``context`` is a server context whose certificate covers 127.0.0.1 and localhost,
-        issued by the CA in ``ca_file`` (which clients must trust)."""
+        issued by the CA in ``ca_file`` (which clients must trust). ``port`` is the HTTPS port
+        (tokens, APIs), ``browser_port`` the plain-HTTP one for the pages a browser opens."""
         self.context = context
         self.ca_file = Path(ca_file)
         self.token_lifetime = token_lifetime
@@ -366,6 +399,8 @@ class FakeOAuthProvider:
         self.device_interval = device_interval
         #: Who signs in at the consent screen and the device-code page.
         self.signed_in = signed_in
+        #: ``approve``: the consent page asks (and :func:`visit` presses Approve);
+        #: ``access_denied``: the user declines at once, as if they had pressed Deny.
         self.consent: ConsentMode = "approve"
         self.device_outcome: DeviceOutcome = "approve"
         #: Every message the fake APIs accepted, oldest first.
@@ -375,16 +410,19 @@ class FakeOAuthProvider:
         #: Every PKCE code verifier the token endpoints received, so tests can look for leaks.
         self.received_verifiers: list[str] = []
         self._port = port
+        self._browser_port = browser_port
         self._lock = threading.RLock()
         self._clients: dict[str, _Client] = {}
         self._tokens: dict[str, _Token] = {}
         self._codes: dict[str, _Code] = {}
         self._devices: dict[str, _DeviceCode] = {}
+        self._pending: dict[str, _Pending] = {}
         self._injected: list[_Injected] = []
         #: The TLS parameters of the request this thread is answering.
         self._request_tls = threading.local()
         self._httpd: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._browser_httpd: _Server | None = None
+        self._threads: list[threading.Thread] = []
         self.add_google_client(GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET)
         self.add_microsoft_client(MICROSOFT_CLIENT_ID)
 
@@ -425,35 +463,56 @@ class FakeOAuthProvider:
 
     @property
     def base_url(self) -> str:
-        """The root of every fake endpoint, e.g. ``https://127.0.0.1:50123``."""
+        """The root of every token and API endpoint, e.g. ``https://127.0.0.1:50123``."""
         return f"https://{BIND_ADDRESS}:{self.port}"
 
+    @property
+    def browser_port(self) -> int:
+        if self._browser_httpd is None:
+            raise RuntimeError("the fake OAuth provider is not running; call start() first")
+        return int(self._browser_httpd.server_address[1])
+
+    @property
+    def browser_url(self) -> str:
+        """The root of the pages a browser opens (consent, device login), plain HTTP on
+        loopback: e.g. ``http://127.0.0.1:50124``."""
+        return f"http://{BIND_ADDRESS}:{self.browser_port}"
+
     def start(self) -> Self:
-        """Listen on 127.0.0.1 (never another address) and answer in a background thread."""
+        """Listen on 127.0.0.1 (never another address) and answer in background threads."""
         with self._lock:
             if self._httpd is None:
-                httpd = _Server((BIND_ADDRESS, self._port), self)
-                self._thread = threading.Thread(
-                    target=httpd.serve_forever,
-                    kwargs={"poll_interval": 0.2},
-                    name="mailkit-fake-oauth",
-                    daemon=True,
-                )
-                self._httpd = httpd
-                self._thread.start()
+                httpd = _Server((BIND_ADDRESS, self._port), self, tls=True)
+                try:
+                    browser = _Server((BIND_ADDRESS, self._browser_port), self, tls=False)
+                except BaseException:
+                    httpd.server_close()
+                    raise
+                self._threads = [
+                    threading.Thread(
+                        target=server.serve_forever,
+                        kwargs={"poll_interval": 0.2},
+                        name=f"mailkit-fake-oauth-{name}",
+                        daemon=True,
+                    )
+                    for server, name in ((httpd, "https"), (browser, "browser"))
+                ]
+                self._httpd, self._browser_httpd = httpd, browser
+                for thread in self._threads:
+                    thread.start()
         return self
 
     def stop(self) -> None:
-        """Close the port and every open connection."""
+        """Close both ports and every open connection."""
         with self._lock:
-            httpd, thread = self._httpd, self._thread
-            self._httpd = self._thread = None
-        if httpd is None:
-            return
-        httpd.shutdown()
-        httpd.close_connections()
-        httpd.server_close()
-        if thread is not None:
+            servers = [s for s in (self._httpd, self._browser_httpd) if s is not None]
+            threads, self._threads = self._threads, []
+            self._httpd = self._browser_httpd = None
+        for httpd in servers:
+            httpd.shutdown()
+            httpd.close_connections()
+            httpd.server_close()
+        for thread in threads:
             thread.join(10)
 
     def __enter__(self) -> Self:
@@ -495,10 +554,23 @@ class FakeOAuthProvider:
             self._clients[client_id] = _Client("microsoft", client_id, None, uris)
 
     def google_client_config(
-        self, client_id: str = GOOGLE_CLIENT_ID, client_secret: str = GOOGLE_CLIENT_SECRET
+        self,
+        client_id: str = GOOGLE_CLIENT_ID,
+        client_secret: str = GOOGLE_CLIENT_SECRET,
+        *,
+        browser_pages: bool = True,
     ) -> dict[str, Any]:
-        """The client JSON Google Cloud Console lets you download, pointing at this fake."""
-        return google_client_config(self.base_url, client_id, client_secret)
+        """The client JSON Google Cloud Console lets you download, pointing at this fake.
+
+        Its ``auth_uri`` is the plain-HTTP consent page (:attr:`browser_url`); mailkit's
+        Google sign-in accepts that. oauthlib alone builds only https:// consent URLs: for
+        google-auth-oauthlib used directly, ``browser_pages=False`` puts the same page on the
+        HTTPS port.
+        """
+        browser_url = self.browser_url if browser_pages else None
+        return google_client_config(
+            self.base_url, client_id, client_secret, browser_url=browser_url
+        )
 
     def microsoft_authority(self, tenant: str = DEMO_TENANT) -> str:
         """What to pass as MSAL's ``authority`` (with ``instance_discovery=False``)."""
@@ -649,7 +721,11 @@ class FakeOAuthProvider:
         headers: Mapping[str, str],
         body: bytes,
         tls: tuple[str, str] | None = None,
+        *,
+        browser: bool = False,
     ) -> _Reply:
+        """``browser``: the request came to the plain-HTTP port, which serves only the pages
+        a person's browser opens; tokens and API calls never travel there."""
         self._request_tls.value = tls
         parts = urlsplit(target)
         path, query = parts.path, parse_qs(parts.query, keep_blank_values=True)
@@ -662,6 +738,15 @@ class FakeOAuthProvider:
                         return injected.reply
                     hang_up = injected.hang_up_after
                     break
+        if browser and not _browser_page(method, path):
+            return _Reply.json(
+                404,
+                {
+                    "error": "not_found",
+                    "error_description": f"this port serves the sign-in pages only; tokens and "
+                    f"APIs are at {self.base_url}",
+                },
+            )
         reply = self._route(method, path, query, headers, body)
         if hang_up is not None:
             reply.hang_up_after = hang_up
@@ -681,6 +766,8 @@ class FakeOAuthProvider:
         segments = [unquote(s) for s in path.strip("/").split("/")] if path.strip("/") else []
         if method == "GET" and path == "/o/oauth2/auth":
             return self._authorize("google", None, query)
+        if method == "POST" and path == "/consent":
+            return self._decide(form)
         if method == "POST" and path == "/token":
             return self._google_token(form, headers)
         if method == "POST" and path == "/revoke":
@@ -733,7 +820,8 @@ class FakeOAuthProvider:
                 "issuer": f"{self.base_url}/{tid}/v2.0",
                 "request_uri_parameter_supported": False,
                 "userinfo_endpoint": f"{self.base_url}/oidc/userinfo",
-                "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                # Opened by the user's browser: the plain-HTTP loopback origin (no CA to trust).
+                "authorization_endpoint": f"{self.browser_url}/{tenant}/oauth2/v2.0/authorize",
                 "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
                 "http_logout_supported": True,
                 "frontchannel_logout_supported": True,
@@ -764,8 +852,14 @@ class FakeOAuthProvider:
         return _Reply.page(status, page, headers)
 
     def _authorize(
-        self, provider: Provider, tenant: str | None, query: Mapping[str, list[str]]
+        self,
+        provider: Provider,
+        tenant: str | None,
+        query: Mapping[str, list[str]],
+        decision: Decision = "ask",
     ) -> _Reply:
+        """The sign-in request: checked, then the consent page (``ask``), then the answer to
+        the app once the user pressed Approve or Deny (:meth:`_decide` calls again)."""
         client_id = _first(query, "client_id") or ""
         redirect_uri = _first(query, "redirect_uri") or ""
         with self._lock:
@@ -829,11 +923,13 @@ class FakeOAuthProvider:
             if provider == "microsoft":
                 text = _aad(9002325, "Proof Key for Code Exchange is required.")
             return answer({"error": "invalid_request", "error_description": text})
-        if self.consent == "access_denied":
+        if self.consent == "access_denied" or decision == "deny":
             if provider == "google":
                 return answer({"error": "access_denied"})
             text = _aad(65004, "User declined to consent to access the app.")
             return answer({"error": "access_denied", "error_description": text})
+        if decision == "ask":
+            return self._consent_page(provider, tenant, query, redirect_uri)
         grant = _Grant(
             provider, client_id, self.signed_in, _scopes(_first(query, "scope")), tenant=tenant
         )
@@ -857,6 +953,85 @@ class FakeOAuthProvider:
         else:
             fields["scope"] = " ".join(grant.scopes)
         return answer(fields)
+
+    def _consent_page(
+        self,
+        provider: Provider,
+        tenant: str | None,
+        query: Mapping[str, list[str]],
+        redirect_uri: str,
+    ) -> _Reply:
+        """What a person sees: who signs in, what the app may do, Approve and Deny."""
+        ticket = secrets.token_urlsafe(18)
+        now = time.time()
+        with self._lock:
+            for old in [k for k, v in self._pending.items() if v.expires_at <= now]:
+                del self._pending[old]
+            self._pending[ticket] = _Pending(provider, tenant, dict(query), now + CONSENT_LIFETIME)
+        service = "Google" if provider == "google" else "Microsoft"
+        scopes = _scopes(_first(query, "scope"))
+        items = "".join(
+            f"<li>{html.escape(_SCOPE_WORDS.get(scope, scope))}"
+            f' <code class="scope">{html.escape(scope)}</code></li>'
+            for scope in scopes
+        )
+        back = urlsplit(redirect_uri)
+        back_to = f"{back.scheme}://{back.netloc}{back.path}"
+        page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sign in - mailkit demo ({service})</title>
+<style>
+body {{ font: 16px/1.5 system-ui, sans-serif; background: #f3f4f6; margin: 0; }}
+main {{ max-width: 34rem; margin: 3rem auto; background: #fff; padding: 2rem;
+  border-radius: 8px; box-shadow: 0 1px 4px rgba(0,0,0,.15); }}
+.banner {{ background: #fff7d6; padding: .5rem .75rem; border-radius: 4px; font-size: .9rem; }}
+code {{ font-size: .8rem; color: #555; }}
+.buttons {{ display: flex; gap: 1rem; justify-content: flex-end; margin-top: 1.5rem; }}
+button {{ font: inherit; padding: .5rem 1.5rem; border-radius: 4px; cursor: pointer;
+  border: 1px solid #888; background: #fff; }}
+button#approve {{ background: #1a73e8; border-color: #1a73e8; color: #fff; }}
+.back {{ font-size: .85rem; color: #555; }}
+</style></head>
+<body><main>
+<p class="banner">mailkit demo: a local stand-in for {service}'s sign-in page. No real account
+or password is involved.</p>
+<h1>mailkit demo wants to use your account</h1>
+<p>Signed in as <strong id="account">{html.escape(self.signed_in)}</strong></p>
+<p>If you approve, the app may:</p>
+<ul id="scopes">{items}</ul>
+<form method="post" action="/consent">
+<input type="hidden" name="ticket" value="{ticket}">
+<div class="buttons">
+<button type="submit" name="decision" value="deny" id="deny">Deny</button>
+<button type="submit" name="decision" value="approve" id="approve">Approve</button>
+</div></form>
+<p class="back">Either way you go back to the app at {html.escape(back_to)}</p>
+</main></body></html>
+"""
+        # Not to be framed by another page (a click could be stolen), and nothing cached.
+        headers = {
+            "X-Frame-Options": "DENY",
+            "Content-Security-Policy": "frame-ancestors 'none'",
+            "Cache-Control": "no-store",
+        }
+        return _Reply.page(200, page, headers)
+
+    def _decide(self, form: Mapping[str, list[str]]) -> _Reply:
+        """Approve or Deny pressed on a consent page: answer the app as the real services do."""
+        decision = _first(form, "decision")
+        if decision not in ("approve", "deny"):
+            return _Reply.page(400, "<!doctype html><title>Choose</title><h1>Approve or Deny</h1>")
+        with self._lock:
+            pending = self._pending.pop(_first(form, "ticket") or "", None)
+        if pending is None or pending.expires_at <= time.time():
+            return _Reply.page(
+                400,
+                "<!doctype html><title>Sign-in expired</title><h1>This sign-in has expired or "
+                "was already answered</h1><p>Start the sign-in again from the app.</p>",
+                {"X-Fake-OAuth-Error": "invalid_request"},
+            )
+        return self._authorize(pending.provider, pending.tenant, pending.query, decision)
 
     # -- Google's token endpoint
 
@@ -1026,7 +1201,7 @@ class FakeOAuthProvider:
             self._devices[device_code] = _DeviceCode(
                 client.client_id, _scopes(_first(form, "scope")), tenant, time.time() + lifetime
             )
-        uri = f"{self.base_url}/devicelogin"
+        uri = f"{self.browser_url}/devicelogin"
         return _Reply.json(
             200,
             {
@@ -1265,19 +1440,38 @@ def google_client_config(
     base_url: str,
     client_id: str = GOOGLE_CLIENT_ID,
     client_secret: str = GOOGLE_CLIENT_SECRET,
+    *,
+    browser_url: str | None = None,
 ) -> dict[str, Any]:
-    """The "Desktop app" client JSON from Google Cloud Console, for the fake at ``base_url``."""
+    """The "Desktop app" client JSON from Google Cloud Console, for the fake at ``base_url``;
+    the consent page (``auth_uri``) is on ``browser_url`` when given."""
     return {
         "installed": {
             "client_id": client_id,
             "project_id": GOOGLE_PROJECT_ID,
-            "auth_uri": f"{base_url}/o/oauth2/auth",
+            "auth_uri": f"{browser_url or base_url}/o/oauth2/auth",
             "token_uri": f"{base_url}/token",
             "auth_provider_x509_cert_url": f"{base_url}/oauth2/v1/certs",
             "client_secret": client_secret,
             "redirect_uris": ["http://localhost"],
         }
     }
+
+
+def _browser_page(method: str, path: str) -> bool:
+    """A page a person's browser opens: sign-in, consent, device login, the paste-back page."""
+    if (method, path) in (("GET", "/o/oauth2/auth"), ("POST", "/consent"), ("GET", "/devicelogin")):
+        return True
+    segments = path.strip("/").split("/")
+    return (
+        method == "GET"
+        and len(segments) >= 2
+        and segments[1:]
+        in (
+            ["oauth2", "v2.0", "authorize"],
+            ["oauth2", "nativeclient"],
+        )
+    )
 
 
 # --------------------------------------------------------------------------- the HTTP server
@@ -1320,14 +1514,18 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = False
 
-    def __init__(self, address: tuple[str, int], provider: FakeOAuthProvider) -> None:
+    def __init__(self, address: tuple[str, int], provider: FakeOAuthProvider, *, tls: bool) -> None:
         self.provider = provider
+        #: False: the plain-HTTP port for browser pages (see FakeOAuthProvider.browser_url).
+        self.tls = tls
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
         super().__init__(address, _Handler)
 
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, address = self.socket.accept()
+        if not self.tls:
+            return sock, address
         wrapped = self.provider.context.wrap_socket(
             sock, server_side=True, do_handshake_on_connect=False
         )
@@ -1356,7 +1554,8 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         self.request.settimeout(10)
         try:
-            self.request.do_handshake()
+            if self.server.tls:
+                self.request.do_handshake()
         except ssl.SSLError as exc:
             where = f"HTTPS port {self.server.server_port}"
             _log.info(tls_failure_line(where, self.client_address, exc))
@@ -1375,6 +1574,8 @@ class _Handler(BaseHTTPRequestHandler):
         """Quiet: request lines carry codes and tokens in their query strings."""
 
     def _tls(self) -> tuple[str, str] | None:
+        if not isinstance(self.request, ssl.SSLSocket):
+            return None
         version, cipher = self.request.version(), self.request.cipher()
         return (version, cipher[0]) if version and cipher else None
 
@@ -1384,7 +1585,7 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         try:
             reply = self.server.provider._handle(
-                self.command, self.path, headers, body, self._tls()
+                self.command, self.path, headers, body, self._tls(), browser=not self.server.tls
             )
         except Exception:
             _log.exception("fake OAuth: %s %s failed", self.command, urlsplit(self.path).path)
@@ -1422,6 +1623,9 @@ class _FormReader(HTMLParser):
         super().__init__()
         self.action: str | None = None
         self.fields: dict[str, str] = {}
+        #: Named submit buttons: (name, value) -> label (the consent page's Approve and Deny).
+        self.buttons: dict[tuple[str, str], str] = {}
+        self._button: tuple[str, str] | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = dict(attrs)
@@ -1429,6 +1633,17 @@ class _FormReader(HTMLParser):
             self.action = values.get("action") or ""
         elif tag == "input" and values.get("name") and values.get("type") == "hidden":
             self.fields[str(values["name"])] = values.get("value") or ""
+        elif tag == "button" and values.get("name") and values.get("type", "submit") == "submit":
+            self._button = (str(values["name"]), values.get("value") or "")
+            self.buttons[self._button] = ""
+
+    def handle_data(self, data: str) -> None:
+        if self._button is not None:
+            self.buttons[self._button] += data.strip()
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "button":
+            self._button = None
 
 
 def _is_loopback_host(host: str | None) -> bool:
@@ -1461,10 +1676,23 @@ def _request(
         connection.close()
 
 
-def visit(url: str, ca_file: Path | str, *, follow: bool = True, timeout: float = 10.0) -> str:
+def _is_fake_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and _is_loopback_host(parts.hostname)
+
+
+def visit(
+    url: str,
+    ca_file: Path | str,
+    *,
+    follow: bool = True,
+    timeout: float = 10.0,
+    press: Literal["approve", "deny"] = "approve",
+) -> str:
     """Act as the user's browser on a sign-in URL of the fake; return the URL it ended at.
 
-    It GETs ``url`` (the fake only: loopback HTTPS, trusting ``ca_file`` alone), then either
+    It GETs ``url`` (the fake only: its plain-HTTP sign-in pages or its HTTPS port on loopback,
+    trusting ``ca_file`` alone), presses ``press`` (Approve) on the consent page, then either
     follows the redirect or, for ``response_mode=form_post``, submits the page's form. When
     the app's redirect target is a loopback receiver that listens (``run_local_server``, a
     local redirect server) the request is delivered there, so the waiting app gets its answer;
@@ -1472,28 +1700,40 @@ def visit(url: str, ca_file: Path | str, *, follow: bool = True, timeout: float 
     For a form post the returned URL carries the form's fields as its query, so a test can
     paste it back like a redirect. An error page raises :class:`SignInError`.
     """
-    parts = urlsplit(url)
-    if parts.scheme != "https" or not _is_loopback_host(parts.hostname):
-        raise ValueError("visit() only opens the local fake provider (https on loopback)")
+    if not _is_fake_url(url):
+        raise ValueError("visit() only opens the local fake provider (http or https on loopback)")
     context = ssl.create_default_context(cafile=str(ca_file))
     response, body = _request(url, "GET", None, context, timeout)
-    if response.status in (301, 302, 303, 307):
-        location = response.getheader("Location") or ""
-        _deliver(location, "GET", None, follow=follow, timeout=timeout)
-        return location
-    if response.status >= 400:
-        raise SignInError(
-            response.status,
-            response.getheader("X-Fake-OAuth-Error") or "unknown",
-            response.getheader("X-Fake-OAuth-Description") or response.reason,
-        )
-    reader = _FormReader()
-    reader.feed(body.decode("utf-8", "replace"))
-    if not reader.action:
-        raise SignInError(response.status, "no_redirect", "the page neither redirects nor posts")
-    encoded = urlencode(reader.fields)
-    _deliver(reader.action, "POST", encoded.encode(), follow=follow, timeout=timeout)
-    return reader.action + ("&" if "?" in reader.action else "?") + encoded
+    pressed = False
+    while True:
+        if response.status in (301, 302, 303, 307):
+            location = response.getheader("Location") or ""
+            _deliver(location, "GET", None, follow=follow, timeout=timeout)
+            return location
+        if response.status >= 400:
+            raise SignInError(
+                response.status,
+                response.getheader("X-Fake-OAuth-Error") or "unknown",
+                response.getheader("X-Fake-OAuth-Description") or response.reason,
+            )
+        reader = _FormReader()
+        reader.feed(body.decode("utf-8", "replace"))
+        if not reader.action:
+            raise SignInError(
+                response.status, "no_redirect", "the page neither redirects nor posts"
+            )
+        if ("decision", press) in reader.buttons and not pressed:
+            # The consent page: press the button, as a person would, on the fake's own origin.
+            target = urljoin(url, reader.action)
+            if not _is_fake_url(target):
+                raise SignInError(response.status, "bad_form", "the consent form leaves the fake")
+            encoded = urlencode({**reader.fields, "decision": press}).encode()
+            response, body = _request(target, "POST", encoded, context, timeout)
+            pressed = True
+            continue
+        encoded_fields = urlencode(reader.fields)
+        _deliver(reader.action, "POST", encoded_fields.encode(), follow=follow, timeout=timeout)
+        return reader.action + ("&" if "?" in reader.action else "?") + encoded_fields
 
 
 def _deliver(url: str, method: str, body: bytes | None, *, follow: bool, timeout: float) -> None:

@@ -281,6 +281,9 @@ class DemoSettings:
     #: The fake OAuth provider's root (``https://127.0.0.1:PORT``); None when it was turned off
     #: or the server predates it (older ``demo.json``).
     oauth_url: str | None = None
+    #: Where its sign-in pages are (``http://127.0.0.1:PORT``: a browser opens them without
+    #: the demo CA); None for an older ``demo.json``, whose pages were on ``oauth_url``.
+    oauth_browser_url: str | None = None
 
     @property
     def api_url(self) -> str:
@@ -289,7 +292,7 @@ class DemoSettings:
 
     def google_client_config(self) -> dict[str, Any]:
         """The demo's Google "Desktop app" client JSON (public demo client id and secret)."""
-        return google_client_config(self._oauth_base())
+        return google_client_config(self._oauth_base(), browser_url=self.oauth_browser_url)
 
     def microsoft_authority(self, tenant: str = DEMO_TENANT) -> str:
         """MSAL's ``authority`` for the demo tenant (use ``instance_discovery=False``)."""
@@ -374,6 +377,7 @@ class DemoSettings:
             "password": self.password,
             "oauth_token": self.oauth_token,
             "oauth_url": self.oauth_url,
+            "oauth_browser_url": self.oauth_browser_url,
             "accounts": [account.as_dict() for account in self.accounts],
         }
 
@@ -392,6 +396,9 @@ class DemoSettings:
             password=None if data.get("password") is None else str(data["password"]),
             oauth_token=str(data["oauth_token"]),
             oauth_url=None if data.get("oauth_url") is None else str(data["oauth_url"]),
+            oauth_browser_url=(
+                None if data.get("oauth_browser_url") is None else str(data["oauth_browser_url"])
+            ),
         )
 
     def to_text(self) -> str:
@@ -411,9 +418,14 @@ class DemoSettings:
             lines += [
                 f"  OAuth / APIs    {self.oauth_url}   (a local fake of Google's and Microsoft's "
                 "sign-in,",
-                "                  the Gmail API and Graph: same CA; sign-ins approve as "
+                "                  the Gmail API and Graph: same CA; you sign in as "
                 f"{self.account('demo').user})",
             ]
+            if self.oauth_browser_url is not None:
+                lines.append(
+                    f"  sign-in pages   {self.oauth_browser_url}   (consent with Approve / Deny; "
+                    "plain HTTP on loopback, no CA needed)"
+                )
         lines += [
             "",
             "Accounts (public demo values; the XOAUTH2 token of every account is "
@@ -958,6 +970,7 @@ class DemoServer:
                 started=datetime.now(UTC),
                 password=None if self._private_password else DEMO_PASSWORD,
                 oauth_url=oauth.base_url if oauth is not None else None,
+                oauth_browser_url=oauth.browser_url if oauth is not None else None,
             )
             data = json.dumps(self._settings.as_dict(), ensure_ascii=False, indent=2)
             _atomic_write(self.directory / SETTINGS_FILE, data.encode("utf-8"))

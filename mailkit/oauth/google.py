@@ -135,7 +135,11 @@ class GoogleClientConfig:
                     f"apps: {_DOWNLOAD_AGAIN}",
                 )
             )
-        auth_uri = _https_url(section, section_name, "auth_uri", GOOGLE_AUTH_URI, problems)
+        # The consent page opens in the user's browser: a local stand-in (the demo's) may serve
+        # it over plain HTTP on loopback, where a browser needs no certificate to trust.
+        auth_uri = _https_url(
+            section, section_name, "auth_uri", GOOGLE_AUTH_URI, problems, loopback_http=True
+        )
         token_uri = _https_url(section, section_name, "token_uri", GOOGLE_TOKEN_URI, problems)
         # Not in Google's download, but honoured when present: the refresh token goes there.
         revoke_uri = _revoke_uri_for(token_uri)
@@ -321,10 +325,18 @@ def _looks_like_guid(text: str) -> bool:
 
 
 def _https_url(
-    section: Mapping[str, Any], name: str, key: str, default: str, problems: list[FieldProblem]
+    section: Mapping[str, Any],
+    name: str,
+    key: str,
+    default: str,
+    problems: list[FieldProblem],
+    *,
+    loopback_http: bool = False,
 ) -> str:
     value = section.get(key, default)
     parts = urlsplit(value) if isinstance(value, str) else None
+    if parts is not None and loopback_http and _is_loopback(value):
+        return cast(str, value)
     if parts is None or parts.scheme != "https" or not parts.hostname:
         problems.append(
             FieldProblem(
@@ -474,8 +486,16 @@ class GoogleConsent:
         extra = {"login_hint": login_hint} if login_hint else {}
         # prompt=consent: Google returns a refresh token only on consent, so asking again for
         # an account that consented before would otherwise yield no refresh token at all.
+        # oauthlib builds only https:// consent URLs; a local stand-in's page on loopback HTTP
+        # (the demo's, which a browser opens without a CA to trust) goes through as https and
+        # gets its scheme back. The token exchange itself stays on https.
+        plain = _is_loopback(oauth.config.auth_uri)
+        if plain:
+            self._flow.client_config["auth_uri"] = "https" + oauth.config.auth_uri[len("http") :]
         self.url: str
         self.url, self._state = self._flow.authorization_url(prompt="consent", **extra)
+        if plain:
+            self.url = "http" + self.url[len("https") :]
         if receiver is not None:
             receiver.expect_state(self._state)
 
