@@ -888,7 +888,9 @@ def _flags(column: pd.Series[Any]) -> pd.Series[bool]:
             verdict[value] = bool(parse_flag(value, default=False))
         except (ValueError, TypeError):
             verdict[value] = False
-    return flags.map(verdict).fillna(False).astype(bool)
+    # Through "boolean": with no readable flag at all the map gives float NaNs, and filling
+    # those with False is deprecated in pandas.
+    return flags.map(verdict).astype("boolean").fillna(False).astype(bool)
 
 
 def _ports(column: pd.Series[Any]) -> pd.Series[Any]:
