@@ -30,6 +30,7 @@ from mailkit.errors import (
     MailkitError,
     ProfileExistsError,
     ProfileNotFoundError,
+    SecretsLockedError,
     SettingsError,
     UnsafeSettingWarning,
 )
@@ -1116,6 +1117,14 @@ def main_error(exc: BaseException, as_json: bool, err: TextIO, notices: Sequence
 
 
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SecretsLockedError) and exc.path:
+        from mailkit.secrets import PASSPHRASE_ENV
+
+        return (
+            f"the encrypted secret store {exc.path} is locked: set {PASSPHRASE_ENV} to its "
+            "passphrase, or run the command in a terminal to be asked for it (or choose "
+            "another store with --secrets)"
+        )
     if isinstance(exc, FileNotFoundError):
         return f"{exc.filename}: no such file; check the path"
     if isinstance(exc, PermissionError):

@@ -111,7 +111,14 @@ class ReadOnlySecretStoreError(SecretStoreError):
 
 
 class SecretsLockedError(SecretStoreError):
-    """The encrypted file store needs a passphrase and none was given."""
+    """The encrypted file store needs a passphrase and none was given.
+
+    ``path`` is the file, so that each face can say how to unlock it in its own words.
+    """
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        self.path = path
+        super().__init__(message)
 
 
 class WrongPassphraseError(SecretStoreError, ValueError):

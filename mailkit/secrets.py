@@ -628,9 +628,10 @@ class FileSecretStore(SecretStore):
             self._passphrase = typed
             return typed, "the passphrase typed"
         raise SecretsLockedError(
-            f"{self.name} is locked: mailkit needs its passphrase. Set the environment "
-            f"variable {PASSPHRASE_ENV}, unlock it in the notebook's passphrase field "
-            "(FileSecretStore.unlock), or run the command in a terminal to be asked for it"
+            f"{self.name} is locked: mailkit needs its passphrase. Unlock it with "
+            f"FileSecretStore.unlock(passphrase) (a notebook's passphrase field does this), or "
+            f"set the environment variable {PASSPHRASE_ENV}",
+            str(self.path),
         )
 
     def unlock(self, passphrase: str | Secret) -> None:
