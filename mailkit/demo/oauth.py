@@ -1031,7 +1031,8 @@ or password is involved.</p>
                 "was already answered</h1><p>Start the sign-in again from the app.</p>",
                 {"X-Fake-OAuth-Error": "invalid_request"},
             )
-        return self._authorize(pending.provider, pending.tenant, pending.query, decision)
+        choice: Decision = "approve" if decision == "approve" else "deny"
+        return self._authorize(pending.provider, pending.tenant, pending.query, choice)
 
     # -- Google's token endpoint
 
