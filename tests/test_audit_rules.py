@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 
 import mailkit.audit.rules as rules_module
 from mailkit.audit import FINDINGS_COLUMNS, RULES, audit, effective_settings
-from mailkit.audit.report import charts, export, summary, to_html
+from mailkit.audit.report import affected_users, charts, export, summary, to_html
 from mailkit.settings import OrgSettings, check_address
 
 BASE_ORG: dict[str, Any] = {"host": "smtp.example.com", "from_address": "org@example.com"}
@@ -509,10 +509,30 @@ def _sample() -> tuple[pd.DataFrame, pd.DataFrame]:
 def test_summary_counts() -> None:
     findings, _ = _sample()
     table = summary(findings)
-    assert list(table.columns) == ["rule", "severity", "count"]
-    assert table["count"].sum() == len(findings)
+    assert list(table.columns) == ["rule", "severity", "findings", "users"]
+    assert table["findings"].sum() == len(findings)
     assert table.iloc[0]["severity"] == "critical"
-    assert summary(findings.iloc[:0]).empty
+    empty = summary(findings.iloc[:0])
+    assert empty.empty
+    assert list(empty.columns) == list(table.columns)
+
+
+def test_summary_counts_users_once_per_rule() -> None:
+    """Two findings of one rule for one user (e.g. two routes sending as it) are one user."""
+    findings = pd.DataFrame(
+        {
+            "user_code": ["a", "a", "b", "a"],
+            "rule": ["route-no-recipients", "route-no-recipients", "route-no-recipients", "x"],
+            "severity": ["warning", "warning", "warning", "critical"],
+            "message": "",
+            "fix": "",
+        }
+    )
+    table = summary(findings).set_index("rule")
+    assert table.loc["route-no-recipients", ["findings", "users"]].tolist() == [3, 2]
+    assert table.loc["x", ["findings", "users"]].tolist() == [1, 1]
+    assert list(table.index) == ["x", "route-no-recipients"]  # most severe first
+    assert affected_users(findings) == 2
 
 
 def test_charts_are_figures() -> None:

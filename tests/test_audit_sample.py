@@ -116,3 +116,49 @@ def test_on_demo_server_keeps_the_users_codes_and_cycles_the_accounts() -> None:
 def test_sizes_outside_the_range_are_refused_by_name(n_users: int, words: str) -> None:
     with pytest.raises(ValueError, match=f"^n_users: .*{words}"):
         sample_org(n_users)
+
+
+def test_summary_charts_and_dashboard_agree_and_say_what_they_count(tmp_path: Path) -> None:
+    """Findings and users are counted the same way on every face (issue 10)."""
+    from mailkit.audit import effective_settings
+    from mailkit.audit.report import affected_users, charts, summary
+    from mailkit.widgets import AuditDashboard
+    from mailkit.widgets.audit import ALL
+
+    with Store.open(tmp_path / "acme.sqlite", profile="acme", create=True) as store:
+        load_sample(store, sample_org(150, seed=3, now=NOW))
+        board = AuditDashboard(store, now=lambda: NOW)
+        users = store.users_frame()
+        findings = board.findings
+        table = summary(findings)
+        n, affected = len(findings), affected_users(findings)
+        assert list(table.columns) == ["rule", "severity", "findings", "users"]
+        assert table["findings"].sum() == n > affected > 0
+        assert (table["users"] <= table["findings"]).all()
+        assert board.severity.options[0] == (f"all ({n} findings)", ALL)
+        assert f"{n} of {n} finding(s), for {affected} user(s); {len(users)} user(s) audited." in (
+            board.count.value
+        )
+        for row in table.itertuples(index=False):
+            label = f"{row.rule} ({row.findings} finding{'' if row.findings == 1 else 's'})"
+            assert (label, row.rule) in board.rule.options
+            board.rule.value = row.rule
+            assert len(board.visible) == row.findings
+            assert len(board.user_list.options) == row.users
+            assert f"{row.findings} of {n} finding(s), for {row.users} user(s)" in (
+                board.count.value
+            )
+        board.rule.value = ALL
+        for severity, count in table.groupby("severity")["findings"].sum().items():
+            assert (f"{severity} ({count} findings)", severity) in board.severity.options
+
+        by_rule, by_mode, sources = charts(findings, effective_settings(store.get_org(), users))
+    (axes,) = by_rule.axes
+    assert axes.get_title() == (
+        f"Findings by rule and severity: {n} finding(s) for {affected} user(s)"
+    )
+    assert round(sum(bar.get_width() for bar in axes.patches)) == n
+    (axes,) = by_mode.axes
+    assert axes.get_title() == f"Users by mode: {len(users)} user(s) audited"
+    assert round(sum(bar.get_height() for bar in axes.patches)) == len(users)
+    assert sources.axes[0].get_title().endswith(f"for {len(users)} user(s)")

@@ -98,9 +98,9 @@ def test_the_dashboard_shows_what_audit_finds(
     assert sorted(dashboard.findings["rule"]) == sorted(expected["rule"])
     assert f"{len(expected)} of {len(expected)} finding(s)" in dashboard.count.value
     assert dashboard.users_audited == len(store.users())
-    assert dashboard.severity.options[0] == (f"all ({len(expected)})", ALL)
+    assert dashboard.severity.options[0] == (f"all ({len(expected)} findings)", ALL)
     critical = int((expected["severity"] == "critical").sum())
-    assert (f"critical ({critical})", "critical") in dashboard.severity.options
+    assert (f"critical ({critical} findings)", "critical") in dashboard.severity.options
 
 
 def test_filters_narrow_the_table_the_count_and_the_user_list(dashboard: AuditDashboard) -> None:

@@ -16,15 +16,17 @@ import html
 import os
 import re
 from pathlib import Path
-from typing import Any, Final, TextIO
+from typing import TYPE_CHECKING, Any, Final, TextIO
 
 import pandas as pd
-from matplotlib.figure import Figure
 
 from mailkit.audit.rules import FINDINGS_COLUMNS, SEVERITIES
 from mailkit.users import neutralise_cell
 
-__all__ = ["charts", "export", "summary", "to_html", "write_csv"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["affected_users", "charts", "export", "summary", "to_html", "write_csv"]
 
 #: Characters an .xlsx file cannot hold (XML 1.0 forbids them); openpyxl refuses them.
 _NOT_IN_XLSX: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
@@ -37,20 +39,42 @@ SEVERITY_COLOURS: dict[str, str] = {
 }
 
 
+def affected_users(findings: pd.DataFrame) -> int:
+    """How many users the findings name: distinct user codes (a route finding names its sender).
+
+    Every face counts users this way — the summary, the charts and the dashboard — so their
+    numbers agree. A user has one finding per rule that fires, so users are never more than
+    findings.
+    """
+    return int(findings["user_code"].nunique())
+
+
 def summary(findings: pd.DataFrame) -> pd.DataFrame:
-    """Counts by rule and severity (``rule``, ``severity``, ``count``), most severe first."""
+    """Per rule and severity, most severe first: how many ``findings`` and how many ``users``.
+
+    ``findings`` sums to the number of findings; ``users`` counts each user once per rule (see
+    :func:`affected_users`), so it is the number of users a fix of that rule touches.
+    """
+    columns = {"rule": str, "severity": str, "findings": "int64", "users": "int64"}
     if findings.empty:
-        return pd.DataFrame({"rule": [], "severity": [], "count": []}).astype(
-            {"rule": str, "severity": str, "count": "int64"}
-        )
-    counts = findings.groupby(["rule", "severity"], sort=False).size().reset_index(name="count")
+        return pd.DataFrame({c: [] for c in columns}).astype(columns)
+    groups = findings.groupby(["rule", "severity"], sort=False)["user_code"]
+    counts = pd.DataFrame({"findings": groups.size(), "users": groups.nunique()}).reset_index()
     rank = counts["severity"].map({s: i for i, s in enumerate(SEVERITIES)})
-    counts = counts.assign(_rank=rank).sort_values(["_rank", "count"], ascending=[True, False])
-    return counts.drop(columns="_rank").reset_index(drop=True)
+    counts = counts.assign(_rank=rank).sort_values(
+        ["_rank", "findings"], ascending=[True, False], kind="stable"
+    )
+    return counts.drop(columns="_rank").reset_index(drop=True).astype(columns)
 
 
 def charts(findings: pd.DataFrame, effective: pd.DataFrame) -> list[Figure]:
-    """Findings by rule and severity; users by mode; users by provenance of each field."""
+    """Findings by rule and severity; users by mode; users by provenance of each field.
+
+    Titles say what is counted, in the summary's and the dashboard's numbers: findings and the
+    users they name, and the users audited (``effective`` has one row per user).
+    """
+    from matplotlib.figure import Figure  # matplotlib loads only when a chart is drawn
+
     figures: list[Figure] = []
 
     fig = Figure(figsize=(8, 5), layout="constrained")
@@ -69,7 +93,10 @@ def charts(findings: pd.DataFrame, effective: pd.DataFrame) -> list[Figure]:
             ax=ax, stacked=True, color=[SEVERITY_COLOURS[s] for s in order], legend=True
         )
         ax.set_xlabel("findings")
-    ax.set_title("Findings by rule and severity")
+    ax.set_title(
+        f"Findings by rule and severity: {len(findings)} finding(s) for "
+        f"{affected_users(findings)} user(s)"
+    )
     figures.append(fig)
 
     fig = Figure(figsize=(6, 4), layout="constrained")
@@ -80,7 +107,7 @@ def charts(findings: pd.DataFrame, effective: pd.DataFrame) -> list[Figure]:
     else:
         modes.plot.bar(ax=ax, color="#546e7a")
         ax.set_ylabel("users")
-    ax.set_title("Users by mode")
+    ax.set_title(f"Users by mode: {len(effective)} user(s) audited")
     figures.append(fig)
 
     fig = Figure(figsize=(8, 4), layout="constrained")
@@ -97,7 +124,7 @@ def charts(findings: pd.DataFrame, effective: pd.DataFrame) -> list[Figure]:
         ).fillna(0)
         provenance.T.plot.bar(ax=ax, stacked=True)
         ax.set_ylabel("users")
-    ax.set_title("Where each setting comes from")
+    ax.set_title(f"Where each setting comes from, for {len(effective)} user(s)")
     figures.append(fig)
     return figures
 
@@ -139,7 +166,8 @@ def to_html(findings: pd.DataFrame, effective: pd.DataFrame | None = None) -> st
         "<title>mailkit audit</title>",
         f"<style>{_CSS}</style></head><body>",
         "<h1>mailkit audit</h1>",
-        f"<p>{len(findings)} finding(s).</p>",
+        f"<p>{len(findings)} finding(s) for {affected_users(findings)} user(s)"
+        + (f"; {len(effective)} user(s) audited.</p>" if effective is not None else ".</p>"),
         "<h2>Summary</h2>",
         _table(summary(findings), severity_column="severity"),
         "<h2>Findings</h2>",

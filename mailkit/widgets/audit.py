@@ -17,6 +17,7 @@ import ipywidgets as widgets  # type: ignore[import-untyped]
 import pandas as pd
 
 from mailkit.audit import SEVERITIES, audit, effective_settings
+from mailkit.audit.report import affected_users
 from mailkit.audit.sources import users_from_store
 from mailkit.errors import SecretStoreError
 from mailkit.secrets import SecretStore, accounts_with_secret
@@ -35,6 +36,10 @@ _TABLE_COLUMNS: Final = ("user_code", "mode", "severity", "rule", "message", "fi
 #: A route's sender that means the organisation itself (FeatureRoute.sender).
 _ORG_SENDER: Final = "org"
 _SHOWN_ROWS: Final = 200  # more rows than this make a notebook sluggish; the filters narrow
+
+
+def _findings(count: int) -> str:
+    return f"{count} finding" if count == 1 else f"{count} findings"
 
 
 class AuditDashboard(Panel):
@@ -146,12 +151,13 @@ class AuditDashboard(Panel):
 
     @staticmethod
     def _offer(control: Any, values: pd.Series[Any], order: tuple[str, ...] = ()) -> None:
-        """Options with their counts, "all" first; the current choice kept if still there."""
+        """Options with their counts of findings, "all" first; the current choice kept if
+        still there."""
         counts = values.value_counts()
         names = [v for v in order if v in counts] or sorted(str(v) for v in counts.index)
         keep = control.value
-        control.options = [(f"all ({len(values)})", ALL)] + [
-            (f"{name} ({counts[name]})", name) for name in names
+        control.options = [(f"all ({_findings(len(values))})", ALL)] + [
+            (f"{name} ({_findings(counts[name])})", name) for name in names
         ]
         control.value = keep if keep in names else ALL
 
@@ -168,9 +174,10 @@ class AuditDashboard(Panel):
                 rows = rows[rows[column] == control.value]
         self.visible = rows.reset_index(drop=True)
         codes = list(dict.fromkeys(self.visible["user_code"]))
+        # Users counted as the summary and the charts count them (affected_users).
         self.count.value = note_html(
-            f"{len(self.visible)} of {len(self.findings)} finding(s), for {len(codes)} user(s); "
-            f"{self.users_audited} user(s) audited."
+            f"{len(self.visible)} of {len(self.findings)} finding(s), for "
+            f"{affected_users(self.visible)} user(s); {self.users_audited} user(s) audited."
         )
         self.table.value = self._render(self.visible)
         keep = self.user_list.value
