@@ -60,11 +60,11 @@ never appears in the settings, the report or this notebook.
     (
         "code",
         """
-import tempfile
 from pathlib import Path
 
 import mailkit
 from mailkit.legacy import migrate
+from mailkit.widgets import PassphrasePanel
 """,
     ),
     (
@@ -80,8 +80,28 @@ files; keys are matched without regard to case.
         "code",
         """
 legacy_file = Path("data/legacy-settings.ini")
-secrets = mailkit.MemorySecretStore()  # a demo store; use mailkit.default_secret_store() for real
-migration = migrate(legacy_file, secrets=secrets, profile="migrated")
+where = mailkit.locate_profile("demo-migrated")  # for real: your profile's name
+print("Reopened" if where.exists else "Created", f"the profile {where.name!r} at {where.path}")
+store = mailkit.open_profile(where, create=True)
+secrets = mailkit.profile_secrets(store)
+unlock = PassphrasePanel(secrets)  # which secret store; unlocks an encrypted file once per kernel
+unlock
+""",
+    ),
+    (
+        "md",
+        """
+The migration goes into the named profile `demo-migrated` in your data folder (reopened on
+every run), and a password found in the file into that profile's secret store. If the panel
+above asks for a passphrase, type it, press **Unlock** and run the cells below again.
+""",
+    ),
+    (
+        "code",
+        """
+unlock.require()  # stops here while the secrets file is locked
+migration = migrate(legacy_file, secrets=secrets, profile=store.profile_name)
+print("Secrets are kept in", secrets.name)
 """,
     ),
     (
@@ -146,24 +166,24 @@ mailkit.effective(migration.org).to_frame()
         """
 ## 4. Save and review
 
-Save the migrated settings into a profile and export it as TOML for review or version control.
-Secrets are never part of an export.
+Save the migrated settings into the profile and export it as TOML (beside the profile) for
+review or version control. Secrets are never part of an export.
 """,
     ),
     (
         "code",
         """
-workdir = Path(tempfile.mkdtemp(prefix="mailkit-migrate-"))
-with mailkit.Store.open(workdir / "migrated.sqlite", profile="migrated") as store:
-    store.set_org(migration.org)
-    store.export_toml(workdir / "migrated.toml")
-print((workdir / "migrated.toml").read_text())
+store.set_org(migration.org)
+review = store.path.with_suffix(".toml")
+store.export_toml(review)
+print(f"Saved in {store.path}; exported for review to {review}:")
+print(review.read_text())
 """,
     ),
     (
         "md",
         """
-The same from a terminal: `mailkit migrate data/legacy-settings.ini --profile migrated.sqlite`
+The same from a terminal: `mailkit migrate data/legacy-settings.ini --profile demo-migrated`
 (add `--json` for scripts). Next: test the migrated settings in `02-test-sends.ipynb`.
 """,
     ),
@@ -178,42 +198,59 @@ This notebook walks you from nothing to a tested, saved email setup — with no 
 all: mailkit's **demo mail server** runs on this machine and behaves like a real provider,
 including its failures.
 
-You will: set up the organisation's settings, store the password (typed twice), send a test
-message and read the dialog, see what a failure looks like, add users with their own settings,
-test a user, and save. Run the cells one by one (Shift+Enter) or all at once (Run → Run All).
+You will: open a profile that stays saved, set up the organisation's settings, store the
+password (typed twice), send a test message and read the dialog, see what a failure looks like,
+add users with their own settings and their own password, test a user, and save. Run the cells
+one by one (Shift+Enter) or all at once (Run → Run All).
 """),
     code("""
-import os
-import tempfile
-from pathlib import Path
-
 import mailkit
 from mailkit.demo import ensure_running
-from mailkit.widgets import OrgForm, PasswordPanel, TestSendPanel, UsersPanel
+from mailkit.widgets import OrgForm, PassphrasePanel, PasswordPanel, TestSendPanel, UsersPanel
 
 demo = ensure_running()  # the server `make lab` started, or a new one in this kernel
 print(demo.settings.to_text())
 """),
     md("""
-## 1. A profile
+## 1. A profile that stays
 
-Settings live in a *profile*: one file on disk. Passwords never go there — they live in a
-secret store (the OS keyring normally; here an in-memory store, as befits a demo).
+Settings live in a named *profile*: one file in your data folder, reopened by name on every
+run — after a kernel restart, or by `mailkit … --profile demo` on the command line. Demo work
+goes to the profile `demo`; for your own organisation choose another name, e.g.
+`mailkit.open_profile("acme", create=True)` (or `mailkit profile init acme` in a terminal).
 """),
     code("""
-workdir = Path(os.environ.get("MAILKIT_NOTEBOOK_DIR") or tempfile.mkdtemp(prefix="mailkit-"))
-store = mailkit.Store.open(workdir / "onboarding.sqlite", profile="onboarding")
-secrets = mailkit.MemorySecretStore()
-store
+where = mailkit.locate_profile("demo")
+print("Reopened" if where.exists else "Created", f"the profile {where.name!r} at {where.path}")
+store = mailkit.open_profile(where, create=True)
+saved_org = store.get_org()
+print(f"It holds {len(store.users())} user(s); the organisation's server:",
+      f"{saved_org.host}:{saved_org.port}" if saved_org.host else "not set yet")
+"""),
+    md("""
+Passwords never go into the profile: they live in a *secret store* — the operating system's
+keyring where there is one, otherwise (a Jupyter server, a container, Binder) an encrypted file
+beside the profile, unlocked by a passphrase once per kernel. The panel says which one is in
+use; if it asks for a passphrase, type it, press **Unlock** and run the cells below again. (For
+unattended runs, set the environment variable `MAILKIT_SECRETS_PASSPHRASE` instead.)
+"""),
+    code("""
+secrets = mailkit.profile_secrets(store)
+unlock = PassphrasePanel(secrets)
+unlock
+"""),
+    code("""
+unlock.require()  # stops here while the secrets file is locked
+print("Secrets are kept in", secrets.name)
 """),
     md("""
 ## 2. The organisation's settings
 
-This is the *General Settings* form. For a real provider, type an address under **Suggest
-settings** and mailkit proposes the server (Gmail, Microsoft 365, Outlook.com, Yahoo, iCloud,
-…). The demo server is not a public provider, so the next cell fills the form with its
-settings. Check them, then **Save**: a field that is wrong shows why, next to it, and nothing is
-saved until everything is valid.
+This is the *General Settings* form, showing what the profile holds. For a real provider, type
+an address under **Suggest settings** and mailkit proposes the server (Gmail, Microsoft 365,
+Outlook.com, Yahoo, iCloud, …). The demo server is not a public provider, so the next cell
+fills the form with its settings. Check them, then **Save**: a field that is wrong shows why,
+next to it, and nothing is saved until everything is valid.
 """),
     code("""
 org_form = OrgForm(store)
@@ -232,7 +269,7 @@ secret store. The fields empty themselves after saving: the password does not st
 notebook. For the demo, the next cell types it for you.
 """),
     code("""
-password = PasswordPanel(secrets, mailkit.secret_key("onboarding", "org"))
+password = PasswordPanel(secrets, mailkit.secret_key(store.profile_name, "org"))
 password
 """),
     code("""
@@ -241,17 +278,18 @@ password.password.set_state({"value": demo_password})
 password.confirmation.set_state({"value": demo_password})
 password.save_button.click()
 del demo_password
-print("stored:", secrets.get(mailkit.secret_key("onboarding", "org")) is not None)
+print("stored:", secrets.get(mailkit.secret_key(store.profile_name, "org")) is not None)
 """),
     md("""
 ## 4. A test send
 
-Fill in **Mail To** and press **Send**. The SMTP dialog appears line by line as it happens —
-passwords hidden — then a green card when the server accepted the message, or a red card that
-says what went wrong and how to fix it.
+Fill in **Mail To** and press **Send**. The panel says whose settings and whose account it
+tests; the SMTP dialog appears line by line as it happens — passwords hidden — then a green
+card when the server accepted the message, or a red card that says what went wrong and how to
+fix it.
 """),
     code("""
-test = TestSendPanel(store.get_org, secrets=secrets, profile="onboarding", store=store)
+test = TestSendPanel(store.get_org, secrets=secrets, profile=store.profile_name, store=store)
 test.to.value = "you@example.org"
 test
 """),
@@ -270,22 +308,24 @@ answers like Gmail when a normal password is used where an *app password* is req
 app_user = demo.user("app-password")
 store.put_user(app_user)
 secrets.set_password(
-    mailkit.secret_key("onboarding", app_user.user_code),
+    mailkit.secret_key(store.profile_name, app_user.user_code),
     demo.settings.password_secret(),
     demo.settings.password_secret(),
 )
-failing = TestSendPanel(store.get_org, app_user, secrets=secrets, profile="onboarding")
+failing = TestSendPanel(store.get_org, app_user, secrets=secrets, profile=store.profile_name)
 failing.to.value = "you@example.org"
 failing.send_button.click()
 await failing.last_task
 failing
 """),
     md("""
-## 6. Users with their own settings
+## 6. Users with their own settings and their own password
 
 Every user inherits the organisation's settings. Ticking **override** lets a user send with
 their own account — for instance an Accounting mailbox (the *bi-mode* of ERP systems:
-Outlook for everyone, SMTP for a few). Inherited values show where they come from.
+Outlook for everyone, SMTP for a few). Inherited values show where they come from. A user who
+signs in with their own user name needs their own password: the form takes it twice, stores it
+under that user's account in the secret store, and empties the boxes.
 """),
     code("""
 ann = mailkit.UserSettings(user_code="ann", display_name="Ann Lee", email="ann@example.com")
@@ -294,36 +334,48 @@ accounting = demo.user("demo").model_copy(
 )
 store.put_user(ann)
 store.put_user(accounting)
-users = UsersPanel(store)
+users = UsersPanel(store, secrets=secrets)
 users
+"""),
+    md("""
+For the demo, the next cell picks Accounting in the list and types its password twice into the
+user form, then presses **Save user**:
+"""),
+    code("""
+users.list.value = "accounting"
+demo_password = demo.settings.password_secret().reveal()  # what Accounting's owner would type
+users.form.passwords.password.set_state({"value": demo_password})
+users.form.passwords.confirmation.set_state({"value": demo_password})
+users.form.save_button.click()
+del demo_password
+print("Accounting's own password stored:", users.form.has_password)
 """),
     md("""
 ## 7. Test one user
 
-The same test, with the effective settings of the user selected above.
+The same test, with the effective settings of the user selected above — the panel says whose.
 """),
     code("""
-secrets.set_password(
-    mailkit.secret_key("onboarding", "accounting"),
-    demo.settings.password_secret(),
-    demo.settings.password_secret(),
-)
-users.list.value = "accounting"
 user_test = TestSendPanel(
-    store.get_org, lambda: users.selected, secrets=secrets, profile="onboarding", store=store
+    store.get_org, lambda: users.selected, secrets=secrets, profile=store.profile_name, store=store
 )
+users.list.observe(lambda _change: user_test.describe(), names="value")  # follow the pick
 user_test.to.value = "you@example.org"
 user_test.send_button.click()
 await user_test.last_task
+print(user_test.describe())
 user_test
 """),
     md("""
 ## 8. Saved
 
-Everything is already in the profile. The effective settings of every user, with where each
-value comes from, and the test history:
+Everything is already in the profile — restart the kernel and run this notebook again: it
+reopens the same profile. The effective settings of every user, with where each value comes
+from, and the test history:
 """),
     code("""
+print(f"Profile {store.profile_name!r}: {store.path}")
+print("Secrets:", secrets.name)
 mailkit.effective_frame(store.get_org(), store.users())
 """),
     code("""
@@ -351,11 +403,34 @@ import pandas as pd
 
 import mailkit
 from mailkit.demo import accounts_table, ensure_running, message_text
+from mailkit.widgets import PassphrasePanel
 
 demo = ensure_running()
 org = demo.org()  # the demo server's settings, STARTTLS on its submission port
 password = demo.settings.password_secret()
 accounts_table()[["user", "shows", "cause"]]
+"""),
+    md("""
+## The profile
+
+The sends below are recorded in the profile `demo` (the one `01-onboarding.ipynb` saves), with
+the demo server's settings and password — the password in the profile's secret store, never in
+the profile itself. The panel says which secret store is in use; if it asks for a passphrase,
+type it, press **Unlock** and run the cells below again.
+"""),
+    code("""
+where = mailkit.locate_profile("demo")
+print("Reopened" if where.exists else "Created", f"the profile {where.name!r} at {where.path}")
+store = mailkit.open_profile(where, create=True)
+store.set_org(org)
+secrets = mailkit.profile_secrets(store)
+unlock = PassphrasePanel(secrets)
+unlock
+"""),
+    code("""
+unlock.require()  # stops here while the secrets file is locked
+secrets.set_password(mailkit.secret_key(store.profile_name, "org"), password, password)
+print("Secrets are kept in", secrets.name)
 """),
     md("""
 ## A successful send
@@ -364,7 +439,10 @@ The result shows a green card and the dialog. `C` rows are mailkit, `S` rows the
 rows mailkit's own notes (which AUTH mechanism it chose and why, the TLS handshake).
 """),
     code("""
-result = mailkit.send_test(org, to=["you@example.org"], password=password)
+result = mailkit.send_test(
+    store.get_org(), to=["you@example.org"], secrets=secrets, profile=store.profile_name,
+    store=store,
+)
 result
 """),
     md("""
@@ -423,7 +501,7 @@ for account in demo.settings.accounts:
         continue
     user = demo.user(account)
     secret = mailkit.Secret("not-the-password") if account.key == "wrong-password" else password
-    sent = mailkit.send_test(org, user, to=["you@example.org"], password=secret)
+    sent = mailkit.send_test(org, user, to=["you@example.org"], password=secret, store=store)
     failures[account.key] = sent
     d = sent.diagnosis
     tour.append({"account": account.key, "phase": d.phase.value, "kind": d.kind.value,
@@ -452,6 +530,16 @@ mailbox[["received", "from", "to", "subject", "tls"]].tail()
     code("""
 print(message_text(mailbox["path"].iloc[-1]))
 """),
+    md("""
+## In the profile's history
+
+Every send above was recorded in the profile, where audits read it (a user whose last test
+failed, or who has not been tested for a while, is a finding). It survives a kernel restart:
+"""),
+    code("""
+print(f"Profile {store.profile_name!r}: {store.path}")
+store.history_frame()[["at", "user_code", "ok", "phase", "cause"]].tail(12)
+"""),
 ]
 
 AUDIT = [
@@ -468,10 +556,6 @@ The organisation here is generated (300 users of a fictitious *Acme Maintenance*
 every run); point the same cells at your application's export or database instead.
 """),
     code("""
-import os
-import tempfile
-from pathlib import Path
-
 import pandas as pd
 from IPython.display import HTML, display
 
@@ -482,9 +566,8 @@ from mailkit.audit.report import charts, export, summary, to_html
 from mailkit.audit.sample import load_sample, on_demo_server, sample_org
 from mailkit.audit.sources import users_from_file
 from mailkit.demo import ensure_running
-from mailkit.widgets import AuditDashboard
-
-workdir = Path(os.environ.get("MAILKIT_NOTEBOOK_DIR") or tempfile.mkdtemp(prefix="mailkit-"))
+from mailkit.secrets import accounts_with_secret
+from mailkit.widgets import AuditDashboard, PassphrasePanel
 """),
     md("""
 ## 1. The application's user table
@@ -493,6 +576,22 @@ Business software keeps its users' email settings in its own table. Exported to 
 in mailkit's users-table columns (or mapped onto them), it looks like this. An empty cell
 means "inherit from the organisation's settings".
 """),
+    md("""
+## 2. A mailkit profile for the organisation
+
+The profile holds the organisation's settings, the users mailkit manages and the history of
+test sends. This demo keeps Acme in its own named profile, `demo-acme`, in your data folder:
+it is reopened on every run, after a kernel restart too, and the exports are written beside
+it. For your own organisation, use your profile's name (`mailkit.open_profile("acme")`).
+"""),
+    code("""
+where = mailkit.locate_profile("demo-acme")
+print("Reopened" if where.exists else "Created", f"the profile {where.name!r} at {where.path}")
+store = mailkit.open_profile(where, create=True)
+workdir = store.path.parent / f"{store.profile_name}-exports"
+workdir.mkdir(exist_ok=True)
+print("Exports go to", workdir)
+"""),
     code("""
 acme = sample_org(300, seed=2024)
 export_file = workdir / "acme-users.csv"
@@ -500,28 +599,31 @@ acme.users.to_csv(export_file, index=False)
 acme.users.head(8)
 """),
     md("""
-## 2. A mailkit profile for the organisation
-
-The profile holds the organisation's settings, the users mailkit manages and the history of
-test sends. It accepts only valid settings, so some rows of the export are refused, each with
-the reason — these rows must be fixed in the application itself.
+The profile accepts only valid settings, so some rows of the export are refused, each with the
+reason — these rows must be fixed in the application itself.
 """),
     code("""
-profile_file = workdir / "acme.sqlite"
-profile_file.unlink(missing_ok=True)  # a fresh profile on every run
-store = mailkit.Store.open(profile_file, profile="acme")
 refused = load_sample(store, acme)
 print(f"{len(store.users())} users stored, {len(refused)} rows refused")
 refused
 """),
     md("""
-Passwords are never in the profile or the export; they live in a secret store (the OS keyring
-normally, an in-memory store here). The organisation's own sign-in is stored; users who sign
-in with their own account need theirs, and the audit checks that they have one.
+Passwords are never in the profile or the export; they live in the profile's secret store (the
+OS keyring where there is one, otherwise an encrypted file beside the profile, unlocked by a
+passphrase once per kernel — the panel says which, and asks for the passphrase if needed). The
+organisation's own sign-in is stored; users who sign in with their own account need theirs,
+and the audit checks that they have one.
 """),
     code("""
-secrets = mailkit.MemorySecretStore()
-secrets.set(mailkit.secret_key("acme", "org"), mailkit.Secret("stand-in for the org password"))
+secrets = mailkit.profile_secrets(store)
+unlock = PassphrasePanel(secrets)
+unlock
+"""),
+    code("""
+unlock.require()  # stops here while the secrets file is locked
+stand_in = mailkit.Secret("stand-in for the org password")
+secrets.set_password(mailkit.secret_key(store.profile_name, "org"), stand_in, stand_in)
+print("Secrets are kept in", secrets.name)
 """),
     md("""
 ## 3. The audit
@@ -537,9 +639,9 @@ effective = effective_settings(org, users.frame)
 effective.head()
 """),
     code("""
-findings = audit(
-    org, users.frame, secrets=secrets, profile="acme", history=store.history_frame()
-)
+# Whose password is stored: the org's and each user's own (names only; no secret is read out).
+stored = accounts_with_secret(secrets, store.profile_name, ["org", *users.frame["user_code"]])
+findings = audit(org, users.frame, accounts_with_secret=stored, history=store.history_frame())
 findings
 """),
     md("""
@@ -567,7 +669,7 @@ for name in ("acme-findings.csv", "acme-findings.xlsx"):
 pd.read_excel(workdir / "acme-findings.xlsx").head()
 """),
     md("""
-The same from a terminal: `mailkit audit --csv acme-users.csv --profile acme.sqlite --format
+The same from a terminal: `mailkit audit --csv acme-users.csv --profile demo-acme --format
 xlsx -o findings.xlsx` (and `--fail-on critical` to fail a scheduled job).
 
 ## 5. Fix users one by one
@@ -607,9 +709,11 @@ pilot = [user for user in store.users() if not user.override_enabled][:6]
 accounts = ["demo", "demo", "greylisted", "app-password", "basic-auth-disabled", "mailbox-full"]
 stand_ins = on_demo_server(pilot, demo.settings, accounts)
 for user in stand_ins:  # each user's own password, from the demo settings, never shown
-    secrets.set(mailkit.secret_key("acme", user.user_code), demo.settings.password_secret())
+    key = mailkit.secret_key(store.profile_name, user.user_code)
+    secrets.set_password(key, demo.settings.password_secret(), demo.settings.password_secret())
 results = bulk_test(
-    demo.org(), stand_ins, to="audit@example.org", secrets=secrets, profile="acme", store=store
+    demo.org(), stand_ins, to="audit@example.org", secrets=secrets, profile=store.profile_name,
+    store=store,
 )
 """),
     md("""

@@ -4,6 +4,13 @@ Each notebook runs unattended against its own demo mail server (a temporary data
 whose password is a canary from MAILKIT_DEMO_PASSWORD; the executed notebook — outputs and
 widget state — is written to disk and searched for that canary in clear and encoded.
 
+The notebooks keep their work in named profiles (``demo``, ``demo-acme``, ``demo-migrated``) in
+the platformdirs data folder, which the tests point at a temporary one (XDG_DATA_HOME), so a
+test never touches the real user's profiles. There is no OS keyring here, as in CI (the
+keyring's "fail" backend makes sure of it on any machine): the secrets go to the encrypted file
+beside each profile, unlocked by MAILKIT_SECRETS_PASSPHRASE as an unattended run would be.
+Every file the run left in the data folder is searched for the canary too.
+
 The OAuth notebooks find a demo server this test started, so the test sees its fake provider:
 every token it issued and every PKCE code verifier it received are searched for as well.
 """
@@ -16,12 +23,14 @@ from pathlib import Path
 
 import pytest
 from notebook_runner import (
+    NotebookError,
     all_repo_notebooks,
     assert_committed_clean,
     run_notebook,
     saved_outputs_text,
     write_notebook,
 )
+from test_canary import encoded_forms, file_contents
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -29,6 +38,32 @@ NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 CANARY = "canary-Notebook-Pw-58q"
 #: The sample legacy file's password and key: shown nowhere after the migration.
 LEGACY_SECRETS = ("Sample-Only-Not-Real-1", "sample-key-not-real")
+PASSPHRASE = "canary-Notebook-Passphrase-4t"
+
+
+def kit_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """A run's environment: its own data folder (profiles, demo server), the file secret store."""
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    return {
+        "MAILKIT_DEMO_PASSWORD": CANARY,
+        "XDG_DATA_HOME": str(tmp_path / "data"),  # profiles and a demo server of its own
+        "MAILKIT_NOTEBOOK_DIR": str(work),
+        "MAILKIT_SECRETS_PASSPHRASE": PASSPHRASE,
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",  # never the real keyring
+        "MAILKIT_PROFILE": "",
+        **extra,
+    }
+
+
+def assert_no_secret_in_files(root: Path, secrets: tuple[str, ...]) -> int:
+    """No secret, in any encoding, in any file under ``root``; returns how many were searched."""
+    files = file_contents(root)
+    for secret in secrets:
+        for form in {*encoded_forms(secret), *(f.encode() for f in leak_forms(secret))}:
+            for name, data in files.items():
+                assert form not in data, f"a secret reached {name} as {form!r}"
+    return len(files)
 
 
 def leak_forms(secret: str) -> list[str]:
@@ -56,11 +91,34 @@ def test_there_are_notebooks_and_they_are_committed_clean() -> None:
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("01-onboarding.ipynb", ["accepted", "stored: True", "app_password_required"]),
-        ("02-test-sends.ipynb", ["basic_auth_disabled", "greylisted", "Test message accepted"]),
+        (
+            "01-onboarding.ipynb",
+            [
+                "Created the profile 'demo'",
+                "Secrets are kept in the encrypted file",
+                "accepted",
+                "stored: True",
+                "app_password_required",
+                "Accounting's own password stored: True",
+                "Testing Accounting",
+                "their own account",
+            ],
+        ),
+        (
+            "02-test-sends.ipynb",
+            [
+                "the profile 'demo'",
+                "Secrets are kept in the encrypted file",
+                "basic_auth_disabled",
+                "greylisted",
+                "Test message accepted",
+            ],
+        ),
         (
             "03-audit-users.ipynb",
             [
+                "Created the profile 'demo-acme'",
+                "Secrets are kept in the encrypted file",
                 "rows refused",
                 "invalid-address",
                 "gmail-password-auth",
@@ -69,19 +127,22 @@ def test_there_are_notebooks_and_they_are_committed_clean() -> None:
                 "test-failed, test-stale",
             ],
         ),
-        ("06-migrate-legacy.ipynb", ["SMTPServerName", "moved to the secret store"]),
+        (
+            "06-migrate-legacy.ipynb",
+            [
+                "Created the profile 'demo-migrated'",
+                "Secrets are kept in the encrypted file",
+                "SMTPServerName",
+                "moved to the secret store",
+                "is a password stored there? True",
+            ],
+        ),
     ],
 )
 def test_notebook_runs_unattended_and_keeps_secrets(
     name: str, expected: list[str], tmp_path: Path
 ) -> None:
-    work = tmp_path / "work"
-    work.mkdir()
-    env = {
-        "MAILKIT_DEMO_PASSWORD": CANARY,
-        "XDG_DATA_HOME": str(tmp_path / "data"),  # a demo server of its own
-        "MAILKIT_NOTEBOOK_DIR": str(work),
-    }
+    env = kit_env(tmp_path)
     executed = run_notebook(NOTEBOOKS / name, cwd=NOTEBOOKS, env=env, timeout=120)
     saved = tmp_path / name
     write_notebook(executed, saved)
@@ -89,32 +150,55 @@ def test_notebook_runs_unattended_and_keeps_secrets(
     outputs = saved_outputs_text(executed)
     for word in expected:
         assert word in outputs, f"{name}: expected {word!r} in the outputs"
-    for secret in (CANARY, *LEGACY_SECRETS):
+    for secret in (CANARY, PASSPHRASE, *LEGACY_SECRETS):
         for form in leak_forms(secret):
             assert form not in text, f"{name}: a secret reached the saved notebook as {form!r}"
     json.loads(text)  # still a valid notebook
+    profiles = tmp_path / "data" / "mailkit"
+    assert list(profiles.glob("*.secrets")), "the secrets went to the encrypted file store"
+    assert assert_no_secret_in_files(profiles, (CANARY, PASSPHRASE, *LEGACY_SECRETS)) > 2
 
 
-def test_the_onboarding_notebook_saved_a_profile(tmp_path: Path) -> None:
-    """The newcomer's result is real: an org and two users in the profile, a green history."""
-    from mailkit.store import Store
+def test_the_onboarding_profile_stays_across_kernel_restarts(tmp_path: Path) -> None:
+    """Two runs, two kernels: the second reopens the profile the first saved, and adds to it."""
+    from mailkit.profiles import open_profile
+    from mailkit.secrets import FileSecretStore, secret_key
 
-    work = tmp_path / "work"
-    work.mkdir()
-    env = {
-        "MAILKIT_DEMO_PASSWORD": CANARY,
-        "XDG_DATA_HOME": str(tmp_path / "data"),
-        "MAILKIT_NOTEBOOK_DIR": str(work),
-    }
-    run_notebook(NOTEBOOKS / "01-onboarding.ipynb", cwd=NOTEBOOKS, env=env, timeout=120)
-    with Store.open(work / "onboarding.sqlite", profile="onboarding") as store:
+    env = kit_env(tmp_path)
+    first = saved_outputs_text(
+        run_notebook(NOTEBOOKS / "01-onboarding.ipynb", cwd=NOTEBOOKS, env=env, timeout=120)
+    )
+    assert "Created the profile 'demo'" in first
+    assert "the organisation's server: not set yet" in first
+    again = saved_outputs_text(
+        run_notebook(NOTEBOOKS / "01-onboarding.ipynb", cwd=NOTEBOOKS, env=env, timeout=120)
+    )
+    path = tmp_path / "data" / "mailkit" / "demo.sqlite"
+    assert f"Reopened the profile 'demo' at {path}" in again
+    assert "It holds 3 user(s); the organisation's server: localhost:" in again
+
+    with open_profile(path) as store:
         org = store.get_org()
         codes = {user.user_code for user in store.users()}
         history = store.history_frame()
     assert org.host == "localhost"
     assert {"ann", "accounting"} <= codes
-    assert bool(history["ok"].any())
-    assert CANARY not in (work / "onboarding.sqlite").read_bytes().decode("latin-1")
+    assert int(history["ok"].sum()) >= 4  # the org's and Accounting's sends, twice
+    secrets = FileSecretStore(path.with_suffix(".secrets"), passphrase=PASSPHRASE)
+    assert secrets.get(secret_key("demo", "accounting")) is not None  # typed in the user form
+    assert secrets.get(secret_key("demo", "org")) is not None
+
+
+def test_a_locked_secrets_file_stops_the_notebook_with_what_to_do(tmp_path: Path) -> None:
+    """No keyring, no passphrase: a clear stop at the unlock cell, never a silent fallback."""
+    env = kit_env(tmp_path, MAILKIT_SECRETS_PASSPHRASE="")
+    with pytest.raises(NotebookError) as stopped:
+        run_notebook(NOTEBOOKS / "01-onboarding.ipynb", cwd=NOTEBOOKS, env=env, timeout=120)
+    cell = stopped.value.notebook.cells[stopped.value.cell_index or 0]
+    assert "unlock.require()" in cell.source
+    assert "SecretsLockedError" in str(stopped.value)
+    assert "press Unlock" in str(stopped.value)
+    assert not list((tmp_path / "data" / "mailkit").glob("*.secrets"))
 
 
 #: What the fake provider's tokens, device codes and authorization codes start with.

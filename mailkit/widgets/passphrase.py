@@ -16,7 +16,12 @@ from typing import Any
 
 import ipywidgets as widgets  # type: ignore[import-untyped]
 
-from mailkit.errors import EmptySecretError, SecretMismatchError, SecretStoreError
+from mailkit.errors import (
+    EmptySecretError,
+    SecretMismatchError,
+    SecretsLockedError,
+    SecretStoreError,
+)
 from mailkit.secrets import PASSPHRASE_ENV, FileSecretStore, Secret, SecretStore
 from mailkit.widgets.common import (
     DESCRIPTION_WIDTH,
@@ -71,6 +76,17 @@ class PassphrasePanel(Panel):
     @property
     def unlocked(self) -> bool:
         return self.file is None or self.file.is_unlocked
+
+    def require(self) -> None:
+        """Stop a notebook's Run All here, with what to do, while the secrets are locked.
+
+        Better one clear stop than every later cell failing on the first secret it needs.
+        """
+        if not self.unlocked:
+            raise SecretsLockedError(
+                f"{self.secrets.name} is locked: type its passphrase in the panel above, press "
+                "Unlock, then run the cells below again"
+            )
 
     def show(self) -> None:
         """Draw the panel for the store's state now (unlocked elsewhere, say, or a new file)."""

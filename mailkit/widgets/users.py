@@ -357,10 +357,11 @@ class UserForm(Form):
 class UsersPanel(Panel):
     """The users of ``store`` in a list; picking one opens it in the :class:`UserForm` below.
 
+    With ``secrets`` the form takes each user's own password too (see :class:`UserForm`).
     Attributes: ``list`` (the Select; its value is a user code), ``new_button``, ``form``.
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, secrets: SecretStore | None = None) -> None:
         self.store = store
         self.list: Any = widgets.Select(
             description="Users",
@@ -371,7 +372,7 @@ class UsersPanel(Panel):
         self.new_button: Any = widgets.Button(description="New user", icon="user-plus")
         self.refresh_button: Any = widgets.Button(description="Reload", icon="refresh")
         self.summary: Any = widgets.HTML()
-        self.form = UserForm(store)
+        self.form = UserForm(store, secrets=secrets)
         self._quiet = False
         self.list.observe(self._picked, names="value")
         self.new_button.on_click(lambda _button: self.new())
