@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from mailkit.faces import password_home, render, setting
+from mailkit.faces import FIELDS, password_home, render, setting
 from mailkit.outcome import Cause, Diagnosis, Failure, Kind, Phase, SendContext, Signal
 from mailkit.providers import (
     Mismatch,
@@ -485,8 +485,9 @@ def _plaintext_auth_refused(f: Facts) -> Advice:
 
 
 def _dns_failure(f: Facts) -> Advice:
-    temporary = _TEMPORARY_DNS(f)
-    meant = None if temporary else f.suggested_host
+    # A name one slip from a provider's will not resolve tomorrow either: the typo comes first.
+    meant = f.suggested_host
+    temporary = _TEMPORARY_DNS(f) and meant is None
     explanation = f"The server name {f.context.host!r} could not be turned into an address. " + (
         "The DNS server did not answer in time, which usually passes."
         if temporary
@@ -1430,7 +1431,7 @@ def _command_timeout(f: Facts) -> Advice:
         f"The server did not answer during {_STEP[phase]} within the timeout.{safe}",
         (
             "Test again in a few minutes.",
-            f"If the server is just slow, raise {_S.command_timeout} in the organisation settings.",
+            f"If the server is just slow, raise {_S.command_timeout}.",
         ),
     )
 
@@ -1438,13 +1439,15 @@ def _command_timeout(f: Facts) -> Advice:
 def _server_error(f: Facts) -> Advice:
     if f.failure.signal is Signal.MISSING:
         named = _first_word(f.detail)
-        setting = getattr(_S, named, None) if named and not named.startswith("_") else None
-        setting = setting or named or "the setting"
+        known = named in FIELDS
+        name = setting(named) if known else named or "the setting"
+        # The sender names the setting in Python ("from_address: ..."); each face its own way.
+        detail = name + f.detail.strip()[len(named) :] if known else f.detail
         return Advice(
             "A setting is missing or not valid",
             "The send cannot start: a setting it needs is missing or not valid"
-            + (f" ({f.detail})." if f.detail else "."),
-            (f"Fill in or correct {setting} for this user or the organisation, then test again.",),
+            + (f" ({detail})." if detail else "."),
+            (f"Fill in or correct {name} for this user or the organisation, then test again.",),
         )
     if f.failure.signal is Signal.NOT_OFFERED and _first_word(f.detail) == "smtputf8":
         return Advice(
@@ -1972,6 +1975,7 @@ _ENVELOPE = at(Phase.MAIL, Phase.RCPT, Phase.DATA, Phase.END_OF_DATA)
 _NO_MECHS = When(lambda f: not f.failure.auth_mechanisms)
 # 465 is the implicit-TLS port; the sender's probe says so for any port that answers TLS.
 _TLS_PORT = port_is(465) | detail_says("implicit tls")
+_TYPO = When(lambda f: f.suggested_host is not None)
 _TEMPORARY_DNS = detail_says("temporary", "try again", "timed out", "timeout")
 
 _VERIFY = sig(Signal.TLS_VERIFY)
@@ -2099,7 +2103,7 @@ RULES: tuple[Rule, ...] = (
     Rule(Cause.SETTING_INVALID, CONFIG, sig(MISSING) & names("ca_file"), _ca_file_invalid),
     Rule(Cause.PLAINTEXT_AUTH_REFUSED, CONFIG, sig(POLICY), _plaintext_auth_refused),
     # -- reaching the server (whatever phase the sender names)
-    Rule(Cause.DNS_FAILURE, TRANSIENT, sig(Signal.DNS) & _TEMPORARY_DNS, _dns_failure),
+    Rule(Cause.DNS_FAILURE, TRANSIENT, sig(Signal.DNS) & _TEMPORARY_DNS & ~_TYPO, _dns_failure),
     Rule(Cause.DNS_FAILURE, CONFIG, sig(Signal.DNS), _dns_failure),
     Rule(Cause.CONNECTION_REFUSED, CONFIG, sig(Signal.REFUSED), _connection_refused),
     Rule(Cause.NETWORK_UNREACHABLE, TRANSIENT, sig(Signal.UNREACHABLE), _network_unreachable),

@@ -81,7 +81,7 @@ FIELDS: dict[str, FieldWords] = {
 _DESCRIBED = frozenset({"api_url", "secrets"})
 
 _OPEN, _CLOSE = "\x1e", "\x1f"
-_REFERENCE = re.compile(f"{_OPEN}([a-z_]+)(?::([a-z]+))?{_CLOSE}")
+_REFERENCE = re.compile(f"{_OPEN}([a-z0-9_]+)(?::([a-z]+))?{_CLOSE}")
 _STORE_REF = "password_home"
 
 
@@ -155,12 +155,14 @@ def _password_home(face: Face, where: Where) -> str:
         )
     if face is Face.WIDGET:
         if where.account is None:
-            form = "the user form (or the organisation's password panel)"
-        elif where.is_user:
-            form = f"the user form of {where.account}"
-        else:
-            form = "the organisation's password panel"
-        return f"the Password and Confirm fields of {form}, then Save password"
+            return (
+                "the Password and Confirm fields of the user form (Save user), or of the "
+                "organisation's password panel (Save password)"
+            )
+        fields = "the Password and Confirm fields of"
+        if where.is_user:
+            return f"{fields} the user form of {where.account}, then Save user"
+        return f"{fields} the organisation's password panel, then Save password"
     profile = repr(where.profile or "default")
     account = repr(where.account) if where.account else "ACCOUNT"
     return f"secrets.set_password(secret_key({profile}, {account}), password, confirmation)" + (

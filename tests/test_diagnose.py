@@ -138,6 +138,9 @@ CASES: tuple[Case, ...] = (
          "service not known"), Cause.DNS_FAILURE, CONFIG,
          context=replace(CTX, host="smtp.gmial.com"), title=("did you mean smtp.gmail.com?",),
          fix=("host to smtp.gmail.com",)),
+    Case("dns typo while the resolver is down", F(P.CONNECT, S.DNS, detail="Temporary failure "
+         "in name resolution"), Cause.DNS_FAILURE, CONFIG,
+         context=replace(CTX, host="smtp.office356.com"), fix=("smtp.office365.com",)),
     Case("dns temporary", F(P.CONNECT, S.DNS, detail="Temporary failure in name resolution"),
          Cause.DNS_FAILURE, TRANSIENT, explanation=("did not answer in time",)),
     Case("refused", F(P.CONNECT, S.REFUSED, detail="[Errno 111] Connection refused"),

@@ -764,9 +764,9 @@ class SmtpTestSender:
             Phase.CONNECT,
         )
         override = (
-            f"every reply waits the {plan.command_timeout:g} s set by command_timeout or --timeout"
+            f"every reply waits the {plan.command_timeout:g} s of the command timeout"
             if plan.command_timeout is not None
-            else "mailkit's defaults; command_timeout or --timeout sets one wait for every reply"
+            else "mailkit's defaults; a command timeout sets one wait for every reply"
         )
         self.recorder.info(f"waits: {self.waits.describe()} ({override})", Phase.CONNECT)
         smtp = SMTP(
