@@ -55,7 +55,7 @@ def summary(findings: pd.DataFrame) -> pd.DataFrame:
     ``findings`` sums to the number of findings; ``users`` counts each user once per rule (see
     :func:`affected_users`), so it is the number of users a fix of that rule touches.
     """
-    columns = {"rule": str, "severity": str, "findings": "int64", "users": "int64"}
+    columns: dict[str, Any] = {"rule": str, "severity": str, "findings": "int64", "users": "int64"}
     if findings.empty:
         return pd.DataFrame({c: [] for c in columns}).astype(columns)
     groups = findings.groupby(["rule", "severity"], sort=False)["user_code"]
