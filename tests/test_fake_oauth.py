@@ -17,6 +17,7 @@ import threading
 import webbrowser
 from collections.abc import Iterator
 from email.message import EmailMessage
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -994,3 +995,137 @@ def test_with_demo_ca_writes_only_the_ca_and_listens_on_loopback(tmp_path: Path)
             fake.check_token(tokens["access_token"], {GRAPH_SEND})
         assert rejected.value.reason == "insufficient_scope"
     assert not fake.running
+
+
+# --------------------------------------------------------------------------- the consent page
+
+
+def browser_sign_in(fake: FakeOAuthProvider, scopes: list[str]) -> GoogleSignIn:
+    """A Google sign-in whose URL is the plain-HTTP consent page a browser opens."""
+    sign_in = GoogleSignIn(fake, scopes)
+    sign_in.url = sign_in.url.replace(fake.base_url, fake.browser_url, 1)
+    return sign_in
+
+
+def plain(method: str, url: str, form: dict[str, str] | None = None) -> requests.Response:
+    """A browser without the demo CA: plain HTTP, no redirects followed."""
+    with requests.Session() as browser:
+        browser.trust_env = False
+        return browser.request(method, url, data=form, allow_redirects=False, timeout=10)
+
+
+def consent_ticket(page: str) -> str:
+    reader = _FormFields()
+    reader.feed(page)
+    return reader.fields["ticket"]
+
+
+class _FormFields(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields: dict[str, str] = {}
+        self.action = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "form":
+            self.action = values.get("action") or ""
+        if tag == "input" and values.get("type") == "hidden":
+            self.fields[values.get("name") or ""] = values.get("value") or ""
+
+
+def test_the_consent_page_is_plain_http_on_loopback_and_asks_first(
+    fake_oauth: FakeOAuthProvider,
+) -> None:
+    assert urlsplit(fake_oauth.browser_url).scheme == "http"
+    assert urlsplit(fake_oauth.browser_url).hostname == "127.0.0.1"
+    sign_in = browser_sign_in(fake_oauth, [GMAIL_SEND, MAIL_GOOGLE])
+    page = plain("GET", sign_in.url)
+    assert page.status_code == 200  # a page, not a redirect: nothing is granted yet
+    assert page.headers["Content-Type"].startswith("text/html")
+    assert page.headers["X-Frame-Options"] == "DENY"
+    for text in ("Approve", "Deny", DEMO_USER, "Send email on your behalf (Gmail API)", GMAIL_SEND):
+        assert text in page.text
+    assert "https://" not in page.text.replace(GMAIL_SEND, "").replace(MAIL_GOOGLE, "")
+    assert fake_oauth.issued_tokens() == []
+
+    ticket = consent_ticket(page.text)
+    approved = plain(
+        "POST", f"{fake_oauth.browser_url}/consent", {"ticket": ticket, "decision": "approve"}
+    )
+    assert approved.status_code == 302
+    landed = query(approved.headers["Location"])
+    assert approved.headers["Location"].startswith(sign_in.redirect_uri + "?")
+    assert landed["state"] == sign_in.state
+    with session(fake_oauth.ca_file) as http:  # the code is redeemed on HTTPS as ever
+        response = sign_in.exchange(http, landed["code"])
+    assert response.status_code == 200, response.text
+
+    again = plain(
+        "POST", f"{fake_oauth.browser_url}/consent", {"ticket": ticket, "decision": "approve"}
+    )
+    assert again.status_code == 400  # a ticket answers once
+    assert "expired or was already answered" in again.text
+
+
+def test_deny_on_the_consent_page_sends_access_denied(fake_oauth: FakeOAuthProvider) -> None:
+    sign_in = browser_sign_in(fake_oauth, [GMAIL_SEND])
+    ticket = consent_ticket(plain("GET", sign_in.url).text)
+    unknown = plain("POST", f"{fake_oauth.browser_url}/consent", {"ticket": ticket})
+    assert unknown.status_code == 400  # neither button: ask again, the ticket stays good
+    denied = plain(
+        "POST", f"{fake_oauth.browser_url}/consent", {"ticket": ticket, "decision": "deny"}
+    )
+    assert denied.status_code == 302
+    assert query(denied.headers["Location"]) == {"error": "access_denied", "state": sign_in.state}
+    assert visit(sign_in.url, fake_oauth.ca_file, press="deny").startswith(sign_in.redirect_uri)
+    assert fake_oauth.issued_tokens() == []
+
+
+def test_an_unanswered_consent_page_expires(fake_oauth: FakeOAuthProvider) -> None:
+    sign_in = browser_sign_in(fake_oauth, [GMAIL_SEND])
+    ticket = consent_ticket(plain("GET", sign_in.url).text)
+    with fake_oauth._lock:
+        fake_oauth._pending[ticket].expires_at = 0.0
+    late = plain(
+        "POST", f"{fake_oauth.browser_url}/consent", {"ticket": ticket, "decision": "approve"}
+    )
+    assert late.status_code == 400
+
+
+def test_visit_presses_approve_on_either_port(fake_oauth: FakeOAuthProvider) -> None:
+    for sign_in in (browser_sign_in(fake_oauth, [MAIL_GOOGLE]), GoogleSignIn(fake_oauth, [])):
+        landed = query(visit(sign_in.url, fake_oauth.ca_file))
+        assert landed["state"] == sign_in.state
+        assert landed["code"].startswith("fake-code-")
+
+
+def test_the_plain_http_port_serves_no_tokens_or_apis(fake_oauth: FakeOAuthProvider) -> None:
+    sign_in = GoogleSignIn(fake_oauth, [GMAIL_SEND])
+    code = query(visit(sign_in.url, fake_oauth.ca_file))["code"]
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": sign_in.redirect_uri,
+        "code_verifier": sign_in.verifier,
+        "client_id": GOOGLE_CLIENT_ID,
+        "client_secret": GOOGLE_CLIENT_SECRET,
+    }
+    for path in (
+        "/token",
+        "/revoke",
+        f"/{DEMO_TENANT}/oauth2/v2.0/token",
+        f"/{DEMO_TENANT}/oauth2/v2.0/devicecode",
+        "/gmail/v1/users/me/messages/send",
+        "/v1.0/me/sendMail",
+    ):
+        refused = plain("POST", f"{fake_oauth.browser_url}{path}", form)
+        assert refused.status_code == 404, path
+        assert fake_oauth.base_url in refused.json()["error_description"]
+    config = plain(
+        "GET", f"{fake_oauth.browser_url}/{DEMO_TENANT}/v2.0/.well-known/openid-configuration"
+    )
+    assert config.status_code == 404
+    assert fake_oauth.issued_tokens() == []  # the code was never redeemed over plain HTTP
+    with session(fake_oauth.ca_file) as http:
+        assert sign_in.exchange(http, code).status_code == 200
