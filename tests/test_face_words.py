@@ -165,6 +165,19 @@ def test_where_to_store_a_password_names_the_command_the_form_or_the_call() -> N
     )
 
 
+def test_the_cli_command_for_a_password_is_one_the_cli_accepts() -> None:
+    """The words name a real command: parse what they say, both ways of giving the password."""
+    said = render(password_home(), Face.CLI, Where(profile="acme", account="ann@example.com"))
+    command, _, alternative = said.partition(" (or ")
+    argv = command.split()
+    assert argv[:3] == ["mailkit", "secret", "set"]
+    args = build_parser().parse_args(argv[1:])
+    assert (args.profile, args.user, args.password_stdin) == ("acme", "ann@example.com", True)
+    flag, name = alternative.rstrip(")").split()
+    with_env = [a for a in argv[1:] if a != "--password-stdin"] + [flag, name]
+    assert build_parser().parse_args(with_env).password_env == "NAME"
+
+
 # --------------------------------------------------------------------------- every diagnosis
 
 
@@ -322,6 +335,40 @@ def test_a_user_without_her_own_password_is_told_to_store_it_with_mailkit_secret
     assert "for ann@example.com" in out
     assert python_names(out + err) == []
     assert smtp_server.messages == []
+
+
+def test_a_cloud_user_without_her_own_password_is_not_sent_as_the_org(
+    smtp_server: MailServer, tmp_path: Path
+) -> None:
+    """Cloud edition: the user code is the account, so its password is the user's own; with
+    none stored the send goes without AUTH and the server's refusal is a missing password."""
+    smtp_server.require_auth = True
+    db = tmp_path / "cloud.sqlite"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnsafeSettingWarning)
+        org = OrgSettings(
+            edition="cloud",
+            host=smtp_server.host,
+            port=smtp_server.starttls_port,
+            security="starttls",
+            auth="auto",
+            username=smtp_server.user,
+            ca_file=str(smtp_server.ca_file),
+            from_address="it@example.com",
+        )
+    with Store.open(db, create=True) as store:
+        store.set_org(org)
+        store.put_user(UserSettings(user_code="ann@example.com"))
+        profile = store.profile_name
+    code, out, err = run(
+        "test", "--profile", str(db), "--user", "ann@example.com", "--to", "bob@example.org",
+        "--secrets", "memory",
+    )  # fmt: skip
+    assert code == EXIT_SENDER, err + out
+    assert "password_missing" in out
+    assert f"--profile {profile} --user ann@example.com --password-stdin" in out
+    assert python_names(out + err) == []
+    assert smtp_server.auth_log == []  # no sign-in at all, least of all as the org
 
 
 def test_a_password_mechanism_without_a_password_is_caught_before_connecting(
