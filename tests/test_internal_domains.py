@@ -21,7 +21,8 @@ from smtpd_servers import MailServer
 from mailkit.audit import audit
 from mailkit.cli import EXIT_OK, main
 from mailkit.legacy import migrate
-from mailkit.secrets import Secret
+from mailkit.outcome import Cause
+from mailkit.secrets import MemorySecretStore, Secret, accounts_with_secret, secret_key
 from mailkit.settings import OrgSettings, Profile, UserSettings, internal_suffix, validate
 from mailkit.store import Store
 from mailkit.testsend import send_test
@@ -211,3 +212,49 @@ def test_an_internal_address_is_never_an_invalid_one() -> None:
                      pd.DataFrame(rows))  # fmt: skip
     invalid = set(findings.loc[findings["rule"] == "invalid-address", "user_code"])
     assert invalid == {"c", "d"}
+
+
+def test_cloud_user_signs_in_with_their_own_password_never_the_orgs(
+    smtp_server: MailServer,
+) -> None:
+    """Cloud edition (issue 10): the user code is the account, and only its own password is
+    used. The org's valid password is stored too, and must not be tried."""
+    smtp_server.require_auth = True
+    code = smtp_server.user  # an address in .test, the server's account
+    org = OrgSettings(
+        edition="cloud",
+        host=HOST,
+        port=smtp_server.starttls_port,
+        security="starttls",
+        username="it@corp.local",
+        from_address="it@corp.local",
+        ca_file=str(smtp_server.ca_file),
+    )
+    user = UserSettings(user_code=code, username="it@corp.local")  # ignored in the cloud
+    secrets = MemorySecretStore()
+    secrets.set(secret_key("default", "org"), Secret(smtp_server.password))
+
+    refused = send_test(org, user, to=[RECIPIENT], secrets=secrets)
+    assert not refused.ok
+    assert refused.diagnosis is not None
+    assert refused.diagnosis.cause is Cause.PASSWORD_MISSING
+    assert smtp_server.auth_mechanisms_used == []
+    assert smtp_server.messages == []
+    findings = audit(
+        org,
+        pd.DataFrame([user.model_dump()]),
+        accounts_with_secret=accounts_with_secret(secrets, "default", ["org", code]),
+    )
+    assert set(findings["rule"]) >= {"cloud-user-password", "cloud-account-ignored"}
+
+    secrets.set(secret_key("default", code), Secret(smtp_server.password))
+    sent = send_test(org, user, to=[RECIPIENT], secrets=secrets)
+    assert sent.ok, sent.diagnosis
+    (message,) = smtp_server.messages
+    assert (message.auth_user, message.mail_from) == (code, code)
+    findings = audit(
+        org,
+        pd.DataFrame([user.model_dump()]),
+        accounts_with_secret=accounts_with_secret(secrets, "default", ["org", code]),
+    )
+    assert "cloud-user-password" not in set(findings["rule"])
