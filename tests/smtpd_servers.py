@@ -1680,3 +1680,173 @@ def scenario_names() -> list[str]:
 def scenario_options(name: str) -> list[str]:
     """The keyword options a scenario takes (besides the TLS material)."""
     return list(inspect.signature(SCENARIOS[name]).parameters)[1:]
+
+
+# --------------------------------------------------------------------------------------------
+# Hostile servers: echoed secrets, 421 anywhere, replies that do not pair with commands
+
+
+#: The verbs a hostile reply can replace, in dialog order (``GREETING``, ``AUTH_RESULT`` and
+#: ``END_OF_DATA`` are the pseudo-verbs of :class:`Script`).
+HOSTILE_VERBS = (
+    "GREETING",
+    "EHLO",
+    "STARTTLS",
+    "AUTH_RESULT",
+    "MAIL",
+    "RCPT",
+    "DATA",
+    "END_OF_DATA",
+    "QUIT",
+)
+#: The reply each verb gets from a good server: a hostile ``prefix`` keeps it as the last line.
+_GOOD_REPLY = {
+    "GREETING": "220 mail.example.test ESMTP",
+    "EHLO": "",  # the script's own EHLO reply
+    "STARTTLS": "220 2.0.0 Ready to start TLS",
+    "AUTH_RESULT": "235 2.7.0 Authentication successful",
+    "MAIL": "250 2.1.0 Ok",
+    "RCPT": "250 2.1.5 Ok",
+    "DATA": "354 End data with <CR><LF>.<CR><LF>",
+    "END_OF_DATA": "250 2.0.0 Ok: queued as 4F2A1C0B7E",
+    "QUIT": "221 2.0.0 Bye",
+}
+
+
+def _hostile_actions(tls: TLSMaterial, verb: str, data: bytes) -> dict[str, Sequence[Action]]:
+    """``data`` (raw bytes) sent where ``verb``'s reply goes, followed by what a good server
+    would do next when ``data`` leaves the reply open (a ``prefix`` of continuation lines)."""
+    context = tls.server.server_context()
+    good = _GOOD_REPLY[verb].encode()
+    completes = not data.endswith(b"-") and not _is_prefix(data)
+    tail = b"" if completes else good + b"\r\n"
+    if verb == "GREETING":
+        return {"GREETING": (Raw(data + tail),)}
+    if verb == "EHLO":
+        after: tuple[Action, ...] = () if completes else (EhloReply(),)
+        return {"EHLO": (Raw(data), *after)}
+    if verb == "STARTTLS":
+        if completes:
+            return {"STARTTLS": (Raw(data),)}
+        return {"STARTTLS": (StartTLS(context, data + tail),)}
+    if verb == "DATA":
+        end = Reply(_GOOD_REPLY["END_OF_DATA"])
+        if completes:
+            return {"DATA": (Raw(data), ReadBody(), end)}
+        return {"DATA": (Raw(data + tail), ReadBody(), end)}
+    if verb == "END_OF_DATA":
+        return {"END_OF_DATA": (Raw(data + tail),)}
+    if verb == "QUIT":
+        return {"QUIT": (Raw(data + tail), Close())}
+    return {verb: (Raw(data + tail),)}
+
+
+def _is_prefix(data: bytes) -> bool:
+    """Whether ``data`` is only continuation lines (``NNN-...``): the reply is still open."""
+    lines = data.split(b"\r\n")
+    return (
+        bool(lines)
+        and lines[-1] == b""
+        and all(len(line) > 3 and line[:3].isdigit() and line[3:4] == b"-" for line in lines[:-1])
+    )
+
+
+@scenario("hostile_reply")
+def _hostile_reply(
+    tls: TLSMaterial,
+    verb: str = "AUTH_RESULT",
+    data: bytes = b"535 5.7.8 Authentication failed for password canary-Pw-5x!Q\r\n",
+) -> Scenario:
+    """Any bytes where one verb's reply goes: an echoed secret, continuation lines in front of
+    the good reply (``NNN-...\\r\\n`` only), a final error reply, or a line that is no reply."""
+    if verb not in HOSTILE_VERBS:
+        raise ValueError(f"verb must be one of {HOSTILE_VERBS}, not {verb!r}")
+    on = _hostile_actions(tls, verb, data)
+    greeting = on.pop("GREETING", Script().greeting)
+    return Scenario(
+        "hostile_reply",
+        f"the reply to {verb} is replaced by given bytes (default: a 535 echoing the password)",
+        _tls(tls, greeting=greeting, on=on),
+        Expectation(Phase.AUTH, Signal.REPLY, Cause.BAD_CREDENTIALS),
+    )
+
+
+_VERB_PHASE = {
+    "EHLO": Phase.EHLO,
+    "STARTTLS": Phase.STARTTLS,
+    "AUTH_RESULT": Phase.AUTH,
+    "MAIL": Phase.MAIL,
+    "RCPT": Phase.RCPT,
+    "DATA": Phase.DATA,
+    "END_OF_DATA": Phase.END_OF_DATA,
+}
+
+
+@scenario("closing_421")
+def _closing_421(tls: TLSMaterial, verb: str = "MAIL") -> Scenario:
+    """421 (RFC 5321 3.8: the server closes the channel) as the reply to ``verb``, then close."""
+    phase = _VERB_PHASE[verb]
+    closing = (Reply("421 4.7.0 mail.example.test Error: too many errors, closing"), Close())
+    if verb == "DATA":
+        closing = (Reply("421 4.3.2 Service shutting down, closing transmission channel"), Close())
+    return Scenario(
+        "closing_421",
+        f"{verb} answered 421 and the connection closed",
+        _tls(tls, on={verb: closing}),
+        Expectation(phase, Signal.REPLY, Cause.SERVICE_UNAVAILABLE),
+    )
+
+
+@scenario("duplicate_rcpt_reply")
+def _duplicate_rcpt_reply(tls: TLSMaterial, pipelining: bool = True) -> Scenario:
+    """RCPT TO answered twice: a client pairing replies with commands one by one would take the
+    second 250 for DATA's answer and wait for one that already came."""
+    extensions = ("PIPELINING",) if pipelining else ()
+    return Scenario(
+        "duplicate_rcpt_reply",
+        "every RCPT TO gets two 250 replies" + (" (PIPELINING offered)" if pipelining else ""),
+        _tls(
+            tls,
+            extensions=(*extensions, "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8"),
+            on={"RCPT": (Raw(b"250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n"),)},
+        ),
+        Expectation(Phase.RCPT, Signal.MALFORMED, Cause.MALFORMED_REPLY),
+    )
+
+
+@scenario("garbage_after_dot")
+def _garbage_after_dot(tls: TLSMaterial, reply: bytes = b"garbage, not a reply\r\n") -> Scenario:
+    return Scenario(
+        "garbage_after_dot",
+        "the whole message is read, then the final dot gets a line that is not SMTP",
+        _tls(tls, on={"END_OF_DATA": (Raw(reply),)}),
+        Expectation(Phase.END_OF_DATA, Signal.MALFORMED, Cause.OUTCOME_UNKNOWN),
+    )
+
+
+@scenario("silent_at")
+def _silent_at(tls: TLSMaterial, verb: str = "EHLO", hang: float = 15.0) -> Scenario:
+    """No answer to ``verb`` (STARTTLS, EHLO, MAIL, RCPT, DATA) until the client gives up."""
+    return Scenario(
+        "silent_at",
+        f"never answers {verb}",
+        _tls(tls, on={verb: (Hang(hang),)}),
+        Expectation(Phase(verb.lower()), Signal.TIMEOUT, Cause.COMMAND_TIMEOUT),
+    )
+
+
+@scenario("silent_quit")
+def _silent_quit(tls: TLSMaterial, hang: float = 15.0, pipelining: bool = True) -> Scenario:
+    """Accepts the message, then never answers QUIT: pipelined behind the message when the
+    server offers PIPELINING, alone otherwise."""
+    extensions = ("PIPELINING",) if pipelining else ()
+    return Scenario(
+        "silent_quit",
+        "a good server that never answers QUIT" + (" (PIPELINING offered)" if pipelining else ""),
+        _tls(
+            tls,
+            extensions=(*extensions, "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8"),
+            on={"QUIT": (Hang(hang),)},
+        ),
+        None,
+    )
