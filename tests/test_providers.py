@@ -12,10 +12,14 @@ from mailkit.providers import (
     PROVIDERS,
     Endpoint,
     Provider,
+    damerau_levenshtein,
     provider_by_id,
     provider_for_domain,
     provider_for_host,
     provider_for_mx,
+    provider_mismatch,
+    suggest_host,
+    typo_budget,
 )
 from mailkit.settings import AuthType, Security, port_security_conflict
 
@@ -257,3 +261,157 @@ def test_lookups_never_raise(host: str, address: str | None) -> None:
     provider_for_host(host, address)
     provider_for_domain(host)
     provider_for_mx([host, address or ""])
+
+
+# ------------------------------------------------------------------ typos of provider hosts
+
+KNOWN_HOSTS = sorted(
+    {h for p in PROVIDERS for h in (p.smtp_host, *p.smtp_hosts) if not h.startswith("*.")}
+)
+HOST_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789.-"
+
+
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [
+        ("smtp.offic365.com", "smtp.office365.com"),  # a letter left out
+        ("smtp.office356.com", "smtp.office365.com"),  # two neighbours swapped
+        ("smtp.gmial.com", "smtp.gmail.com"),
+        ("smtp.gmai.com", "smtp.gmail.com"),
+        ("smtp.gmail.co", "smtp.gmail.com"),
+        ("smtp.gamil.con", "smtp.gmail.com"),  # two slips in a long name
+        ("smtp-mail.outlok.com", "smtp-mail.outlook.com"),
+        ("SMTP.Offic365.COM.", "smtp.office365.com"),  # case and the root dot do not matter
+        ("smtp.mail.yahooo.com", "smtp.mail.yahoo.com"),
+    ],
+)
+def test_a_host_a_typo_away_gets_the_providers_host(typo: str, meant: str) -> None:
+    assert suggest_host(typo) == meant
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        *KNOWN_HOSTS,
+        "SMTP.GMAIL.COM.",
+        "contoso-com.mail.protection.outlook.com",  # under a known pattern
+        "mail.example.com",
+        "smtp.corp.local",
+        "smtp.outlook.com",  # five edits from smtp-mail.outlook.com: not a typo
+        "smtp.yahoo.com",
+        "",
+    ],
+)
+def test_no_suggestion_for_a_known_or_unrelated_host(host: str) -> None:
+    assert suggest_host(host) is None
+
+
+@st.composite
+def one_slip(draw: st.DrawFn) -> tuple[str, str]:
+    """A known host with one typing slip: a letter dropped, doubled, changed, or two swapped."""
+    host = draw(st.sampled_from(KNOWN_HOSTS))
+    i = draw(st.integers(0, len(host) - 1))
+    kind = draw(st.sampled_from(["drop", "insert", "change", "swap"]))
+    char = draw(st.sampled_from(HOST_CHARS))
+    if kind == "drop":
+        typo = host[:i] + host[i + 1 :]
+    elif kind == "insert":
+        typo = host[:i] + char + host[i:]
+    elif kind == "change":
+        typo = host[:i] + char + host[i + 1 :]
+    else:
+        j = min(i + 1, len(host) - 1)
+        typo = host[:i] + host[j] + host[i] + host[j + 1 :] if j > i else host
+    return host, typo
+
+
+@given(one_slip())
+def test_one_slip_suggests_the_host_or_an_equally_near_one(pair: tuple[str, str]) -> None:
+    host, typo = pair
+    suggestion = suggest_host(typo)
+    if typo in KNOWN_HOSTS or provider_for_host(typo) is not None:
+        assert suggestion is None  # never for a real host, even one a slip from another
+        return
+    assert damerau_levenshtein(typo, host) <= 1
+    if suggestion is None:
+        # only when another known host is just as near: no guess beats a wrong one
+        rivals = [k for k in KNOWN_HOSTS if k != host and damerau_levenshtein(typo, k) <= 1]
+        assert rivals, typo
+    else:
+        assert damerau_levenshtein(typo, suggestion) <= damerau_levenshtein(typo, host)
+
+
+@given(st.text(alphabet=HOST_CHARS, max_size=30))
+def test_a_suggestion_is_always_a_known_host_within_the_typo_budget(host: str) -> None:
+    suggestion = suggest_host(host)
+    if suggestion is not None:
+        assert suggestion in KNOWN_HOSTS
+        assert suggestion != host.lower().rstrip(".")
+        assert (
+            0 < damerau_levenshtein(host.lower().rstrip("."), suggestion) <= typo_budget(suggestion)
+        )
+
+
+@given(st.text(alphabet="abcdef.", max_size=12), st.text(alphabet="abcdef.", max_size=12))
+def test_the_distance_is_symmetric_and_zero_only_for_equal_names(a: str, b: str) -> None:
+    assert damerau_levenshtein(a, b) == damerau_levenshtein(b, a)
+    assert (damerau_levenshtein(a, b) == 0) == (a == b)
+    assert damerau_levenshtein(a, b) <= max(len(a), len(b))
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "distance"),
+    [("gmail", "gmial", 1), ("office365", "office356", 1), ("ab", "ba", 1), ("abc", "ca", 3)],
+)
+def test_a_swap_of_neighbours_is_one_edit_both_ways(a: str, b: str, distance: int) -> None:
+    assert damerau_levenshtein(a, b) == damerau_levenshtein(b, a) == distance
+
+
+# ------------------------------------------------------------------ an account at another's host
+
+
+@pytest.mark.parametrize(
+    ("host", "username", "account", "server"),
+    [
+        ("smtp.gmail.com", "ann@outlook.com", "outlook_com", "google_workspace"),
+        ("smtp.gmail.com", "ann@hotmail.com", "outlook_com", "google_workspace"),
+        ("smtp.gmail.com", "ann@live.com", "outlook_com", "google_workspace"),
+        ("smtp.gmail.com", "ann@contoso.onmicrosoft.com", "microsoft365", "google_workspace"),
+        ("smtp.office365.com", "ann@gmail.com", "gmail", "microsoft365"),
+        ("smtp-mail.outlook.com", "ann@gmail.com", "gmail", "outlook_com"),
+        ("smtp.mail.yahoo.com", "ann@gmail.com", "gmail", "yahoo"),
+        ("SMTP.GMAIL.COM.", "Ann@Outlook.COM", "outlook_com", "google_workspace"),
+    ],
+)
+def test_credentials_of_one_provider_at_anothers_host(
+    host: str, username: str, account: str, server: str
+) -> None:
+    mismatch = provider_mismatch(host, username)
+    assert mismatch is not None
+    assert (mismatch.account.id, mismatch.server.id) == (account, server)
+
+
+@pytest.mark.parametrize(
+    ("host", "username"),
+    [
+        ("smtp.gmail.com", "ann@gmail.com"),
+        ("smtp.gmail.com", "ann@corp.example"),  # a company domain may be on Workspace
+        ("smtp.office365.com", "ann@contoso.com"),
+        ("smtp.office365.com", "ann@hotmail.com"),  # one vendor: Microsoft's own servers
+        ("smtp-mail.outlook.com", "ann@contoso.onmicrosoft.com"),
+        ("smtp.gmail.com", "ann@googlemail.com"),
+        ("mail.example.com", "ann@gmail.com"),  # a server mailkit does not know
+        ("smtp.gmail.com", "ann"),  # a user name that is not an address
+        ("smtp.gmail.com", None),
+    ],
+)
+def test_no_mismatch_where_the_account_may_belong(host: str, username: str | None) -> None:
+    assert provider_mismatch(host, username) is None
+
+
+@given(st.sampled_from(PROVIDERS), st.sampled_from(PROVIDERS))
+def test_a_mismatch_is_exactly_another_vendors_account(server: Provider, account: Provider) -> None:
+    for domain in account.domains:
+        mismatch = provider_mismatch(server.smtp_host, f"ann@{domain}")
+        same = account.id == server.id or (account.vendor and account.vendor == server.vendor)
+        assert (mismatch is None) == bool(same), (server.id, domain)
