@@ -617,7 +617,8 @@ RULES: Final[tuple[Rule, ...]] = (
         "missing-secret",
         "critical",
         "sends with a password for {username}, but none is in the secret store",
-        "Enter the password in the settings form (it is kept in the OS keyring).",
+        "Enter it in the Password and Confirm boxes of the org's or the user's settings form, "
+        "or run mailkit secret set --profile PROFILE [--user CODE] --password-stdin.",
         _missing_secret_on_premises,
     ),
     Rule(
@@ -625,8 +626,9 @@ RULES: Final[tuple[Rule, ...]] = (
         "critical",
         "in the cloud edition {user_code} signs in with their own password (never the org's), "
         "and none is stored for them",
-        "Store the user's own password under their user code (the user form's password "
-        "fields, or mailkit secret set --user CODE).",
+        "Enter the user's own password in the Password and Confirm boxes of the user's "
+        "settings form, or run mailkit secret set --profile PROFILE --user CODE "
+        "--password-stdin.",
         _cloud_user_password,
     ),
     Rule(
