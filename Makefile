@@ -83,7 +83,8 @@ lab: $(RUNTIME_STAMP) $(LAB_OVERRIDES)
 ifneq ($(strip $(DEMO_SERVER)),)
 	export MAILKIT_DEMO_DIR="$$(mktemp -d "$${TMPDIR:-/tmp}/mailkit-demo.XXXXXX")"; \
 	$(DEMO_SERVER) --dir "$$MAILKIT_DEMO_DIR" & demo_pid=$$!; \
-	trap 'kill $$demo_pid 2>/dev/null && wait $$demo_pid; rm -rf "$$MAILKIT_DEMO_DIR"' EXIT; \
+	trap 'kill $$demo_pid 2>/dev/null || true; wait $$demo_pid || true; rm -rf "$$MAILKIT_DEMO_DIR"' \
+	    EXIT; \
 	$(LAB)
 else
 	$(LAB)
