@@ -251,6 +251,32 @@ def check_host(value: str) -> str:
     return idna.decode(ascii_host)
 
 
+def _warn_provider_slips(host: str | None, username: str | None) -> None:
+    """Valid settings that cannot work with a big provider: its host one typo away
+    (smtp.gmial.com), or another provider's account at its host (outlook.com at Gmail). Said
+    when the setting is made; the diagnosis says the same after a failed send."""
+    if not host:
+        return
+    from mailkit.providers import provider_mismatch, suggest_host  # it imports this module
+
+    if meant := suggest_host(host):
+        warnings.warn(
+            f"the host {host} is not a known mail server, but one typo away from {meant}: "
+            f"did you mean {meant}?",
+            UnsafeSettingWarning,
+            stacklevel=3,
+        )
+    if username and (mismatch := provider_mismatch(host, username)):
+        account, server = mismatch.account, mismatch.server
+        warnings.warn(
+            f"the user name {username} is an account of {account.name}, but the host {host} is "
+            f"the server of {server.name}, which signs in only its own accounts: set the host "
+            f"to {account.smtp_host}, or the user name to an account of {server.name}",
+            UnsafeSettingWarning,
+            stacklevel=3,
+        )
+
+
 def host_ascii(host: str) -> str:
     """The host as sent to DNS and TLS (punycode for Unicode names)."""
     literal = host[1:-1] if host.startswith("[") and host.endswith("]") else host
@@ -287,8 +313,9 @@ def check_port(value: Any) -> int:
 
 #: Top-level names that private networks give themselves and the public DNS never delegates:
 #: the special-use ``local`` (RFC 6762, mDNS and many Active Directory forests), ``home.arpa``
-#: (RFC 8375) and ``test`` (RFC 6761), ICANN's private-use ``internal`` (2024), the collision-
-#: deferred ``corp`` and ``home``, and the names routers and old domains have long used.
+#: (RFC 8375) and ``test`` (RFC 6761), ICANN's private-use ``internal`` (2024), the names
+#: ICANN will never delegate because networks already use them (``corp``, ``home``, ``mail``),
+#: and the names routers and old Windows domains have long used.
 #: Longest first, so ``x.home.arpa`` is ``home.arpa`` rather than nothing.
 INTERNAL_SUFFIXES: tuple[str, ...] = (
     "home.arpa",
@@ -299,6 +326,7 @@ INTERNAL_SUFFIXES: tuple[str, ...] = (
     "local",
     "corp",
     "home",
+    "mail",
     "test",
     "lan",
 )
@@ -734,6 +762,7 @@ class OrgSettings(_Settings):
                 UnsafeSettingWarning,
                 stacklevel=2,
             )
+        _warn_provider_slips(self.host, self.username)
         return self
 
 
@@ -775,6 +804,7 @@ class UserSettings(_Settings):
     def _coherent(self) -> UserSettings:
         if problem := port_security_conflict(self.port, self.security):
             raise ProblemsError([FieldProblem("security", problem)])
+        _warn_provider_slips(self.host, self.username)
         return self
 
     def overrides(self) -> dict[str, Any]:

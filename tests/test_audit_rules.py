@@ -445,6 +445,17 @@ def test_invalid_inputs_never_raise(row: dict[str, Any]) -> None:
         "a@" + "b" * 64 + ".example.com",
         "a@@example.com",
         "a@exa mple.com",
+        # Internal domains: valid in both, whatever the case or the suffix.
+        "a@corp.local",
+        "a@CORP.LOCAL",
+        "a@x.home.arpa",
+        "a@plant.internal",
+        "a@mail.test",
+        "a@mailhost",
+        "a@home.arpa",
+        "a@-corp.local",
+        "a@x.in-addr.arpa",
+        "a@mail.localhost",
     ],
 )
 def test_fast_address_check_agrees_with_check_address(value: str) -> None:
