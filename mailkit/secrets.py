@@ -284,9 +284,11 @@ def _no_secure_backend_message(reason: str) -> str:
         f"{reason}. mailkit never keeps secrets in a plaintext file, so choose one of: "
         "(1) install or unlock an OS keyring -- Secret Service (GNOME Keyring, KeePassXC) or "
         "KWallet on Linux, the macOS Keychain, the Windows Credential Locker; "
-        "(2) MemorySecretStore for demos and tests (it forgets every secret when the process "
+        "(2) FileSecretStore, an encrypted file beside the profile unlocked by a passphrase "
+        "(mailkit.profile_secrets(profile) picks it where there is no keyring); "
+        "(3) MemorySecretStore for demos and tests (it forgets every secret when the process "
         "exits); "
-        f"(3) EnvSecretStore for automation (set environment variables named "
+        f"(4) EnvSecretStore for automation (set environment variables named "
         f"{ENV_SECRET_PREFIX}<PROFILE>_<ACCOUNT>_<KIND>)"
     )
 
@@ -958,8 +960,9 @@ class LazySecretStore(SecretStore):
 def default_secret_store() -> SecretStore:
     """Return the OS keyring store, or raise :class:`NoSecureBackendError` naming the choices.
 
-    There is no silent fallback: the memory store would lose secrets without warning and a
-    file would leak them, so the caller (CLI, notebook) must pick one explicitly.
+    There is no silent fallback here: the memory store would lose secrets without warning.
+    A profile's store, which is the encrypted file beside it where no keyring exists, comes
+    from :func:`mailkit.profiles.profile_secrets`.
     """
     return KeyringSecretStore()
 
