@@ -25,12 +25,14 @@ from mailkit.demo import (
     DEMO_PASSWORD,
     DEMO_TOKEN,
     DEMO_USER,
+    DIRECTORY_ENV,
     PASSWORD_ENV,
     DemoAccount,
     DemoServer,
     DemoServerError,
     DemoSettings,
     accounts_table,
+    default_directory,
     ensure_running,
     message_text,
     read_mailbox,
@@ -607,3 +609,108 @@ def test_command_line_prints_the_oauth_url(tmp_path: Path) -> None:
     assert len(oauth) == 1
     assert f"https://127.0.0.1:{port}" in oauth[0]
     assert "fake of Google's and Microsoft's" in oauth[0]
+
+
+# ------------------------------------------------------------- a client refusing the certificate
+
+
+def _refuse_implicit_tls(port: int, context: ssl.SSLContext) -> None:
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as sock,
+        pytest.raises(ssl.SSLCertVerificationError),
+    ):
+        context.wrap_socket(sock, server_hostname="localhost")
+
+
+def _refuse_starttls(port: int, context: ssl.SSLContext) -> None:
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+        client.ehlo("client.example")
+        with pytest.raises(ssl.SSLCertVerificationError):
+            client.starttls(context=context)
+
+
+def test_a_client_refusing_the_certificate_is_one_console_line(tmp_path: Path) -> None:
+    """Implicit TLS, STARTTLS and the fake provider's HTTPS: each refusal is exactly one line
+    on the demo console (stderr of ``mailkit demo-server``), and never a traceback."""
+    exe = Path(sys.executable).with_name("mailkit")
+    argv = [str(exe), "demo-server", "--dir", str(tmp_path), "--json"]
+    untrusting = ssl.create_default_context()  # the system's CAs, not the demo's
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            demo = DemoSettings.from_dict(json.loads(_read_line(proc.stdout, 30)))
+            assert demo.oauth_url is not None
+            https_port = int(demo.oauth_url.rsplit(":", 1)[1])
+            _refuse_implicit_tls(demo.tls_port, untrusting)
+            _refuse_starttls(demo.starttls_port, untrusting)
+            _refuse_implicit_tls(https_port, untrusting)
+            _refuse_starttls(demo.starttls_port, untrusting)  # a second time: a second line
+            # The server carries on: a client that trusts the CA still sends.
+            result = send_test(demo.org(), to=[RECIPIENT], password=demo.password_secret())
+            assert result.ok, result.diagnosis and result.diagnosis.to_text()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=20) == 0
+            assert proc.stderr is not None
+            err = proc.stderr.read()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) == 4, err
+    expected = [
+        f"TLS port {demo.tls_port}:",
+        f"STARTTLS port {demo.starttls_port}:",
+        f"HTTPS port {https_port}: a client from 127.0.0.1:",
+        f"STARTTLS port {demo.starttls_port}:",
+    ]
+    for line, where in zip(lines, expected, strict=True):
+        assert where in line, line
+        assert "refused the demo certificate (tlsv1 alert unknown ca)" in line, line
+        assert "it must trust the demo CA" in line
+
+
+def test_a_handshake_cut_short_is_one_line_too(tmp_path: Path) -> None:
+    exe = Path(sys.executable).with_name("mailkit")
+    argv = [str(exe), "demo-server", "--dir", str(tmp_path), "--json", "--no-oauth"]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            demo = DemoSettings.from_dict(json.loads(_read_line(proc.stdout, 30)))
+            with socket.create_connection(("127.0.0.1", demo.tls_port), timeout=10) as sock:
+                sock.sendall(b"EHLO plain.text.on.a.tls.port\r\n")  # not a TLS hello
+                while sock.recv(100):  # the server gives up on it and hangs up
+                    pass
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=20) == 0
+            assert proc.stderr is not None
+            err = proc.stderr.read()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+    assert f"TLS port {demo.tls_port}: TLS handshake with a client failed" in err
+
+
+def test_the_demo_folder_comes_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``make lab`` names each run's folder in MAILKIT_DEMO_DIR; without it, one per user."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.delenv(DIRECTORY_ENV, raising=False)
+    assert default_directory() == tmp_path / "data" / "mailkit" / "demo"
+    runs = [tmp_path / "run-1", tmp_path / "run-2"]
+    handles = []
+    for run in runs:
+        monkeypatch.setenv(DIRECTORY_ENV, str(run))
+        assert default_directory() == run
+        handles.append(ensure_running())
+    try:
+        assert [h.settings.directory for h in handles] == runs
+        assert handles[0].settings.starttls_port != handles[1].settings.starttls_port
+        monkeypatch.setenv(DIRECTORY_ENV, str(runs[0]))
+        again = ensure_running()  # found, not started: the same run's server
+        assert not again.started_here
+        assert again.settings == handles[0].settings
+    finally:
+        for handle in handles:
+            handle.stop()
