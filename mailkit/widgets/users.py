@@ -327,7 +327,7 @@ class UserForm(Form):
                 problem = passwords.store(secrets, key, *taken)
                 if problem is not None:
                     raise MailkitError(f"the password was not stored: {problem}")
-                stored = f" and the password (in {secrets.name})"
+                stored = " and the password"  # where: the note above the boxes says
             self.store.put_user(user)  # the org-dependent rules (cloud edition) are checked here
             self.user = user
             return f"Saved user {user.user_code}{stored} at {datetime.now():%H:%M:%S}."
