@@ -1098,16 +1098,16 @@ def _provider_mismatch(f: Facts) -> Advice:
     assert mismatch is not None  # the rule's predicate
     account, server = mismatch.account, mismatch.server
     return Advice(
-        f"A {account.name} account at {server.name}'s server",
-        f"{_reply_words(f)} to the sign-in. The user name {f.context.username} is a "
-        f"{account.name} account, but {_S.host} is {f.context.host}, {server.name}'s server: "
+        f"An account of {account.name} at the server of {server.name}",
+        f"{_reply_words(f)} to the sign-in. The user name {f.context.username} is an account "
+        f"of {account.name}, but {_S.host} is {f.context.host}, the server of {server.name}: "
         "a provider signs in only its own accounts, so no password or token can work there.",
         (
             f"To send as {f.context.username}: set {_S.host} to {account.smtp_host}, {_S.port} "
             f"to {account.smtp_port} and {_S.security} to {account.security.value}, "
             f"{account.name}'s submission server (the onboarding notebook's Suggest settings "
             "fills these in from the address).",
-            f"To send through {server.name}: set {_S.username} to the {server.name} account "
+            f"To send through {server.name}: set {_S.username} to an account of {server.name} "
             "and store that account's password or token.",
         ),
         account.references,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from mailkit.settings import AuthType, Security
 
@@ -554,6 +555,7 @@ def typo_budget(name: str) -> int:
     return 2 if len(name) >= 14 else 1
 
 
+@lru_cache(maxsize=1024)  # audits check thousands of users who share a few hosts
 def suggest_host(host: str) -> str | None:
     """The known provider host that ``host`` is a typo away from, or None.
 

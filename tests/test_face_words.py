@@ -426,7 +426,7 @@ def test_one_providers_account_at_anothers_server_is_a_provider_mismatch(
     assert code == EXIT_AUTH, err + out
     assert "provider_mismatch" in out
     assert f"--host to {account_host}" in out
-    assert "--username to the" in out
+    assert "--username to an account of" in out
     assert python_names(out + err) == []
 
 
@@ -542,3 +542,56 @@ def test_the_panel_tells_a_user_without_a_password_to_use_her_form(
     assert "Password and Confirm fields of the user form of ann, then Save user" in card
     assert "mailkit secret set" not in card
     assert python_names(card) == []
+
+
+# --------------------------------------------------------------------------- said before a send
+
+
+@pytest.mark.parametrize(
+    ("values", "words"),
+    [
+        ({"host": "smtp.offic365.com"}, "did you mean smtp.office365.com?"),
+        ({"host": "SMTP.GMIAL.COM"}, "did you mean smtp.gmail.com?"),
+        (
+            {"host": "smtp.gmail.com", "username": "ann@hotmail.com"},
+            "is an account of Outlook.com, but the host smtp.gmail.com is the server of Google",
+        ),
+        (
+            {"host": "smtp.office365.com", "username": "ann@gmail.com"},
+            "set the host to smtp.gmail.com",
+        ),
+    ],
+)
+def test_a_typo_or_a_mismatch_is_a_settings_warning_for_the_org_and_a_user(
+    values: dict[str, str], words: str
+) -> None:
+    with pytest.warns(UnsafeSettingWarning, match=re.escape(words)):
+        OrgSettings(**values)
+    with pytest.warns(UnsafeSettingWarning, match=re.escape(words)):
+        UserSettings(user_code="ann", override_enabled=True, **values)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"host": "smtp.office365.com", "username": "ann@contoso.example"},
+        {"host": "smtp.gmail.com", "username": "ann@gmail.com"},
+        {"host": "smtp-mail.outlook.com", "username": "ann@contoso.onmicrosoft.com"},
+        {"host": "mail.corp.local", "username": "ann@outlook.com"},
+    ],
+)
+def test_settings_that_can_work_raise_no_warning(values: dict[str, str]) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        OrgSettings(**values)
+
+
+def test_the_cli_says_did_you_mean_before_it_connects(tmp_path: Path) -> None:
+    code, _, err = run(
+        "test", "--to", "bob@example.org", "--host", "smtp.gmial.com", "--port", "587",
+        "--security", "starttls", "--username", "ann@gmail.com", "--from", "ann@gmail.com",
+        "--secrets", "none", "--timeout", "5",
+    )  # fmt: skip
+    assert code == EXIT_CONNECT
+    assert "mailkit: warning: the host smtp.gmial.com is not a known mail server" in err
+    assert "did you mean smtp.gmail.com?" in err
