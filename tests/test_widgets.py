@@ -24,6 +24,7 @@ import ipywidgets as widgets  # type: ignore[import-untyped]
 import pytest
 from smtpd_servers import Credentials, MailServer
 
+from mailkit.errors import SecretsLockedError
 from mailkit.faces import Face, Where
 from mailkit.outcome import Phase
 from mailkit.resolve import effective
@@ -803,6 +804,11 @@ def test_the_panel_says_which_store_is_in_use(
     by_env = PassphrasePanel(secrets_file)
     assert by_env.unlocked
     assert f"Unlocked by {PASSPHRASE_ENV}" in by_env.status.value
+    by_env.require()  # unlocked: a notebook goes on
+    monkeypatch.delenv(PASSPHRASE_ENV)
+    locked = PassphrasePanel(secrets_file)
+    with pytest.raises(SecretsLockedError, match="press Unlock"):
+        locked.require()  # locked: Run All stops here, saying what to do
 
 
 # --------------------------------------------------------------------------- test send
@@ -977,6 +983,7 @@ def test_every_panel_displays_as_its_widget(store: Store) -> None:
         UserForm(store),
         UsersPanel(store),
         PasswordPanel(secrets, secret_key("default", "org")),
+        PassphrasePanel(secrets),
         TestSendPanel(OrgSettings(), secrets=secrets),
         PresetChooser(SmtpSection()),
     ]
