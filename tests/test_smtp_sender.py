@@ -267,7 +267,11 @@ def test_server_requiring_auth_diagnoses_the_missing_login(smtp_server: MailServ
     smtp_server.require_auth = True
     result = send(plan_for(smtp_server))
     assert result.diagnosis is not None
-    assert (result.diagnosis.phase, result.diagnosis.cause) == (Phase.MAIL, Cause.AUTH_REQUIRED)
+    # Nothing was stored to sign in with (auth auto), so the refusal means: store a password.
+    assert (result.diagnosis.phase, result.diagnosis.cause) == (
+        Phase.MAIL,
+        Cause.PASSWORD_MISSING,
+    )
 
 
 @pytest.mark.parametrize(
