@@ -19,7 +19,7 @@ from email import message_from_bytes
 from email.policy import default as default_policy
 from http.client import RemoteDisconnected
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import requests
@@ -33,6 +33,7 @@ from mailkit.demo.oauth import (
     GOOGLE_CLIENT_SECRET,
     MICROSOFT_CLIENT_ID,
     FakeOAuthProvider,
+    visit,
 )
 from mailkit.diagnose import diagnose
 from mailkit.errors import OAuthError
@@ -83,22 +84,19 @@ def mint(fake: FakeOAuthProvider, provider: str, *scopes: str) -> str:
         base = f"{fake.base_url}/{DEMO_TENANT}/oauth2/v2.0"
         auth, token = f"{base}/authorize", f"{base}/token"
         client = {"client_id": MICROSOFT_CLIENT_ID}
+    query = {
+        "client_id": client["client_id"],
+        "redirect_uri": redirect,
+        "response_type": "code",
+        "scope": " ".join(scopes),
+        "state": "s",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+    # The fake shows a consent page; visit() presses Approve and returns the redirect.
+    location = visit(f"{auth}?{urlencode(query)}", fake.ca_file, follow=False)
+    code = parse_qs(urlsplit(location).query)["code"][0]
     with _http(fake) as http:
-        answer = http.get(
-            auth,
-            params={
-                "client_id": client["client_id"],
-                "redirect_uri": redirect,
-                "response_type": "code",
-                "scope": " ".join(scopes),
-                "state": "s",
-                "code_challenge": challenge,
-                "code_challenge_method": "S256",
-            },
-            allow_redirects=False,
-        )
-        assert answer.status_code == 302, answer.text
-        code = parse_qs(urlsplit(answer.headers["Location"]).query)["code"][0]
         tokens = http.post(
             token,
             data={
@@ -635,3 +633,37 @@ def test_smtp_xoauth2_token_provider_raising_oauth_error(smtp_server: MailServer
     assert result.diagnosis.cause is Cause.TOKEN_REVOKED
     assert not smtp_server.messages
     assert "token provider could not get one" in result.transcript.to_text()
+
+
+@pytest.mark.parametrize(("mode", "status"), [("gmail_api", 200), ("microsoft_graph", 202)])
+def test_an_accepting_answer_that_echoes_the_token_reaches_no_reply_or_history(
+    fake_oauth: FakeOAuthProvider, mode: str, status: int, tmp_path: Path
+) -> None:
+    """A 2xx body quoting the token (as an id, in base64, JSON-escaped) is scrubbed at the
+    source: the reply, the history in SQLite and every rendering hold none of it."""
+    provider, scope = ("google", GMAIL_SEND) if mode == "gmail_api" else ("ms", GRAPH_SEND)
+    token = mint(fake_oauth, provider, scope)
+    echoed = {
+        "id": token,
+        "threadId": base64.b64encode(b"\0\0" + token.encode()).decode(),
+        "labelIds": [json.dumps(token), token.encode().hex()],
+    }
+    fake_oauth.fail_next("/", status, json_body=echoed, headers={"request-id": token})
+    org = OrgSettings(
+        mode=mode,
+        from_address=ACCOUNT,
+        api_url=fake_oauth.base_url,
+        ca_file=str(fake_oauth.ca_file),
+    )
+    with Store.open(tmp_path / "p.sqlite", create=True) as store:
+        result = send_test(org, to=TO, token=provider_of(token), store=store)
+        history = store.history_frame(None).to_string()
+    assert result.ok, result.diagnosis and result.diagnosis.to_text()
+    if mode == "gmail_api":
+        assert result.server_reply == f"{status} OK: Gmail message id <secret hidden>"
+    shown = everything_shown(result) + history + (result.server_reply or "")
+    files = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+    for form in (token, token[8:], base64.b64encode(b"\0\0" + token.encode()).decode()[4:]):
+        assert form not in shown
+        assert form.encode() not in files
+    assert token.encode().hex() not in shown
