@@ -262,3 +262,28 @@ def test_secret_forms_cover_the_wire_encodings(secret: str) -> None:
     assert b64(secret).decode() in forms
     assert b64(f"\0{USER}\0{secret}").decode() in forms
     assert b64(f"user={USER}\x01auth=Bearer {secret}\x01\x01").decode() in forms
+
+
+def test_auth_plain_without_a_user_name_is_scrubbed() -> None:
+    """``\\0\\0password`` (no user name set) and an authzid in front are hidden too."""
+    rec = Recorder(username=None, secrets=[Secret(PASSWORD)])
+    rec.connected()
+    for blob in (f"\0\0{PASSWORD}", f"admin\0{USER}\0{PASSWORD}", f"\0x\0{PASSWORD}"):
+        rec.received(b"535 5.7.8 you sent " + b64(blob) + b"\r\n")
+    shown = texts(rec)
+    assert shown.count("<secret hidden>") == 3
+    for blob in (f"\0\0{PASSWORD}", f"admin\0{USER}\0{PASSWORD}"):
+        assert b64(blob).decode() not in shown
+
+
+@pytest.mark.parametrize("offset", range(380, 402))
+def test_a_secret_astride_the_row_cut_is_scrubbed_before_the_cut(offset: int) -> None:
+    rec = recorder(greet=False)
+    rec.received(("535 " + "x" * offset + PASSWORD + " tail\r\n").encode())
+    shown = texts(rec)
+    assert PASSWORD[:6] not in shown
+    assert "more characters" in shown or len(shown) <= 400
+
+
+def test_an_empty_transcript_has_no_timings() -> None:
+    assert Recorder().transcript().timings() == {}
