@@ -126,6 +126,9 @@ CASES: tuple[Case, ...] = (
     Case("invalid address names no setting word", F(P.SETUP, S.MISSING, detail="address: the "
          "host name after the @ is not valid"), Cause.SETTING_INVALID, CONFIG,
          explanation=("not valid",), fix=("correct address",)),
+    Case("CA file not there", F(P.SETUP, S.MISSING, detail="ca_file: /etc/acme/ca.pem does "
+         "not exist"), Cause.SETTING_INVALID, CONFIG, title=("CA file",),
+         explanation=("/etc/acme/ca.pem does not exist",), fix=("PEM", "ca_file")),
     Case("the sender's MISSING mode", F(P.SETUP, S.MISSING, detail="mode"),
          Cause.MODE_NOT_SMTP, CONFIG),
     Case("plaintext auth refused", F(P.AUTH, S.POLICY, detail="credentials over plaintext"),
@@ -173,8 +176,11 @@ CASES: tuple[Case, ...] = (
     # ---------------------------------------------------------------- ehlo
     Case("ehlo 501", F(P.EHLO, S.REPLY, 501, "5.5.2 Helo command rejected: need fully-"
          "qualified hostname"), Cause.EHLO_REJECTED, PERMANENT, fix=("fully qualified",)),
-    Case("ehlo 421", F(P.EHLO, S.REPLY, 421, "4.7.0 Try again later"), Cause.EHLO_REJECTED,
-         TRANSIENT),
+    # 421 is the server closing the channel at any step (RFC 5321 §3.8)
+    Case("ehlo 421", F(P.EHLO, S.REPLY, 421, "4.7.0 Try again later"),
+         Cause.SERVICE_UNAVAILABLE, TRANSIENT, explanation=("during EHLO",)),
+    Case("greeting 451 without 421", F(P.GREETING, S.REPLY, 451, "4.3.0 Try again later"),
+         Cause.SERVICE_UNAVAILABLE, TRANSIENT),
     Case("ehlo malformed", F(P.EHLO, S.MALFORMED, detail="line too long"), Cause.MALFORMED_REPLY,
          PERMANENT, explanation=("line too long",)),
     # ---------------------------------------------------------------- tls
@@ -412,7 +418,7 @@ CASES: tuple[Case, ...] = (
          "exceeded."), Cause.RATE_LIMITED, PERMANENT, context=GMAIL, provider="gmail",
          fix=("24 hours",)),
     Case("421 at MAIL", F(P.MAIL, S.REPLY, 421, "4.3.2 Service shutting down"),
-         Cause.SERVER_ERROR, TRANSIENT, explanation=("temporary", "MAIL FROM")),
+         Cause.SERVICE_UNAVAILABLE, TRANSIENT, explanation=("MAIL FROM", "safe to send it again")),
     Case("blocklisted at MAIL", F(P.MAIL, S.REPLY, 554, "5.7.1 Service unavailable; Client "
          "host [203.0.113.9] blocked using zen.spamhaus.org"), Cause.SERVICE_REFUSED,
          PERMANENT, explanation=("blocklist",)),
