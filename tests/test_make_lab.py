@@ -237,3 +237,113 @@ def test_lab_installs_the_runtime_and_test_adds_the_dev_extras_once(makefile_cop
 def test_a_dev_install_first_leaves_nothing_for_lab(makefile_copy: Path) -> None:
     assert make(makefile_copy, ".venv/.mailkit-installed") == [".[dev]"]
     assert make(makefile_copy, ".venv/.mailkit-runtime") == []
+
+
+# --------------------------------------------------------------------------- the installer
+
+
+FAKE_PYTHON = """#!/bin/sh
+# Stands in for the venv's python: records "-m pip ..." calls, answers "pip config list".
+if [ "$1 $2 $3" = "-m pip config" ]; then
+    printf '%s\\n' "$PIP_CONFIG_LIST"
+    exit 0
+fi
+echo "python $*" >>"$CALLS"
+if [ "$3" = "install" ] && [ "$6" = "uv" ] && [ -n "$PIP_CAN_INSTALL_UV" ]; then
+    cp "$UV_TEMPLATE" "$(dirname "$0")/uv"
+    chmod +x "$(dirname "$0")/uv"
+fi
+[ "$3" = "install" ] && [ "$6" = "uv" ] && [ -z "$PIP_CAN_INSTALL_UV" ] && exit 1
+exit 0
+"""
+
+FAKE_UV = """#!/bin/sh
+echo "uv $* | index=${UV_DEFAULT_INDEX:-} extra=${UV_INDEX:-} links=${UV_FIND_LINKS:-}" \
+    "strategy=${UV_INDEX_STRATEGY:-}" >>"$CALLS"
+exit "${UV_EXIT:-0}"
+"""
+
+
+@dataclass
+class Installer:
+    venv: Path
+    calls: Path
+    env: dict[str, str]
+
+    def run(self, spec: str, **env: str) -> tuple[list[str], str]:
+        self.calls.unlink(missing_ok=True)
+        done = subprocess.run(
+            [str(ROOT / ".ci" / "install-python-packages"), str(self.venv), spec],
+            env={**self.env, **env},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        calls = self.calls.read_text().splitlines() if self.calls.exists() else []
+        return calls, done.stdout + done.stderr
+
+
+@pytest.fixture
+def installer(tmp_path: Path) -> Installer:
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    python = venv / "bin" / "python"
+    python.write_text(FAKE_PYTHON)
+    python.chmod(0o755)
+    template = tmp_path / "uv-template"
+    template.write_text(FAKE_UV)
+    template.chmod(0o755)
+    calls = tmp_path / "calls.log"
+    path = [p for p in os.environ["PATH"].split(os.pathsep) if not (Path(p) / "uv").exists()]
+    env = {
+        "PATH": os.pathsep.join(path),  # no uv of the machine's: the venv's or none
+        "CALLS": str(calls),
+        "UV_TEMPLATE": str(template),
+        "PIP_CONFIG_LIST": "",
+    }
+    return Installer(venv, calls, env)
+
+
+def test_uv_is_put_into_the_venv_and_installs(installer: Installer) -> None:
+    calls, said = installer.run(".", PIP_CAN_INSTALL_UV="1")
+    python = installer.venv / "bin" / "python"
+    assert calls[0] == "python -m pip install --disable-pip-version-check --quiet uv"
+    assert calls[1].startswith(f"uv pip install --quiet --python {python} --editable . |")
+    assert len(calls) == 2  # pip did not install the kit too
+    assert "installing . with uv" in said
+    calls, _ = installer.run(".[dev]")  # the venv's uv from now on, nothing installed first
+    assert [call.split(" |")[0] for call in calls] == [
+        f"uv pip install --quiet --python {python} --editable .[dev]"
+    ]
+
+
+def test_pip_does_the_work_when_uv_cannot(installer: Installer) -> None:
+    calls, said = installer.run(".")  # uv cannot be installed
+    assert calls[-1] == "python -m pip install --disable-pip-version-check --quiet --editable ."
+    assert "uv is not available" in said
+    calls, said = installer.run(".", PIP_CAN_INSTALL_UV="1", UV_EXIT="2")  # uv fails
+    assert calls[-2].startswith("uv pip install")
+    assert calls[-1] == "python -m pip install --disable-pip-version-check --quiet --editable ."
+    assert "uv could not install ." in said
+    calls, _ = installer.run(".", INSTALLER="pip")  # asked for pip: uv is not even tried
+    assert calls == ["python -m pip install --disable-pip-version-check --quiet --editable ."]
+
+
+def test_uv_asks_the_package_indexes_pip_is_configured_with(installer: Installer) -> None:
+    pip_config = "\n".join(
+        [
+            "global.index-url='https://mirror.example/simple'",
+            ":env:.extra-index-url='https://a.example/simple https://b.example/simple'",
+            "global.find-links='/srv/wheels /srv/more'",
+        ]
+    )
+    calls, _ = installer.run(".", PIP_CAN_INSTALL_UV="1", PIP_CONFIG_LIST=pip_config)
+    assert calls[-1].endswith(
+        "| index=https://mirror.example/simple "
+        "extra=https://a.example/simple https://b.example/simple "
+        "links=/srv/wheels,/srv/more strategy=unsafe-best-match"
+    )
+    calls, _ = installer.run(
+        ".", PIP_CONFIG_LIST=pip_config, UV_DEFAULT_INDEX="https://own.example/simple"
+    )
+    assert "index=https://own.example/simple " in calls[-1]  # uv's own setting wins
