@@ -42,6 +42,7 @@ from mailkit.settings import (
     cloud_account_conflicts,
     internal_suffix,
     parse_flag,
+    port_security_conflict,
 )
 from mailkit.users import USERS_COLUMNS
 
@@ -343,22 +344,29 @@ def _plaintext_auth(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
     return _series(f, shared.password_auth & shared.eq("security", Security.NONE.value))
 
 
-def _port_is(ctx: AuditContext, ports: Iterable[str]) -> Mask:
-    """The port compared as text, as an export would spell it."""
-    wanted = list(ports)
-    return ctx.shared.where("port", lambda u: u.astype("string").isin(wanted))
-
-
 def _port_security_mismatch(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
-    # The same pairs as settings.port_security_conflict, as column operations.
+    """``settings.port_security_conflict`` itself, asked once per distinct (port, security)."""
     shared = ctx.shared
-    implicit_on_plain = _port_is(ctx, ("25", "587")) & shared.eq(
-        "security", Security.IMPLICIT_TLS.value
-    )
-    plain_on_465 = _port_is(ctx, ("465",)) & shared.isin(
-        "security", (Security.STARTTLS.value, Security.NONE.value)
-    )
-    return _series(f, shared.smtp & (implicit_on_plain | plain_on_465))
+    port_codes, ports = shared.distinct("port")
+    security_codes, securities = shared.distinct("security")
+    # One code per pair; -1 (unset) in either column can never conflict.
+    width = len(securities) + 1
+    pairs = (port_codes + 1) * width + (security_codes + 1)
+    verdict: dict[int, bool] = {}
+    for pair in np.unique(pairs[shared.smtp]).tolist():
+        port_code, security_code = divmod(int(pair), width)
+        if port_code == 0 or security_code == 0:
+            verdict[pair] = False
+            continue
+        try:
+            security = Security(str(securities.iloc[security_code - 1]))
+        except ValueError:  # an unknown spelling: no pair to judge
+            verdict[pair] = False
+            continue
+        port = int(ports.iloc[port_code - 1])
+        verdict[pair] = port_security_conflict(port, security) is not None
+    conflicting = [pair for pair, bad in verdict.items() if bad]
+    return _series(f, shared.smtp & np.isin(pairs, conflicting))
 
 
 def _ip_host(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
@@ -761,23 +769,42 @@ RULES: Final[tuple[Rule, ...]] = (
 _HOST_MODES: Final = (Mode.SMTP.value, Mode.EXCHANGE_EWS.value)
 
 
-def _internal_sender_note(address: str) -> str | None:
-    if internal_suffix(address.rpartition("@")[2]) is None:
-        return None
-    try:
-        address = check_address(address)
-    except ValueError:
-        return None  # invalid-address says what is wrong with it
-    suffix = internal_suffix(address.rpartition("@")[2])
-    if suffix is None or "@" not in address:
-        return None
-    return (
-        f"the From address {address} is in the internal domain .{suffix}: recipients outside "
-        "the network cannot answer it, and their servers may refuse mail from it"
-    )
+def _sender_notes(values: np.ndarray[Any, Any], addresses: _AddressCheck) -> list[str | None]:
+    """Per distinct sender address: why its internal domain matters, or None.
+
+    The domain is judged once per distinct domain; validity (an invalid address is
+    ``invalid-address``'s, not this rule's) only for the internal ones, by the audit's shared
+    address check.
+    """
+    suffixes: dict[str, str | None] = {}
+    notes: list[str | None] = [None] * len(values)
+    internal: list[int] = []
+    for i, value in enumerate(values):
+        _, at, domain = value.rpartition("@")
+        if not at:
+            continue
+        if domain not in suffixes:
+            # A dotless domain counts here, and the validity check below drops it.
+            suffixes[domain] = internal_suffix(domain)
+        if suffixes[domain] is not None:
+            internal.append(i)
+    if not internal:
+        return notes
+    rows = np.array(internal)
+    bad = addresses.invalid(values[rows], np.ones(len(rows), dtype=bool))
+    for i, invalid in zip(rows.tolist(), bad.tolist(), strict=True):
+        if invalid:
+            continue
+        value = values[i]
+        suffix = suffixes[value.rpartition("@")[2]]
+        notes[i] = (
+            f"the From address {value} is in the internal domain .{suffix}: recipients outside "
+            "the network cannot answer it, and their servers may refuse mail from it"
+        )
+    return notes
 
 
-def _internal_host_note(host: str) -> str | None:
+def _host_note(host: str) -> str | None:
     suffix = internal_suffix(host)
     if suffix is None:
         return None
@@ -792,33 +819,40 @@ def _internal_host_note(host: str) -> str | None:
     )
 
 
-def _notes_per_distinct(
-    column: pd.Series[Any], note: Callable[[str], str | None]
-) -> np.ndarray[Any, Any]:
-    """``note`` once per distinct set value, spread back to the rows (None where unset)."""
-    codes, uniques = column.astype("string").array.factorize()
-    per_code = np.array([note(str(u)) for u in uniques] + [None], dtype=object)
-    spread: np.ndarray[Any, Any] = per_code[codes]
-    return spread
-
-
-def _internal_notes(frame: pd.DataFrame) -> pd.Series[Any]:
+def _internal_notes(frame: pd.DataFrame, addresses: _AddressCheck) -> pd.Series[Any]:
     """Why an internal domain matters for each user (From address, server), or NA.
 
     The effective From is the one recipients see; the user's email counts when no From is set.
     The server counts only for the modes that connect to one: SMTP's host, EWS's endpoint.
+    Notes are made per distinct (sender, server) pair that has one and spread to the rows by
+    code, so an organisation where everyone sends From an internal address costs no loop over
+    its users.
     """
-    sender = frame["from_address"].fillna(frame["email"])
-    sender_notes = _notes_per_distinct(sender, _internal_sender_note)
+    sender = frame["from_address"].fillna(frame["email"]).astype("string")
+    sender_codes, senders = sender.array.factorize()
     mode = frame["mode"]
     server = frame["host"].where(mode != Mode.EXCHANGE_EWS.value, frame["_ews_host"])
-    host_notes = _notes_per_distinct(server, _internal_host_note)
-    host_notes[~mode.isin(list(_HOST_MODES)).fillna(False).to_numpy(dtype=bool)] = None
-    notes = [
-        "; ".join(n for n in pair if n is not None) or None
-        for pair in zip(sender_notes, host_notes, strict=True)
-    ]
-    return pd.Series(notes, index=frame.index, dtype="string")
+    server_codes, servers = server.astype("string").array.factorize()
+    connects = mode.isin(list(_HOST_MODES)).fillna(False).to_numpy(dtype=bool)
+    server_codes = np.where(connects, server_codes, -1)
+    sender_notes = np.array(
+        [*_sender_notes(np.asarray(senders, dtype=object), addresses), None], dtype=object
+    )
+    server_notes = np.array([*(_host_note(str(h)) for h in servers), None], dtype=object)
+    # Code -1 (unset) reads the appended None.
+    rows = pd.notna(sender_notes)[sender_codes] | pd.notna(server_notes)[server_codes]
+    if not rows.any():
+        return pd.Series(pd.NA, index=frame.index, dtype="string")
+    width = len(servers) + 1
+    keys = (sender_codes[rows] + 1) * width + (server_codes[rows] + 1)
+    pairs, inverse = np.unique(keys, return_inverse=True)
+    per_pair = []
+    for pair in pairs.tolist():
+        sender_code, server_code = divmod(pair, width)
+        parts = (sender_notes[sender_code - 1], server_notes[server_code - 1])
+        per_pair.append("; ".join(p for p in parts if p is not None))
+    texts = np.array(per_pair, dtype=object)[inverse.reshape(-1)]
+    return pd.Series(strings_at(texts, rows), index=frame.index)
 
 
 def _cloud_ignored(org: OrgSettings, table: pd.DataFrame) -> pd.Series[Any]:
@@ -945,7 +979,7 @@ def audit_frame(
         frame[f"_u_{name}"] = table[name].where(table["override_enabled"])
     frame["_bad_address"] = _bad_addresses(table, frame)
     frame["_ews_host"] = _ews_host(frame, org)
-    frame["_internal_note"] = _internal_notes(frame)
+    frame["_internal_note"] = _internal_notes(frame, _AddressCheck())
     frame["_cloud_ignored"] = _cloud_ignored(org, table)
     # Only the cloud edition needs user codes to be addresses (and there From = user code).
     if org.edition is Edition.CLOUD:
