@@ -8,15 +8,20 @@ LOGIN, CRAM-MD5 or XOAUTH2; the failure accounts answer as Gmail, Microsoft 365 
 so every diagnosis they lead to can be seen end to end. Nothing is ever relayed: accepted mail
 lands as ``.eml`` files in the demo mailbox (:func:`read_mailbox`).
 
-The demo directory::
+The demo directory (``MAILKIT_DEMO_DIR`` when set: ``make lab`` gives each run its own, so two
+labs, or a lab and the tests, never share a mailbox; otherwise one per user)::
 
     ca.pem       the CA to trust (new at every start; no private key is ever written)
     demo.json    how to reach the running server (written at start, removed at stop)
     mailbox/     tmp/ while a message is written, new/ once it is complete (Maildir-like)
 
+A client that refuses the demo certificate is one line on the console of ``mailkit
+demo-server`` (which port, why, what to trust), never a traceback.
+
 Alongside SMTP runs a fake of Google's and Microsoft's OAuth services and of the Gmail API and
-Graph (:mod:`mailkit.demo.oauth`), on HTTPS with the same CA: consent, tokens and API sends
-work against it with the real client libraries, and the demo SMTP server accepts its tokens
+Graph (:mod:`mailkit.demo.oauth`), on HTTPS with the same CA (its consent pages on plain HTTP
+on loopback, so a browser opens them without that CA): consent, tokens and API sends work
+against it with the real client libraries, and the demo SMTP server accepts its tokens
 for XOAUTH2. Mail sent through the fake APIs lands in the same mailbox.
 
 The demo passwords are public on purpose (they are printed with the settings), but the server
