@@ -860,7 +860,12 @@ def _cloud_ignored(org: OrgSettings, table: pd.DataFrame) -> pd.Series[Any]:
     out = pd.Series(pd.NA, index=table.index, dtype="string")
     if org.edition is not Edition.CLOUD:
         return out
-    rows = (table["username"].notna() | table["from_address"].notna()).to_numpy(dtype=bool)
+    # Only a value that is set and not spelled exactly as the code can conflict; the predicate
+    # decides for those (most cloud users set neither, or repeat their code).
+    code = table["user_code"]
+    rows = np.zeros(len(table), dtype=bool)
+    for name in ("username", "from_address"):
+        rows |= (table[name].notna() & table[name].ne(code)).fillna(True).to_numpy(dtype=bool)
     labels = {"username": "user name", "from_address": "From address"}
     found: list[str | None] = []
     for code, username, sender in table.loc[
