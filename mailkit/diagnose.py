@@ -392,21 +392,24 @@ def _password_missing(f: Facts) -> Advice:
     if f.failure.signal is Signal.MISSING:
         explanation = (
             f"{_S.auth} is {f.context.auth}, which signs in with a password, but the secret "
-            f"store ({_S.secrets}) holds no password {f.account}, so mailkit did not try to "
-            "sign in."
+            f"store holds no password {f.account}, so mailkit did not try to sign in."
         )
     elif f.failure.signal is Signal.NOT_OFFERED:
         explanation = (
             f"The server signs in with a password ({_mechanisms(f)}), not with an OAuth token, "
-            f"and no password is stored {f.account} in the secret store ({_S.secrets})."
+            f"and the secret store holds no password {f.account}."
         )
     else:
         explanation = (
             f"{_reply_words(f)}: it takes mail only from signed-in clients. {_S.auth} is auto, "
-            f"and the secret store ({_S.secrets}) holds no password or OAuth token "
-            f"{f.account}, so mailkit sent without signing in."
+            f"and the secret store holds no password or OAuth token {f.account}, so mailkit "
+            "sent without signing in."
         )
-    fix = [f"Store the password {f.account} with {_S.password_home}."]
+    fix = [
+        f"Store the password {f.account} with {_S.password_home}.",
+        f"If it is stored already, check that the test reads that same secret store "
+        f"({_S.secrets}).",
+    ]
     if f.provider is not None and f.provider.app_passwords:
         fix.append(
             f"{f.provider.name} wants an app password here, not the account password: "
@@ -422,7 +425,7 @@ def _password_missing(f: Facts) -> Advice:
             f"If the server needs no sign-in (a local relay), set {_S.auth} to none instead."
         )
     fix.append("Then run the test send again.")
-    return Advice("No password is stored", " ".join(explanation.split()), tuple(fix), _refs(f))
+    return Advice("No password is stored", explanation, tuple(fix), _refs(f))
 
 
 def _token_missing(f: Facts) -> Advice:

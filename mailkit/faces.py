@@ -50,6 +50,8 @@ class FieldWords:
     cli: str | None
     widget: str
     section: str | None = None
+    #: How Python names it when that is not the setting's name (an argument, not a field).
+    python: str | None = None
 
 
 _TLS_SECTION = "TLS trust and timeouts"
@@ -74,7 +76,9 @@ FIELDS: dict[str, FieldWords] = {
     "oauth_client_id": FieldWords(None, "OAuth client id"),
     "oauth_tenant": FieldWords(None, "Tenant"),
     "api_url": FieldWords("--api-url", "API URL of the organisation settings"),
-    "secrets": FieldWords("--secrets", "secret store"),
+    "secrets": FieldWords(
+        "--secrets", "store the notebook opened for the profile", python="the secrets= argument"
+    ),
 }
 
 #: Fields with no widget of their own: the label is a description, not quoted.
@@ -131,8 +135,10 @@ def render(text: str, face: Face | str = Face.PYTHON, where: Where | None = None
 
 def _field(name: str, face: Face) -> str:
     words = FIELDS.get(name)
-    if face is Face.PYTHON or words is None:
+    if words is None:
         return name
+    if face is Face.PYTHON:
+        return words.python or name
     if face is Face.CLI:
         if words.cli is not None:
             return words.cli

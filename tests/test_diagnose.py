@@ -262,7 +262,7 @@ CASES: tuple[Case, ...] = (
     Case("auto has only a token for a password server", F(P.AUTH, S.NOT_OFFERED,
          auth_mechanisms=frozenset({"PLAIN", "LOGIN"}), detail="no usable mechanism"),
          Cause.PASSWORD_MISSING, CONFIG, context=replace(CTX, auth="auto"),
-         explanation=("LOGIN, PLAIN", "no password is stored"), fix=("store the password",)),
+         explanation=("LOGIN, PLAIN", "holds no password"), fix=("store the password",)),
     # one provider's account at another's server: no password can work (the seed's example)
     Case("outlook.com account at smtp.gmail.com", F(P.AUTH, S.REPLY, 535, "5.7.8 Username and "
          "Password not accepted."), Cause.PROVIDER_MISMATCH, CONFIG,

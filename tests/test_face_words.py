@@ -189,6 +189,8 @@ def test_plain_diagnoses_are_the_python_face_with_no_markers_left() -> None:
             shown = diagnosis_text(plain.for_face(face, Where("acme", "ann")))
             assert "\x1e" not in shown, (case.id, face)
             assert "\x1f" not in shown, (case.id, face)
+            # a reference lost on the way (e.g. split as whitespace) leaves gaps like "( x )"
+            assert not re.search(r"\( |\s\)|\S  \S|\s[.,;:]", shown), (case.id, face, shown)
 
 
 @pytest.mark.parametrize("face", [Face.CLI, Face.WIDGET])
