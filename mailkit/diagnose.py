@@ -1088,7 +1088,8 @@ def _app_password_required(f: Facts) -> Advice:
                 else "Turn on two-step sign-in for the account if the provider requires it "
                 "for app passwords."
             ),
-            f"Create an app password ({path}) and store it as this account's password in mailkit.",
+            f"Create an app password ({path}) and store it as this account's password with "
+            f"{_S.password_home}.",
             f"Better: set {_S.auth} to xoauth2 and run the {f.walkthrough}; no password is stored "
             "at all.",
         ),
@@ -1168,7 +1169,7 @@ def _bad_credentials(f: Facts) -> Advice:
     else:
         fix += [
             f"Check {_S.username} (often the full email address) and store the password again "
-            "(it is entered twice to catch typos).",
+            f"with {_S.password_home} (it is entered twice to catch typos).",
             "Sign in to the provider's webmail with the same credentials to rule out a locked "
             "or expired account.",
             "If the account has two-step sign-in, the provider may require an app password "
@@ -1206,8 +1207,8 @@ def _auth_required(f: Facts) -> Advice:
         f"not sign in ({_S.auth} is {f.context.auth})."
     )
     fix = [
-        f"Set {_S.auth} to auto (or the mechanism the provider documents) and store the account's "
-        "password or OAuth token.",
+        f"Set {_S.auth} to auto (or the mechanism the provider documents) and store the "
+        f"account's password with {_S.password_home}, or run the {f.walkthrough} for a token.",
         f"Set {_S.username} to the mailbox's address.",
     ]
     if microsoft:
