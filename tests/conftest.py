@@ -46,6 +46,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # A terminal in a `make lab` JupyterLab carries that run's demo folder: tests start demo
+    # servers of their own and must never find (or write to) that lab's mailbox.
+    import os
+
+    os.environ.pop("MAILKIT_DEMO_DIR", None)
     config.addinivalue_line(
         "markers",
         "smtp_scenario(name, **options): the misbehaving SMTP server the scenario_server "
