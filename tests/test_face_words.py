@@ -597,3 +597,44 @@ def test_the_cli_says_did_you_mean_before_it_connects(tmp_path: Path) -> None:
     assert code == EXIT_CONNECT
     assert "mailkit: warning: the host smtp.gmial.com is not a known mail server" in err
     assert "did you mean smtp.gmail.com?" in err
+
+
+# --------------------------------------------------------------------------- the source itself
+
+
+def _prose_in(source: str) -> Iterator[tuple[int, str]]:
+    """Every piece of prose in a module: string constants with a space, f-string parts
+    included, docstrings left out (they speak to developers, in Python's words)."""
+    import ast
+
+    tree = ast.parse(source)
+    docstrings = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
+            value = body[0].value
+            if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                docstrings.add(id(value))
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and " " in node.value
+            and id(node) not in docstrings
+        ):
+            yield node.lineno, node.value
+
+
+def test_no_advice_in_diagnose_spells_a_setting_the_python_way() -> None:
+    """Advice names settings only through references (``_S.ca_file``): a new rule that writes
+    "set ca_file" would print a Python name in the CLI and in widgets."""
+    import mailkit.diagnose
+
+    source = Path(mailkit.diagnose.__file__).read_text(encoding="utf-8")
+    spelled = [(line, text) for line, text in _prose_in(source) if python_names(text)]
+    assert spelled == []
+
+
+def test_the_source_search_finds_a_python_spelling() -> None:
+    found = list(_prose_in('"""set ca_file: a docstring"""\nx = f"Set ca_file to {y}"\n'))
+    assert [text for _, text in found if python_names(text)] == ["Set ca_file to "]
