@@ -483,7 +483,8 @@ def test_unparsable_override_flag_does_not_override() -> None:
 #: outlook-desktop-client, cloud-user-password and cloud-account-ignored added, with three users
 #: and a cloud org (the sixth, audited with secrets) to show them; ews-exchange-online follows a
 #: user's own server; cloud users sign in as their user code, so from-username-domain-mismatch
-#: no longer fires there and plaintext-auth names the user code.
+#: no longer fires there and plaintext-auth names the user code; mapi-no-contact-sync mentions
+#: terminal servers.
 RECORDED = Path(__file__).parent / "data" / "audit_findings.json"
 
 

@@ -689,9 +689,10 @@ RULES: Final[tuple[Rule, ...]] = (
     Rule(
         "mapi-no-contact-sync",
         "info",
-        "mode mapi hands the message to the workstation's mail client: no delivery result and "
-        "no contact sync",
-        "Prefer smtp or microsoft_graph for sends the application must confirm.",
+        "mode mapi hands the message to the workstation's mail client: no delivery result, no "
+        "contact sync, and on a terminal server often no default mail client at all",
+        "Prefer smtp or microsoft_graph for sends the application must confirm, and always on "
+        "terminal servers.",
         _mapi,
     ),
     Rule(
