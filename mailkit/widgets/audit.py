@@ -47,7 +47,9 @@ class AuditDashboard(Panel):
 
     ``users`` loads the canonical users table to audit (default: the store's users); the org
     settings, the test history and saving always go through ``store``. With ``secrets``, the
-    ``missing-secret`` rule runs too. ``now`` fixes the clock for ``test-stale``.
+    ``missing-secret`` rule runs too, and the user form takes a user's own password (typed
+    twice, saved with the user), so that finding is fixed where it is shown. ``now`` fixes the
+    clock for ``test-stale``.
 
     Attributes: ``severity``, ``rule``, ``mode`` (the filters; ``""`` means all), ``count``,
     ``table`` (the filtered findings), ``user_list`` (a Select of the filtered users; picking one
