@@ -258,3 +258,32 @@ def test_cloud_user_signs_in_with_their_own_password_never_the_orgs(
         accounts_with_secret=accounts_with_secret(secrets, "default", ["org", code]),
     )
     assert "cloud-user-password" not in set(findings["rule"])
+
+
+def test_cloud_user_without_own_password_is_told_to_store_theirs(
+    tmp_path: Path, smtp_server: MailServer
+) -> None:
+    """The command line names the user's own account, not the org's, for the missing password."""
+    smtp_server.require_auth = True
+    profile = tmp_path / "cloud.sqlite"
+    with Store.open(profile, create=True) as store:
+        store.set_org(
+            OrgSettings(
+                edition="cloud",
+                host=HOST,
+                port=smtp_server.starttls_port,
+                security="starttls",
+                username="it@corp.local",
+                from_address="it@corp.local",
+                ca_file=str(smtp_server.ca_file),
+            )
+        )
+        store.put_users([UserSettings(user_code=smtp_server.user)])
+    code, out, err = run(
+        "test", "--profile", str(profile), "--user", smtp_server.user, "--to", RECIPIENT,
+        "--secrets", "memory", "--timeout", "5",
+    )  # fmt: skip
+    assert code != EXIT_OK
+    assert "password_missing" in out, out
+    assert f"--user {smtp_server.user}" in out, out
+    assert smtp_server.messages == []
