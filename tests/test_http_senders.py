@@ -667,3 +667,20 @@ def test_an_accepting_answer_that_echoes_the_token_reaches_no_reply_or_history(
         assert form not in shown
         assert form.encode() not in files
     assert token.encode().hex() not in shown
+
+
+@pytest.mark.parametrize("offset", [190, 195, 198, 390, 395, 398])
+def test_the_http_recorder_scrubs_before_it_cuts(offset: int) -> None:
+    token = "tok-canary-Qx7!pL2"
+    recorder = HttpRecorder(secrets=[Secret(token)])
+    padded = "x" * offset + token + " tail"
+    recorder.response(400, "Bad", {"Content-Type": "text/plain"}, padded.encode())
+    recorder.response(
+        401,
+        "Unauthorized",
+        {"Content-Type": "application/json", "WWW-Authenticate": padded},
+        json.dumps({"error": {"code": "Echo", "message": padded}}).encode(),
+    )
+    shown = "\n".join(row.text for row in recorder.rows)
+    assert token[:6] not in shown
+    assert "<secret hidden>" in shown or "more characters" in shown

@@ -214,7 +214,7 @@ class HttpRecorder:
         for name in SHOWN_REQUEST_HEADERS:
             value = _header(headers, name)
             if value is not None:
-                lines.append(f"{name}: {_cut(value)}")
+                lines.append(f"{name}: {_cut(self._scrub(value))}")
         raw = body.encode() if isinstance(body, str) else body
         if body_summary is not None:
             lines.append(body_summary)
@@ -237,7 +237,7 @@ class HttpRecorder:
         for name in SHOWN_RESPONSE_HEADERS:
             value = _header(headers, name)
             if value is not None:
-                lines.append(f"{name}: {_cut(value)}")
+                lines.append(f"{name}: {_cut(self._scrub(value))}")
         if body:
             lines.append(self._response_body(body, _header(headers, "Content-Type") or ""))
         self._emit(Direction.SERVER, phase, status, "\n".join(lines), tls=tls)
@@ -247,8 +247,8 @@ class HttpRecorder:
 
     # ------------------------------------------------------------------ bodies
 
-    @staticmethod
-    def _request_body(raw: bytes, content_type: str) -> str:
+    def _request_body(self, raw: bytes, content_type: str) -> str:
+        """A summary of a request body; anything quoted is scrubbed before it is cut."""
         kind = content_type.split(";")[0].strip().lower()
         if kind == "application/x-www-form-urlencoded":
             try:
@@ -256,7 +256,7 @@ class HttpRecorder:
             except UnicodeDecodeError:
                 fields = []
             shown = [f"{k}={v if k in _SAFE_FORM_FIELDS else _HIDDEN_VALUE}" for k, v in fields]
-            return f"<form: {_cut('&'.join(shown))}>"
+            return f"<form: {_cut(self._scrub('&'.join(shown)))}>"
         data = _json(raw) if kind == "application/json" else None
         if isinstance(data, dict):
             shown = [
@@ -265,14 +265,14 @@ class HttpRecorder:
             return f"<JSON {len(raw):,} bytes: {', '.join(shown)}>"
         return f"<body: {len(raw):,} bytes{', ' + kind if kind else ''}>"
 
-    @staticmethod
-    def _response_body(raw: bytes, content_type: str) -> str:
+    def _response_body(self, raw: bytes, content_type: str) -> str:
+        """A summary of an answer's body; the service's words are scrubbed before the cut."""
         data = _json(raw)
         if isinstance(data, dict):
             code, message = api_error(raw)
             if code is not None or message:
                 said = f"{code}: {message}" if code and message else code or message
-                return f"error {_cut(said)}"
+                return f"error {_cut(self._scrub(said))}"
             shown = [
                 f"{k}={json.dumps(data[k], ensure_ascii=False)}"
                 for k in _SAFE_JSON_FIELDS
@@ -280,13 +280,15 @@ class HttpRecorder:
             ]
             others = len(data) - len(shown)
             return _cut(
-                "<JSON: "
-                + ", ".join(shown + ([f"{others} more field(s) hidden"] if others else []))
-                + ">"
+                self._scrub(
+                    "<JSON: "
+                    + ", ".join(shown + ([f"{others} more field(s) hidden"] if others else []))
+                    + ">"
+                )
             )
         kind = content_type.split(";")[0].strip().lower()
         if kind == "text/plain":
-            return _cut(raw.decode("utf-8", "replace"), 200)
+            return _cut(self._scrub(raw.decode("utf-8", "replace")), 200)
         return f"<body: {len(raw):,} bytes{', ' + kind if kind else ''}>"
 
     # ------------------------------------------------------------------ rows
