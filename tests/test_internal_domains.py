@@ -279,7 +279,7 @@ def test_cloud_user_without_own_password_is_told_to_store_theirs(
             )
         )
         store.put_users([UserSettings(user_code=smtp_server.user)])
-    code, out, err = run(
+    code, out, _ = run(
         "test", "--profile", str(profile), "--user", smtp_server.user, "--to", RECIPIENT,
         "--secrets", "memory", "--timeout", "5",
     )  # fmt: skip
