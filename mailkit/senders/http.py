@@ -17,6 +17,7 @@ where to POST and how the body looks.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.utils
 import errno
 import hashlib
@@ -46,6 +47,7 @@ from mailkit.outcome import Diagnosis, Failure, Phase, SendContext, Signal
 from mailkit.resolve import Effective
 from mailkit.secrets import Secret
 from mailkit.senders.smtp import (
+    MAX_DETAIL,
     TestResult,
     TlsInfo,
     TokenProvider,
@@ -432,17 +434,17 @@ def failure_from_request_error(exc: BaseException, *, sent: bool = False) -> Fai
             )
     for cause in chain:
         if isinstance(cause, ssl.SSLError):
-            return Failure(Phase.TLS, Signal.TLS_PROTOCOL, detail=_cut(str(cause), 300))
+            return Failure(Phase.TLS, Signal.TLS_PROTOCOL, detail=str(cause))
         if isinstance(cause, socket.gaierror):
-            return Failure(Phase.CONNECT, Signal.DNS, detail=_cut(str(cause), 300))
+            return Failure(Phase.CONNECT, Signal.DNS, detail=str(cause))
         if isinstance(cause, ConnectionRefusedError):
-            return Failure(Phase.CONNECT, Signal.REFUSED, detail=_cut(str(cause), 300))
+            return Failure(Phase.CONNECT, Signal.REFUSED, detail=str(cause))
         if isinstance(cause, OSError) and cause.errno in (
             errno.ENETUNREACH,
             errno.EHOSTUNREACH,
             errno.EADDRNOTAVAIL,
         ):
-            return Failure(Phase.CONNECT, Signal.UNREACHABLE, detail=_cut(str(cause), 300))
+            return Failure(Phase.CONNECT, Signal.UNREACHABLE, detail=str(cause))
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return Failure(Phase.CONNECT, Signal.TIMEOUT, detail="no answer when connecting")
     if isinstance(exc, requests.exceptions.Timeout):
@@ -609,6 +611,8 @@ class ApiSender(ABC):
         if failure is not None:
             # The service's words reach the diagnosis only scrubbed (a body may echo a token).
             failure = scrubber.scrub_value(failure)
+            if len(failure.detail) > MAX_DETAIL:  # cut only once scrubbed
+                failure = dataclasses.replace(failure, detail=_cut(failure.detail, MAX_DETAIL))
             diagnosis = diagnose(failure, context)
             if failure.detail and failure.signal not in (Signal.HTTP, Signal.MISSING):
                 code = f" (OpenSSL {failure.verify_code})" if failure.verify_code else ""
