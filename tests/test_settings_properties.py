@@ -387,3 +387,24 @@ def test_internal_domains_never_let_two_addresses_through(
     a = first.rsplit("@", 1)[0] + "@corp." + suffix
     b = second.rsplit("@", 1)[0] + "@plant." + suffix
     assert _verdict(shape.format(a=a, b=b)) is None
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(name=domains(), suffix=st.sampled_from(INTERNAL_SUFFIXES), upper=st.booleans())
+def test_internal_suffix_is_found_under_any_name(name: str, suffix: str, upper: bool) -> None:
+    """Any name below an internal suffix is internal, in any case, as a host or a domain."""
+    host = f"{name}.{suffix}"
+    host = host.upper() if upper else host
+    assert internal_suffix(host) == suffix
+    assert internal_suffix(host + ".") == suffix
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnsafeSettingWarning)
+        assert internal_suffix(OrgSettings(host=host).host or "") == suffix
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(name=domains())
+def test_public_names_are_not_internal(name: str) -> None:
+    """hypothesis' domains end in real top-level domains: none of them is internal."""
+    suffix = internal_suffix(name)
+    assert suffix is None or name.lower().endswith(tuple(INTERNAL_SUFFIXES)), name
