@@ -320,7 +320,7 @@ def test_a_result_cannot_be_built_without_a_scrubber() -> None:
         for f in dataclasses.fields(TestResult)
     }
     with pytest.raises(TypeError):
-        TestResult(**values)  # type: ignore[call-arg]
+        TestResult(**values)
     with pytest.raises(TypeError):
         TestResult(**values, scrub=lambda text: text)  # type: ignore[arg-type]
 
