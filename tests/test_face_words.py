@@ -638,3 +638,23 @@ def test_no_advice_in_diagnose_spells_a_setting_the_python_way() -> None:
 def test_the_source_search_finds_a_python_spelling() -> None:
     found = list(_prose_in('"""set ca_file: a docstring"""\nx = f"Set ca_file to {y}"\n'))
     assert [text for _, text in found if python_names(text)] == ["Set ca_file to "]
+
+
+def test_every_face_of_a_scrubbed_diagnosis_is_scrubbed(smtp_credentials: Credentials) -> None:
+    """A face renders from the marked words, not from the plain fields: the scrubber must reach
+    those too, or a secret a server echoed would come back in the CLI or a card."""
+    import base64
+
+    from mailkit.outcome import Failure, Phase, SendContext, Signal
+    from mailkit.transcript import SecretScrubber
+
+    canary = smtp_credentials.password
+    echoed = f"{canary} {base64.b64encode(canary.encode()).decode()} {canary.encode().hex()}"
+    failure = Failure(Phase.TLS, Signal.TLS_VERIFY, verify_code=0, detail=echoed)
+    context = SendContext("mail.example.net", 587, "starttls", "plain", username="ann@example.net")
+    plain = diagnose(failure, context)
+    assert smtp_credentials.leaks_in(diagnosis_text(plain))  # the control: it is there
+    scrubbed = SecretScrubber([Secret(canary)]).scrub_value(plain)
+    for face in Face:
+        shown = diagnosis_text(scrubbed.for_face(face, Where("acme", "ann")))
+        assert smtp_credentials.leaks_in(shown) == [], face
