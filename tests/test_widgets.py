@@ -684,6 +684,24 @@ def test_a_store_that_refuses_the_password_saves_nothing_and_says_why(
     assert CANARY not in form.general.value
 
 
+def test_a_user_code_that_cannot_name_a_secret_is_said_before_anything_is_saved(
+    org_store: Store,
+) -> None:
+    secrets = MemorySecretStore()
+    form = UserForm(org_store, secrets=secrets)
+    assert form.passwords is not None
+    type_into(form.fields["user_code"].input, "ops:night")  # a valid code; ':' splits keys
+    assert "No password can be stored under this user code" in form.password_note.value
+    type_into(form.passwords.password, CANARY)
+    type_into(form.passwords.confirmation, CANARY)
+    form.save_button.click()  # no exception escapes the button
+    assert "No password can be stored" in form.fields["user_code"].error.value
+    assert org_store.get_user("ops:night") is None
+    assert (form.passwords.password.value, form.passwords.confirmation.value) == ("", "")
+    form.save_button.click()  # without a password the user itself is fine
+    assert org_store.get_user("ops:night") is not None
+
+
 def test_the_password_note_says_when_the_org_account_is_used(org_store: Store) -> None:
     org_store.set_org(OrgSettings(host="smtp.example.com", port=587, username="it@example.com"))
     org_store.put_user(UserSettings(user_code="erin"))

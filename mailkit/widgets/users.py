@@ -57,6 +57,7 @@ from mailkit.widgets.common import (
     note_html,
     relabel_blank,
     text_field,
+    warning_html,
 )
 from mailkit.widgets.modes import SmtpSection
 from mailkit.widgets.password import PasswordFields
@@ -77,6 +78,10 @@ def _shown(value: Any) -> str:
     return str(getattr(value, "value", value))
 
 
+_NO_KEY = (
+    "No password can be stored under this user code ({problem}): rename the user, or leave "
+    "the password empty."
+)
 #: The modes in which mailkit signs in with a password (the others use OAuth or a desktop app).
 _PASSWORD_MODES = frozenset({Mode.SMTP, Mode.EXCHANGE_EWS})
 
@@ -233,12 +238,12 @@ class UserForm(Form):
 
     def _preview(self) -> Effective:
         """The effective settings the form's values would give, or the org's if not valid."""
-        candidate = self._candidate()
-        return effective(self.org, candidate)
+        return effective(self.org, self._candidate())
 
     def _show_effective(self) -> None:
-        preview = self._preview()
-        self._show_password_note(preview)
+        candidate = self._candidate()
+        preview = effective(self.org, candidate)
+        self._show_password_note(candidate, preview)
         for name, field in self.override_fields.items():
             source = preview.provenance[name]
             value = _shown(getattr(preview, name))
@@ -256,18 +261,21 @@ class UserForm(Form):
                 return None
         return candidate
 
-    def _show_password_note(self, preview: Effective) -> None:
+    def _show_password_note(self, candidate: UserSettings | None, preview: Effective) -> None:
         """Whose password a send for this user would use, and where this form stores one."""
         if self.secrets is None:
             return
-        candidate = self._candidate()
         code = candidate.user_code if candidate is not None else ""
-        if not code:
+        if candidate is None or not code:
             self.password_note.value = note_html(
                 "Stored under the user code when you press Save user; type it twice."
             )
             return
-        key = secret_key(self.profile, code)
+        try:
+            key = secret_key(self.profile, code)
+        except ValueError as exc:
+            self.password_note.value = warning_html(_NO_KEY.format(problem=exc))
+            return
         stored = ""
         if self.user is not None and self.user.user_code == code and self.has_password is not None:
             stored = (
@@ -323,10 +331,14 @@ class UserForm(Form):
             user = self._validated()
             stored = ""
             if typed and passwords is not None and secrets is not None and taken is not None:
-                key = secret_key(self.profile, user.user_code)
-                problem = passwords.store(secrets, key, *taken)
-                if problem is not None:
-                    raise MailkitError(f"the password was not stored: {problem}")
+                try:
+                    key = secret_key(self.profile, user.user_code)
+                except ValueError as exc:
+                    unusable = FieldProblem("user_code", _NO_KEY.format(problem=exc))
+                    raise SettingsError([unusable], "the user's password") from None
+                refused = passwords.store(secrets, key, *taken)
+                if refused is not None:
+                    raise MailkitError(f"the password was not stored: {refused}")
                 stored = " and the password"  # where: the note above the boxes says
             self.store.put_user(user)  # the org-dependent rules (cloud edition) are checked here
             self.user = user
