@@ -679,3 +679,15 @@ def test_a_saved_notebook_holds_no_echoed_password(
     assert "bad_credentials" in saved
     assert leaks(password, saved) == []
     assert leaks(password, path.read_bytes()) == []
+
+
+def test_a_pinned_send_never_reads_the_ca_file(
+    hostile: Callable[..., ScenarioServer], smtp_credentials: Credentials, tmp_path: Path
+) -> None:
+    """The pin replaces the chain: a CA file set beside it, even a broken one, is not read."""
+    server = hostile("silent_quit", hang=0.5)
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not PEM")
+    plan = plan_for(server, ca_file=str(garbage), pin_sha256=server.pin_sha256)
+    result, _ = send(plan, smtp_credentials.password)
+    assert result.ok, result.diagnosis and result.diagnosis.to_text()

@@ -508,7 +508,8 @@ def ca_file_problem(path: str) -> str | None:
 
 def tls_context(plan: SmtpPlan) -> ssl.SSLContext:
     """Verification always on: system CAs, or the CA file, or (pinned) the fingerprint."""
-    context = ssl.create_default_context(cafile=plan.ca_file)
+    # With a pin the chain is not checked at all, so a CA file set beside it is not read.
+    context = ssl.create_default_context(cafile=None if plan.pin_sha256 else plan.ca_file)
     context.minimum_version = (
         ssl.TLSVersion.TLSv1_3 if plan.tls_min_version == "1.3" else ssl.TLSVersion.TLSv1_2
     )
@@ -757,7 +758,12 @@ class SmtpTestSender:
         plan = self.plan
         self._check_setup()
         if plan.security is not Security.NONE:
-            self._context = tls_context(plan)
+            try:
+                self._context = tls_context(plan)
+            except (OSError, ssl.SSLError, ValueError):  # the file changed since the check
+                problem = ca_file_problem(plan.ca_file or "") or "cannot be read"
+                detail = f"ca_file: {plan.ca_file} {problem}"
+                raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail=detail)) from None
         self.recorder.info(
             f"connecting to {plan.host} port {plan.port}, security {plan.security.value}"
             + (f" (TLS {plan.tls_min_version}+, {self._trust_label()})" if self._context else ""),
