@@ -230,11 +230,13 @@ def secret_name(name: str) -> bool:
 
 # ``user:password@`` anywhere: after a scheme, after a typo such as ``postgres//``, or alone.
 # The password runs to the last ``@`` before white space, so an unescaped ``@`` in it is covered.
-_USERINFO: Final = re.compile(r"(?P<user>(?<![^\s/\\'\"(<,;=])[^\s/\\@:'\"]*):(?!//)(?P<pw>\S*)@")
+_USERINFO: Final = re.compile(
+    r"(?P<user>(?<![^\s/\\'\"(<,;=])[^\s/\\@:'\"]{0,256}):(?!//)(?P<pw>[^\s@]*(?:@[^\s@]*)*)@"
+)
 # ``name=value`` (query strings, libpq, ODBC, JDBC, INI lines), ``name: value`` (a colon then
 # a space: "Password: x", never a URL's "scheme:" or "host:port") and ``"name": "value"``.
 _PARAM: Final = re.compile(
-    r"(?P<name>[^\s=&;?,'\"{}()\[\]:/]+)(?P<sep>\s*=\s*|:\s+)"
+    r"(?<![^\s=&;?,'\"{}()\[\]:/])(?P<name>[^\s=&;?,'\"{}()\[\]:/]{1,256})(?P<sep>\s*=\s*|:\s+)"
     r"(?P<value>'(?:[^'\\]|\\.)*'?|\"(?:[^\"\\]|\\.)*\"?|\{[^}]*\}?|[^\s&;,'\"]+)"
 )
 _QUOTED_NAME: Final = re.compile(
@@ -280,9 +282,11 @@ _ADDRESS: Final = re.compile(rf"[A-Za-z0-9._%+-]{{1,64}}@(?:{_HOST})")
 _URL: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
 _PATH: Final = re.compile(r"(?:[A-Za-z]:[\\/]|\\\\|/|~/|%\w+%[\\/])[^\t\r\n]*")
 # Keys, tokens and hashes: a long run mixing upper case, lower case and digits, or long hex.
+# Each alternative starts only where a run starts (the look-behind), so a long run costs one
+# scan, not one per character.
 _TOKEN_RUN: Final = re.compile(
-    r"(?=[A-Za-z0-9+/=_-]*[a-z])(?=[A-Za-z0-9+/=_-]*[A-Z])(?=[A-Za-z0-9+/=_-]*\d)"
-    r"[A-Za-z0-9+/=_-]{20,}|[0-9a-fA-F]{32,}"
+    r"(?<![A-Za-z0-9+/=_-])(?=[A-Za-z0-9+/=_-]*[a-z])(?=[A-Za-z0-9+/=_-]*[A-Z])"
+    r"(?=[A-Za-z0-9+/=_-]*\d)[A-Za-z0-9+/=_-]{20,}|(?<![0-9a-fA-F])[0-9a-fA-F]{32,}"
 )
 # A word as people type words: lower case, Capitalised or ALL CAPS, maybe hyphenated or ending
 # in punctuation; or a plain number. Random case and letters mixed with digits are not words.
