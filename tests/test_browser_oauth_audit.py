@@ -8,15 +8,15 @@ widget state included) without a token.
 * ``04-oauth-google.ipynb``: Run All, then read what the run left on the page (two sign-ins,
   two green test sends, the walkthrough's revoked status). Then, in the walkthrough itself: pick
   the Gmail API and the loopback sign-in, press Sign in, see the link and the waiting status,
-  follow the link in Chromium (the fake Google approves at once and sends the browser back
-  to the kernel's loopback listener), see the signed-in status naming the secret store, press
-  Send test and see the green card, press Revoke and see the revoked status, save with Ctrl+S.
+  follow the link in Chromium to the fake Google's consent page and press Approve (the browser
+  goes back to the kernel's loopback listener), see the signed-in status naming the secret
+  store, press Send test and see the green card, press Revoke and see the revoked status, save with Ctrl+S.
   The test starts the demo server itself (the notebook's ``ensure_running()`` finds it), so it
   holds the fake's hooks: every token the fake issued and every PKCE verifier it received are
   searched for in the page's HTML and in the saved notebook, and the fake confirms that the
-  token signed in from the browser was revoked. The fake's certificate comes from the demo's
-  own CA, so this Chromium profile ignores certificate errors; the kernel's OAuth calls still
-  verify it. What cannot be seen from the browser is the access token refresh: the kernel does
+  token signed in from the browser was revoked. The consent page is plain HTTP on loopback, so
+  Chromium opens it without trusting the demo's CA; the kernel's token calls verify the CA over
+  HTTPS. What cannot be seen from the browser is the access token refresh: the kernel does
   it before a send, and only the send's outcome shows.
 * ``03-audit-users.ipynb``: Run All, pick "critical" in the dashboard's Severity drop-down and
   see the table, the count and the user list narrow to critical findings; click a user in the
@@ -142,7 +142,7 @@ def test_google_walkthrough_in_a_real_browser(tmp_path: Path) -> None:
     with (
         DemoServer(demo_dir, password=CANARY) as server,
         jupyter_lab(root, env=env, settings=SAVE_WIDGET_STATE) as lab,
-        chromium_page(timeout=60, ignore_https_errors=True) as page,
+        chromium_page(timeout=60) as page,
     ):
         open_notebook(page, lab, GOOGLE_NOTEBOOK, timeout=120)
         assert not news_popup_visible(page)
@@ -199,7 +199,7 @@ def test_google_walkthrough_in_a_real_browser(tmp_path: Path) -> None:
             in_cell=WALKTHROUGH_CELL,
         )
         href = link.get_attribute("href") or ""
-        assert href.startswith(server.oauth.base_url + "/"), href
+        assert href.startswith(server.oauth.browser_url + "/"), href
         assert "code_challenge_method=S256" in href
         assert "redirect_uri=http%3A%2F%2F127.0.0.1" in href
         assert link.get_attribute("target") == "_blank"
@@ -207,11 +207,12 @@ def test_google_walkthrough_in_a_real_browser(tmp_path: Path) -> None:
         show(link)
         save_screenshot(page, "oauth-google-sign-in-link")
 
-        # The link opens a tab; the fake approves and sends it back to the kernel's listener.
+        # The link opens a tab on the consent page; Approve sends it to the kernel's listener.
         with page.context.expect_page() as opened:
             link.click()
         consent = opened.value
-        consent.wait_for_url(re.compile(r"^http://127\.0\.0\.1:\d+/"))
+        consent.get_by_role("button", name="Approve").click()
+        consent.wait_for_url(re.compile(r"^http://127\.0\.0\.1:\d+/\?.*code="))
         back = consent.locator("body")
         back.filter(has_text="Sign-in is complete").wait_for()
         assert "return to the notebook" in back.inner_text()
