@@ -10,7 +10,8 @@ widget state included) without a token.
   the Gmail API and the loopback sign-in, press Sign in, see the link and the waiting status,
   follow the link in Chromium to the fake Google's consent page and press Approve (the browser
   goes back to the kernel's loopback listener), see the signed-in status naming the secret
-  store, press Send test and see the green card, press Revoke and see the revoked status, save with Ctrl+S.
+  store, press Send test and see the green card, press Revoke and see the revoked status,
+  save with Ctrl+S.
   The test starts the demo server itself (the notebook's ``ensure_running()`` finds it), so it
   holds the fake's hooks: every token the fake issued and every PKCE verifier it received are
   searched for in the page's HTML and in the saved notebook, and the fake confirms that the
