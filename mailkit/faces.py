@@ -169,8 +169,11 @@ def _password_home(face: Face, where: Where) -> str:
         if where.is_user:
             return f"{fields} the user form of {where.account}, then Save user"
         return f"{fields} the organisation's password panel, then Save password"
-    profile = repr(where.profile or "default")
+    profile = repr(where.profile) if where.profile else "PROFILE"
     account = repr(where.account) if where.account else "ACCOUNT"
-    return f"secrets.set_password(secret_key({profile}, {account}), password, confirmation)" + (
-        "" if where.account else ' (ACCOUNT: "org", or the user code for a user\'s own password)'
-    )
+    blanks = [
+        *(() if where.profile else ("PROFILE: the profile's name",)),
+        *(() if where.account else ('ACCOUNT: "org", or the user code for a user\'s own',)),
+    ]
+    call = f"secrets.set_password(secret_key({profile}, {account}), password, confirmation)"
+    return call + (f" ({'; '.join(blanks)})" if blanks else "")
