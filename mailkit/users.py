@@ -371,7 +371,8 @@ def _read_csv(file: Path) -> pd.DataFrame:
         na_values=[""],
         skip_blank_lines=False,  # keep row numbers equal to what a spreadsheet shows
     )
-    frame = frame.apply(lambda column: column.map(restore_cell, na_action="ignore"))
+    for column in frame.columns:
+        frame[column] = frame[column].map(restore_cell, na_action="ignore")
     frame.attrs["encoding"] = decoded.encoding
     frame.attrs["encoding_note"] = decoded.note
     return frame
