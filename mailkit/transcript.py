@@ -214,16 +214,19 @@ class SecretScrubber:
         return cast(T, self._scrub_any(value))
 
     def _scrub_any(self, value: Any) -> Any:
+        """``value`` scrubbed; the very same object when nothing in it changed (so equality,
+        which a dataclass may limit to some fields, never decides what is kept)."""
         if isinstance(value, Enum):
             return value
         if isinstance(value, str):
-            return self(value)
+            scrubbed = self(value)
+            return value if scrubbed == value else scrubbed
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             changed = {}
             for item in dataclasses.fields(value):
                 old = getattr(value, item.name)
                 new = self._scrub_any(old)
-                if new is not old and new != old:
+                if new is not old:
                     changed[item.name] = new
             if not changed:
                 return value
@@ -233,9 +236,17 @@ class SecretScrubber:
             return copy
         if isinstance(value, tuple | list | set | frozenset):
             items = [self._scrub_any(v) for v in value]
+            if all(new is old for new, old in zip(items, value, strict=True)):
+                return value
             return type(value)(items) if not hasattr(value, "_fields") else type(value)(*items)
         if isinstance(value, dict):
-            return {self._scrub_any(k): self._scrub_any(v) for k, v in value.items()}
+            pairs = [(self._scrub_any(k), self._scrub_any(v)) for k, v in value.items()]
+            if all(
+                k is o_k and v is o_v
+                for (k, v), (o_k, o_v) in zip(pairs, value.items(), strict=True)
+            ):
+                return value
+            return dict(pairs)
         return value
 
 

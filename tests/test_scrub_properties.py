@@ -332,3 +332,20 @@ def test_the_meta_test_would_see_an_unscrubbed_field() -> None:
     object.__setattr__(result, "server_reply", "250 queued " + SECRET)
     assert any(leaks(text) for _, text in _strings(result))
     assert Phase.AUTH.value == "auth"  # enums are left as they are by the walk
+
+
+def test_a_field_left_out_of_equality_is_scrubbed_too() -> None:
+    """Diagnosis.marked takes no part in ``==``: scrubbing must not decide by equality."""
+
+    @dataclasses.dataclass(frozen=True)
+    class Holder:
+        diagnosis: Diagnosis
+        more: tuple[Diagnosis, ...]
+
+    seen: set[str] = set()
+    diagnosis = dataclasses.replace(
+        _fill(Diagnosis, seen), title="t", explanation="e", marked=("t", "e " + SECRET)
+    )
+    clean = SecretScrubber([Secret(SECRET)]).scrub_value(Holder(diagnosis, (diagnosis,)))
+    for path, text in _strings(clean):
+        assert leaks(text) == [], path
