@@ -702,6 +702,28 @@ def test_a_user_code_that_cannot_name_a_secret_is_said_before_anything_is_saved(
     assert org_store.get_user("ops:night") is not None
 
 
+def test_a_password_typed_for_one_user_never_reaches_another(
+    org_store: Store, sent: Recorder
+) -> None:
+    org_store.put_user(UserSettings(user_code="fay"))
+    org_store.put_user(UserSettings(user_code="gus"))
+    secrets = MemorySecretStore()
+    panel = UsersPanel(org_store, secrets=secrets)
+    assert panel.form.passwords is not None
+    panel.list.value = "fay"
+    type_into(panel.form.passwords.password, CANARY)
+    type_into(panel.form.passwords.confirmation, CANARY)
+    panel.list.value = "gus"  # picked another user before saving: the boxes are emptied
+    assert (panel.form.passwords.password.value, panel.form.passwords.confirmation.value) == (
+        "",
+        "",
+    )
+    panel.form.save_button.click()
+    assert secrets.get(secret_key("default", "gus")) is None
+    assert secrets.get(secret_key("default", "fay")) is None
+    assert not leaks(CANARY, sent.dump())
+
+
 def test_the_password_note_says_when_the_org_account_is_used(org_store: Store) -> None:
     org_store.set_org(OrgSettings(host="smtp.example.com", port=587, username="it@example.com"))
     org_store.put_user(UserSettings(user_code="erin"))
