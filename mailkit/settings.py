@@ -384,13 +384,17 @@ def _internal_stand_in(domain: str) -> tuple[str, str] | None:
     Only a name *below* the suffix is swapped: ``a@local`` and ``a@home.arpa`` stay refused.
     """
     suffix = internal_suffix(domain)
-    if suffix is None or _DOTS.fullmatch(domain[-1:] or "x"):
+    if suffix is None:
         return None
     wanted = suffix.split(".")
-    separators = list(_DOTS.finditer(domain))
-    if len(separators) < len(wanted):
+    # The typed labels themselves must spell the suffix (in any case or width): a character
+    # that only becomes a dot on normalisation (U+2488 "1.") must reach email-validator.
+    typed = _DOTS.split(domain)
+    if len(typed) <= len(wanted) or [
+        unicodedata.normalize("NFKC", label).casefold() for label in typed[-len(wanted) :]
+    ] != wanted:
         return None
-    start = separators[len(separators) - len(wanted)].end()
+    start = list(_DOTS.finditer(domain))[-len(wanted)].end()
     return domain[:start] + ".".join("x" * len(label) for label in wanted), suffix
 
 

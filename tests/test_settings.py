@@ -704,6 +704,8 @@ def test_internal_domain_addresses_are_valid(target: Target, given: str, stored:
         ("alice@corp..local", "period"),
         ("alice..b@corp.local", "period"),
         ("alice@corp.local.", "period"),
+        ("alice@b.x\u2488local", "invalid characters"),  # "⒈" becomes "1." only when mapped
+        ("alice@b.lo\u00adcal", "unsafe characters"),  # a soft hyphen is never hidden
         ("alice@@corp.local", "@-sign"),
         ("alice@corp_x.internal", "after the @-sign"),
         ("alice:x@corp.local", "invalid characters"),
