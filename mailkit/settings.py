@@ -390,9 +390,11 @@ def _internal_stand_in(domain: str) -> tuple[str, str] | None:
     # The typed labels themselves must spell the suffix (in any case or width): a character
     # that only becomes a dot on normalisation (U+2488 "1.") must reach email-validator.
     typed = _DOTS.split(domain)
-    if len(typed) <= len(wanted) or [
-        unicodedata.normalize("NFKC", label).casefold() for label in typed[-len(wanted) :]
-    ] != wanted:
+    if (
+        len(typed) <= len(wanted)
+        or [unicodedata.normalize("NFKC", label).casefold() for label in typed[-len(wanted) :]]
+        != wanted
+    ):
         return None
     start = list(_DOTS.finditer(domain))[-len(wanted)].end()
     return domain[:start] + ".".join("x" * len(label) for label in wanted), suffix
