@@ -617,7 +617,7 @@ def _check_test_flags(args: argparse.Namespace) -> None:
 
 def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
     """``mailkit test``: one test send; the exit code says in which phase it failed."""
-    from mailkit.faces import Face, Where
+    from mailkit.faces import Face, Where, name_setting, rename_settings
     from mailkit.profiles import locate_profile
     from mailkit.secrets import Secret
     from mailkit.settings import OrgSettings, validate
@@ -662,7 +662,18 @@ def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
             data = org.model_dump(exclude_none=True)
             if user is not None and user.override_enabled:
                 given.setdefault("mode", "smtp")
-            org = validate(OrgSettings, {**data, **given}, context="test settings")
+            try:
+                org = validate(OrgSettings, {**data, **given}, context="test settings")
+            except SettingsError as exc:  # named by the flags that gave the values
+                raise SettingsError(
+                    [
+                        FieldProblem(
+                            name_setting(p.field, Face.CLI), rename_settings(p.message, Face.CLI)
+                        )
+                        for p in exc.problems
+                    ],
+                    exc.context,
+                ) from None
             if user is not None:
                 user = user.model_copy(update={"override_enabled": False})
         location = locate_profile(store.path) if store is not None else None

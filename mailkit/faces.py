@@ -24,7 +24,9 @@ __all__ = [
     "Face",
     "FieldWords",
     "Where",
+    "name_setting",
     "password_home",
+    "rename_settings",
     "render",
     "setting",
 ]
@@ -131,6 +133,27 @@ def render(text: str, face: Face | str = Face.PYTHON, where: Where | None = None
         return _field(ref, chosen)
 
     return _REFERENCE.sub(name, text).replace(_OPEN, "").replace(_CLOSE, "")
+
+
+def name_setting(name: str, face: Face | str) -> str:
+    """How ``face`` names the setting ``name``: ``--from`` for ``from_address`` in the CLI.
+    A name the table does not know is returned as it is."""
+    return _field(name, Face(face))
+
+
+_PYTHON_SPELLED = re.compile(
+    r"(?<![\w-])("
+    + "|".join(sorted((n for n in FIELDS if "_" in n), key=len, reverse=True))
+    + r")(?![\w-])"
+)
+
+
+def rename_settings(text: str, face: Face | str) -> str:
+    """``text`` written in Python's words (a validator's message) with each setting whose
+    Python name is not a plain word (``from_address``, ``tls_pin_sha256``) named as ``face``
+    names it. For messages that predate references; new advice uses :func:`setting`."""
+    chosen = Face(face)
+    return _PYTHON_SPELLED.sub(lambda m: _field(m.group(1), chosen), text)
 
 
 def _field(name: str, face: Face) -> str:

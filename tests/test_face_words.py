@@ -658,3 +658,35 @@ def test_every_face_of_a_scrubbed_diagnosis_is_scrubbed(smtp_credentials: Creden
     for face in Face:
         shown = diagnosis_text(scrubbed.for_face(face, Where("acme", "ann")))
         assert smtp_credentials.leaks_in(shown) == [], face
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (("--from", "not-an-address"), "--from:"),
+        (("--pin-sha256", "xyz"), "--pin-sha256:"),
+        (("--port", "465", "--security", "starttls"), "--security:"),
+        (("--auth", "kerberos"), "--auth:"),
+    ],
+)
+def test_a_bad_flag_is_refused_in_the_flags_words(flags: tuple[str, ...], named: str) -> None:
+    code, out, err = run(
+        "test", "--to", "bob@example.org", "--host", "mail.example.net", "--secrets", "none",
+        *flags,
+    )  # fmt: skip
+    assert code != 0
+    assert f"  - {named} " in err
+    assert python_names(out + err) == []
+
+
+def test_python_names_in_a_message_become_the_faces_words() -> None:
+    from mailkit.faces import name_setting, rename_settings
+
+    assert name_setting("from_address", Face.CLI) == "--from"
+    assert name_setting("routes.orders", Face.CLI) == "routes.orders"
+    said = "from_address must match username; tls_pin_sha256 or ca_file"
+    assert (
+        rename_settings(said, Face.CLI) == "--from must match username; --pin-sha256 or --ca-file"
+    )
+    assert rename_settings(said, Face.PYTHON) == said
+    assert python_names(rename_settings(said, Face.WIDGET)) == []
