@@ -511,6 +511,8 @@ def cmd_audit(args: argparse.Namespace, out: TextIO) -> int:
         history = store.history_frame() if store is not None else None
         if args.csv or args.excel:
             source = users_from_file(Path(args.csv or args.excel), mapping)
+            if source.encoding_note:  # a guessed encoding is said, whatever the format
+                _notice(f"note: {source.encoding_note}")
         elif args.sql:
             source = users_from_sql(args.sql, args.query, mapping)
         else:

@@ -520,6 +520,23 @@ def test_csv_without_a_declared_encoding_is_read_and_the_guess_said(
         assert zoe.display_name == "Zoë Müller"
     code, _, err = run("audit", "--csv", str(source), "--json")
     assert code == EXIT_OK, err
+    assert label in json.loads(err)["notices"][0]
+
+
+@pytest.mark.parametrize(
+    ("encoding", "label"), [("utf-16-le", "UTF-16 LE"), ("utf-16-be", "UTF-16 BE")]
+)
+def test_a_legacy_file_in_utf16_without_a_byte_order_mark_migrates(
+    tmp_path: Path, encoding: str, label: str
+) -> None:
+    legacy = tmp_path / "legacy.ini"
+    legacy.write_bytes(
+        "[Mail]\nSMTPServerName = mail.example.com\nFromName = Zoë\n".encode(encoding)
+    )
+    migration = migrate(legacy)
+    assert migration.org.host == "mail.example.com"
+    assert migration.org.from_name == "Zoë"
+    assert any(label in line for line in migration.warnings)
 
 
 @pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-32", "utf-8"])

@@ -49,6 +49,8 @@ class UserSource:
     frame: pd.DataFrame
     origin: str
     notes: tuple[str, ...] = ()
+    #: How a file without a declared encoding was read (also the first note); "" otherwise.
+    encoding_note: str = ""
 
 
 # --------------------------------------------------------------------------- frames
@@ -162,9 +164,10 @@ def users_from_file(
     file = Path(path).expanduser()
     raw = read_table(file)
     frame, notes = _canonical(raw, mapping, str(file))
-    if raw.attrs.get("encoding_note"):
-        notes.insert(0, str(raw.attrs["encoding_note"]))
-    return UserSource(frame, str(file), tuple(notes))
+    encoding_note = str(raw.attrs.get("encoding_note") or "")
+    if encoding_note:
+        notes.insert(0, encoding_note)
+    return UserSource(frame, str(file), tuple(notes), encoding_note)
 
 
 def users_from_sql(
