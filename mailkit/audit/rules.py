@@ -468,10 +468,9 @@ def _ews_exchange_online(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
     ews = ctx.shared.eq("mode", Mode.EXCHANGE_EWS.value)
     if not ews.any():
         return _false(f)
-    online = np.zeros(len(f), dtype=bool)
-    hosts = _texts(f["_ews_host"])
-    online[ews] = [_exchange_online_ews(h) if isinstance(h, str) else False for h in hosts[ews]]
-    return _series(f, online)
+    codes, hosts = f["_ews_host"].astype("string").array.factorize()
+    online = _spread(codes, pd.Series([_exchange_online_ews(str(h)) for h in hosts], dtype=bool))
+    return _series(f, ews & online)
 
 
 def _msn_auth(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
