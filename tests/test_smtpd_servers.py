@@ -433,7 +433,7 @@ def test_scenario_library_is_complete(tls_material: TLSMaterial) -> None:
         scenario = build(tls_material)
         assert scenario.name == name
         assert scenario.security in {"starttls", "implicit_tls", "none"}
-        if name != "starttls_injection":
+        if name not in {"starttls_injection", "silent_quit"}:  # a correct client succeeds
             assert scenario.expect is not None, name
 
 
