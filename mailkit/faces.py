@@ -24,6 +24,7 @@ __all__ = [
     "Face",
     "FieldWords",
     "Where",
+    "in_plain_words",
     "name_setting",
     "password_home",
     "rename_settings",
@@ -154,6 +155,17 @@ def rename_settings(text: str, face: Face | str) -> str:
     names it. For messages that predate references; new advice uses :func:`setting`."""
     chosen = Face(face)
     return _PYTHON_SPELLED.sub(lambda m: _field(m.group(1), chosen), text)
+
+
+def in_plain_words(text: str) -> str:
+    """``text`` with each Python-spelled setting named by its label ("CA file"): for words
+    every face shows alike, such as a transcript row."""
+
+    def label(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return name.replace("_", " ") if name in _DESCRIBED else FIELDS[name].widget
+
+    return _PYTHON_SPELLED.sub(label, text)
 
 
 def _field(name: str, face: Face) -> str:

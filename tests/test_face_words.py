@@ -690,3 +690,24 @@ def test_python_names_in_a_message_become_the_faces_words() -> None:
     )
     assert rename_settings(said, Face.PYTHON) == said
     assert python_names(rename_settings(said, Face.WIDGET)) == []
+
+
+def test_a_stored_ca_file_that_is_gone_is_named_in_each_faces_words(tmp_path: Path) -> None:
+    """The profile's own CA file (no flag to check it early): the transcript row says "CA
+    file" in any face, the diagnosis --ca-file in the CLI and the field in the panel."""
+    gone = tmp_path / "gone.pem"
+    db = tmp_path / "acme.sqlite"
+    org = OrgSettings(host="mail.example.net", from_address="it@example.com", ca_file=str(gone))
+    with Store.open(db, create=True) as store:
+        store.set_org(org)
+    code, out, err = run("test", "--profile", str(db), "--to", "bob@example.org")
+    assert code != 0
+    assert f"missing: CA file: {gone}" in out
+    assert "Set --ca-file to the PEM file" in out
+    assert python_names(out + err) == []
+    panel = TestSendPanel(org, secrets=MemorySecretStore(), profile="acme")
+    panel.to.value = "bob@example.org"
+    _click(panel)
+    assert "missing: CA file" in panel.transcript.value
+    assert "Set “CA file” (under TLS trust and timeouts)" in panel.card.value
+    assert python_names(panel.transcript.value + panel.card.value) == []

@@ -66,6 +66,7 @@ from cryptography.x509.oid import NameOID
 from mailkit.cards import diagnosis_card, success_card
 from mailkit.diagnose import diagnose
 from mailkit.errors import OAuthError
+from mailkit.faces import in_plain_words
 from mailkit.message import TestMessage, build_test_message
 from mailkit.outcome import Diagnosis, Failure, Phase, SendContext, Signal
 from mailkit.resolve import Effective
@@ -707,7 +708,9 @@ class SmtpTestSender:
             if failure.detail and failure.signal not in (Signal.REPLY, Signal.OAUTH):
                 # What the client saw, e.g. why a certificate did not verify.
                 code = f" (OpenSSL {failure.verify_code})" if failure.verify_code else ""
-                self.recorder.info(f"{failure.signal.value}: {failure.detail}{code}", failure.phase)
+                # Rows read the same in every face: "CA file", never the Python name.
+                detail = in_plain_words(failure.detail)
+                self.recorder.info(f"{failure.signal.value}: {detail}{code}", failure.phase)
             self.recorder.info(f"{diagnosis.title} ({diagnosis.cause.value})", failure.phase)
         return TestResult(
             ok=failure is None,
