@@ -546,7 +546,13 @@ def cmd_audit(args: argparse.Namespace, out: TextIO) -> int:
 
         out.write(to_html(findings))
     else:
-        out.write(f"{len(source.frame)} user(s) from {source.origin}: {len(found)} finding(s)\n")
+        from mailkit.audit.report import affected_users
+
+        # Counted as the summary, the charts and the dashboard count them.
+        out.write(
+            f"{len(source.frame)} user(s) from {source.origin}: {len(found)} finding(s) for "
+            f"{affected_users(found)} user(s)\n"
+        )
         if not_checked is not None:
             out.write(f"Passwords were not checked: {not_checked[0]}; {not_checked[1]}.\n")
         if not findings.empty:

@@ -146,6 +146,10 @@ def test_internal_users_are_imported_audited_and_send_from_the_command_line(
     internal = findings[findings["rule"] == "internal-domain"]
     assert set(internal["user_code"]) == {SENDER, "bob", "carol", "dan"}
     assert set(internal["severity"]) == {"info"}
+    # The text output counts findings and users as the summary does.
+    found = findings[findings["rule"] != "secrets-not-checked"]
+    code, out, err = run("audit", "--profile", profile)
+    assert f": {len(found)} finding(s) for {found['user_code'].nunique()} user(s)\n" in out
 
     monkeypatch.setenv("MAILKIT_TEST_PW", smtp_server.password)
     code, out, err = run(
