@@ -513,7 +513,11 @@ def test_a_bad_ca_file_in_the_profile_is_told_in_cli_words(tmp_path: Path) -> No
 
 
 def cli_test(
-    server: ScenarioServer, credentials: Credentials, *extra: str, to: str = "bob@example.org"
+    server: ScenarioServer,
+    credentials: Credentials,
+    *extra: str,
+    to: str = "bob@example.org",
+    json_output: bool = True,
 ) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     os.environ["MAILKIT_HOSTILE_PW"] = credentials.password
@@ -537,7 +541,7 @@ def cli_test(
                 "MAILKIT_HOSTILE_PW",
                 "--secrets",
                 "none",
-                "--json",
+                *(["--json"] if json_output else []),
                 *extra,
             ],
             out=out,
@@ -691,3 +695,31 @@ def test_a_pinned_send_never_reads_the_ca_file(
     plan = plan_for(server, ca_file=str(garbage), pin_sha256=server.pin_sha256)
     result, _ = send(plan, smtp_credentials.password)
     assert result.ok, result.diagnosis and result.diagnosis.to_text()
+
+
+@pytest.mark.parametrize(("verb", "mode"), [("AUTH_RESULT", "final"), ("END_OF_DATA", "prefix")])
+@pytest.mark.parametrize("as_json", [True, False])
+def test_the_command_line_and_its_profile_hold_no_echoed_password(
+    verb: str,
+    mode: str,
+    as_json: bool,
+    hostile: Callable[..., ScenarioServer],
+    smtp_credentials: Credentials,
+    tmp_path: Path,
+) -> None:
+    password = smtp_credentials.password
+    server = hostile("hostile_reply", verb=verb, data=echoing_reply(verb, mode, password))
+    profile = tmp_path / "org.sqlite"
+    Store.open(profile, profile="org", create=True).close()
+    code, out, err = cli_test(
+        server, smtp_credentials, "--profile", str(profile), json_output=as_json
+    )
+    assert code == (0 if mode == "prefix" else 5), err
+    assert "secret hidden" in out
+    assert leaks(password, out + err) == []
+    with Store.open(profile, profile="org") as store:
+        history = store.history_frame(None)
+    assert len(history) == 1
+    assert leaks(password, history.to_string()) == []
+    for name, data in store_files(tmp_path).items():
+        assert leaks(password, data) == [], name
