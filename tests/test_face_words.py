@@ -711,3 +711,17 @@ def test_a_stored_ca_file_that_is_gone_is_named_in_each_faces_words(tmp_path: Pa
     assert "missing: CA file" in panel.transcript.value
     assert "Set “CA file” (under TLS trust and timeouts)" in panel.card.value
     assert python_names(panel.transcript.value + panel.card.value) == []
+
+
+def test_the_org_form_says_did_you_mean_and_names_a_mismatch_when_saving(store: Store) -> None:
+    form = OrgForm(store)
+    form.fields["host"].input.value = "smtp.gmial.com"
+    form.save_button.click()
+    assert "Saved" in form.status.value
+    assert "did you mean smtp.gmail.com?" in form.status.value
+    form.fields["host"].input.value = "smtp.office365.com"
+    form.fields["username"].input.value = "ann@gmail.com"
+    form.save_button.click()
+    assert "is an account of Gmail" in form.status.value
+    assert "set the host to smtp.gmail.com" in form.status.value
+    assert python_names(form.status.value) == []
