@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import select
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -578,3 +579,75 @@ def test_two_processes_share_a_profile_and_its_encrypted_secrets(
     audited = _cli("audit", "--profile", "team", "--format", "json", env=env)
     assert audited.returncode == EXIT_OK, audited.stderr
     assert _missing(audited.stdout) == set()
+
+
+def _on_a_terminal(argv: list[str], answers: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run the console script with a pseudo-terminal as its controlling terminal, typing
+    ``answers`` at each passphrase prompt as a person would (getpass reads /dev/tty)."""
+    exe = str(Path(sys.executable).with_name("mailkit"))
+    main_fd, terminal = os.openpty()
+    become_terminal_owner = (
+        "import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
+        "os.execv(sys.argv[1], sys.argv[1:])"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", become_terminal_owner, exe, *argv],
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        env=env,
+        start_new_session=True,
+    )
+    os.close(terminal)
+    shown, given, pending = b"", 0, list(answers)
+    try:
+        while True:
+            ready, _, _ = select.select([main_fd], [], [], 60)
+            if not ready:
+                raise AssertionError(f"no output for 60 s: {shown!r}")
+            try:
+                chunk = os.read(main_fd, 4096)
+            except OSError:  # the terminal closed: the command has ended
+                break
+            if not chunk:
+                break
+            shown += chunk
+            prompts = shown.count(b"Passphrase for") + shown.count(b"again: ")
+            if pending and prompts > given:  # answer each prompt once it is on the screen
+                given += 1
+                os.write(main_fd, pending.pop(0).encode() + b"\n")
+        code = child.wait(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        os.close(main_fd)
+    return code, shown.decode()
+
+
+def test_the_passphrase_is_asked_on_a_terminal(tmp_path: Path, server_env: dict[str, str]) -> None:
+    env = {**server_env, "ORG_PW": CANARY}
+    assert _on_a_terminal(["profile", "init", "acme"], [], env)[0] == EXIT_OK
+    store = ["--profile", "acme", "--secrets", "file"]
+    # A new file: asked twice; two different answers store nothing.
+    code, shown = _on_a_terminal(
+        ["secret", "set", *store, "--password-env", "ORG_PW"], ["first", "second"], env
+    )
+    assert code == EXIT_USAGE
+    assert "differ" in shown
+    code, shown = _on_a_terminal(
+        ["secret", "set", *store, "--password-env", "ORG_PW"], ["typed pass", "typed pass"], env
+    )
+    assert code == EXIT_OK, shown
+    assert "The same passphrase again" in shown
+    assert "typed pass" not in shown  # not echoed
+    code, shown = _on_a_terminal(["secret", "list", *store], ["typed pass"], env)
+    assert (code, "mailkit:acme:org:password" in shown) == (EXIT_OK, True), shown
+    code, shown = _on_a_terminal(["secret", "list", *store], ["mistyped"], env)
+    assert code == EXIT_USAGE
+    assert "passphrase does not open" in shown
+    # The passphrase typed opens the file another process reads with it from the environment.
+    listed = _cli("secret", "list", *store, "--json", env={**env, PASSPHRASE_ENV: "typed pass"})
+    assert json.loads(listed.stdout)["keys"] == ["mailkit:acme:org:password"]
+    assert_nothing_leaked(tmp_path / "data", CANARY)
+    assert_nothing_leaked(tmp_path / "data", "typed pass")
