@@ -430,7 +430,7 @@ def _password_missing(f: Facts) -> Advice:
 
 def _token_missing(f: Facts) -> Advice:
     if f.api:
-        how = f"The {_S.mode} sends through {_api_name(f)}, which needs an OAuth token"
+        how = f"This send goes through {_api_name(f)} (the {_S.mode}), which needs an OAuth token"
     elif f.context.auth == "xoauth2":
         how = f"{_S.auth} is xoauth2, which signs in with an OAuth token"
     elif f.failure.signal is Signal.NOT_OFFERED:
@@ -853,6 +853,19 @@ def _ehlo_rejected(f: Facts) -> Advice:
 
 def _malformed(f: Facts) -> Advice:
     greeting = f.failure.phase is Phase.GREETING
+    if f.detail.startswith("duplicate reply"):
+        return Advice(
+            "The server answered a command twice",
+            f"The server sent two replies to {_STEP[f.failure.phase]}, so its replies no longer "
+            "match the commands. mailkit stopped at once rather than guess which reply belongs "
+            "to which command; the message was not sent.",
+            (
+                "Test again; if it repeats, send the transcript to the server's administrator: "
+                "SMTP allows one reply per command.",
+                "Ask the network team whether a firewall or antivirus inspects SMTP between "
+                "here and the server, and exclude this server from it.",
+            ),
+        )
     return Advice(
         "The server's answer is not SMTP",
         "An answer could not be read as SMTP (not a reply line, or far too long)."

@@ -626,8 +626,7 @@ def _extra_reply(phase: Phase) -> Failure:
     return Failure(
         phase,
         Signal.MALFORMED,
-        detail=f"the server answered {step or phase.value} twice, so its replies no longer "
-        "match the commands; mailkit stopped rather than guess",
+        detail=f"duplicate reply: the server answered {step or phase.value} twice",
     )
 
 
