@@ -174,7 +174,19 @@ def _secret_target(args: argparse.Namespace) -> tuple[Any, str, str]:
                     "user code), or import the user first (mailkit users import)"
                 )
             account = user.user_code
+            _note_shared_login(store.get_org(), user)
         return locate_profile(store.path), store.profile_name, account
+
+
+def _note_shared_login(org: Any, user: Any) -> None:
+    """A user who signs in with the org's account sends with the org's password, not this."""
+    from mailkit.testsend import credential_account
+
+    if credential_account(org, user) != user.user_code:
+        _notice(
+            f"note: user {user.user_code} signs in with the organisation's account today, so "
+            "sends use the organisation's password until the user has a user name of their own"
+        )
 
 
 def _read_password(args: argparse.Namespace) -> Any:

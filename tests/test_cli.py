@@ -651,3 +651,20 @@ def test_the_passphrase_is_asked_on_a_terminal(tmp_path: Path, server_env: dict[
     assert json.loads(listed.stdout)["keys"] == ["mailkit:acme:org:password"]
     assert_nothing_leaked(tmp_path / "data", CANARY)
     assert_nothing_leaked(tmp_path / "data", "typed pass")
+
+
+def test_a_password_for_a_user_on_the_org_login_comes_with_a_note(
+    data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run("users", "import", _users_csv(data.parent), "--profile", "acme")[0] == EXIT_OK
+    monkeypatch.setenv(PASSPHRASE_ENV, "pass phrase")
+    monkeypatch.setenv("PW", "bob-pw")
+    code, _, err = run(
+        "secret", "set", "--profile", "acme", "--user", "bob", "--password-env", "PW"
+    )
+    assert code == EXIT_OK
+    assert "bob signs in with the organisation's account" in err
+    code, _, err = run(
+        "secret", "set", "--profile", "acme", "--user", "ann", "--password-env", "PW"
+    )
+    assert (code, err) == (EXIT_OK, "")
