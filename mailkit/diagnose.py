@@ -430,7 +430,9 @@ def _password_missing(f: Facts) -> Advice:
 
 def _token_missing(f: Facts) -> Advice:
     if f.api:
-        how = f"This send goes through {_api_name(f)} (set by {_S.mode}), which needs an OAuth token"
+        how = (
+            f"This send goes through {_api_name(f)} (set by {_S.mode}), which needs an OAuth token"
+        )
     elif f.context.auth == "xoauth2":
         how = f"{_S.auth} is xoauth2, which signs in with an OAuth token"
     elif f.failure.signal is Signal.NOT_OFFERED:
