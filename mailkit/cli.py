@@ -248,15 +248,6 @@ def cmd_secret_delete(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-#: Kinds of secret `secret list` asks the OS keyring about (it cannot enumerate entries).
-_LISTED_KINDS = (
-    "password",
-    "google_oauth_token",
-    "google_client_secret",
-    "microsoft_oauth_token",
-)
-
-
 def cmd_secret_list(args: argparse.Namespace, out: TextIO) -> int:
     """``mailkit secret list``: which store is in use, and the names of its keys (no values)."""
     from mailkit.profiles import locate_profile
@@ -272,9 +263,12 @@ def cmd_secret_list(args: argparse.Namespace, out: TextIO) -> int:
     prefix = secret_key(profile, "org").rsplit(":", 2)[0] + ":"
     listed = store.keys()
     if listed is None:  # the OS keyring: ask for every key this profile can have
+        from mailkit.oauth import google, microsoft
+
+        kinds = ("password", google.TOKEN_KIND, google.CLIENT_SECRET_KIND, microsoft.TOKEN_KIND)
         listed = []
         for account in accounts:
-            for kind in _LISTED_KINDS:
+            for kind in kinds:
                 try:
                     key = secret_key(profile, account, kind)
                 except ValueError:

@@ -668,3 +668,25 @@ def test_a_password_for_a_user_on_the_org_login_comes_with_a_note(
         "secret", "set", "--profile", "acme", "--user", "ann", "--password-env", "PW"
     )
     assert (code, err) == (EXIT_OK, "")
+
+
+def test_secret_list_asks_the_os_keyring_for_the_profiles_keys(
+    data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The OS keyring cannot enumerate entries: list asks for every key the profile can have."""
+    from test_secrets import DictKeyring
+
+    keyring.set_keyring(DictKeyring())  # the data fixture restores the previous backend
+    assert run("users", "import", _users_csv(data.parent), "--profile", "acme")[0] == EXIT_OK
+    monkeypatch.setenv("PW", CANARY)
+    code, out, _ = run(
+        "secret", "set", "--profile", "acme", "--user", "ann", "--password-env", "PW"
+    )
+    assert code == EXIT_OK
+    assert "the OS keyring" in out
+    code, out, _ = run("secret", "list", "--profile", "acme", "--json")
+    listed = json.loads(out)
+    assert listed["store_kind"] == "keyring"  # auto: a keyring exists, so it is used
+    assert listed["keys"] == ["mailkit:acme:ann:password"]
+    assert CANARY not in out
+    assert not (data / "acme.secrets").exists()
