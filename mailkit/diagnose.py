@@ -1184,7 +1184,7 @@ def _bad_credentials(f: Facts) -> Advice:
     else:
         fix += [
             f"Check {_S.username} (often the full email address) and store the password again "
-            f"with {_S.password_home} (it is entered twice to catch typos).",
+            f"with {_S.password_home}.",
             "Sign in to the provider's webmail with the same credentials to rule out a locked "
             "or expired account.",
             "If the account has two-step sign-in, the provider may require an app password "
