@@ -68,6 +68,9 @@ COLUMNS = ("t_ms", "time", "dir", "phase", "tls", "code", "text")
 
 #: Displayed lines longer than this are cut (a hostile server can send megabytes).
 MAX_SHOWN_LINE = 400
+#: Lines of one reply kept beyond this are counted, not shown (a hostile server can send a
+#: reply without end); its last line is always shown.
+MAX_REPLY_LINES = 200
 #: Server bytes without a line end beyond this are shown cut and dropped.
 MAX_PENDING_BYTES = 64 * 1024
 _HIDDEN = "<secret hidden>"
@@ -285,6 +288,8 @@ class Recorder:
         self._rx = bytearray()
         self._tx = bytearray()
         self._reply: list[bytes] = []
+        #: Continuation lines of the current reply beyond MAX_REPLY_LINES, counted, not kept.
+        self._reply_skipped = 0
         self._auth_mechanism: str | None = None
         self._auth_continuation = False
         self._body: list[bytes] | None = None
@@ -444,6 +449,9 @@ class Recorder:
             self._flush_reply()
             self._emit(Direction.SERVER, self._reply_phase(), None, _decode(line))
             return
+        if match.group(2) == b"-" and len(self._reply) >= MAX_REPLY_LINES:
+            self._reply_skipped += 1  # an endless reply is shown by its start and its end
+            return
         self._reply.append(line)
         if match.group(2) != b"-":
             self._flush_reply()
@@ -452,8 +460,12 @@ class Recorder:
         if not self._reply:
             return
         lines, self._reply = self._reply, []
+        skipped, self._reply_skipped = self._reply_skipped, 0
         code = int(lines[0][:3])
-        text = "\n".join(_decode(line) for line in lines)
+        shown = [_decode(line) for line in lines]
+        if skipped:
+            shown.insert(MAX_REPLY_LINES, f"… ({skipped} more lines not shown)")
+        text = "\n".join(shown)
         if self._awaiting_tls:
             self._emit(Direction.SERVER, Phase.STARTTLS, code, text)
             self.info(

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from mailkit.outcome import Phase
 from mailkit.secrets import Secret
-from mailkit.transcript import COLUMNS, Direction, Recorder, secret_forms
+from mailkit.transcript import COLUMNS, MAX_REPLY_LINES, Direction, Recorder, secret_forms
 
 USER = "alice@example.test"
 PASSWORD = "canary-Pw-5x!Q"
@@ -287,3 +287,13 @@ def test_a_secret_astride_the_row_cut_is_scrubbed_before_the_cut(offset: int) ->
 
 def test_an_empty_transcript_has_no_timings() -> None:
     assert Recorder().transcript().timings() == {}
+
+
+def test_an_endless_reply_is_shown_by_its_start_and_end() -> None:
+    rec = recorder(greet=False)
+    rec.received(b"250-x\r\n" * 5000 + b"250 last\r\n")
+    (row,) = rec.rows
+    lines = row.text.split("\n")
+    assert len(lines) == MAX_REPLY_LINES + 2
+    assert lines[-2] == f"… ({5000 - MAX_REPLY_LINES} more lines not shown)"
+    assert lines[-1] == "250 last"
