@@ -520,10 +520,16 @@ def _derive(passphrase: Secret, kdf: Mapping[str, Any]) -> bytes:
 
 
 def _new_kdf() -> dict[str, Any]:
+    """Parameters for a new file: Argon2id where this cryptography/OpenSSL has it, else scrypt."""
     salt = base64.b64encode(os.urandom(16)).decode()
     try:
-        from cryptography.hazmat.primitives.kdf.argon2 import Argon2id  # noqa: F401
-    except ImportError:  # cryptography < 44 or an OpenSSL without Argon2
+        from cryptography.exceptions import UnsupportedAlgorithm
+        from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+    except ImportError:  # cryptography < 44
+        return {**_SCRYPT, "salt": salt}
+    try:  # constructing checks that the backend supports it; deriving is the costly part
+        Argon2id(salt=b"\0" * 16, length=32, iterations=1, lanes=1, memory_cost=8)
+    except UnsupportedAlgorithm:  # an OpenSSL without Argon2
         return {**_SCRYPT, "salt": salt}
     return {**_ARGON2ID, "salt": salt}
 
@@ -535,8 +541,8 @@ def _valid_kdf(kdf: object) -> bool:
     names = wanted.get(str(kdf.get("name")))
     if names is None:
         return False
-    # Bounds keep a tampered header from making mailkit spend hours or gigabytes deriving.
-    limits = {"iterations": 64, "lanes": 64, "memory_cost": 4 * 1024 * 1024, "n": 2**22}
+    # Bounds keep a tampered header from making mailkit spend minutes or gigabytes deriving.
+    limits = {"iterations": 64, "lanes": 64, "memory_cost": 1024 * 1024, "n": 2**20}
     limits.update(r=64, p=16)
     return all(isinstance(kdf.get(name), int) and 1 <= kdf[name] <= limits[name] for name in names)
 

@@ -312,3 +312,18 @@ def test_two_processes_write_at_once_and_lose_nothing(path: Path) -> None:
     }
     assert set(keys) == expected | {secret_key("acme", "shared")}
     assert not list(path.parent.glob(f".{path.name}.*.tmp"))  # no temporary file left behind
+
+
+def test_new_files_use_scrypt_where_openssl_lacks_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cryptography.hazmat.primitives.kdf.argon2 as argon2
+    from cryptography.exceptions import UnsupportedAlgorithm
+
+    assert secrets_module._new_kdf()["name"] == "argon2id"  # this machine has it
+
+    def unsupported(**_: object) -> None:
+        raise UnsupportedAlgorithm("no Argon2 in this OpenSSL")
+
+    monkeypatch.setattr(argon2, "Argon2id", unsupported)
+    kdf = secrets_module._new_kdf()
+    assert kdf["name"] == "scrypt"
+    assert secrets_module._valid_kdf(kdf)
