@@ -809,8 +809,8 @@ def _ca_file_invalid(f: Facts) -> Advice:
     what = f.detail.split(":", 1)[1].strip() if ":" in f.detail else f.detail
     return Advice(
         "The CA file cannot be used",
-        f"The {_S.ca_file} set for this send, {what}. Without it the server's certificate "
-        "cannot be checked, and mailkit never sends without checking it, so nothing was sent.",
+        f"The {_S.ca_file} {what}. Without a usable one the server's certificate cannot be "
+        "checked, and mailkit never sends without checking it, so nothing was sent.",
         (
             f"Set {_S.ca_file} to the PEM file of the certificate authority that signed the "
             "server's certificate: a text file that starts with -----BEGIN CERTIFICATE----- "
