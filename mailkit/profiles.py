@@ -29,11 +29,14 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_PROFILE",
     "PROFILE_ENV",
+    "SECRETS_SUFFIX",
     "ProfileLocation",
     "init_profile",
     "locate_profile",
+    "name_for_path",
     "open_profile",
     "profile_secrets",
+    "spec_text",
 ]
 
 PROFILE_ENV: Final = "MAILKIT_PROFILE"
