@@ -1732,7 +1732,8 @@ def _hostile_actions(tls: TLSMaterial, verb: str, data: bytes) -> dict[str, Sequ
     if verb == "DATA":
         end = Reply(_GOOD_REPLY["END_OF_DATA"])
         if completes:
-            return {"DATA": (Raw(data), ReadBody(), end)}
+            go_ahead = data.rstrip(b"\r\n").split(b"\r\n")[-1].startswith(b"354")
+            return {"DATA": (Raw(data), ReadBody(), end) if go_ahead else (Raw(data),)}
         return {"DATA": (Raw(data + tail), ReadBody(), end)}
     if verb == "END_OF_DATA":
         return {"END_OF_DATA": (Raw(data + tail),)}
