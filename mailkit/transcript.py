@@ -10,9 +10,11 @@ when a client line answers an AUTH challenge. Redaction follows that state, not 
   LOGIN line that decodes to exactly the configured user name, shown decoded;
 * the message body is summarised (a few headers and a size), never shown.
 
-Then, as a second line of defence, every known secret is scrubbed from every row in clear and in
-the encodings an SMTP client uses (base64 of it, of PLAIN's ``\\0user\\0secret``, of XOAUTH2's
-string, hex). A password or token never reaches a row, whatever a server echoes back.
+Then every row passes the send's :class:`SecretScrubber` — the one scrubber a send has, which
+also cleans its failure, diagnosis and result — before it is cut to length: the secret in clear,
+as hex, percent- or JSON-encoded, and in base64 at any alignment inside any blob (PLAIN with or
+without a user name, LOGIN, XOAUTH2). A password or token never reaches a row, whatever a server
+echoes back.
 """
 
 from __future__ import annotations

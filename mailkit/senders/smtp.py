@@ -18,6 +18,11 @@ Policy (PRODUCT.md §1): implicit TLS on 465, otherwise STARTTLS, which is then 
 server that does not offer it gets no AUTH and no MAIL; ``none`` only when chosen, and
 credentials over plaintext also need ``allow_plaintext_auth``. Certificates are verified against
 the system store, a CA file, or a pinned SHA-256 — never not at all. TLS 1.2 at least.
+
+Each step has its own wait (:class:`Waits`: connect, greeting, each command, end of data, QUIT),
+shown in the transcript; ``command_timeout`` / ``--timeout`` replaces them with one. Whatever a
+server says passes the send's :class:`~mailkit.transcript.SecretScrubber` before a failure, a
+diagnosis or the :class:`TestResult` (which cannot be built without it) holds it.
 """
 
 from __future__ import annotations
