@@ -468,9 +468,12 @@ def _ews_exchange_online(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
     ews = ctx.shared.eq("mode", Mode.EXCHANGE_EWS.value)
     if not ews.any():
         return _false(f)
-    codes, hosts = f["_ews_host"].astype("string").array.factorize()
-    online = _spread(codes, pd.Series([_exchange_online_ews(str(h)) for h in hosts], dtype=bool))
-    return _series(f, ews & online)
+    # Only the EWS users' hosts: a few distinct values among few rows.
+    codes, hosts = f["_ews_host"][ews].astype("string").array.factorize()
+    online = np.zeros(len(f), dtype=bool)
+    verdicts = pd.Series([_exchange_online_ews(str(h)) for h in hosts], dtype=bool)
+    online[ews] = _spread(codes, verdicts)
+    return _series(f, online)
 
 
 def _msn_auth(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
@@ -828,13 +831,19 @@ def _internal_notes(frame: pd.DataFrame, addresses: _AddressCheck) -> pd.Series[
     code, so an organisation where everyone sends From an internal address costs no loop over
     its users.
     """
-    sender = frame["from_address"].fillna(frame["email"]).astype("string")
-    sender_codes, senders = sender.array.factorize()
+    sender = frame["from_address"]
+    if sender.isna().any():
+        sender = sender.fillna(frame["email"])
+    sender_codes, senders = sender.astype("string").array.factorize()
+    # The server: the host, but an EWS user's endpoint instead (coded after the hosts).
     mode = frame["mode"]
-    server = frame["host"].where(mode != Mode.EXCHANGE_EWS.value, frame["_ews_host"])
-    server_codes, servers = server.astype("string").array.factorize()
+    server_codes, hosts = frame["host"].astype("string").array.factorize()
+    ews = (mode == Mode.EXCHANGE_EWS.value).fillna(False).to_numpy(dtype=bool)
+    ews_codes, ews_hosts = frame["_ews_host"][ews].astype("string").array.factorize()
+    server_codes[ews] = np.where(ews_codes < 0, -1, ews_codes + len(hosts))
     connects = mode.isin(list(_HOST_MODES)).fillna(False).to_numpy(dtype=bool)
     server_codes = np.where(connects, server_codes, -1)
+    servers = [*hosts, *ews_hosts]
     sender_notes = np.array(
         [*_sender_notes(np.asarray(senders, dtype=object), addresses), None], dtype=object
     )
