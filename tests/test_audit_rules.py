@@ -239,6 +239,18 @@ CASES: list[tuple[str, dict[str, Any], list[dict[str, Any]], dict[str, Any], set
         {A},
     ),
     (
+        # An EWS user's server is the endpoint they send to: the org's EWS URL or their host.
+        "internal-domain",
+        {"ews_url": "https://mail.corp.local/EWS/Exchange.asmx"},
+        [
+            user(A, mode="exchange_ews"),
+            user(B, mode="exchange_ews", host="outlook.office365.com"),
+            user(C, mode="smtp"),
+        ],
+        {},
+        {A},
+    ),
+    (
         "cloud-user-password",
         {"edition": "cloud", **LOGIN},
         [user(A), user(B), user(C, auth="xoauth2")],
@@ -365,6 +377,26 @@ def test_findings_columns_exact_and_sorted_by_severity() -> None:
     empty = audit(org, pd.DataFrame([user(A)]))
     assert empty.empty
     assert list(empty.columns) == list(FINDINGS_COLUMNS)
+
+
+def test_internal_domain_says_what_is_internal_and_why() -> None:
+    org = OrgSettings(host="mailhost", from_address="erp@corp.local")
+    users = pd.DataFrame(
+        [
+            user(A),
+            user(B, host="smtp.plant.internal", from_address=B),
+            user(C, mode="exchange_ews", host="exchange.corp.local", from_address=C),
+        ]
+    )
+    findings = audit(org, users)
+    notes = findings[findings["rule"] == "internal-domain"].set_index("user_code")["message"]
+    assert "erp@corp.local is in the internal domain .local" in notes[A]
+    assert "recipients outside the network cannot answer it" in notes[A]
+    assert "mailhost is a name without a domain" in notes[A]
+    assert notes[B].startswith("the server smtp.plant.internal is in the internal domain")
+    assert "only machines inside the network reach it" in notes[B]
+    assert notes[C].startswith("the server exchange.corp.local is in the internal domain .local")
+    assert set(findings.loc[findings["rule"] == "internal-domain", "severity"]) == {"info"}
 
 
 def test_messages_name_the_users_value() -> None:
