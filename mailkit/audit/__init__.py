@@ -1,6 +1,7 @@
 """Many users at once: audit rules over effective settings, and reports of the findings.
 
-Reports (:mod:`mailkit.audit.report`) import matplotlib, so they are not imported here.
+Reports (:mod:`mailkit.audit.report`) are not imported here: they are a face of the audit,
+and their charts load matplotlib (when one is drawn).
 """
 
 from mailkit.audit.rules import (
