@@ -619,3 +619,20 @@ def test_export_refuses_unknown_suffix(tmp_path: Path) -> None:
     findings, _ = _sample()
     with pytest.raises(ValueError, match=r"\.csv, \.xlsx"):
         export(findings, tmp_path / "findings.pdf")
+
+
+def test_reports_load_matplotlib_only_to_draw() -> None:
+    """The dashboard counts with the report's helpers without paying for matplotlib."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, mailkit.audit.report, mailkit.widgets.audit\n"
+        "assert 'matplotlib' not in sys.modules\n"
+        "import pandas as pd\n"
+        "from mailkit.audit.report import charts\n"
+        "charts(pd.DataFrame(columns=['user_code', 'rule', 'severity']), "
+        "pd.DataFrame(columns=['mode']))\n"
+        "assert 'matplotlib' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
