@@ -707,8 +707,9 @@ def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
             store.close()
     # The diagnosis in command-line words: --ca-file, and `mailkit secret set` for a password.
     where = Where(
-        profile=store.profile_name if store is not None else "default",
+        profile=store.profile_name if store is not None else None,
         account=credential_account(org, user),
+        ad_hoc=store is None,
     )
     diagnosis = result.diagnosis.for_face(Face.CLI, where) if result.diagnosis else None
     if args.json:

@@ -116,6 +116,9 @@ class Where:
 
     profile: str | None = None
     account: str | None = None
+    #: The settings came from the command's flags, not a profile: a password can come the
+    #: same way, for this run only.
+    ad_hoc: bool = False
 
     @property
     def is_user(self) -> bool:
@@ -190,10 +193,13 @@ def _password_home(face: Face, where: Where) -> str:
         user = f" --user {where.account}" if where.is_user else ""
         if where.account is None:
             user = " [--user CODE]"
-        return (
-            f"mailkit secret set --profile {profile}{user} --password-stdin "
-            "(or --password-env NAME)"
-        )
+        command = f"mailkit secret set --profile {profile}{user} --password-stdin"
+        if where.ad_hoc:
+            return (
+                "--password-stdin or --password-env NAME on this command (for this run only), "
+                f"or keep it in a profile's secret store: {command}"
+            )
+        return f"{command} (or --password-env NAME)"
     if face is Face.WIDGET:
         if where.account is None:
             return (

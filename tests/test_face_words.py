@@ -156,6 +156,8 @@ def test_where_to_store_a_password_names_the_command_the_form_or_the_call() -> N
     assert "--password-env NAME" in render(home, Face.CLI, user)
     assert "--user" not in render(home, Face.CLI, org)
     assert "[--user CODE]" in render(home, Face.CLI)
+    flags_only = render(home, Face.CLI, Where(account="org", ad_hoc=True))
+    assert "--password-stdin or --password-env NAME on this command" in flags_only
     assert "Password and Confirm fields of the user form of ann, then Save user" in render(
         home, Face.WIDGET, user
     )
@@ -385,7 +387,9 @@ def test_a_password_mechanism_without_a_password_is_caught_before_connecting(
     code, out, err = run(*argv)
     assert code != 0
     assert "password_missing" in out
-    assert "mailkit secret set --profile default --password-stdin" in out
+    # no profile in this run: the password comes with the command, or goes into a profile
+    assert "--password-stdin or --password-env NAME on this command" in out
+    assert "mailkit secret set --profile PROFILE --password-stdin" in out
     assert "--auth to none" in out  # a relay needing no sign-in is the other way out
     assert python_names(out + err) == []
     assert smtp_server.connections == []
