@@ -319,7 +319,9 @@ def test_audit_dashboard_in_a_real_browser(tmp_path: Path) -> None:
         assert set(severities(rows)) >= {"critical", "warning"}  # a filter has rows to drop
 
         # Severity: critical, picked from the drop-down as a person does.
-        critical = severity.locator("option").filter(has_text=re.compile(r"^critical\s\(\d+\sfindings?\)$"))
+        critical = severity.locator("option").filter(
+            has_text=re.compile(r"^critical\s\(\d+\sfindings?\)$")
+        )
         label = critical.inner_text().replace("\xa0", " ")
         expected = int(label.split("(")[1].split()[0])  # "critical (12 findings)"
         assert 0 < expected < total
