@@ -43,7 +43,7 @@ from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 from latency_proxy import BackgroundLoop, ProxyStats, ThreadedLatencyProxy
 
 from mailkit.message import build_test_message
-from mailkit.secrets import Secret
+from mailkit.secret import Secret
 from mailkit.senders.smtp import SmtpPlan, TestResult, send_plan_async
 from mailkit.settings import AuthType, Security
 

@@ -190,7 +190,7 @@ def _note_shared_login(org: Any, user: Any) -> None:
 
 
 def _read_password(args: argparse.Namespace) -> Any:
-    from mailkit.secrets import Secret
+    from mailkit.secret import Secret
 
     if args.password_env:
         value = os.environ.get(args.password_env, "")
@@ -633,7 +633,7 @@ def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
     """``mailkit test``: one test send; the exit code says in which phase it failed."""
     from mailkit.faces import Face, Where, name_setting, rename_settings
     from mailkit.profiles import locate_profile
-    from mailkit.secrets import Secret
+    from mailkit.secret import Secret
     from mailkit.settings import OrgSettings, validate
     from mailkit.testsend import credential_account, send_test
 

@@ -25,7 +25,7 @@
     └── UnsafeSettingWarning (UserWarning) a setting that works but is risky (a warning, not raised)
 
 Every message says what is wrong and what to do about it. No message ever contains a secret:
-secrets travel as :class:`mailkit.secrets.Secret`, whose ``str`` is a mask.
+secrets travel as :class:`mailkit.secret.Secret`, whose ``str`` is a mask.
 """
 
 from __future__ import annotations

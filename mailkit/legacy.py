@@ -47,7 +47,8 @@ import pandas as pd
 
 from mailkit.credentials import hide_credentials, plainly_harmless, secret_name, skeleton
 from mailkit.errors import ImportFileError, SecretStoreError, SettingsError, UnsafeSettingWarning
-from mailkit.secrets import Secret, SecretStore, secret_key
+from mailkit.secret import Secret
+from mailkit.secrets import SecretStore, secret_key
 from mailkit.settings import (
     AuthType,
     Mode,

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Final
 from mailkit.errors import FieldProblem, ProfileExistsError, ProfileNotFoundError, SettingsError
 
 if TYPE_CHECKING:
-    from mailkit.secrets import Secret, SecretStore
+    from mailkit.secret import Secret
+    from mailkit.secrets import SecretStore
     from mailkit.store import Store
 
 __all__ = [

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
-
+from mailkit.columns import users_to_frame
 from mailkit.settings import (
     AuthType,
     Edition,
@@ -29,7 +28,10 @@ from mailkit.settings import (
     UserSettings,
     default_port,
 )
-from mailkit.users import users_to_frame
+
+if TYPE_CHECKING:  # numpy and pandas load when a frame is built: a test send needs neither
+    import numpy as np
+    import pandas as pd
 
 #: Values used when neither the user nor the org sets a field. ``port`` follows ``security``.
 DEFAULTS: dict[str, Any] = {
@@ -100,6 +102,8 @@ class Effective:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per field: value and where it came from — the support engineer's view."""
+        import pandas as pd
+
         values = self.as_dict()
         return pd.DataFrame(
             {
@@ -153,7 +157,13 @@ def _plain(value: Any) -> Any:
     return value.value if hasattr(value, "value") else value
 
 
-_SOURCE_CATEGORIES = pd.CategoricalDtype([p.value for p in Provenance])
+@cache
+def _source_categories() -> pd.CategoricalDtype:
+    import pandas as pd
+
+    return pd.CategoricalDtype([p.value for p in Provenance])
+
+
 _SOURCE_CODE = {p.value: code for code, p in enumerate(Provenance)}
 
 
@@ -166,6 +176,9 @@ def strings_at(
     array holding many NA values several times slower than one of strings, and filling an
     object array with one value costs as much as the take.
     """
+    import numpy as np
+    import pandas as pd
+
     start = 0 if fallback is None else 1
     indexer = np.full(len(rows), start - 1, dtype=np.intp)
     indexer[rows] = np.arange(start, start + len(texts))
@@ -176,17 +189,23 @@ def strings_at(
 
 def _sources(use_user: np.ndarray[Any, np.dtype[np.bool_]], fallback: str) -> pd.Categorical:
     """Provenance per row, built from category codes: strings would be hashed back into codes."""
+    import numpy as np
+    import pandas as pd
+
     codes = np.where(use_user, _SOURCE_CODE[Provenance.USER.value], _SOURCE_CODE[fallback])
-    return pd.Categorical.from_codes(codes.astype(np.int8), dtype=_SOURCE_CATEGORIES)
+    return pd.Categorical.from_codes(codes.astype(np.int8), dtype=_source_categories())
 
 
 def effective_frame(org: OrgSettings, users: pd.DataFrame | Iterable[UserSettings]) -> pd.DataFrame:
     """Every user's effective settings, one row per user, with a ``<field>_source`` column each.
 
-    ``users`` is a users table in the canonical columns (see :mod:`mailkit.users`) or user
+    ``users`` is a users table in the canonical columns (see :mod:`mailkit.columns`) or user
     models. Work is done per column, never per user: a million users resolve in about a
     second. Sources are categorical to keep a million-row audit small in memory.
     """
+    import numpy as np
+    import pandas as pd
+
     if not isinstance(users, pd.DataFrame):
         users = users_to_frame(users)
     n = len(users)

@@ -37,6 +37,7 @@ import platformdirs
 import tomli_w
 from pydantic import BaseModel
 
+from mailkit.columns import USERS_COLUMNS, USERS_DTYPES
 from mailkit.errors import (
     FieldProblem,
     ImportFileError,
@@ -51,7 +52,7 @@ from mailkit.errors import (
 )
 from mailkit.settings import OrgSettings, Profile, UserSettings, check_text, user_problems, validate
 from mailkit.textfile import decode_text
-from mailkit.users import USERS_COLUMNS, USERS_DTYPES, read_users, write_users
+from mailkit.users import read_users, write_users
 
 __all__ = [
     "APPLICATION_ID",

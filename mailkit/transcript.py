@@ -34,13 +34,14 @@ from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from enum import Enum, StrEnum
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import quote, quote_plus
 
-import pandas as pd
-
 from mailkit.outcome import Phase
-from mailkit.secrets import Secret
+from mailkit.secret import Secret
+
+if TYPE_CHECKING:  # pandas loads when a table is asked for, not for a send
+    import pandas as pd
 
 T = TypeVar("T")
 
@@ -565,6 +566,8 @@ class Transcript:
         return len(self.rows)
 
     def to_dataframe(self) -> pd.DataFrame:
+        import pandas as pd
+
         frame = pd.DataFrame([_record(r) for r in self.rows], columns=list(COLUMNS))
         frame["code"] = frame["code"].astype("Int64")
         return frame

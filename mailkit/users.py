@@ -32,9 +32,9 @@ import pandas as pd
 from openpyxl import Workbook
 from openpyxl.utils import get_column_letter
 
+from mailkit.columns import USERS_COLUMNS, users_to_frame
 from mailkit.errors import FieldProblem, ImportFileError, SettingsError
 from mailkit.settings import (
-    OVERRIDE_FIELDS,
     OrgSettings,
     UserSettings,
     check_text,
@@ -45,32 +45,14 @@ from mailkit.textfile import decode_text
 
 __all__ = [
     "FORMULA_TRIGGERS",
-    "USERS_COLUMNS",
-    "USERS_DTYPES",
     "neutralise_cell",
     "place_columns",
     "read_table",
     "read_users",
     "restore_cell",
     "users_from_frame",
-    "users_to_frame",
     "write_users",
 ]
-
-#: The canonical users table (PRODUCT.md): identity, the override checkbox, the override fields.
-USERS_COLUMNS: Final[tuple[str, ...]] = (
-    "user_code",
-    "display_name",
-    "email",
-    "override_enabled",
-    *OVERRIDE_FIELDS,
-)
-
-#: pandas dtypes of the canonical table: nullable so that "not set" stays distinct from a value.
-USERS_DTYPES: Final[Mapping[str, str]] = {
-    column: "bool" if column == "override_enabled" else "Int64" if column == "port" else "string"
-    for column in USERS_COLUMNS
-}
 
 #: File types read and written, by lower-case suffix.
 SUFFIXES: Final = (".csv", ".xlsx")
@@ -97,13 +79,6 @@ def restore_cell(text: str) -> str:
 
 
 # --------------------------------------------------------------------------- frames
-
-
-def users_to_frame(users: Iterable[UserSettings]) -> pd.DataFrame:
-    """The canonical table: enum values as plain strings, ``port`` as Int64, unset = NA."""
-    records = [user.model_dump(mode="json") for user in users]
-    frame = pd.DataFrame.from_records(records, columns=list(USERS_COLUMNS))
-    return frame.astype(dict(USERS_DTYPES))
 
 
 def users_from_frame(

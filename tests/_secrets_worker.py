@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import sys
 
-from mailkit.secrets import FileSecretStore, Secret, secret_key
+from mailkit.secret import Secret
+from mailkit.secrets import FileSecretStore, secret_key
 
 
 def main(path: str, name: str, count: int) -> None:

@@ -10,10 +10,11 @@ import pytest
 
 from mailkit.audit import RULES, audit
 from mailkit.audit.sample import HISTORY_COLUMNS, load_sample, on_demo_server, sample_org
-from mailkit.secrets import MemorySecretStore, Secret, accounts_with_secret, secret_key
+from mailkit.columns import USERS_COLUMNS
+from mailkit.secret import Secret
+from mailkit.secrets import MemorySecretStore, accounts_with_secret, secret_key
 from mailkit.settings import UserSettings
 from mailkit.store import Store
-from mailkit.users import USERS_COLUMNS
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 

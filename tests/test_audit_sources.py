@@ -18,10 +18,10 @@ from mailkit.audit.sources import (
     users_from_sql,
     users_from_store,
 )
+from mailkit.columns import USERS_COLUMNS, USERS_DTYPES
 from mailkit.errors import ImportFileError
 from mailkit.settings import UserSettings
 from mailkit.store import Store
-from mailkit.users import USERS_COLUMNS, USERS_DTYPES
 
 #: An application's own names for the users-table columns.
 MAPPING = {

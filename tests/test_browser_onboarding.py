@@ -36,7 +36,8 @@ from notebook_runner import read_notebook
 from playwright.sync_api import Page
 
 from mailkit.profiles import open_profile
-from mailkit.secrets import FileSecretStore, Secret, secret_key
+from mailkit.secret import Secret
+from mailkit.secrets import FileSecretStore, secret_key
 
 pytestmark = pytest.mark.timeout(600)
 

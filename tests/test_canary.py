@@ -20,7 +20,8 @@ import pytest
 from mailkit.cli import main
 from mailkit.errors import SecretMismatchError, SecretStoreError
 from mailkit.legacy import migrate
-from mailkit.secrets import MemorySecretStore, Secret, secret_key
+from mailkit.secret import Secret
+from mailkit.secrets import MemorySecretStore, secret_key
 from mailkit.settings import UserSettings
 from mailkit.store import Store
 

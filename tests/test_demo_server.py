@@ -41,7 +41,7 @@ from mailkit.demo import (
 )
 from mailkit.message import TEST_BODY_LINES, TEST_SUBJECT
 from mailkit.outcome import Cause
-from mailkit.secrets import Secret
+from mailkit.secret import Secret
 from mailkit.senders.smtp import TestResult
 from mailkit.testsend import send_test
 

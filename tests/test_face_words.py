@@ -30,7 +30,8 @@ from mailkit.diagnose import diagnose
 from mailkit.errors import UnsafeSettingWarning
 from mailkit.faces import FIELDS, Face, Where, password_home, render, setting
 from mailkit.outcome import Cause, Diagnosis
-from mailkit.secrets import MemorySecretStore, Secret, secret_key
+from mailkit.secret import Secret
+from mailkit.secrets import MemorySecretStore, secret_key
 from mailkit.settings import OrgSettings, UserSettings
 from mailkit.store import Store
 from mailkit.widgets import OrgForm, PasswordPanel, TestSendPanel, UserForm

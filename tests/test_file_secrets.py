@@ -23,10 +23,10 @@ from mailkit.errors import (
     SecretsLockedError,
     WrongPassphraseError,
 )
+from mailkit.secret import Secret
 from mailkit.secrets import (
     PASSPHRASE_ENV,
     FileSecretStore,
-    Secret,
     accounts_with_secret,
     secret_key,
     unlock_secrets,

@@ -35,7 +35,8 @@ from mailkit.cards import diagnosis_card, success_card
 from mailkit.cli import main
 from mailkit.errors import UnsafeSettingWarning
 from mailkit.outcome import Cause, Kind, Phase
-from mailkit.secrets import MemorySecretStore, Secret, secret_key
+from mailkit.secret import Secret
+from mailkit.secrets import MemorySecretStore, secret_key
 from mailkit.senders.smtp import (
     COMMAND_WAIT,
     QUIT_WAIT,
@@ -656,7 +657,8 @@ def test_a_saved_notebook_holds_no_echoed_password(
     cells = [
         "import os, warnings\n"
         "from mailkit.errors import UnsafeSettingWarning\n"
-        "from mailkit.secrets import MemorySecretStore, Secret, secret_key\n"
+        "from mailkit.secret import Secret\n"
+        "from mailkit.secrets import MemorySecretStore, secret_key\n"
         "from mailkit.settings import OrgSettings\n"
         "from mailkit.testsend import send_test\n"
         "from mailkit.widgets import TestSendPanel\n"

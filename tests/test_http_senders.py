@@ -38,7 +38,8 @@ from mailkit.demo.oauth import (
 from mailkit.diagnose import diagnose
 from mailkit.errors import OAuthError
 from mailkit.outcome import Cause, Failure, Kind, Phase, SendContext, Signal
-from mailkit.secrets import MemorySecretStore, Secret
+from mailkit.secret import Secret
+from mailkit.secrets import MemorySecretStore
 from mailkit.senders.gmail_api import send_gmail_api, send_gmail_api_async
 from mailkit.senders.graph import send_graph
 from mailkit.senders.http import (

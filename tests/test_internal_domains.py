@@ -22,7 +22,8 @@ from mailkit.audit import audit
 from mailkit.cli import EXIT_OK, main
 from mailkit.legacy import migrate
 from mailkit.outcome import Cause
-from mailkit.secrets import MemorySecretStore, Secret, accounts_with_secret, secret_key
+from mailkit.secret import Secret
+from mailkit.secrets import MemorySecretStore, accounts_with_secret, secret_key
 from mailkit.settings import OrgSettings, Profile, UserSettings, internal_suffix, validate
 from mailkit.store import Store
 from mailkit.testsend import send_test

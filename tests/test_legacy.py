@@ -35,7 +35,8 @@ from mailkit.legacy import (
     read_legacy,
     report_text,
 )
-from mailkit.secrets import MemorySecretStore, Secret, SecretStore, secret_key
+from mailkit.secret import Secret
+from mailkit.secrets import MemorySecretStore, SecretStore, secret_key
 from mailkit.settings import AuthType, Mode, OrgSettings, Priority, Security
 
 DATA = Path(__file__).parent / "data" / "legacy"

@@ -24,7 +24,8 @@ from mailkit.oauth import (
 )
 from mailkit.oauth.google import CLIENT_SECRET_KIND, TOKEN_KIND
 from mailkit.outcome import Cause, Phase
-from mailkit.secrets import MemorySecretStore, Secret, secret_key
+from mailkit.secret import Secret
+from mailkit.secrets import MemorySecretStore, secret_key
 
 CANARY = "canary-s3cret-5f1d9a"
 

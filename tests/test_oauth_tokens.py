@@ -21,7 +21,8 @@ from mailkit.oauth.loopback import LoopbackReceiver
 from mailkit.oauth.microsoft import MicrosoftCredentials
 from mailkit.oauth.tokens import network_error, oauth_error
 from mailkit.outcome import Cause, Phase
-from mailkit.secrets import MemorySecretStore, Secret
+from mailkit.secret import Secret
+from mailkit.secrets import MemorySecretStore
 
 JWT = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.c2ln"
 

@@ -16,7 +16,7 @@ from postfix_server import PostfixServer, running_postfix
 
 from mailkit.message import TEST_BODY_LINES, TEST_SUBJECT
 from mailkit.outcome import Cause, Kind, Phase
-from mailkit.secrets import Secret
+from mailkit.secret import Secret
 from mailkit.senders.smtp import SmtpPlan, TestResult, run_sync, send_plan_async
 from mailkit.settings import AuthType, Security
 from mailkit.transcript import secret_forms

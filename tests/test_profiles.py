@@ -20,12 +20,12 @@ from mailkit.profiles import (
     open_profile,
     profile_secrets,
 )
+from mailkit.secret import Secret
 from mailkit.secrets import (
     PASSPHRASE_ENV,
     EnvSecretStore,
     FileSecretStore,
     MemorySecretStore,
-    Secret,
     secret_key,
 )
 from mailkit.store import Store

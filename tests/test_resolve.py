@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mailkit.columns import USERS_COLUMNS, users_to_frame
 from mailkit.resolve import EFFECTIVE_FIELDS, effective, effective_frame
 from mailkit.settings import (
     AuthType,
@@ -20,7 +21,6 @@ from mailkit.settings import (
     UserSettings,
 )
 from mailkit.testsend import credential_account
-from mailkit.users import USERS_COLUMNS, users_to_frame
 
 ORG = OrgSettings(
     mode="outlook",

@@ -35,14 +35,13 @@ from mailkit.errors import (
     SecretMismatchError,
     SecretStoreError,
 )
+from mailkit.secret import MASK, Secret
 from mailkit.secrets import (
-    MASK,
     EnvSecretStore,
     FileSecretStore,
     KeyringSecretStore,
     LazySecretStore,
     MemorySecretStore,
-    Secret,
     SecretStore,
     default_secret_store,
     secret_key,

@@ -13,7 +13,7 @@ import pytest
 from smtpd_servers import SCENARIOS, Credentials, ScenarioServer
 
 from mailkit.outcome import Cause, Kind, Phase
-from mailkit.secrets import Secret
+from mailkit.secret import Secret
 from mailkit.senders.smtp import SmtpPlan, TestResult, run_sync, send_plan_async
 from mailkit.settings import AuthType, Security
 

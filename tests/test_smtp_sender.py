@@ -12,7 +12,7 @@ from smtpd_servers import Credentials, MailServer
 
 from mailkit.message import TEST_BODY_LINES, TEST_SUBJECT
 from mailkit.outcome import Cause, Kind, Phase
-from mailkit.secrets import Secret
+from mailkit.secret import Secret
 from mailkit.senders.smtp import SmtpPlan, TestResult, run_sync, send_plan_async
 from mailkit.settings import AuthType, Security
 from mailkit.transcript import Direction, Row

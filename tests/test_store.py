@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from mailkit.columns import users_to_frame
 from mailkit.errors import (
     ImportFileError,
     SettingsError,
@@ -36,7 +37,7 @@ from mailkit.store import (
     profile_from_toml,
     profile_to_toml,
 )
-from mailkit.users import read_users, users_to_frame, write_users
+from mailkit.users import read_users, write_users
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER = Path(__file__).with_name("_store_worker.py")

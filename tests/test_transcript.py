@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailkit.outcome import Phase
-from mailkit.secrets import Secret
+from mailkit.secret import Secret
 from mailkit.transcript import COLUMNS, MAX_REPLY_LINES, Direction, Recorder, secret_forms
 
 USER = "alice@example.test"

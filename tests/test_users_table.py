@@ -9,15 +9,10 @@ import pandas as pd
 import pytest
 from openpyxl.worksheet.worksheet import Worksheet
 
+from mailkit.columns import USERS_COLUMNS, users_to_frame
 from mailkit.errors import ImportFileError
 from mailkit.settings import OrgSettings, UserSettings
-from mailkit.users import (
-    USERS_COLUMNS,
-    read_users,
-    users_from_frame,
-    users_to_frame,
-    write_users,
-)
+from mailkit.users import read_users, users_from_frame, write_users
 
 USERS = [
     UserSettings(

@@ -13,7 +13,8 @@ import pytest
 
 from mailkit.audit import audit
 from mailkit.audit.sample import SampleOrg, load_sample, sample_org
-from mailkit.secrets import MemorySecretStore, Secret, accounts_with_secret, secret_key
+from mailkit.secret import Secret
+from mailkit.secrets import MemorySecretStore, accounts_with_secret, secret_key
 from mailkit.store import Store
 from mailkit.widgets import AuditDashboard
 from mailkit.widgets.audit import ALL, NO_USER_MODE

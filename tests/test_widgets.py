@@ -28,12 +28,12 @@ from mailkit.errors import SecretsLockedError
 from mailkit.faces import Face, Where
 from mailkit.outcome import Phase
 from mailkit.resolve import effective
+from mailkit.secret import Secret
 from mailkit.secrets import (
     PASSPHRASE_ENV,
     EnvSecretStore,
     FileSecretStore,
     MemorySecretStore,
-    Secret,
     secret_key,
 )
 from mailkit.settings import Mode, OrgSettings, Security, UserSettings

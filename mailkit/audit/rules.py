@@ -26,6 +26,7 @@ from typing import Any, Final, Literal
 import numpy as np
 import pandas as pd
 
+from mailkit.columns import USERS_COLUMNS
 from mailkit.resolve import effective_frame, strings_at
 from mailkit.settings import (
     AUTH_ALIASES,
@@ -44,7 +45,6 @@ from mailkit.settings import (
     parse_flag,
     port_security_conflict,
 )
-from mailkit.users import USERS_COLUMNS
 
 __all__ = [
     "FINDINGS_COLUMNS",

@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 
 from mailkit.audit.sources import canonical_frame
+from mailkit.columns import USERS_COLUMNS
 from mailkit.errors import SettingsError, UnsafeSettingWarning
 from mailkit.settings import FeatureRoute, OrgSettings, UserSettings, user_problems, validate
-from mailkit.users import USERS_COLUMNS
 
 if TYPE_CHECKING:
     from mailkit.demo.server import DemoAccount, DemoSettings

@@ -1,6 +1,6 @@
 """Where an audit's users come from: the mailkit store, a CSV / Excel export, or a SQL query.
 
-Each source gives the canonical users table (:data:`mailkit.users.USERS_COLUMNS`) *without*
+Each source gives the canonical users table (:data:`mailkit.columns.USERS_COLUMNS`) *without*
 validating rows: an audit must see bad data in order to report it, so a bad address or a port
 of 70000 stays in the frame for the rules to find. Only what makes a table unusable is refused
 with :class:`~mailkit.errors.ImportFileError`: an unreadable file, a bad database URL, a failing
@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pandas as pd
 
+from mailkit.columns import USERS_COLUMNS, USERS_DTYPES
 from mailkit.credentials import MASK, hide_credentials
 from mailkit.errors import ImportFileError
-from mailkit.users import USERS_COLUMNS, USERS_DTYPES, place_columns, read_table
+from mailkit.users import place_columns, read_table
 
 if TYPE_CHECKING:
     import sqlalchemy as sa

@@ -73,7 +73,7 @@ from mailkit.demo.oauth import (
 )
 from mailkit.errors import MailkitError
 from mailkit.outcome import Cause, Phase
-from mailkit.secrets import Secret
+from mailkit.secret import Secret
 from mailkit.settings import OrgSettings, UserSettings
 
 #: The server listens here only; ``localhost`` (what the settings name) resolves to it.

@@ -52,7 +52,8 @@ from mailkit.oauth.tokens import (
     oauth_error,
 )
 from mailkit.outcome import Phase
-from mailkit.secrets import Secret, SecretStore, secret_key
+from mailkit.secret import Secret
+from mailkit.secrets import SecretStore, secret_key
 
 __all__ = [
     "GMAIL_SEND_SCOPE",

@@ -11,7 +11,7 @@ no client secret to keep):
   when the kernel runs on the user's machine. The answer is POSTed (``response_mode=form_post``)
   to a short-lived receiver on 127.0.0.1, so the code stays out of the browser history.
 
-MSAL's serialized token cache is the stored state (one JSON :class:`~mailkit.secrets.Secret`
+MSAL's serialized token cache is the stored state (one JSON :class:`~mailkit.secret.Secret`
 with the client id, authority, scopes and the signed-in account), and ``acquire_token_silent``
 refreshes from it before a send. MSAL adds ``offline_access``/``openid``/``profile`` by itself.
 
@@ -50,7 +50,8 @@ from mailkit.oauth.tokens import (
     oauth_error,
 )
 from mailkit.outcome import Phase
-from mailkit.secrets import Secret, SecretStore, secret_key
+from mailkit.secret import Secret
+from mailkit.secrets import SecretStore, secret_key
 
 __all__ = [
     "GRAPH_SEND_SCOPE",

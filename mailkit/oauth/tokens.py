@@ -1,8 +1,8 @@
 """Tokens, the credentials object senders ask for them, and OAuth failures as diagnoses.
 
-A token lives in the secret store only, as one JSON :class:`~mailkit.secrets.Secret` per
+A token lives in the secret store only, as one JSON :class:`~mailkit.secret.Secret` per
 account and provider; in memory it travels as :class:`OAuthToken`, whose secrets are
-:class:`~mailkit.secrets.Secret` values, so printing one shows masks.
+:class:`~mailkit.secret.Secret` values, so printing one shows masks.
 
 Every OAuth failure goes through :func:`oauth_error`: a :class:`~mailkit.outcome.Failure` with
 :attr:`~mailkit.outcome.Signal.OAUTH` and the provider's ``error`` string, diagnosed by the one
@@ -27,7 +27,8 @@ from mailkit.diagnose import diagnose
 from mailkit.errors import OAuthError
 from mailkit.oauth.logs import scrub
 from mailkit.outcome import Failure, Phase, SendContext, Signal
-from mailkit.secrets import Secret, SecretStore, secret_key
+from mailkit.secret import Secret
+from mailkit.secrets import SecretStore, secret_key
 
 __all__ = [
     "ORG_OWNER",

@@ -18,7 +18,7 @@ from google.oauth2.credentials import Credentials
 
 from mailkit.httpclient import trust
 from mailkit.message import TestMessage
-from mailkit.secrets import Secret
+from mailkit.secret import Secret
 from mailkit.senders.http import ApiSender
 
 #: The real service; ``OrgSettings.api_url`` replaces it (e.g. the demo's fake provider).

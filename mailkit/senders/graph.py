@@ -13,7 +13,7 @@ import base64
 import requests
 
 from mailkit.httpclient import session
-from mailkit.secrets import Secret
+from mailkit.secret import Secret
 from mailkit.senders.http import ApiSender
 
 #: The real service; ``OrgSettings.api_url`` replaces it (e.g. the demo's fake provider).

@@ -45,7 +45,7 @@ from mailkit.message import TestMessage, build_test_message
 from mailkit.oauth import logs as _oauth_logs
 from mailkit.outcome import Diagnosis, Failure, Phase, SendContext, Signal
 from mailkit.resolve import Effective
-from mailkit.secrets import Secret
+from mailkit.secret import Secret
 from mailkit.senders.smtp import (
     MAX_DETAIL,
     TestResult,

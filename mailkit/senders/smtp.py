@@ -75,7 +75,7 @@ from mailkit.faces import in_plain_words
 from mailkit.message import TestMessage, build_test_message
 from mailkit.outcome import Diagnosis, Failure, Phase, SendContext, Signal
 from mailkit.resolve import Effective
-from mailkit.secrets import Secret
+from mailkit.secret import Secret
 from mailkit.settings import AuthType, Mode, OrgSettings, Priority, Security, host_ascii
 from mailkit.transcript import Direction, Recorder, Row, SecretScrubber, Transcript
 

@@ -22,7 +22,8 @@ from mailkit.errors import (
     SecretsLockedError,
     SecretStoreError,
 )
-from mailkit.secrets import PASSPHRASE_ENV, FileSecretStore, Secret, SecretStore
+from mailkit.secret import Secret
+from mailkit.secrets import PASSPHRASE_ENV, FileSecretStore, SecretStore
 from mailkit.widgets.common import (
     DESCRIPTION_WIDTH,
     INPUT_WIDTH,

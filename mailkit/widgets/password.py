@@ -2,7 +2,7 @@
 
 The typed value exists in the kernel only between the browser's update and the Save click.
 Save takes both values out of the fields, clears the fields (whatever happens next), wraps the
-values in :class:`~mailkit.secrets.Secret` and hands them to
+values in :class:`~mailkit.secret.Secret` and hands them to
 :meth:`~mailkit.secrets.SecretStore.set_password`, which owns the rules (not empty, both
 entries equal). No other widget, label or log ever sees the value.
 """
@@ -16,7 +16,8 @@ import ipywidgets as widgets  # type: ignore[import-untyped]
 from traitlets import Unicode
 
 from mailkit.errors import EmptySecretError, SecretMismatchError, SecretStoreError
-from mailkit.secrets import Secret, SecretStore
+from mailkit.secret import Secret
+from mailkit.secrets import SecretStore
 from mailkit.widgets.common import (
     DESCRIPTION_WIDTH,
     INPUT_WIDTH,
