@@ -47,6 +47,7 @@ import trustme
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, Session
 from spnego.exceptions import SpnegoError
 
+from mailkit.demo.chunking import ChunkedEnvelope, ChunkingSMTP
 from mailkit.outcome import Cause, Phase, Signal
 
 T = TypeVar("T")
@@ -240,6 +241,8 @@ class ReceivedMessage:
     tls: bool
     auth_user: str | None
     auth_mechanism: str | None
+    #: The BDAT chunk sizes the message came in (empty: it came with DATA).
+    chunks: tuple[int, ...] = ()
 
     @property
     def message(self) -> EmailMessage:
@@ -303,7 +306,7 @@ class _Session(Session):
     login_data: Any = None
 
 
-class _RecordingSMTP(SMTP):
+class _RecordingSMTP(ChunkingSMTP):
     """aiosmtpd's SMTP plus: which listener, what the client sent, long AUTH lines."""
 
     #: aiosmtpd sizes its StreamReader from this: NTLM and real OAuth tokens need long lines.
@@ -453,7 +456,7 @@ class _Handler:
     ) -> list[str]:
         """aiosmtpd reads commands one line at a time, so pipelined groups just work: say so."""
         session.host_name = hostname
-        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+        return smtp.with_chunking([*responses[:-1], "250-PIPELINING", responses[-1]])
 
     async def handle_MAIL(
         self, smtp: _RecordingSMTP, session: Any, envelope: Any, address: str, options: list[str]
@@ -484,6 +487,7 @@ class _Handler:
                 tls=smtp.on_tls,
                 auth_user=session.auth_data if session.authenticated else None,
                 auth_mechanism=smtp.auth_mechanism if session.authenticated else None,
+                chunks=tuple(envelope.chunks) if isinstance(envelope, ChunkedEnvelope) else (),
             )
         )
         return f"250 2.0.0 OK: queued as MK{len(self.server.messages):04d}"
@@ -495,8 +499,8 @@ class MailServer:
     ``starttls_port``: STARTTLS required before MAIL and AUTH (AUTH advertised only after it).
     ``tls_port``: implicit TLS. ``plain_port``: no TLS at all; AUTH is advertised and accepted
     there only while ``plain_auth_allowed`` is true. ``require_auth`` makes MAIL answer 530
-    until the client authenticated. Both flags are read per connection and reset by
-    :meth:`reset`.
+    until the client authenticated. ``chunking`` offers RFC 3030 BDAT (after TLS where STARTTLS
+    is required). The flags are read per connection and reset by :meth:`reset`.
     """
 
     host = HOST
@@ -522,6 +526,7 @@ class MailServer:
         self.connections: list[ConnectionLog] = []
         self.plain_auth_allowed = False
         self.require_auth = False
+        self.chunking = False
         self._live: set[_RecordingSMTP] = set()
         self._servers: list[asyncio.Server] = []
         self._handler = _Handler(self)
@@ -539,6 +544,7 @@ class MailServer:
         self.connections.clear()
         self.plain_auth_allowed = False
         self.require_auth = False
+        self.chunking = False
 
     def _smtp(self, listener: str) -> _RecordingSMTP:
         per_listener: dict[str, dict[str, Any]] = {
@@ -554,6 +560,7 @@ class MailServer:
             ident="mailkit test server",
             enable_SMTPUTF8=True,
             authenticator=self._handler.authenticate,
+            chunking=self.chunking,
             timeout=60,
             loop=self._loop.loop,
             **options,

@@ -62,6 +62,7 @@ import platformdirs
 import trustme
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, TLSSetupException
 
+from mailkit.demo.chunking import ChunkingSMTP
 from mailkit.demo.oauth import (
     DEMO_TENANT,
     SMTP_SCOPES,
@@ -554,8 +555,9 @@ class _DemoSession(Session):
     login_data: Any = None
 
 
-class _DemoSMTP(SMTP):
-    """aiosmtpd's protocol, known to its server so that stopping can close every connection."""
+class _DemoSMTP(ChunkingSMTP):
+    """aiosmtpd's protocol (with BDAT, offered as Postfix does), known to its server so that
+    stopping can close every connection."""
 
     def __init__(self, handler: _DemoHandler, live: set[_DemoSMTP], **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
@@ -703,7 +705,8 @@ class _DemoHandler:
     ) -> list[str]:
         """aiosmtpd reads one command line at a time, so pipelined commands just work."""
         session.host_name = hostname  # a hook replaces aiosmtpd's own bookkeeping of this
-        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+        responses = [*responses[:-1], "250-PIPELINING", responses[-1]]
+        return server.with_chunking(responses) if isinstance(server, ChunkingSMTP) else responses
 
     @staticmethod
     def _script(session: Session, phase: Phase) -> str | None:

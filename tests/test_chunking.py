@@ -1,0 +1,209 @@
+"""RFC 3030 CHUNKING: the test and demo servers' BDAT, and mailkit's sends with it.
+
+The server side is shown with smtplib and raw writes (no mailkit code in the client), so a
+mistake in the sender cannot hide a mistake in the server it is tested against.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+import socket
+from collections.abc import Iterator
+
+import pytest
+from aiosmtpd.smtp import Envelope, Session
+from smtpd_servers import MailServer, ServerLoop, listening_socket
+
+from mailkit.demo.chunking import ChunkingSMTP
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def _client(server: MailServer, *, login: bool = True) -> smtplib.SMTP:
+    client = smtplib.SMTP(server.host, server.starttls_port, timeout=10)
+    client.starttls(context=server.tls_material.client_context())
+    client.ehlo("client.test")
+    if login:
+        client.login(server.user, server.password)
+    return client
+
+
+def _send(client: smtplib.SMTP, data: bytes, replies: int = 1) -> list[tuple[int, bytes]]:
+    """Write ``data`` at once (a pipelined group) and read ``replies`` replies."""
+    assert client.sock is not None
+    client.sock.sendall(data)
+    return [client.getreply() for _ in range(replies)]
+
+
+def _bdat(body: bytes, last: bool = False) -> bytes:
+    return f"BDAT {len(body)}{' LAST' if last else ''}\r\n".encode() + body
+
+
+@pytest.fixture
+def chunking_server(smtp_server: MailServer) -> MailServer:
+    smtp_server.chunking = True
+    return smtp_server
+
+
+def test_chunking_is_offered_only_after_starttls_and_only_when_on(smtp_server: MailServer) -> None:
+    smtp_server.chunking = True
+    with smtplib.SMTP(smtp_server.host, smtp_server.starttls_port, timeout=10) as client:
+        client.ehlo("client.test")
+        assert not client.has_extn("chunking")  # BDAT would be refused before TLS
+        client.starttls(context=smtp_server.tls_material.client_context())
+        client.ehlo("client.test")
+        assert client.has_extn("chunking")
+    smtp_server.chunking = False
+    with _client(smtp_server) as client:
+        assert not client.has_extn("chunking")
+        # A server without CHUNKING does not know the verb at all.
+        assert _send(client, b"BDAT 0 LAST\r\n")[0][0] == 500
+
+
+def test_one_last_chunk_pipelined_with_mail_and_rcpt(chunking_server: MailServer) -> None:
+    body = b"Subject: x\r\n\r\n.leading dot stays\r\n.\r\nthe lone dot above is content\r\n"
+    with _client(chunking_server) as client:
+        group = b"MAIL FROM:<a@example.test>\r\nRCPT TO:<b@example.test>\r\n" + _bdat(body, True)
+        replies = _send(client, group, 3)
+        assert [code for code, _ in replies] == [250, 250, 250]
+        assert b"queued as" in replies[2][1]
+    [message] = chunking_server.messages
+    assert message.data == body  # no dot-stuffing either way
+    assert message.chunks == (len(body),)
+    assert message.rcpt_tos == ("b@example.test",)
+
+
+def test_several_chunks_then_bdat_0_last(chunking_server: MailServer) -> None:
+    parts = [b"Subject: chunks\r\n", b"\r\nfirst half, ", b"second half\r\n"]
+    with _client(chunking_server) as client:
+        _send(client, b"MAIL FROM:<a@example.test>\r\nRCPT TO:<b@example.test>\r\n", 2)
+        for part in parts:
+            code, text = _send(client, _bdat(part))[0]
+            assert (code, text) == (250, f"2.0.0 Ok: {len(part)} octets received".encode())
+        assert _send(client, b"BDAT 0 LAST\r\n")[0][0] == 250
+        # The transaction is over: a next chunk needs a new MAIL.
+        assert _send(client, _bdat(b"x", True))[0][0] == 503
+    [message] = chunking_server.messages
+    assert message.data == b"".join(parts)
+    assert message.chunks == (*(len(p) for p in parts), 0)
+
+
+def test_a_refused_chunk_is_still_read_never_taken_for_commands(
+    chunking_server: MailServer,
+) -> None:
+    # If the server stopped reading at the refusal, these octets would be answered as commands.
+    trap = b"RSET\r\nNOOP\r\nQUIT\r\n"
+    with _client(chunking_server) as client:
+        replies = _send(client, _bdat(trap, True) + b"NOOP\r\n", 2)
+        assert replies[0] == (503, b"5.5.1 Error: need MAIL command")
+        assert replies[1][0] == 250  # the NOOP after the chunk, nothing in between
+        _send(client, b"MAIL FROM:<a@example.test>\r\n")
+        replies = _send(client, _bdat(trap, True) + b"NOOP\r\n", 2)
+        assert replies[0] == (503, b"5.5.1 Error: need RCPT command")
+        assert replies[1][0] == 250
+    assert chunking_server.messages == []
+
+
+def test_data_after_bdat_is_refused_and_rset_starts_over(chunking_server: MailServer) -> None:
+    with _client(chunking_server) as client:
+        _send(client, b"MAIL FROM:<a@example.test>\r\nRCPT TO:<b@example.test>\r\n", 2)
+        assert _send(client, _bdat(b"Subject: half\r\n"))[0][0] == 250
+        code, text = _send(client, b"DATA\r\n")[0]
+        assert code == 503
+        assert b"DATA after BDAT" in text
+        assert _send(client, b"RSET\r\n")[0][0] == 250
+        # After RSET: an ordinary DATA transaction, with nothing of the dropped chunk in it.
+        client.sendmail("a@example.test", ["b@example.test"], b"Subject: whole\r\n\r\nbody\r\n")
+    [message] = chunking_server.messages
+    assert message.data.startswith(b"Subject: whole")
+    assert message.chunks == ()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [b"BDAT\r\n", b"BDAT ten\r\n", b"BDAT 5 MORE\r\n", b"BDAT 5 LAST extra\r\n", b"BDAT -1\r\n"],
+)
+def test_bdat_syntax_errors(chunking_server: MailServer, command: bytes) -> None:
+    with _client(chunking_server) as client:
+        code, text = _send(client, command)[0]
+        assert (code, text) == (501, b"5.5.4 Syntax: BDAT chunk-size [LAST]")
+        assert _send(client, b"NOOP\r\n")[0][0] == 250
+
+
+def test_a_client_leaving_mid_chunk_delivers_nothing(chunking_server: MailServer) -> None:
+    client = _client(chunking_server)
+    _send(client, b"MAIL FROM:<a@example.test>\r\nRCPT TO:<b@example.test>\r\n", 2)
+    assert client.sock is not None
+    client.sock.sendall(b"BDAT 1000 LAST\r\nSubject: cut short\r\n")
+    client.sock.shutdown(socket.SHUT_RDWR)
+    client.close()
+    assert chunking_server.messages == []
+
+
+# ------------------------------------------------------------------ a bare ChunkingSMTP
+
+
+class _Keep:
+    """The smallest handler: keeps each message it is given."""
+
+    def __init__(self) -> None:
+        self.messages: list[bytes] = []
+
+    async def handle_EHLO(
+        self,
+        server: ChunkingSMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname
+        return server.with_chunking(responses)
+
+    async def handle_DATA(self, server: ChunkingSMTP, session: Session, envelope: Envelope) -> str:
+        self.messages.append(envelope.original_content or b"")
+        return "250 2.0.0 kept"
+
+
+@pytest.fixture
+def small_server(server_loop: ServerLoop) -> Iterator[tuple[int, _Keep]]:
+    """A plaintext ChunkingSMTP that accepts at most 100 octets per message."""
+    handler = _Keep()
+    sock = listening_socket()
+
+    async def start() -> asyncio.Server:
+        loop = asyncio.get_running_loop()
+        return await loop.create_server(
+            lambda: ChunkingSMTP(handler, data_size_limit=100, hostname="small", loop=loop),
+            sock=sock,
+        )
+
+    server = server_loop.call(start())
+    yield sock.getsockname()[1], handler
+
+    async def stop() -> None:
+        server.close()
+
+    server_loop.call(stop())
+
+
+def test_size_limit_holds_across_chunks_and_later_chunks_are_refused(
+    small_server: tuple[int, _Keep],
+) -> None:
+    port, handler = small_server
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+        client.ehlo("client.test")
+        assert client.has_extn("chunking")  # no STARTTLS required here: offered at once
+        _send(client, b"MAIL FROM:<a@example.test>\r\nRCPT TO:<b@example.test>\r\n", 2)
+        assert _send(client, _bdat(b"x" * 60))[0][0] == 250
+        code, text = _send(client, _bdat(b"y" * 60))[0]
+        assert code == 552
+        assert b"5.3.4" in text
+        code, text = _send(client, _bdat(b"z" * 10, True))[0]
+        assert code == 503
+        assert b"send RSET" in text
+        assert _send(client, b"RSET\r\n")[0][0] == 250
+        _send(client, b"MAIL FROM:<a@example.test>\r\nRCPT TO:<b@example.test>\r\n", 2)
+        assert _send(client, _bdat(b"fits", True))[0] == (250, b"2.0.0 kept")
+    assert handler.messages == [b"fits"]
