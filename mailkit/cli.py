@@ -23,8 +23,9 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, TextIO
 
-from pydantic import ValidationError
-
+# Only the standard library and mailkit.errors at the top: `mailkit --help` and a usage error
+# must start in a blink, so each command imports what it needs (pandas, the keyring, pydantic,
+# aiosmtplib) when it runs.
 from mailkit.errors import (
     FieldProblem,
     MailkitError,
@@ -34,7 +35,6 @@ from mailkit.errors import (
     SettingsError,
     UnsafeSettingWarning,
 )
-from mailkit.settings import settings_problems
 
 EXIT_OK = 0
 EXIT_USAGE = 1
@@ -1080,14 +1080,31 @@ def _run(argv: list[str], as_json: bool, out: TextIO, err: TextIO) -> int:
         result: int = args.func(args, out)
     except BrokenPipeError:
         raise  # not the user's error: main() ends quietly
-    except ValidationError as exc:
-        return main_error(SettingsError(settings_problems(exc)), as_json, err, notices)
     except (MailkitError, OSError) as exc:
         return main_error(exc, as_json, err, notices)
+    except ValueError as exc:
+        problems = _validation_problems(exc)
+        if problems is None:
+            raise
+        return main_error(SettingsError(problems), as_json, err, notices)
     finally:
         _NOTICES.reset(token)
     _write_notices(notices, as_json, err)
     return result
+
+
+def _validation_problems(exc: ValueError) -> list[FieldProblem] | None:
+    """A settings model's ``ValidationError`` as field problems; None for any other error.
+
+    pydantic is looked up, not imported: a command that never loaded it cannot have raised
+    one of its errors, and ``mailkit --help`` stays free of it.
+    """
+    pydantic = sys.modules.get("pydantic")
+    if pydantic is None or not isinstance(exc, pydantic.ValidationError):
+        return None
+    from mailkit.settings import settings_problems
+
+    return settings_problems(exc)
 
 
 #: The exit status of a Unix tool stopped by SIGPIPE (128 + 13).

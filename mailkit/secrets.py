@@ -31,14 +31,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, Final
-
-import keyring
-import keyring.backends.chainer
-import keyring.backends.fail
-import keyring.backends.null
-import keyring.errors
-from keyring.backend import KeyringBackend
+from typing import TYPE_CHECKING, Any, Final
 
 from mailkit.errors import (
     EmptySecretError,
@@ -51,6 +44,9 @@ from mailkit.errors import (
     WrongPassphraseError,
 )
 from mailkit.secret import Secret
+
+if TYPE_CHECKING:  # the keyring loads when a keyring store is made, not with this module
+    from keyring.backend import KeyringBackend
 
 __all__ = [
     "ENV_SECRET_PREFIX",
@@ -230,6 +226,10 @@ _PLAINTEXT_MARKERS: Final = ("plaintext", "unencrypted", "cleartext", "insecure"
 
 def _insecurity(backend: KeyringBackend) -> str | None:
     """Return why ``backend`` must not hold secrets, or ``None`` if it may."""
+    import keyring.backends.chainer
+    import keyring.backends.fail
+    import keyring.backends.null
+
     label = _backend_label(backend)
     if isinstance(backend, keyring.backends.fail.Keyring):
         return "no OS keyring is available to Python's keyring library (it chose its fail backend)"
@@ -282,6 +282,8 @@ class KeyringSecretStore(SecretStore):
     def __init__(
         self, service: str = KEYRING_SERVICE, *, backend: KeyringBackend | None = None
     ) -> None:
+        import keyring
+
         if not service:
             raise ValueError("the keyring service name must be a non-empty string")
         if backend is not None:
@@ -337,7 +339,9 @@ class KeyringSecretStore(SecretStore):
         try:
             self.backend.delete_password(self.service, key)
         except Exception as exc:  # backends raise their own types (D-Bus, OSError, ...)
-            maybe_missing = isinstance(exc, keyring.errors.PasswordDeleteError)
+            from keyring.errors import PasswordDeleteError
+
+            maybe_missing = isinstance(exc, PasswordDeleteError)
             message = self._failure("delete", key, exc, None)
         else:
             _log.debug("deleted secret %s from %s", key, self.name)
