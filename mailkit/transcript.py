@@ -8,7 +8,8 @@ when a client line answers an AUTH challenge. Redaction follows that state, not 
 * the initial response of ``AUTH PLAIN`` / ``XOAUTH2`` / ``NTLM`` is replaced by a marker;
 * every client line after a ``334`` challenge is replaced by a marker — the one exception is a
   LOGIN line that decodes to exactly the configured user name, shown decoded;
-* the message body is summarised (a few headers and a size), never shown.
+* the message body (after DATA, or the octets of BDAT chunks) is summarised (a few headers
+  and a size), never shown.
 
 Then every row passes the send's :class:`SecretScrubber` — the one scrubber a send has, which
 also cleans its failure, diagnosis and result — before it is cut to length: the secret in clear,
@@ -86,6 +87,7 @@ _COMMAND_PHASES = {
     b"MAIL": Phase.MAIL,
     b"RCPT": Phase.RCPT,
     b"DATA": Phase.DATA,
+    b"BDAT": Phase.DATA,
     b"QUIT": Phase.QUIT,
 }
 
@@ -296,6 +298,11 @@ class Recorder:
         self._auth_mechanism: str | None = None
         self._auth_continuation = False
         self._body: list[bytes] | None = None
+        #: RFC 3030: octets of the current BDAT chunk still to come (counted, not lines), the
+        #: message received in chunks so far, and whether this chunk is the last.
+        self._chunk_left = 0
+        self._chunks = bytearray()
+        self._chunk_last = False
         self._awaiting_tls = False
 
     # ------------------------------------------------------------------ feeding
@@ -319,7 +326,13 @@ class Recorder:
 
     def sent(self, data: bytes) -> None:
         self._tx.extend(data)
-        while (end := self._tx.find(b"\n")) != -1:
+        while self._tx:
+            if self._chunk_left:
+                self._chunk_octets()
+                continue
+            end = self._tx.find(b"\n")
+            if end == -1:
+                break
             line = bytes(self._tx[: end + 1])
             del self._tx[: end + 1]
             self._client_line(line)
@@ -359,6 +372,36 @@ class Recorder:
 
     # ------------------------------------------------------------------ client side
 
+    def _chunk_octets(self) -> None:
+        """Take the BDAT chunk's octets (never read as lines); summarise them once all came."""
+        take = min(self._chunk_left, len(self._tx))
+        self._chunks += self._tx[:take]
+        del self._tx[:take]
+        self._chunk_left -= take
+        if not self._chunk_left:
+            self._chunk_done()
+
+    def _chunk_done(self) -> None:
+        if not self._chunk_last:
+            return  # mailkit sends one chunk; a middle one is summarised with the last
+        if self._chunks:
+            summary = self._summary([bytes(self._chunks)])
+            self._emit(Direction.CLIENT, Phase.DATA, None, summary, cut=False)
+        self._chunks.clear()
+
+    def _bdat(self, words: list[bytes], line: bytes) -> None:
+        """``BDAT <size> [LAST]``: the size octets that follow are message, not commands. The
+        reply to the last chunk is the message's verdict, as the reply to DATA's final dot."""
+        size = words[1] if len(words) > 1 else b""
+        self._chunk_last = len(words) > 2 and words[2].upper() == b"LAST"
+        phase = Phase.END_OF_DATA if self._chunk_last else Phase.DATA
+        self._emit(Direction.CLIENT, Phase.DATA, None, _decode(line))
+        self.phase = phase
+        self._pending.append(phase)
+        self._chunk_left = int(size) if size.isdigit() else 0
+        if not self._chunk_left:
+            self._chunk_done()
+
     def _client_line(self, line: bytes) -> None:
         if self._body is not None:
             if line.rstrip(b"\r\n") == b".":
@@ -376,6 +419,9 @@ class Recorder:
             return
         words = line.rstrip(b"\r\n").split(b" ")
         verb = words[0].upper()
+        if verb == b"BDAT":
+            self._bdat(words, line)
+            return
         phase = _COMMAND_PHASES.get(verb, self.phase)
         self.phase = phase
         self._pending.append(phase)

@@ -48,6 +48,17 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, Session
 from spnego.exceptions import SpnegoError
 
 from mailkit.demo.chunking import ChunkedEnvelope, ChunkingSMTP
+from mailkit.demo import scenarios as failures
+from mailkit.demo.scenarios import (
+    GMAIL_GREETING,
+    GMAIL_HELLO,
+    MICROSOFT_GREETING,
+    MICROSOFT_HELLO,
+    XOAUTH2_ERROR_CHALLENGE,
+    AuthMechanisms,
+    Failure,
+    QuietSession,
+)
 from mailkit.outcome import Cause, Phase, Signal
 
 T = TypeVar("T")
@@ -275,13 +286,6 @@ class ConnectionLog:
         return self.data(tls=tls).splitlines()
 
 
-_XOAUTH2_ERROR = json.dumps(
-    {"status": "401", "schemes": "bearer", "scope": "https://mail.google.com/"}
-).encode()
-_XOAUTH2_535 = (
-    "535 5.7.8 Username and Password not accepted. "
-    "For more information, go to https://support.google.com/mail/?p=BadCredentials"
-)
 _AUTH_LINE_LIMIT = 16384
 
 
@@ -298,12 +302,6 @@ def _ntlm_user_file(path: Path) -> Iterator[None]:
             os.environ.pop("NTLM_USER_FILE", None)
         else:
             os.environ["NTLM_USER_FILE"] = old
-
-
-class _Session(Session):
-    #: aiosmtpd still sets this deprecated attribute after every AUTH, logging a warning each
-    #: time through the base class's property; a plain attribute keeps test logs quiet.
-    login_data: Any = None
 
 
 class _RecordingSMTP(ChunkingSMTP):
@@ -326,7 +324,7 @@ class _RecordingSMTP(ChunkingSMTP):
         self.log: ConnectionLog | None = None
 
     def _create_session(self) -> Session:
-        return _Session(self.loop)
+        return QuietSession(self.loop)
 
     @property
     def on_tls(self) -> bool:
@@ -353,8 +351,12 @@ class _RecordingSMTP(ChunkingSMTP):
         super().data_received(data)
 
 
-class _Handler:
-    """aiosmtpd handler: hooks and the custom AUTH mechanisms of :class:`MailServer`."""
+class _Handler(AuthMechanisms):
+    """aiosmtpd handler: hooks and the custom AUTH mechanisms of :class:`MailServer`.
+
+    CRAM-MD5 and XOAUTH2 are the demo server's own (:mod:`mailkit.demo.scenarios`); this class
+    says who signs in (the canary login) and records every attempt.
+    """
 
     def __init__(self, server: MailServer) -> None:
         self.server = server
@@ -363,6 +365,26 @@ class _Handler:
         self.server.auth_log.append(AuthAttempt(smtp.listener, mechanism, user, ok))
         if ok:
             smtp.auth_mechanism = mechanism
+
+    def password_for(self, user: str) -> bytes | None:
+        return self.server.password.encode() if user == self.server.user else None
+
+    def bearer_ok(self, user: str, bearer: bytes) -> bool:
+        expected = b"Bearer " + self.server.token.encode()
+        return user == self.server.user and hmac.compare_digest(bearer, expected)
+
+    def sign_in_verdict(
+        self,
+        server: SMTP,
+        mechanism: str,
+        user: str,
+        ok: bool,
+        *,
+        refusal: Failure | None = None,
+    ) -> AuthResult:
+        assert isinstance(server, _RecordingSMTP)
+        self._record(server, mechanism, user, ok)
+        return super().sign_in_verdict(server, mechanism, user, ok, refusal=refusal)
 
     def authenticate(
         self, smtp: _RecordingSMTP, session: Any, envelope: Any, mechanism: str, auth_data: Any
@@ -373,48 +395,7 @@ class _Handler:
         ok = user == self.server.user and hmac.compare_digest(
             auth_data.password, self.server.password.encode()
         )
-        self._record(smtp, mechanism, user, ok)
-        return AuthResult(success=ok, handled=False, auth_data=user if ok else None)
-
-    async def auth_CRAM__MD5(self, smtp: _RecordingSMTP, args: list[str]) -> AuthResult:
-        """RFC 2195; the method name's double underscore becomes aiosmtpd's ``CRAM-MD5``."""
-        if len(args) > 1:
-            await smtp.push("501 5.5.2 CRAM-MD5 takes no initial response")
-            return AuthResult(success=False, handled=True)
-        challenge = f"<{secrets.randbelow(10**9)}.{time.time_ns()}@{smtp.hostname}>".encode()
-        answer = await smtp.challenge_auth(challenge)
-        if not isinstance(answer, bytes):  # "*" or bad base64: aiosmtpd already replied
-            return AuthResult(success=False, handled=True)
-        user, _, digest = answer.decode("utf-8", "replace").rpartition(" ")
-        expected = hmac.new(self.server.password.encode(), challenge, "md5").hexdigest()
-        ok = user == self.server.user and hmac.compare_digest(digest, expected)
-        self._record(smtp, "CRAM-MD5", user, ok)
-        return AuthResult(success=ok, handled=False, auth_data=user if ok else None)
-
-    async def auth_XOAUTH2(self, smtp: _RecordingSMTP, args: list[str]) -> AuthResult:
-        """Google's XOAUTH2; a bad token gets Gmail's ``334 <JSON>`` then, after the client's
-        empty line, ``535 5.7.8``."""
-        if len(args) > 1:
-            try:
-                blob = base64.b64decode(args[1], validate=True)
-            except binascii.Error:
-                await smtp.push("501 5.5.2 Can't decode base64")
-                return AuthResult(success=False, handled=True)
-        else:
-            answer = await smtp.challenge_auth(b"", encode_to_b64=False)
-            if not isinstance(answer, bytes):
-                return AuthResult(success=False, handled=True)
-            blob = answer
-        fields = dict(part.split(b"=", 1) for part in blob.split(b"\x01") if b"=" in part)
-        user = fields.get(b"user", b"").decode("utf-8", "replace")
-        bearer = b"Bearer " + self.server.token.encode()
-        ok = user == self.server.user and hmac.compare_digest(fields.get(b"auth", b""), bearer)
-        self._record(smtp, "XOAUTH2", user, ok)
-        if ok:
-            return AuthResult(success=True, handled=False, auth_data=user)
-        if not isinstance(await smtp.challenge_auth(_XOAUTH2_ERROR), bytes):
-            return AuthResult(success=False, handled=True)
-        return AuthResult(success=False, handled=False, message=_XOAUTH2_535)
+        return self.sign_in_verdict(smtp, mechanism, user, ok)
 
     async def auth_NTLM(self, smtp: _RecordingSMTP, args: list[str]) -> AuthResult:
         """NTLM (MS-SMTPNTLM) with a pyspnego acceptor; initial response optional."""
@@ -700,6 +681,29 @@ class ReadBody(Action):
 
 
 @dataclass(frozen=True)
+class ReadChunk(Action):
+    """RFC 3030 ``BDAT <size> [LAST]``: read the chunk's octets whatever comes next, answer a
+    middle chunk, and after the last one run ``end`` (the script's ``END_OF_DATA`` reply)."""
+
+    end: Sequence[Action] = ()
+
+    async def run(self, conn: _Conn) -> None:
+        words = conn.arg.split()
+        if not words or not words[0].isdigit():
+            await conn.send(b"501 5.5.4 Syntax: BDAT count [LAST]\r\n")
+            return
+        chunk = await conn.read_bytes(int(words[0]))
+        conn.chunks.append(chunk)
+        if len(words) < 2 or words[1].upper() != "LAST":
+            await conn.send(f"250 2.0.0 Ok: {len(chunk)} bytes\r\n".encode())
+            return
+        conn.record.bodies.append(b"".join(conn.chunks))
+        conn.chunks.clear()
+        for action in self.end:
+            await action.run(conn)
+
+
+@dataclass(frozen=True)
 class EhloReply(Action):
     """The EHLO reply the script describes, for the connection's TLS state."""
 
@@ -744,7 +748,7 @@ class XOAuth2ErrorChallenge(Action):
     """Gmail's answer to a bad XOAUTH2 token: ``334 <base64 JSON>``, then read the client's
     (empty) line. Other mechanisms go straight to the next action."""
 
-    error: bytes = _XOAUTH2_ERROR
+    error: bytes = XOAUTH2_ERROR_CHALLENGE
 
     async def run(self, conn: _Conn) -> None:
         if conn.auth_mechanism == "XOAUTH2":
@@ -811,7 +815,8 @@ class Script:
     """What a scripted server says. Verbs not in ``on`` get sensible defaults; ``on`` keys are
     verbs (``EHLO``, ``MAIL``, ...), ``VERB_TLS`` for the same verb after TLS, the pseudo-verbs
     ``AUTH_RESULT`` (the verdict after the AUTH exchange) and ``END_OF_DATA`` (the reply to the
-    final dot), and ``*`` for every verb but QUIT."""
+    final dot, and to the last BDAT chunk when ``CHUNKING`` is among the ``extensions``), and
+    ``*`` for every verb but QUIT."""
 
     greeting: Sequence[Action] = (Reply("220 mail.example.test ESMTP Postfix (mailkit scenario)"),)
     ehlo_hello: str = "mail.example.test"
@@ -864,6 +869,9 @@ class Script:
         if verb == "DATA":
             end = self.on.get("END_OF_DATA", (Reply("250 2.0.0 Ok: queued as 4F2A1C0B7E"),))
             return (Reply("354 End data with <CR><LF>.<CR><LF>"), ReadBody(), *end)
+        if verb == "BDAT" and "CHUNKING" in self.extensions:
+            end = self.on.get("END_OF_DATA", (Reply("250 2.0.0 Ok: queued as 4F2A1C0B7E"),))
+            return (ReadChunk(end),)
         if verb == "QUIT":
             return Reply("221 2.0.0 Bye"), Close()
         simple = {
@@ -890,6 +898,8 @@ class _Conn(asyncio.Protocol):
         self.tls = False
         self.verb = self.arg = ""
         self.auth_mechanism: str | None = None
+        #: BDAT chunks of the message being received.
+        self.chunks: list[bytes] = []
         self._readable = asyncio.Event()
         self._writable = asyncio.Event()
         self._writable.set()

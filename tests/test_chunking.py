@@ -16,6 +16,8 @@ from aiosmtpd.smtp import Envelope, Session
 from smtpd_servers import MailServer, ServerLoop, listening_socket
 
 from mailkit.demo.chunking import ChunkingSMTP
+from mailkit.secret import Secret
+from mailkit.transcript import Recorder
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -207,3 +209,79 @@ def test_size_limit_holds_across_chunks_and_later_chunks_are_refused(
         _send(client, b"MAIL FROM:<a@example.test>\r\nRCPT TO:<b@example.test>\r\n", 2)
         assert _send(client, _bdat(b"fits", True))[0] == (250, b"2.0.0 kept")
     assert handler.messages == [b"fits"]
+
+
+# ------------------------------------------------------------------ the transcript of BDAT
+
+
+def _message(body: str = "Hello\r\n") -> bytes:
+    return (
+        "From: a@example.test\r\nTo: b@example.test\r\nSubject: chunked\r\n"
+        f"Message-ID: <1@example.test>\r\n\r\n{body}"
+    ).encode()
+
+
+@pytest.mark.parametrize("split", [1, 7, 1000])
+def test_transcript_shows_bdat_like_data_and_never_reads_the_chunk_as_commands(
+    split: int,
+) -> None:
+    # Lines in the message that look like commands (and an AUTH one with a canary) must stay
+    # inside the summary: the octets are counted, not parsed.
+    secret = Secret("canary-Chunk-3k!")
+    payload = _message(f"QUIT\r\nAUTH PLAIN {secret.reveal()}\r\n.\r\nRSET\r\n")
+    recorder = Recorder(username="alice@example.test", secrets=[secret])
+    recorder.connected()
+    recorder.received(b"220 ready\r\n")
+    group = (
+        b"MAIL FROM:<a@example.test>\r\nRCPT TO:<b@example.test>\r\n"
+        + f"BDAT {len(payload)} LAST\r\n".encode()
+        + payload
+        + b"QUIT\r\n"
+    )
+    for start in range(0, len(group), split):  # however the bytes are cut into writes
+        recorder.sent(group[start : start + split])
+    recorder.received(b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.0.0 Ok: queued as 4F2\r\n")
+    recorder.received(b"221 2.0.0 Bye\r\n")
+    rows = [(r.dir.value, r.phase.value, r.code, r.text) for r in recorder.transcript().rows]
+    body_size = len(payload) - payload.index(b"\r\n\r\n") - 4
+    assert rows[1:] == [
+        ("C", "mail", None, "MAIL FROM:<a@example.test>"),
+        ("C", "rcpt", None, "RCPT TO:<b@example.test>"),
+        ("C", "data", None, f"BDAT {len(payload)} LAST"),
+        (
+            "C",
+            "data",
+            None,
+            "<message: 4 header fields; From: a@example.test; To: b@example.test; "
+            "Subject: chunked; Message-ID: <1@example.test>; "
+            f"body {body_size:,} bytes; "
+            f"{len(payload):,} bytes in all>",
+        ),
+        ("C", "quit", None, "QUIT"),
+        ("S", "mail", 250, "250 2.1.0 Ok"),
+        ("S", "rcpt", 250, "250 2.1.5 Ok"),
+        ("S", "end_of_data", 250, "250 2.0.0 Ok: queued as 4F2"),
+        ("S", "quit", 221, "221 2.0.0 Bye"),
+    ]
+    assert secret.reveal() not in recorder.transcript().to_text()
+
+
+def test_transcript_of_middle_chunks_and_bdat_0_last() -> None:
+    payload = _message()
+    recorder = Recorder()
+    recorder.sent(b"BDAT 10\r\n" + payload[:10])
+    recorder.received(b"250 2.0.0 Ok: 10 bytes\r\n")
+    recorder.sent(f"BDAT {len(payload) - 10}\r\n".encode() + payload[10:] + b"BDAT 0 LAST\r\n")
+    recorder.received(b"250 2.0.0 Ok: more bytes\r\n250 2.0.0 Ok: queued\r\n")
+    rows = [(r.dir.value, r.phase.value, r.code, r.text) for r in recorder.transcript().rows]
+    assert [row[:3] for row in rows] == [
+        ("C", "data", None),
+        ("S", "data", 250),
+        ("C", "data", None),
+        ("C", "data", None),
+        ("C", "data", None),  # the summary of the whole message, after the last chunk
+        ("S", "data", 250),
+        ("S", "end_of_data", 250),
+    ]
+    assert rows[4][3].startswith("<message: 4 header fields")
+    assert rows[4][3].endswith(f"{len(payload):,} bytes in all>")
