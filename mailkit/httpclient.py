@@ -8,6 +8,10 @@ CA file the defaults stay, so proxies and the system's trust configuration keep 
 requests has no default timeout, and MSAL calls its ``http_client`` without one, so the
 sessions built here add :data:`TIMEOUT` to every request that does not name its own: a silent
 provider must end in a diagnosis, not a notebook cell that never finishes.
+
+Every request they send runs inside :func:`mailkit.oauth.logs.guarded`: the HTTP libraries make
+no DEBUG record (which could carry a token) while mailkit talks to a provider, and log as their
+users configured them the rest of the time.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
+
+from mailkit.oauth import logs
 
 #: Seconds to wait for an OAuth endpoint or mail API (connect, read).
 TIMEOUT = (10.0, 30.0)
@@ -27,7 +33,8 @@ class _Session(requests.Session):
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = TIMEOUT
-        return super().request(method, url, *args, **kwargs)
+        with logs.guarded():
+            return super().request(method, url, *args, **kwargs)
 
 
 def trust(http: requests.Session, ca_file: Path | str | None) -> requests.Session:

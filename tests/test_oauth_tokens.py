@@ -68,7 +68,11 @@ def test_scrub_removes_token_forms(text: str, kept: str) -> None:
 def test_filter_drops_debug_and_scrubs_arguments_and_tracebacks() -> None:
     guard = logs.RedactingFilter()
     debug = logging.LogRecord("msal", logging.DEBUG, __file__, 1, "%s", ("x",), None)
-    assert not guard.filter(debug)
+    with logs.guarded():
+        assert not guard.filter(debug)
+    outside = logging.LogRecord("msal", logging.DEBUG, __file__, 1, "got %s", ("code=xyz",), None)
+    assert guard.filter(outside)  # not mailkit's call: kept, and still scrubbed
+    assert "xyz" not in outside.getMessage()
     try:
         raise ValueError("refresh_token=opaque-xyz")
     except ValueError:
@@ -86,12 +90,13 @@ def test_filter_drops_debug_and_scrubs_arguments_and_tracebacks() -> None:
 def test_install_is_idempotent_and_covers_new_children() -> None:
     logs.install()
     logs.install()
-    for name in logs.GUARDED:
-        logger = logging.getLogger(name)
-        assert logger.filters.count(logs._FILTER) == 1
-        assert logger.getEffectiveLevel() >= logging.INFO
-    late = logging.getLogger("msal.some_module_imported_later")
-    assert not late.isEnabledFor(logging.DEBUG)  # the parent's level applies
+    with logs.guarded(), logs.guarded():
+        for name in logs.GUARDED:
+            logger = logging.getLogger(name)
+            assert logger.filters.count(logs._FILTER) == 1
+            assert logger.getEffectiveLevel() >= logging.INFO
+        late = logging.getLogger("msal.some_module_imported_later")
+        assert not late.isEnabledFor(logging.DEBUG)  # the parent's level applies
     logs.install()
     assert late.filters.count(logs._FILTER) == 1
 

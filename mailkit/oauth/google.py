@@ -569,7 +569,8 @@ class GoogleConsent:
             raise self._error("invalid_request", "the answer carries no authorization code")
         config = self._oauth.config
         try:
-            response = self._flow.fetch_token(code=code, timeout=http.TIMEOUT)
+            with logs.guarded():
+                response = self._flow.fetch_token(code=code, timeout=http.TIMEOUT)
         except OAuth2Error as exc:
             raise self._error(exc.error, exc.description or "", exc.status_code) from None
         except requests.RequestException as exc:

@@ -2,27 +2,30 @@
 
 requests-oauthlib logs whole token responses at DEBUG, urllib3 logs request lines and MSAL logs
 URLs and bodies, so a notebook that turns on ``logging.basicConfig(level=logging.DEBUG)`` to
-chase a connection problem would print refresh tokens. :func:`install` therefore, for the
-loggers in :data:`GUARDED`:
+chase a connection problem would print refresh tokens. These libraries belong to the whole
+process, not to mailkit, so mailkit changes their logging only as far as its own calls need:
 
-- raises the level of each top-level logger to INFO when it is unset or lower, so DEBUG records
-  of every child logger (also ones created later) are never made;
-- attaches :class:`RedactingFilter` to that logger and every existing child, which drops DEBUG
-  records that still get through (a child set to DEBUG explicitly) and scrubs known token forms
-  (``access_token=...``, ``"refresh_token": "..."``, ``Bearer ...``, JWTs, Google's ``ya29.``
-  and ``1//`` tokens) from the rest.
-
-It is idempotent and runs on import of :mod:`mailkit.oauth` and again before each flow, so
-loggers created after the first import are covered too.
+- :func:`install` attaches :class:`RedactingFilter` to each logger in :data:`GUARDED` and every
+  existing child. It changes no level: another user of urllib3 in the same kernel keeps its
+  DEBUG lines, with known token forms (``access_token=...``, ``"refresh_token": "..."``,
+  ``Bearer ...``, JWTs, Google's ``ya29.`` and ``1//`` tokens) masked. Idempotent; it runs on
+  import of :mod:`mailkit.oauth` and again before each flow, so later loggers are covered too.
+- :func:`guarded` wraps each of mailkit's own OAuth and HTTP calls: while one runs, DEBUG
+  records of those loggers are not made (each top-level logger is raised to INFO when unset or
+  lower) and the filter drops any that a child set to DEBUG still makes. When the last guarded
+  call ends, the levels are put back as they were.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Final
 
-__all__ = ["GUARDED", "RedactingFilter", "install", "scrub"]
+__all__ = ["GUARDED", "RedactingFilter", "guarded", "install", "scrub"]
 
 #: The logger namespaces whose records may carry tokens, codes or client secrets.
 GUARDED: Final = (
@@ -62,10 +65,10 @@ def scrub(text: str) -> str:
 
 
 class RedactingFilter(logging.Filter):
-    """Drop DEBUG records and scrub tokens from the message and traceback of the rest."""
+    """Scrub tokens from a record's message and traceback; drop DEBUG ones in a guarded call."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno <= logging.DEBUG:
+        if record.levelno <= logging.DEBUG and _guards:
             return False
         try:
             message = record.getMessage()
@@ -83,17 +86,20 @@ class RedactingFilter(logging.Filter):
 
 _FILTER: Final = RedactingFilter()
 
+# How many guarded calls run now (any thread), and the levels to restore after the last one.
+_guards = 0
+_saved_levels: dict[str, int] = {}
+_guard_lock = threading.Lock()
+
 
 def _guarded(name: str) -> bool:
     return any(name == root or name.startswith(root + ".") for root in GUARDED)
 
 
 def install() -> None:
-    """Guard the loggers in :data:`GUARDED` and their children (safe to call many times)."""
+    """Filter the loggers in :data:`GUARDED` and their children (safe to call many times)."""
     for root in GUARDED:
         logger = logging.getLogger(root)
-        if logger.level == logging.NOTSET or logger.level < logging.INFO:
-            logger.setLevel(logging.INFO)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
     for name, existing in list(logging.root.manager.loggerDict.items()):
@@ -101,3 +107,31 @@ def install() -> None:
             continue
         if _FILTER not in existing.filters:
             existing.addFilter(_FILTER)
+
+
+@contextmanager
+def guarded() -> Iterator[None]:
+    """Around one of mailkit's OAuth or HTTP calls: no DEBUG record of :data:`GUARDED` is made.
+
+    Re-entrant and thread-safe: the levels are raised by the first call to start and restored by
+    the last to end, so the rest of the process gets its loggers back unchanged.
+    """
+    global _guards
+    install()
+    with _guard_lock:
+        if _guards == 0:
+            for root in GUARDED:
+                logger = logging.getLogger(root)
+                _saved_levels[root] = logger.level
+                if logger.level == logging.NOTSET or logger.level < logging.INFO:
+                    logger.setLevel(logging.INFO)
+        _guards += 1
+    try:
+        yield
+    finally:
+        with _guard_lock:
+            _guards -= 1
+            if _guards == 0:
+                for root, level in _saved_levels.items():
+                    logging.getLogger(root).setLevel(level)
+                _saved_levels.clear()

@@ -190,7 +190,8 @@ class _Session:
     def call(self, action: Callable[[], _T]) -> _T:
         """Run an MSAL call; a network failure becomes a diagnosed :class:`OAuthError`."""
         try:
-            return action()
+            with logs.guarded():
+                return action()
         except requests.RequestException as exc:
             raise network_error(
                 self.phase, exc, url=self.authority, scopes=self.scopes, flow=self.flow
