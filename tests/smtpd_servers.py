@@ -26,16 +26,14 @@ import datetime as dt
 import hashlib
 import hmac
 import inspect
-import json
 import os
-import secrets
 import socket
 import ssl
 import threading
 import time
 import warnings
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -47,7 +45,18 @@ import trustme
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, Session
 from spnego.exceptions import SpnegoError
 
+from mailkit.demo import scenarios as failures
 from mailkit.demo.chunking import ChunkedEnvelope, ChunkingSMTP
+from mailkit.demo.scenarios import (
+    GMAIL_GREETING,
+    GMAIL_HELLO,
+    MICROSOFT_GREETING,
+    MICROSOFT_HELLO,
+    XOAUTH2_ERROR_CHALLENGE,
+    AuthMechanisms,
+    Failure,
+    QuietSession,
+)
 from mailkit.outcome import Cause, Phase, Signal
 
 T = TypeVar("T")
@@ -275,13 +284,6 @@ class ConnectionLog:
         return self.data(tls=tls).splitlines()
 
 
-_XOAUTH2_ERROR = json.dumps(
-    {"status": "401", "schemes": "bearer", "scope": "https://mail.google.com/"}
-).encode()
-_XOAUTH2_535 = (
-    "535 5.7.8 Username and Password not accepted. "
-    "For more information, go to https://support.google.com/mail/?p=BadCredentials"
-)
 _AUTH_LINE_LIMIT = 16384
 
 
@@ -298,12 +300,6 @@ def _ntlm_user_file(path: Path) -> Iterator[None]:
             os.environ.pop("NTLM_USER_FILE", None)
         else:
             os.environ["NTLM_USER_FILE"] = old
-
-
-class _Session(Session):
-    #: aiosmtpd still sets this deprecated attribute after every AUTH, logging a warning each
-    #: time through the base class's property; a plain attribute keeps test logs quiet.
-    login_data: Any = None
 
 
 class _RecordingSMTP(ChunkingSMTP):
@@ -326,7 +322,7 @@ class _RecordingSMTP(ChunkingSMTP):
         self.log: ConnectionLog | None = None
 
     def _create_session(self) -> Session:
-        return _Session(self.loop)
+        return QuietSession(self.loop)
 
     @property
     def on_tls(self) -> bool:
@@ -353,8 +349,12 @@ class _RecordingSMTP(ChunkingSMTP):
         super().data_received(data)
 
 
-class _Handler:
-    """aiosmtpd handler: hooks and the custom AUTH mechanisms of :class:`MailServer`."""
+class _Handler(AuthMechanisms):
+    """aiosmtpd handler: hooks and the custom AUTH mechanisms of :class:`MailServer`.
+
+    CRAM-MD5 and XOAUTH2 are the demo server's own (:mod:`mailkit.demo.scenarios`); this class
+    says who signs in (the canary login) and records every attempt.
+    """
 
     def __init__(self, server: MailServer) -> None:
         self.server = server
@@ -363,6 +363,26 @@ class _Handler:
         self.server.auth_log.append(AuthAttempt(smtp.listener, mechanism, user, ok))
         if ok:
             smtp.auth_mechanism = mechanism
+
+    def password_for(self, user: str) -> bytes | None:
+        return self.server.password.encode() if user == self.server.user else None
+
+    def bearer_ok(self, user: str, bearer: bytes) -> bool:
+        expected = b"Bearer " + self.server.token.encode()
+        return user == self.server.user and hmac.compare_digest(bearer, expected)
+
+    def sign_in_verdict(
+        self,
+        server: SMTP,
+        mechanism: str,
+        user: str,
+        ok: bool,
+        *,
+        refusal: Failure | None = None,
+    ) -> AuthResult:
+        assert isinstance(server, _RecordingSMTP)
+        self._record(server, mechanism, user, ok)
+        return super().sign_in_verdict(server, mechanism, user, ok, refusal=refusal)
 
     def authenticate(
         self, smtp: _RecordingSMTP, session: Any, envelope: Any, mechanism: str, auth_data: Any
@@ -373,48 +393,7 @@ class _Handler:
         ok = user == self.server.user and hmac.compare_digest(
             auth_data.password, self.server.password.encode()
         )
-        self._record(smtp, mechanism, user, ok)
-        return AuthResult(success=ok, handled=False, auth_data=user if ok else None)
-
-    async def auth_CRAM__MD5(self, smtp: _RecordingSMTP, args: list[str]) -> AuthResult:
-        """RFC 2195; the method name's double underscore becomes aiosmtpd's ``CRAM-MD5``."""
-        if len(args) > 1:
-            await smtp.push("501 5.5.2 CRAM-MD5 takes no initial response")
-            return AuthResult(success=False, handled=True)
-        challenge = f"<{secrets.randbelow(10**9)}.{time.time_ns()}@{smtp.hostname}>".encode()
-        answer = await smtp.challenge_auth(challenge)
-        if not isinstance(answer, bytes):  # "*" or bad base64: aiosmtpd already replied
-            return AuthResult(success=False, handled=True)
-        user, _, digest = answer.decode("utf-8", "replace").rpartition(" ")
-        expected = hmac.new(self.server.password.encode(), challenge, "md5").hexdigest()
-        ok = user == self.server.user and hmac.compare_digest(digest, expected)
-        self._record(smtp, "CRAM-MD5", user, ok)
-        return AuthResult(success=ok, handled=False, auth_data=user if ok else None)
-
-    async def auth_XOAUTH2(self, smtp: _RecordingSMTP, args: list[str]) -> AuthResult:
-        """Google's XOAUTH2; a bad token gets Gmail's ``334 <JSON>`` then, after the client's
-        empty line, ``535 5.7.8``."""
-        if len(args) > 1:
-            try:
-                blob = base64.b64decode(args[1], validate=True)
-            except binascii.Error:
-                await smtp.push("501 5.5.2 Can't decode base64")
-                return AuthResult(success=False, handled=True)
-        else:
-            answer = await smtp.challenge_auth(b"", encode_to_b64=False)
-            if not isinstance(answer, bytes):
-                return AuthResult(success=False, handled=True)
-            blob = answer
-        fields = dict(part.split(b"=", 1) for part in blob.split(b"\x01") if b"=" in part)
-        user = fields.get(b"user", b"").decode("utf-8", "replace")
-        bearer = b"Bearer " + self.server.token.encode()
-        ok = user == self.server.user and hmac.compare_digest(fields.get(b"auth", b""), bearer)
-        self._record(smtp, "XOAUTH2", user, ok)
-        if ok:
-            return AuthResult(success=True, handled=False, auth_data=user)
-        if not isinstance(await smtp.challenge_auth(_XOAUTH2_ERROR), bytes):
-            return AuthResult(success=False, handled=True)
-        return AuthResult(success=False, handled=False, message=_XOAUTH2_535)
+        return self.sign_in_verdict(smtp, mechanism, user, ok)
 
     async def auth_NTLM(self, smtp: _RecordingSMTP, args: list[str]) -> AuthResult:
         """NTLM (MS-SMTPNTLM) with a pyspnego acceptor; initial response optional."""
@@ -767,7 +746,7 @@ class XOAuth2ErrorChallenge(Action):
     """Gmail's answer to a bad XOAUTH2 token: ``334 <base64 JSON>``, then read the client's
     (empty) line. Other mechanisms go straight to the next action."""
 
-    error: bytes = _XOAUTH2_ERROR
+    error: bytes = XOAUTH2_ERROR_CHALLENGE
 
     async def run(self, conn: _Conn) -> None:
         if conn.auth_mechanism == "XOAUTH2":
@@ -1108,6 +1087,9 @@ class Scenario:
     #: The ``mailkit.settings.Security`` a test should use to meet the misbehaviour.
     security: str = "starttls"
     host: str = HOST
+    #: The refusal it gives, shared with the demo server's failure accounts (None: it gives
+    #: none, or one of its own making).
+    failure: Failure | None = None
 
 
 class ScenarioServer:
@@ -1212,15 +1194,25 @@ def stop_scenario(loop: ServerLoop, server: ScenarioServer) -> None:
 ScenarioBuilder = Callable[..., Scenario]
 SCENARIOS: dict[str, ScenarioBuilder] = {}
 
-GMAIL_ID = "a1-20020a05600c4e0100b0040e3635ca65sm1234567wmq.0 - gsmtp"
-GMAIL_GREETING = f"220 smtp.gmail.com ESMTP {GMAIL_ID}"
-GMAIL_HELLO = "smtp.gmail.com at your service, [127.0.0.1]"
-MICROSOFT_HOST = "AM0PR01CA0001.outlook.office365.com"
-MICROSOFT_GREETING = (
-    f"220 {MICROSOFT_HOST} Microsoft ESMTP MAIL Service ready at Mon, 6 Jan 2025 09:00:00 +0000"
-)
-MICROSOFT_HELLO = f"{MICROSOFT_HOST} Hello [127.0.0.1]"
-MICROSOFT_TRACE = f"[{MICROSOFT_HOST.split('.')[0]}.EURPRD01.PROD.OUTLOOK.COM 2025-01-06T09:00:00]"
+#: Which step each phase's refusal replaces in a :class:`Script` (AUTH: the verdict).
+_VERB_OF_PHASE = {
+    Phase.EHLO: "EHLO",
+    Phase.STARTTLS: "STARTTLS",
+    Phase.AUTH: "AUTH_RESULT",
+    Phase.MAIL: "MAIL",
+    Phase.RCPT: "RCPT",
+    Phase.DATA: "DATA",
+    Phase.END_OF_DATA: "END_OF_DATA",
+}
+
+
+def _says(failure: Failure, *before: Action) -> tuple[Action, ...]:
+    """The refusal as script actions: its reply, then a close when it is a 421."""
+    return (*before, Reply(failure.reply), *((Close(),) if failure.closes else ()))
+
+
+def _expect(failure: Failure) -> Expectation:
+    return Expectation(failure.phase, Signal.REPLY, failure.cause)
 
 
 def scenario(name: str) -> Callable[[ScenarioBuilder], ScenarioBuilder]:
@@ -1243,14 +1235,23 @@ def _simple(
     summary: str,
     on: Mapping[str, Sequence[Action]],
     expect: Expectation,
+    *,
+    failure: Failure | None = None,
     **fields: Any,
 ) -> None:
     """Register a STARTTLS scenario that differs from a good server only in ``on``."""
 
     def build(tls: TLSMaterial) -> Scenario:
-        return Scenario(name, summary, _tls(tls, on=on, **fields), expect)
+        return Scenario(name, summary, _tls(tls, on=on, **fields), expect, failure=failure)
 
     SCENARIOS[name] = build
+
+
+def _refusing(name: str, summary: str, failure: Failure, *before: Action, **fields: Any) -> None:
+    """Register a good STARTTLS server that gives ``failure`` at its phase (``before``: what
+    it does first, e.g. Gmail's XOAUTH2 challenge)."""
+    on = {_VERB_OF_PHASE[failure.phase]: _says(failure, *before)}
+    _simple(name, summary, on, _expect(failure), failure=failure, **fields)
 
 
 @scenario("refused_port")
@@ -1288,27 +1289,24 @@ _simple(
     "greeting_421",
     "greets with 421 and closes",
     {},
-    Expectation(Phase.GREETING, Signal.REPLY, Cause.SERVICE_UNAVAILABLE),
-    greeting=(
-        Reply("421 4.3.2 mail.example.test Service not available, closing transmission channel"),
-        Close(),
-    ),
+    _expect(failures.GREETING_CLOSING),
+    failure=failures.GREETING_CLOSING,
+    greeting=_says(failures.GREETING_CLOSING),
 )
 _simple(
     "greeting_554",
     "greets with 554 and then answers 503 to everything but QUIT (RFC 5321 3.1)",
     {"*": (Reply("503 5.5.1 Error: bad sequence of commands"),)},
-    Expectation(Phase.GREETING, Signal.REPLY, Cause.SERVICE_REFUSED),
-    greeting=(Reply("554 5.7.1 mail.example.test ESMTP not accepting messages from 127.0.0.1"),),
+    _expect(failures.GREETING_REFUSED),
+    failure=failures.GREETING_REFUSED,
+    greeting=_says(failures.GREETING_REFUSED),
 )
 _simple(
     "ehlo_rejected",
     "550 to EHLO and to HELO",
-    {
-        "EHLO": (Reply("550 5.7.1 <client.example>: Helo command rejected: Access denied"),),
-        "HELO": (Reply("550 5.7.1 <client.example>: Helo command rejected: Access denied"),),
-    },
-    Expectation(Phase.EHLO, Signal.REPLY, Cause.EHLO_REJECTED),
+    {"EHLO": _says(failures.EHLO_REJECTED), "HELO": _says(failures.EHLO_REJECTED)},
+    _expect(failures.EHLO_REJECTED),
+    failure=failures.EHLO_REJECTED,
 )
 
 
@@ -1322,12 +1320,7 @@ def _starttls_not_offered(tls: TLSMaterial) -> Scenario:
     )
 
 
-_simple(
-    "starttls_454",
-    "offers STARTTLS, answers it with 454",
-    {"STARTTLS": (Reply("454 4.7.0 TLS not available due to local problem"),)},
-    Expectation(Phase.STARTTLS, Signal.REPLY, Cause.STARTTLS_REFUSED),
-)
+_refusing("starttls_454", "offers STARTTLS, answers it with 454", failures.STARTTLS_REFUSED)
 
 
 @scenario("starttls_injection")
@@ -1463,75 +1456,43 @@ def _encryption_required_538(tls: TLSMaterial) -> Scenario:
         Script(
             auth="PLAIN LOGIN",
             auth_in_clear=True,
-            on={"AUTH": (Reply("538 5.7.11 Encryption required for requested authentication"),)},
+            on={"AUTH": _says(failures.ENCRYPTION_REQUIRED)},
         ),
-        Expectation(Phase.AUTH, Signal.REPLY, Cause.ENCRYPTION_REQUIRED),
+        _expect(failures.ENCRYPTION_REQUIRED),
         security="none",
+        failure=failures.ENCRYPTION_REQUIRED,
     )
 
 
-def _auth_failure(
-    name: str, summary: str, verdict: Sequence[Action], cause: Cause, **fields: Any
-) -> None:
-    _simple(
-        name,
-        summary,
-        {"AUTH_RESULT": verdict},
-        Expectation(Phase.AUTH, Signal.REPLY, cause),
-        **fields,
-    )
-
-
-_auth_failure(
+_refusing(
     "auth_535",
     "any PLAIN/LOGIN/XOAUTH2 exchange ends in 535 5.7.8",
-    (Reply("535 5.7.8 Error: authentication failed: authentication failure"),),
-    Cause.BAD_CREDENTIALS,
+    failures.BAD_CREDENTIALS,
 )
-_auth_failure(
+_refusing(
     "gmail_534_app_password",
     "Gmail's multi-line 534 5.7.9 (application-specific password required)",
-    (
-        Reply(
-            "534-5.7.9 Application-specific password required. For more information, go to\n"
-            f"534 5.7.9  https://support.google.com/mail/?p=InvalidSecondFactor {GMAIL_ID}"
-        ),
-    ),
-    Cause.APP_PASSWORD_REQUIRED,
+    failures.APP_PASSWORD_REQUIRED,
     greeting=(Reply(GMAIL_GREETING),),
     ehlo_hello=GMAIL_HELLO,
 )
-_auth_failure(
+_refusing(
     "microsoft_535_basic_auth_disabled",
     "Microsoft 365's 535 5.7.139 (SMTP AUTH disabled for the tenant)",
-    (
-        Reply(
-            "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for "
-            "the Tenant. Visit https://aka.ms/smtp_auth_disabled for more information. "
-            + MICROSOFT_TRACE
-        ),
-    ),
-    Cause.BASIC_AUTH_DISABLED,
+    failures.BASIC_AUTH_DISABLED,
     greeting=(Reply(MICROSOFT_GREETING),),
     ehlo_hello=MICROSOFT_HELLO,
 )
-_auth_failure(
+_refusing(
     "auth_454_temporary",
     "454 4.7.0 temporary authentication failure",
-    (Reply("454 4.7.0 Temporary authentication failure"),),
-    Cause.AUTH_TEMPORARY_FAILURE,
+    failures.AUTH_TEMPORARY,
 )
-_auth_failure(
+_refusing(
     "oauth_token_rejected",
     "Gmail's XOAUTH2 failure: 334 <base64 JSON error>, then 535 5.7.8 after the empty line",
-    (
-        XOAuth2ErrorChallenge(),
-        Reply(
-            "535-5.7.8 Username and Password not accepted. For more information, go to\n"
-            f"535 5.7.8  https://support.google.com/mail/?p=BadCredentials {GMAIL_ID}"
-        ),
-    ),
-    Cause.OAUTH_TOKEN_INVALID,
+    failures.OAUTH_TOKEN_REJECTED,
+    XOAuth2ErrorChallenge(),
     greeting=(Reply(GMAIL_GREETING),),
     ehlo_hello=GMAIL_HELLO,
 )
@@ -1539,116 +1500,67 @@ _auth_failure(
 
 @scenario("sender_rejected_550")
 def _sender_rejected_550(
-    tls: TLSMaterial,
-    mail_reply: str = "553 5.7.1 <alice@example.test>: Sender address rejected: "
-    "not owned by user alice@example.test",
+    tls: TLSMaterial, mail_reply: str = failures.SENDER_REJECTED.reply
 ) -> Scenario:
     cause = Cause.SEND_AS_DENIED if "5.7.60" in mail_reply else Cause.SENDER_REJECTED
+    failure = replace(failures.SENDER_REJECTED, cause=cause, reply=mail_reply)
     return Scenario(
         "sender_rejected_550",
         f"MAIL FROM answered {mail_reply.split()[0]} (option mail_reply; 5.7.60: send-as denied)",
-        _tls(tls, on={"MAIL": (Reply(mail_reply),)}),
-        Expectation(Phase.MAIL, Signal.REPLY, cause),
+        _tls(tls, on={"MAIL": _says(failure)}),
+        _expect(failure),
+        failure=failure,
     )
 
 
-@scenario("microsoft_550_5_7_60")
-def _microsoft_550_5_7_60(tls: TLSMaterial) -> Scenario:
-    reply = (
-        "550 5.7.60 SMTP; Client does not have permissions to send as this sender "
-        + MICROSOFT_TRACE
-    )
-    return Scenario(
-        "microsoft_550_5_7_60",
-        "Microsoft 365's 550 5.7.60 send-as denied at MAIL",
-        _tls(
-            tls,
-            on={"MAIL": (Reply(reply),)},
-            greeting=(Reply(MICROSOFT_GREETING),),
-            ehlo_hello=MICROSOFT_HELLO,
-        ),
-        Expectation(Phase.MAIL, Signal.REPLY, Cause.SEND_AS_DENIED),
-    )
-
-
-@scenario("microsoft_530_5_7_57")
-def _microsoft_530_5_7_57(tls: TLSMaterial) -> Scenario:
-    reply = (
-        "530 5.7.57 Client not authenticated to send mail. "
-        "Error: 535 5.7.139 Authentication unsuccessful " + MICROSOFT_TRACE
-    )
-    return Scenario(
-        "microsoft_530_5_7_57",
-        "Microsoft 365's 530 5.7.57 (not authenticated) at MAIL, whatever happened before",
-        _tls(
-            tls,
-            on={"MAIL": (Reply(reply),)},
-            greeting=(Reply(MICROSOFT_GREETING),),
-            ehlo_hello=MICROSOFT_HELLO,
-        ),
-        Expectation(Phase.MAIL, Signal.REPLY, Cause.AUTH_REQUIRED),
-    )
-
-
-@scenario("rate_limited_450")
-def _rate_limited_450(tls: TLSMaterial) -> Scenario:
-    return Scenario(
-        "rate_limited_450",
-        "Postfix's client message rate limit: 450 4.7.1 at MAIL",
-        _tls(tls, on={"MAIL": (Reply("450 4.7.1 Error: too much mail from 127.0.0.1"),)}),
-        Expectation(Phase.MAIL, Signal.REPLY, Cause.RATE_LIMITED),
-    )
+_refusing(
+    "microsoft_550_5_7_60",
+    "Microsoft 365's 550 5.7.60 send-as denied at MAIL",
+    failures.SEND_AS_DENIED,
+    greeting=(Reply(MICROSOFT_GREETING),),
+    ehlo_hello=MICROSOFT_HELLO,
+)
+_refusing(
+    "microsoft_530_5_7_57",
+    "Microsoft 365's 530 5.7.57 (not authenticated) at MAIL, whatever happened before",
+    failures.NOT_AUTHENTICATED,
+    greeting=(Reply(MICROSOFT_GREETING),),
+    ehlo_hello=MICROSOFT_HELLO,
+)
+_refusing(
+    "rate_limited_450",
+    "Postfix's client message rate limit: 450 4.7.1 at MAIL",
+    failures.RATE_LIMITED,
+)
 
 
 @scenario("relay_denied_550")
-def _relay_denied_550(
-    tls: TLSMaterial, rcpt_reply: str = "554 5.7.1 <bob@elsewhere.example>: Relay access denied"
-) -> Scenario:
+def _relay_denied_550(tls: TLSMaterial, rcpt_reply: str = failures.RELAY_DENIED.reply) -> Scenario:
+    failure = replace(failures.RELAY_DENIED, reply=rcpt_reply)
     return Scenario(
         "relay_denied_550",
         f"RCPT TO answered {rcpt_reply.split()[0]} relay access denied (option rcpt_reply)",
-        _tls(tls, on={"RCPT": (Reply(rcpt_reply),)}),
-        Expectation(Phase.RCPT, Signal.REPLY, Cause.RELAY_DENIED),
+        _tls(tls, on={"RCPT": _says(failure)}),
+        _expect(failure),
+        failure=failure,
     )
 
 
-_simple(
-    "recipient_rejected_550",
-    "RCPT TO answered 550 5.1.1 user unknown",
-    {
-        "RCPT": (
-            Reply(
-                "550 5.1.1 <nobody@example.test>: Recipient address rejected: "
-                "User unknown in virtual mailbox table"
-            ),
-        )
-    },
-    Expectation(Phase.RCPT, Signal.REPLY, Cause.RECIPIENT_REJECTED),
+_refusing(
+    "recipient_rejected_550", "RCPT TO answered 550 5.1.1 user unknown", failures.RECIPIENT_REJECTED
 )
-_simple(
-    "greylisted_451",
-    "RCPT TO answered 451 4.7.1 greylisting",
-    {"RCPT": (Reply("451 4.7.1 Greylisting in action, please come back later"),)},
-    Expectation(Phase.RCPT, Signal.REPLY, Cause.GREYLISTED),
-)
-_simple(
-    "mailbox_full_452",
-    "RCPT TO answered 452 4.2.2 mailbox full",
-    {"RCPT": (Reply("452 4.2.2 <bob@example.test>: Recipient address rejected: Mailbox full"),)},
-    Expectation(Phase.RCPT, Signal.REPLY, Cause.MAILBOX_FULL),
-)
-_simple(
+_refusing("greylisted_451", "RCPT TO answered 451 4.7.1 greylisting", failures.GREYLISTED)
+_refusing("mailbox_full_452", "RCPT TO answered 452 4.2.2 mailbox full", failures.MAILBOX_FULL)
+_refusing(
     "too_large_552",
     "the whole message is read, then the final dot gets 552 5.3.4 (no SIZE advertised)",
-    {"END_OF_DATA": (Reply("552 5.3.4 Message size exceeds fixed limit"),)},
-    Expectation(Phase.END_OF_DATA, Signal.REPLY, Cause.MESSAGE_TOO_LARGE),
+    failures.TOO_LARGE,
     extensions=("PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8"),
 )
-_simple(
+_refusing(
     "message_rejected_554",
     "the final dot gets 554 5.7.1 (content rejected)",
-    {"END_OF_DATA": (Reply("554 5.7.1 Message rejected: spam content detected"),)},
-    Expectation(Phase.END_OF_DATA, Signal.REPLY, Cause.MESSAGE_REJECTED),
+    failures.MESSAGE_REJECTED,
 )
 
 
@@ -1792,7 +1704,7 @@ def _is_prefix(data: bytes) -> bool:
 def _hostile_reply(
     tls: TLSMaterial,
     verb: str = "AUTH_RESULT",
-    data: bytes = b"535 5.7.8 Authentication failed for password canary-Pw-5x!Q\r\n",
+    data: bytes = f"{failures.echoed_secret(Credentials().password).reply}\r\n".encode(),
 ) -> Scenario:
     """Any bytes where one verb's reply goes: an echoed secret, continuation lines in front of
     the good reply (``NNN-...\\r\\n`` only), a final error reply, or a line that is no reply."""
@@ -1822,15 +1734,14 @@ _VERB_PHASE = {
 @scenario("closing_421")
 def _closing_421(tls: TLSMaterial, verb: str = "MAIL") -> Scenario:
     """421 (RFC 5321 3.8: the server closes the channel) as the reply to ``verb``, then close."""
-    phase = _VERB_PHASE[verb]
-    closing = (Reply("421 4.7.0 mail.example.test Error: too many errors, closing"), Close())
-    if verb == "DATA":
-        closing = (Reply("421 4.3.2 Service shutting down, closing transmission channel"), Close())
+    closing = failures.SHUTTING_DOWN if verb == "DATA" else failures.CLOSING
+    failure = closing.at(_VERB_PHASE[verb])
     return Scenario(
         "closing_421",
         f"{verb} answered 421 and the connection closed",
-        _tls(tls, on={verb: closing}),
-        Expectation(phase, Signal.REPLY, Cause.SERVICE_UNAVAILABLE),
+        _tls(tls, on={verb: _says(failure)}),
+        _expect(failure),
+        failure=failure,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import mailbox
 import os
 import re
 import selectors
@@ -240,7 +241,7 @@ def test_mailbox_files_are_whole_eml_files_with_trace_headers(demo: DemoSettings
     box = read_mailbox(demo.directory)
     path = Path(box.loc[box["message_id"] == result.message_id, "path"].iloc[0])
     assert path.parent == demo.mailbox / "new"
-    assert path.suffix == ".eml"
+    assert path.name in mailbox.Maildir(demo.mailbox, create=False)  # a real Maildir
     assert list((demo.mailbox / "tmp").iterdir()) == []
     message = read_message(path)
     assert message["Return-Path"] == f"<{DEMO_USER}>"

@@ -11,6 +11,7 @@ import socket
 import ssl
 import time
 import warnings
+from collections.abc import Iterator
 
 import pytest
 import spnego
@@ -27,7 +28,8 @@ from smtpd_servers import (
     stop_scenario,
 )
 
-from mailkit.outcome import Cause
+from mailkit.demo import DEMO_ACCOUNTS, DemoServer, DemoSettings
+from mailkit.outcome import Cause, Phase
 
 pytestmark = pytest.mark.timeout(15)
 
@@ -982,3 +984,90 @@ def test_replies_are_not_held_back_by_nagle(smtp_server: MailServer) -> None:
             client.reply()
             best = min(best, time.perf_counter() - began)
     assert best < 0.02
+
+
+# --------------------------------------------------------------------------------------------
+# One definition: the demo's failure accounts are these scenarios' refusals
+
+#: Each demo failure account and the scenario the tests meet the same refusal in.
+DEMO_ACCOUNT_SCENARIOS = {
+    "wrong-password": "auth_535",
+    "app-password": "gmail_534_app_password",
+    "basic-auth-disabled": "microsoft_535_basic_auth_disabled",
+    "greylisted": "greylisted_451",
+    "mailbox-full": "mailbox_full_452",
+    "not-allowed": "microsoft_550_5_7_60",
+}
+
+
+def test_every_demo_failure_account_is_a_scenario_of_the_tests(tls_material: TLSMaterial) -> None:
+    failing = {account.key: account for account in DEMO_ACCOUNTS if account.failure is not None}
+    assert set(failing) == set(DEMO_ACCOUNT_SCENARIOS)
+    for key, name in DEMO_ACCOUNT_SCENARIOS.items():
+        scenario = SCENARIOS[name](tls_material)
+        assert scenario.failure is failing[key].failure, key  # the same object, not a copy
+        assert scenario.expect is not None
+        assert (scenario.expect.phase, scenario.expect.cause) == (
+            failing[key].phase,
+            failing[key].cause,
+        )
+
+
+@pytest.fixture(scope="module")
+def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoSettings]:
+    with DemoServer(tmp_path_factory.mktemp("demo"), oauth=False) as server:
+        yield server.settings
+
+
+def refusal_lines(client: RawClient, user: str, password: str, phase: Phase) -> list[str]:
+    """Sign in with PLAIN and go on until the step at ``phase``: its reply lines."""
+    code, lines = client.command("AUTH PLAIN " + b64(f"\0{user}\0{password}"))
+    if phase is Phase.AUTH:
+        return lines
+    assert code == 235, lines
+    code, lines = client.command(f"MAIL FROM:<{user}>")
+    if phase is Phase.MAIL:
+        return lines
+    assert code == 250, lines
+    return client.command("RCPT TO:<bob@example.com>")[1]
+
+
+@pytest.mark.parametrize("key", sorted(DEMO_ACCOUNT_SCENARIOS))
+def test_demo_account_and_scenario_say_the_same_words(
+    key: str,
+    server_loop: ServerLoop,
+    tls_material: TLSMaterial,
+    client_context: ssl.SSLContext,
+    demo_server: DemoSettings,
+) -> None:
+    """On the wire too: both servers refuse with the account's very lines."""
+    account = demo_server.account(key)
+    assert account.phase is not None
+    assert account.reply is not None
+    server = start_scenario(server_loop, tls_material, DEMO_ACCOUNT_SCENARIOS[key])
+    try:
+        with tls_session(server, client_context) as client:
+            from_scenario = refusal_lines(client, account.user, account.password, account.phase)
+    finally:
+        stop_scenario(server_loop, server)
+    demo_context = ssl.create_default_context(cafile=str(demo_server.ca_file))
+    with RawClient("127.0.0.1", demo_server.starttls_port) as client:
+        assert client.reply()[0] == 220
+        assert client.command("EHLO client.example")[0] == 250
+        assert client.command("STARTTLS")[0] == 220
+        client.starttls(demo_context)
+        assert client.command("EHLO client.example")[0] == 250
+        from_demo = refusal_lines(client, account.user, account.password, account.phase)
+    assert from_scenario == from_demo == account.reply.split("\n")
+
+
+def test_both_servers_sign_in_with_the_same_code() -> None:
+    from smtpd_servers import _Handler
+
+    from mailkit.demo.scenarios import AuthMechanisms
+    from mailkit.demo.server import _DemoHandler
+
+    for mechanism in ("auth_CRAM__MD5", "auth_XOAUTH2"):
+        shared = getattr(AuthMechanisms, mechanism)
+        assert getattr(_Handler, mechanism) is shared
+        assert getattr(_DemoHandler, mechanism) is shared

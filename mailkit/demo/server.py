@@ -6,14 +6,15 @@ start; the notebooks trust that CA (``ca.pem``) through ``OrgSettings.ca_file``,
 admin trusts a private server. The demo accounts (:data:`DEMO_ACCOUNTS`) sign in with PLAIN,
 LOGIN, CRAM-MD5 or XOAUTH2; the failure accounts answer as Gmail, Microsoft 365 and Postfix do,
 so every diagnosis they lead to can be seen end to end. Nothing is ever relayed: accepted mail
-lands as ``.eml`` files in the demo mailbox (:func:`read_mailbox`).
+lands in the demo mailbox, a Maildir (:func:`read_mailbox`).
 
 The demo directory (``MAILKIT_DEMO_DIR`` when set: ``make lab`` gives each run its own, so two
 labs, or a lab and the tests, never share a mailbox; otherwise one per user)::
 
     ca.pem       the CA to trust (new at every start; no private key is ever written)
     demo.json    how to reach the running server (written at start, removed at stop)
-    mailbox/     tmp/ while a message is written, new/ once it is complete (Maildir-like)
+    mailbox/     a Maildir (stdlib ``mailbox.Maildir``): tmp/ while a message is written,
+                 new/ once it is complete; any mail client can open it
 
 A client that refuses the demo certificate is one line on the console of ``mailkit
 demo-server`` (which port, why, what to trust), never a traceback.
@@ -32,12 +33,11 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import base64
-import binascii
 import contextlib
 import hmac
 import json
 import logging
+import mailbox
 import os
 import re
 import secrets
@@ -62,6 +62,7 @@ import platformdirs
 import trustme
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, TLSSetupException
 
+from mailkit.demo import scenarios
 from mailkit.demo.chunking import ChunkingSMTP
 from mailkit.demo.oauth import (
     DEMO_TENANT,
@@ -72,6 +73,7 @@ from mailkit.demo.oauth import (
     google_client_config,
     tls_failure_line,
 )
+from mailkit.demo.scenarios import AuthMechanisms, Failure, QuietSession
 from mailkit.errors import MailkitError
 from mailkit.outcome import Cause, Phase
 from mailkit.secret import Secret
@@ -108,8 +110,6 @@ T = TypeVar("T")
 #: this logger at INFO; inside a kernel nothing is printed).
 _log = logging.getLogger(__name__)
 
-BAD_CREDENTIALS_REPLY = "535 5.7.8 Authentication failed: user name or password not accepted"
-
 
 class DemoServerError(MailkitError, RuntimeError):
     """The demo server cannot start (a port is taken, another demo server owns the directory)."""
@@ -122,7 +122,9 @@ class DemoServerError(MailkitError, RuntimeError):
 class DemoAccount:
     """One demo sign-in and what a test send with it shows.
 
-    ``phase`` and ``reply`` say where the server refuses and with which words; ``cause`` is the
+    ``failure`` is the refusal the server gives this account, the very one the test suite's
+    misbehaving servers give (:mod:`mailkit.demo.scenarios`): its ``phase`` and ``reply`` say
+    where the server refuses and with which words; its ``cause`` is the
     :class:`~mailkit.outcome.Cause` mailkit's diagnosis arrives at. ``password_only``: the
     refusal answers password sign-ins only, and XOAUTH2 with the demo token gets through (the
     fix the diagnosis recommends).
@@ -132,10 +134,23 @@ class DemoAccount:
     user: str
     password: str = field(repr=False)
     shows: str
-    cause: Cause | None = None
-    phase: Phase | None = None
-    reply: str | None = None
-    password_only: bool = False
+    failure: Failure | None = None
+
+    @property
+    def cause(self) -> Cause | None:
+        return self.failure.cause if self.failure else None
+
+    @property
+    def phase(self) -> Phase | None:
+        return self.failure.phase if self.failure else None
+
+    @property
+    def reply(self) -> str | None:
+        return self.failure.reply if self.failure else None
+
+    @property
+    def password_only(self) -> bool:
+        return self.failure.password_only if self.failure else False
 
     @property
     def display_name(self) -> str:
@@ -147,6 +162,7 @@ class DemoAccount:
             "user": self.user,
             "password": self.password,
             "shows": self.shows,
+            "failure": self.failure.key if self.failure else None,
             "cause": self.cause.value if self.cause else None,
             "phase": self.phase.value if self.phase else None,
             "reply": self.reply,
@@ -155,15 +171,22 @@ class DemoAccount:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DemoAccount:
+        failure: Failure | None = None
+        if data.get("cause") and data.get("phase") and data.get("reply"):
+            # As written by the server that runs: its words, even if this version's differ.
+            failure = Failure(
+                str(data.get("failure") or data["cause"]),
+                Phase(data["phase"]),
+                Cause(data["cause"]),
+                str(data["reply"]),
+                password_only=bool(data.get("password_only", False)),
+            )
         return cls(
             key=str(data["key"]),
             user=str(data["user"]),
             password=str(data["password"]),
             shows=str(data["shows"]),
-            cause=Cause(data["cause"]) if data.get("cause") else None,
-            phase=Phase(data["phase"]) if data.get("phase") else None,
-            reply=str(data["reply"]) if data.get("reply") else None,
-            password_only=bool(data.get("password_only", False)),
+            failure=failure,
         )
 
 
@@ -179,9 +202,7 @@ DEMO_ACCOUNTS: tuple[DemoAccount, ...] = (
         DEMO_USER,
         "wrong-password",
         "any account with a wrong password (or token): 535 5.7.8 at AUTH",
-        Cause.BAD_CREDENTIALS,
-        Phase.AUTH,
-        BAD_CREDENTIALS_REPLY,
+        scenarios.BAD_CREDENTIALS,
     ),
     DemoAccount(
         "app-password",
@@ -189,11 +210,7 @@ DEMO_ACCOUNTS: tuple[DemoAccount, ...] = (
         DEMO_PASSWORD,
         "Gmail's 534 5.7.9 'Application-specific password required' at AUTH (multi-line); "
         "XOAUTH2 with the demo token signs in",
-        Cause.APP_PASSWORD_REQUIRED,
-        Phase.AUTH,
-        "534-5.7.9 Application-specific password required. For more information, go to\n"
-        "534 5.7.9  https://support.google.com/mail/?p=InvalidSecondFactor demo",
-        password_only=True,
+        scenarios.APP_PASSWORD_REQUIRED,
     ),
     DemoAccount(
         "basic-auth-disabled",
@@ -201,28 +218,21 @@ DEMO_ACCOUNTS: tuple[DemoAccount, ...] = (
         DEMO_PASSWORD,
         "Microsoft 365's 535 5.7.139 'SmtpClientAuthentication is disabled for the Tenant' at "
         "AUTH, for every mechanism",
-        Cause.BASIC_AUTH_DISABLED,
-        Phase.AUTH,
-        "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the "
-        "Tenant. Visit https://aka.ms/smtp_auth_disabled for more information.",
+        scenarios.BASIC_AUTH_DISABLED,
     ),
     DemoAccount(
         "greylisted",
         "greylisted@example.com",
         DEMO_PASSWORD,
         "signs in, then 451 4.7.1 greylisting at RCPT (every time: the demo never lets it pass)",
-        Cause.GREYLISTED,
-        Phase.RCPT,
-        "451 4.7.1 Recipient address rejected: greylisted, please try again later",
+        scenarios.GREYLISTED,
     ),
     DemoAccount(
         "mailbox-full",
         "mailbox-full@example.com",
         DEMO_PASSWORD,
         "signs in, then 452 4.2.2 mailbox full at RCPT",
-        Cause.MAILBOX_FULL,
-        Phase.RCPT,
-        "452 4.2.2 Recipient address rejected: mailbox full",
+        scenarios.MAILBOX_FULL,
     ),
     DemoAccount(
         "not-allowed",
@@ -230,16 +240,16 @@ DEMO_ACCOUNTS: tuple[DemoAccount, ...] = (
         DEMO_PASSWORD,
         "signs in, then Microsoft's 550 5.7.60 (send-as denied) at MAIL: the account may not "
         "send as its From address",
-        Cause.SEND_AS_DENIED,
-        Phase.MAIL,
-        "550 5.7.60 SMTP; Client does not have permissions to send as this sender",
+        scenarios.SEND_AS_DENIED,
     ),
 )
 
 #: Every user name the server knows; each signs in with :data:`DEMO_PASSWORD`.
 _KNOWN_USERS = frozenset(account.user.casefold() for account in DEMO_ACCOUNTS)
-#: The failure accounts' scripts, by user name (``wrong-password`` is the demo user itself).
-_SCRIPTED = {a.user.casefold(): a for a in DEMO_ACCOUNTS if a.reply and a.user != DEMO_USER}
+#: The failure accounts' refusals, by user name (``wrong-password`` is the demo user itself).
+_SCRIPTED = {
+    a.user.casefold(): a.failure for a in DEMO_ACCOUNTS if a.failure and a.user != DEMO_USER
+}
 
 
 def accounts_table(accounts: tuple[DemoAccount, ...] = DEMO_ACCOUNTS) -> pd.DataFrame:
@@ -417,7 +427,7 @@ class DemoSettings:
             f"  STARTTLS port   {self.starttls_port}   (security starttls)",
             f"  TLS port        {self.tls_port}   (security implicit_tls)",
             f"  CA file         {self.ca_file}   (ca_file: trust this CA for the demo)",
-            f"  mailbox         {self.mailbox}   (one .eml per accepted message)",
+            f"  mailbox         {self.mailbox}   (a Maildir: one file per accepted message)",
             f"  settings file   {self.directory / SETTINGS_FILE}",
         ]
         if self.oauth_url is not None:
@@ -464,9 +474,9 @@ _VIA = re.compile(r"\bvia (gmail_api|graph)\b")
 _PARSER = BytesParser(policy=policy.default)
 
 
-def _atomic_write(path: Path, data: bytes, *, staging: Path | None = None) -> None:
+def _atomic_write(path: Path, data: bytes) -> None:
     """Write ``path`` so that readers see the old file or the whole new one, never a part."""
-    temporary = (staging or path.parent) / f".{path.name}.{secrets.token_hex(4)}.tmp"
+    temporary = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
     try:
         with open(temporary, "xb") as file:
             file.write(data)
@@ -482,23 +492,37 @@ def _mailbox_path(directory: Path) -> Path:
     return directory / MAILBOX_DIR if (directory / MAILBOX_DIR).is_dir() else directory
 
 
-def _message_files(box: Path) -> Iterator[Path]:
-    for folder in ("cur", "new"):
-        yield from (box / folder).glob("*.eml")
+def _messages(box: Path) -> Iterator[tuple[float, str, Path]]:
+    """(delivery time, key, file) of every message in the Maildir ``box``, oldest first."""
+    if not all((box / folder).is_dir() for folder in ("new", "cur")):
+        return iter(())  # no Maildir (yet): nothing was delivered
+    maildir = mailbox.Maildir(box, create=False)
+    found = []
+    for key in maildir.iterkeys():
+        with contextlib.suppress(KeyError, OSError):  # taken away while we look
+            message = maildir.get_message(key)
+            info = message.get_info()
+            name = f"{key}{maildir.colon}{info}" if info else key
+            found.append((message.get_date(), key, box / message.get_subdir() / name))
+    return iter(sorted(found))
 
 
 def read_mailbox(directory: Path | str) -> pd.DataFrame:
     """Every message the demo server accepted, oldest first, one row each.
 
-    ``directory`` is the demo directory (or its ``mailbox/``). Columns: received (UTC), from,
-    to, subject (decoded), message_id, size (bytes on disk), auth_user, tls (the TLS version),
-    via (how it arrived: ``smtp``, ``gmail_api`` or ``graph``) and path (for
-    :func:`read_message`).
+    ``directory`` is the demo directory (or its ``mailbox/``, a Maildir any mail client can
+    open). Columns: received (UTC), from, to, subject (decoded), message_id, size (bytes on
+    disk), auth_user, tls (the TLS version), via (how it arrived: ``smtp``, ``gmail_api`` or
+    ``graph``) and path (for :func:`read_message`).
     """
     rows: list[dict[str, Any]] = []
-    for path in sorted(_message_files(_mailbox_path(Path(directory))), key=lambda p: p.name):
-        with open(path, "rb") as file:
-            headers = _PARSER.parse(file, headersonly=True)
+    for _, _, path in _messages(_mailbox_path(Path(directory))):
+        try:
+            with open(path, "rb") as file:
+                headers = _PARSER.parse(file, headersonly=True)
+            size = path.stat().st_size
+        except FileNotFoundError:  # moved to cur/ or deleted by a mail client meanwhile
+            continue
         trace = str(headers.get("Received", ""))
         results = str(headers.get("Authentication-Results", ""))
         tls = _TLS_IN_RECEIVED.search(trace)
@@ -514,7 +538,7 @@ def read_mailbox(directory: Path | str) -> pd.DataFrame:
                 "to": str(headers.get("To", "")),
                 "subject": str(headers.get("Subject", "")),
                 "message_id": str(headers.get("Message-ID", "")),
-                "size": path.stat().st_size,
+                "size": size,
                 "auth_user": auth.group(1) if auth else None,
                 "tls": tls.group(1) if tls else None,
                 "via": via.group(1) if via else "smtp",
@@ -549,12 +573,6 @@ def message_text(message: EmailMessage | Path | str) -> str:
 # --------------------------------------------------------------------------- the SMTP side
 
 
-class _DemoSession(Session):
-    #: aiosmtpd still assigns the deprecated ``login_data`` after every AUTH, and the base
-    #: class's property logs a deprecation warning each time; a plain attribute stays quiet.
-    login_data: Any = None
-
-
 class _DemoSMTP(ChunkingSMTP):
     """aiosmtpd's protocol (with BDAT, offered as Postfix does), known to its server so that
     stopping can close every connection."""
@@ -564,7 +582,7 @@ class _DemoSMTP(ChunkingSMTP):
         self._live = live
 
     def _create_session(self) -> Session:
-        return _DemoSession(self.loop)
+        return QuietSession(self.loop)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._live.add(self)  # called again after STARTTLS: a set does not mind
@@ -597,18 +615,12 @@ class _DemoSMTP(ChunkingSMTP):
         return cipher[0] if cipher else None
 
 
-def _xoauth2_fields(blob: bytes) -> dict[bytes, bytes]:
-    """``user=...^Aauth=Bearer ...^A^A`` as a dict."""
-    return dict(part.split(b"=", 1) for part in blob.split(b"\x01") if b"=" in part)
+class _DemoHandler(AuthMechanisms):
+    """The accounts' behaviour: who may sign in, and where a failure account refuses.
 
-
-#: Gmail's XOAUTH2 refusal: a 334 challenge carrying a JSON error, then 535 after the client's
-#: empty reply (https://developers.google.com/gmail/imap/xoauth2-protocol).
-_XOAUTH2_ERROR = json.dumps({"status": "401", "schemes": "Bearer", "scope": "demo"}).encode()
-
-
-class _DemoHandler:
-    """The accounts' behaviour: who may sign in, and where a failure account's script refuses."""
+    CRAM-MD5 and XOAUTH2 come from :class:`~mailkit.demo.scenarios.AuthMechanisms`, as for the
+    test servers; this class only says who the demo knows.
+    """
 
     def __init__(
         self, mailbox: Path, password: str, oauth: FakeOAuthProvider | None = None
@@ -617,19 +629,45 @@ class _DemoHandler:
         self.password = password
         #: XOAUTH2 also accepts this fake's tokens (SMTP scope, issued to the AUTH user).
         self.oauth = oauth
+        #: Deliveries come from the SMTP loop and from the fake APIs' threads.
+        self._delivering = threading.Lock()
 
     # -- AUTH
 
-    @staticmethod
-    def _verdict(user: str, credentials_ok: bool, *, oauth: bool) -> AuthResult:
-        """Bad credentials first (so a wrong password always reads 535 5.7.8), then scripts."""
-        if not credentials_ok or user.casefold() not in _KNOWN_USERS:
-            return AuthResult(success=False, handled=False, message=BAD_CREDENTIALS_REPLY)
+    def password_for(self, user: str) -> bytes | None:
+        return self.password.encode()
+
+    def bearer_ok(self, user: str, bearer: bytes) -> bool:
+        return hmac.compare_digest(bearer, b"Bearer " + DEMO_TOKEN.encode()) or self._issued_to(
+            bearer, user
+        )
+
+    def challenges_bad_token(self, user: str) -> bool:
+        """An unknown user gets the plain 535 at once, as for a password."""
+        return user.casefold() in _KNOWN_USERS
+
+    def sign_in_verdict(
+        self,
+        server: SMTP,
+        mechanism: str,
+        user: str,
+        ok: bool,
+        *,
+        refusal: Failure | None = None,
+    ) -> AuthResult:
+        """Bad credentials first (so a wrong password always reads 535 5.7.8), then the
+        failure accounts' refusals at AUTH."""
+        if not ok or user.casefold() not in _KNOWN_USERS:
+            failure = refusal or scenarios.BAD_CREDENTIALS
+            return AuthResult(success=False, handled=False, message=failure.wire)
         script = _SCRIPTED.get(user.casefold())
-        scripted = script is not None and script.phase is Phase.AUTH and script.reply
-        if script is not None and scripted and not (oauth and script.password_only):
-            reply = (script.reply or "").replace("\n", "\r\n")
-            return AuthResult(success=False, handled=False, message=reply)
+        oauth = mechanism == "XOAUTH2"
+        if (
+            script is not None
+            and script.phase is Phase.AUTH
+            and not (oauth and script.password_only)
+        ):
+            return AuthResult(success=False, handled=False, message=script.wire)
         return AuthResult(success=True, handled=False, auth_data=user)
 
     def authenticate(
@@ -640,47 +678,7 @@ class _DemoHandler:
             return AuthResult(success=False, handled=False)
         user = auth_data.login.decode("utf-8", "replace")
         ok = hmac.compare_digest(auth_data.password, self.password.encode())
-        return self._verdict(user, ok, oauth=False)
-
-    async def auth_CRAM__MD5(self, server: SMTP, args: list[str]) -> AuthResult:
-        """RFC 2195 (aiosmtpd turns the double underscore into ``CRAM-MD5``)."""
-        if len(args) > 1:
-            await server.push("501 5.5.2 CRAM-MD5 takes no initial response")
-            return AuthResult(success=False, handled=True)
-        challenge = f"<{secrets.token_hex(8)}@{server.hostname}>".encode()
-        answer = await server.challenge_auth(challenge)
-        if not isinstance(answer, bytes):  # "*" or bad base64: aiosmtpd has replied
-            return AuthResult(success=False, handled=True)
-        user, _, digest = answer.decode("utf-8", "replace").rpartition(" ")
-        expected = hmac.new(self.password.encode(), challenge, "md5").hexdigest()
-        return self._verdict(user, hmac.compare_digest(digest, expected), oauth=False)
-
-    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
-        """Google's XOAUTH2; the initial response may come with the command or after a 334."""
-        if len(args) > 1:
-            try:
-                blob = base64.b64decode(args[1], validate=True)
-            except binascii.Error:
-                await server.push("501 5.5.2 Cannot decode base64")
-                return AuthResult(success=False, handled=True)
-        else:
-            answer = await server.challenge_auth(b"", encode_to_b64=False)
-            if not isinstance(answer, bytes):
-                return AuthResult(success=False, handled=True)
-            blob = answer
-        fields = _xoauth2_fields(blob)
-        user = fields.get(b"user", b"").decode("utf-8", "replace")
-        bearer = fields.get(b"auth", b"")
-        ok = hmac.compare_digest(bearer, b"Bearer " + DEMO_TOKEN.encode()) or self._issued_to(
-            bearer, user
-        )
-        if ok or user.casefold() not in _KNOWN_USERS:
-            # handled=False with a message: with aiosmtpd's default (handled=True) no reply
-            # would be sent and the client would wait forever.
-            return self._verdict(user, ok, oauth=True)
-        if not isinstance(await server.challenge_auth(_XOAUTH2_ERROR), bytes):
-            return AuthResult(success=False, handled=True)
-        return AuthResult(success=False, handled=False, message=BAD_CREDENTIALS_REPLY)
+        return self.sign_in_verdict(server, mechanism, user, ok)
 
     def _issued_to(self, bearer: bytes, user: str) -> bool:
         """A live token of the fake provider with an SMTP scope, issued to ``user``."""
@@ -711,7 +709,7 @@ class _DemoHandler:
     @staticmethod
     def _script(session: Session, phase: Phase) -> str | None:
         script = _SCRIPTED.get(str(session.auth_data).casefold())
-        return script.reply if script is not None and script.phase is phase else None
+        return script.wire if script is not None and script.phase is phase else None
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -739,7 +737,7 @@ class _DemoHandler:
         assert isinstance(server, _DemoSMTP)
         trace = self._trace(server, session, envelope, queue_id, now)
         try:
-            self._deliver(queue_id, trace + (envelope.original_content or b""))
+            self._deliver(trace + (envelope.original_content or b""))
         except OSError as exc:
             return f"451 4.3.0 The demo mailbox cannot be written ({exc.strerror}); try again"
         return f"250 2.0.0 OK: queued as {queue_id} in the demo mailbox"
@@ -776,14 +774,15 @@ class _DemoHandler:
             f"Authentication-Results: {DEMO_HOST}; auth=pass smtp.auth={message.account}",
         ]
         trace = "".join(f"{line}\r\n" for line in lines).encode("utf-8", "surrogateescape")
-        self._deliver(queue_id, trace + message.raw)
+        self._deliver(trace + message.raw)
 
-    def _deliver(self, queue_id: str, data: bytes) -> None:
-        """Maildir-like: the file appears in ``new/`` complete or not at all."""
-        staging, new = self.mailbox / "tmp", self.mailbox / "new"
-        staging.mkdir(parents=True, exist_ok=True)  # the mailbox may have been emptied by hand
-        new.mkdir(parents=True, exist_ok=True)
-        _atomic_write(new / f"{queue_id}.eml", data, staging=staging)
+    def _deliver(self, data: bytes) -> None:
+        """Into the demo Maildir: ``mailbox.Maildir`` writes the message in ``tmp/`` and moves
+        it to ``new/`` whole, so a reader never sees part of one."""
+        with self._delivering:
+            for folder in ("tmp", "new", "cur"):  # the mailbox may have been emptied by hand
+                (self.mailbox / folder).mkdir(parents=True, exist_ok=True)
+            mailbox.Maildir(self.mailbox, create=True).add(data)
 
 
 # --------------------------------------------------------------------------- the server
@@ -934,7 +933,7 @@ class DemoServer:
                     f"{other.tls_port}) already uses {self.directory}; use it "
                     "(mailkit.demo.ensure_running) or stop it first"
                 )
-            for folder in ("tmp", "new"):
+            for folder in ("tmp", "new", "cur"):
                 (self.mailbox_path / folder).mkdir(parents=True, exist_ok=True)
             sockets: list[socket.socket] = []
             try:
