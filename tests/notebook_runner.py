@@ -7,12 +7,16 @@
   sources - outputs and widget state - as one string to search for a canary secret.
 * :func:`assert_committed_clean` checks that a notebook is committed without outputs, execution
   counts or widget state; ``python scripts/strip_notebooks.py PATH...`` makes it so.
+* :func:`pair_problems` says where a notebook and its jupytext percent-format ``.py`` source
+  disagree (cells, their sources and metadata, the kernel, the pairing), each ``.py`` re-read
+  with jupytext as JupyterLab would; :func:`assert_pair_agrees` fails with that and what to do.
 * :func:`all_repo_notebooks` lists the kit's notebooks (``notebooks/*.ipynb``);
   :func:`read_notebook` and :func:`write_notebook` are nbformat's, typed.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tempfile
@@ -20,6 +24,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import jupytext
 import nbformat
 from ipykernel.kernelspec import write_kernel_spec
 from jupyter_client.kernelspec import KernelSpecManager
@@ -29,6 +34,10 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernel
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = REPO / "notebooks"
+
+#: How every kit notebook is paired (its ``metadata.jupytext.formats``): NN-name.py beside it.
+PAIR_FORMATS = "ipynb,py:percent"
+TEXT_FORMAT = "py:percent"
 
 #: The kernel name notebooks ask for; :func:`write_kernelspec` makes it this interpreter.
 KERNEL_NAME = "python3"
@@ -199,6 +208,75 @@ def assert_committed_clean(path: Path | str) -> None:
         f"{path} is not committed clean:\n  - "
         + "\n  - ".join(problems)
         + f"\nStrip it with: python scripts/strip_notebooks.py {path}"
+    )
+
+
+def paired_source(notebook: Path | str) -> Path:
+    """Where the percent-format text of ``notebook`` lives: the same name with ``.py``."""
+    return Path(notebook).with_suffix(".py")
+
+
+def pair_problems(notebook: Path | str) -> list[str]:
+    """How ``notebook`` and its paired ``.py`` disagree; empty when they are one notebook.
+
+    Both sides are compared as jupytext sees them: the ``.py`` as read, the ``.ipynb`` rendered
+    to percent format and read back. So what a sync carries is compared - cell kinds, sources,
+    metadata such as tags - and what lives only in the ``.ipynb`` (cell ids, outputs, UI state
+    such as a collapsed cell) is not: no sync could make those agree.
+    """
+    notebook = Path(notebook)
+    source = paired_source(notebook)
+    nb = read_notebook(notebook)
+    problems: list[str] = []
+    formats = nb.metadata.get("jupytext", {}).get("formats")
+    if formats != PAIR_FORMATS:
+        problems.append(f"metadata.jupytext.formats is {formats!r}, not {PAIR_FORMATS!r}")
+    if not source.is_file():
+        return [*problems, f"its text source {source.name} is missing"]
+    text: nbformat.NotebookNode = jupytext.read(source, fmt=TEXT_FORMAT)
+    rendered: nbformat.NotebookNode = jupytext.reads(jupytext.writes(nb, TEXT_FORMAT), TEXT_FORMAT)
+    for key in ("kernelspec", "jupytext"):
+        mine, theirs = nb.metadata.get(key, {}), text.metadata.get(key, {})
+        if key == "jupytext":  # the text side also records how it is written
+            theirs = {k: v for k, v in theirs.items() if k != "text_representation"}
+        if mine != theirs:
+            problems.append(f"metadata.{key} differs: {mine!r} here, {theirs!r} in {source.name}")
+    if len(nb.cells) != len(text.cells):
+        problems.append(f"{len(nb.cells)} cells here, {len(text.cells)} in {source.name}")
+    cells = zip(nb.cells, rendered.cells, text.cells, strict=False)
+    for number, (original, cell, other) in enumerate(cells, 1):
+        where = f"cell {number} (id {original.get('id', '?')!r})"
+        if cell.cell_type != other.cell_type:
+            problems.append(f"{where} is {cell.cell_type} here, {other.cell_type} in {source.name}")
+        if cell.source != other.source:
+            diff = difflib.unified_diff(
+                cell.source.splitlines(),
+                other.source.splitlines(),
+                notebook.name,
+                source.name,
+                lineterm="",
+                n=1,
+            )
+            shown = "\n".join(f"      {line}" for line in list(diff)[:12])
+            problems.append(f"{where} has another source in {source.name}:\n{shown}")
+        if dict(cell.metadata) != dict(other.metadata):
+            problems.append(
+                f"{where} metadata differs: {dict(cell.metadata)!r} here, "
+                f"{dict(other.metadata)!r} in {source.name}"
+            )
+    return problems
+
+
+def assert_pair_agrees(notebook: Path | str) -> None:
+    """Fail unless ``notebook`` and its ``.py`` source hold the same cells, saying how to fix it."""
+    notebook = Path(notebook)
+    problems = pair_problems(notebook)
+    shown = notebook.relative_to(REPO) if notebook.is_relative_to(REPO) else notebook
+    assert not problems, (
+        f"{shown} and {paired_source(notebook).name} disagree:\n  - "
+        + "\n  - ".join(problems)
+        + "\nEdit one side, then bring the other up to date with "
+        + f"`jupytext --sync {shown}` (the side changed last wins)."
     )
 
 

@@ -1,7 +1,8 @@
 """The notebook harness itself, on the tiny samples in ``tests/data/notebooks/``.
 
 Headless: ``notebook_runner`` executes a notebook on this interpreter's kernel, names a failing
-cell, finds a canary wherever a run saved it, and tells a clean notebook from an executed one.
+cell, finds a canary wherever a run saved it, tells a clean notebook from an executed one, and
+finds every way a notebook and its jupytext ``.py`` source can disagree.
 In a browser: ``jupyter_browser`` starts a real JupyterLab, and Chromium types into a widget,
 clicks a button and sees the echo, with JupyterLab's news pop-up turned off (and, as a
 control, shown when it is not).
@@ -14,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import jupyter_browser
@@ -34,9 +36,13 @@ from jupyter_browser import (
     widget_texts,
 )
 from notebook_runner import (
+    PAIR_FORMATS,
     REPO,
     NotebookError,
     assert_committed_clean,
+    assert_pair_agrees,
+    pair_problems,
+    paired_source,
     read_notebook,
     run_notebook,
     saved_outputs_text,
@@ -183,6 +189,124 @@ def test_an_executed_notebook_is_not_clean_until_stripped(tmp_path: Path) -> Non
     assert_committed_clean(executed)
     assert subprocess.run([*strip, "--check", str(executed)], check=False).returncode == 0
     assert read_notebook(executed).cells == read_notebook(ECHO).cells
+
+
+# --------------------------------------------------------------------------------------------
+# Notebook and text source pairs
+
+JUPYTEXT = [sys.executable, "-m", "jupytext", "--quiet"]
+
+
+def paired_echo(directory: Path) -> Path:
+    """A copy of the echo sample paired with a percent-format ``.py`` by jupytext's own CLI."""
+    notebook = directory / ECHO.name
+    shutil.copy(ECHO, notebook)
+    subprocess.run([*JUPYTEXT, "--set-formats", PAIR_FORMATS, str(notebook)], check=True)
+    return notebook
+
+
+def edit_text(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def edit_notebook(path: Path, change: Callable[[nbformat.NotebookNode], object]) -> None:
+    nb = read_notebook(path)
+    change(nb)
+    write_notebook(nb, path)
+
+
+def test_a_fresh_pair_agrees_and_ui_state_is_not_a_disagreement(tmp_path: Path) -> None:
+    notebook = paired_echo(tmp_path)
+    assert "# %% [markdown]" in paired_source(notebook).read_text(encoding="utf-8")
+    assert pair_problems(notebook) == []
+
+    # A collapsed cell lives only in the .ipynb: no sync could carry it, so it is no problem.
+    edit_notebook(notebook, lambda nb: nb.cells[1].metadata.update(collapsed=True))
+    assert_pair_agrees(notebook)
+
+
+@pytest.mark.parametrize(
+    ("edit", "found"),
+    [
+        pytest.param(
+            lambda nb, py: edit_text(py, "import os\n", "import os  # edited\n"),
+            ["cell 2 (id ", "has another source in echo.py", "-import os", "+import os  # edited"],
+            id="code-edited-in-the-py",
+        ),
+        pytest.param(
+            lambda nb, py: edit_notebook(nb, lambda n: n.cells[0].update(source="# Renamed")),
+            ["cell 1 (id ", "has another source", "+# Harness sample: echo"],
+            id="markdown-edited-in-the-ipynb",
+        ),
+        pytest.param(
+            lambda nb, py: edit_notebook(nb, lambda n: n.cells[1].metadata.update(tags=["slow"])),
+            ["cell 2 (id ", "metadata differs", "'tags': ['slow']"],
+            id="tag-only-in-the-ipynb",
+        ),
+        pytest.param(
+            lambda nb, py: edit_text(py, "# %%\n", '# %% tags=["slow"]\n'),
+            ["metadata differs", "'tags': ['slow']} in echo.py"],
+            id="tag-only-in-the-py",
+        ),
+        pytest.param(
+            lambda nb, py: py.write_text(py.read_text() + "\n# %%\nprint(1)\n"),
+            ["2 cells here, 3 in echo.py"],
+            id="cell-added-to-the-py",
+        ),
+        pytest.param(
+            lambda nb, py: edit_text(py, "# %%\n", "# %% [markdown]\n"),
+            ["cell 2 (id ", "is code here, markdown in echo.py"],
+            id="cell-kind-changed",
+        ),
+        pytest.param(
+            lambda nb, py: edit_notebook(nb, lambda n: n.metadata.kernelspec.update(name="other")),
+            ["metadata.kernelspec differs"],
+            id="kernel-changed",
+        ),
+        pytest.param(
+            lambda nb, py: edit_notebook(nb, lambda n: n.metadata.pop("jupytext")),
+            [f"metadata.jupytext.formats is None, not {PAIR_FORMATS!r}"],
+            id="pairing-dropped",
+        ),
+        pytest.param(
+            lambda nb, py: py.unlink(),
+            ["its text source echo.py is missing"],
+            id="py-missing",
+        ),
+    ],
+)
+def test_the_pair_check_finds_each_disagreement(
+    tmp_path: Path, edit: Callable[[Path, Path], None], found: list[str]
+) -> None:
+    notebook = paired_echo(tmp_path)
+    edit(notebook, paired_source(notebook))
+
+    with pytest.raises(AssertionError) as disagree:
+        assert_pair_agrees(notebook)
+
+    message = str(disagree.value)
+    for words in [*found, "disagree", f"jupytext --sync {notebook}"]:
+        assert words in message
+
+
+def test_jupytext_sync_repairs_a_pair_edited_on_its_text_side(tmp_path: Path) -> None:
+    """The fix the check names works, and keeps what only the .ipynb holds (cell ids)."""
+    notebook = paired_echo(tmp_path)
+    ids = [cell.id for cell in read_notebook(notebook).cells]
+    source = paired_source(notebook)
+    time.sleep(0.01)
+    edit_text(source, "import os\n", "import os  # edited\n")
+    assert pair_problems(notebook)
+
+    subprocess.run([*JUPYTEXT, "--sync", str(notebook)], check=True)
+
+    assert_pair_agrees(notebook)
+    synced = read_notebook(notebook)
+    assert synced.cells[1].source.startswith("import os  # edited\n")
+    assert [cell.id for cell in synced.cells] == ids
+    assert_committed_clean(notebook)
 
 
 # --------------------------------------------------------------------------------------------

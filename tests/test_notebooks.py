@@ -1,4 +1,7 @@
-"""The kit's notebooks: committed clean, executed top to bottom, saved, grepped for secrets.
+"""The kit's notebooks: paired with their text, committed clean, executed, grepped for secrets.
+
+Each notebook is kept twice, as ``NN-name.ipynb`` and as jupytext percent-format
+``NN-name.py`` (the source ruff and mypy check); the two must hold the same cells.
 
 Each notebook runs unattended against its own demo mail server (a temporary data directory)
 whose password is a canary from MAILKIT_DEMO_PASSWORD; the executed notebook — outputs and
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import json
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -26,6 +30,7 @@ from notebook_runner import (
     NotebookError,
     all_repo_notebooks,
     assert_committed_clean,
+    assert_pair_agrees,
     run_notebook,
     saved_outputs_text,
     write_notebook,
@@ -86,6 +91,31 @@ def test_there_are_notebooks_and_they_are_committed_clean() -> None:
     } <= names
     for path in all_repo_notebooks():
         assert_committed_clean(path)
+
+
+@pytest.mark.parametrize("notebook", all_repo_notebooks(), ids=lambda path: path.name)
+def test_each_notebook_agrees_with_its_text_source(notebook: Path) -> None:
+    assert_pair_agrees(notebook)
+
+
+def test_every_text_source_is_a_notebook_and_is_linted_and_type_checked() -> None:
+    """A ``.py`` without its notebook, or a notebook mypy does not know, fails here."""
+    notebooks = {path.stem for path in all_repo_notebooks()}
+    assert {path.stem for path in NOTEBOOKS.glob("*.py")} == notebooks
+    config = tomllib.loads((NOTEBOOKS.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    mypy = config["tool"]["mypy"]
+    assert "notebooks" in mypy["files"]
+    as_cells = [
+        rule
+        for rule in mypy["overrides"]
+        if "top-level-await" in rule.get("disable_error_code", [])
+    ]
+    assert as_cells, "pyproject.toml has no mypy override for the notebook sources"
+    assert notebooks <= {module for rule in as_cells for module in rule["module"]}, (
+        "add the new notebook's name to the notebooks' mypy override in pyproject.toml"
+    )
+    ignored = config["tool"]["ruff"]["lint"]["per-file-ignores"]["notebooks/*.py"]
+    assert set(ignored) <= {"B018", "F704"}, "only notebook idioms are exempt from ruff"
 
 
 @pytest.mark.parametrize(
