@@ -143,6 +143,12 @@ def test_thirty_users_all_reported_never_above_the_server_limit(
     assert frame.attrs["peak_connections"] == {f"localhost:{proxy.port}": 3}
     assert sorted(history["user_code"]) == sorted(u.user_code for u in users)
     assert history["ok"].sum() == frame["ok"].sum() == 6
+    # CPU per send: the run's process CPU time over the sends it made.
+    assert frame.attrs["sends"] == 30
+    assert frame.attrs["cpu_s"] > 0
+    assert frame.attrs["cpu_ms_per_send"] == pytest.approx(
+        frame.attrs["cpu_s"] * 1000 / 30, abs=0.001
+    )
 
 
 def test_an_exception_in_one_send_becomes_a_row(demo: DemoSettings) -> None:
@@ -191,6 +197,10 @@ def test_cancel_starts_no_further_sends_and_lets_running_ones_finish(demo: DemoS
     assert list(frame["ok"][:2]) == [True, False]  # demo works, wrong-password is diagnosed
     assert frame["cause"][2:].isna().all()
     assert frame["host"][2:].eq("localhost").all()
+    assert frame.attrs["sends"] == 2  # cancelled rows are no sends: CPU is per real send
+    assert frame.attrs["cpu_ms_per_send"] == pytest.approx(
+        frame.attrs["cpu_s"] * 1000 / 2, abs=0.001
+    )
 
 
 @pytest.mark.parametrize("progress", [True, False])
