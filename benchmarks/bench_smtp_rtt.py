@@ -43,8 +43,9 @@ from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 from latency_proxy import BackgroundLoop, ProxyStats, ThreadedLatencyProxy
 
 from mailkit.message import build_test_message
+from mailkit.result import TestResult
 from mailkit.secret import Secret
-from mailkit.senders.smtp import SmtpPlan, TestResult, send_plan_async
+from mailkit.senders.smtp import SmtpPlan, send_plan_async
 from mailkit.settings import AuthType, Security
 
 HOST = "127.0.0.1"

@@ -41,7 +41,7 @@ _LAZY: dict[str, str] = {
     "SecretStore": "mailkit.secrets",
     "default_secret_store": "mailkit.secrets",
     "secret_key": "mailkit.secrets",
-    "TestResult": "mailkit.senders.smtp",
+    "TestResult": "mailkit.result",
     "AuthType": "mailkit.settings",
     "Edition": "mailkit.settings",
     "FeatureRoute": "mailkit.settings",
@@ -77,6 +77,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__
     from mailkit.outcome import Cause, Diagnosis, Kind, Phase
     from mailkit.profiles import init_profile, locate_profile, open_profile, profile_secrets
     from mailkit.resolve import Effective, effective, effective_frame
+    from mailkit.result import TestResult
     from mailkit.secret import Secret
     from mailkit.secrets import (
         EnvSecretStore,
@@ -87,7 +88,6 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__
         default_secret_store,
         secret_key,
     )
-    from mailkit.senders.smtp import TestResult
     from mailkit.settings import (
         AuthType,
         Edition,

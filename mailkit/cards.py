@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 from mailkit.outcome import Diagnosis
 
-if TYPE_CHECKING:  # the sender renders itself with these cards
-    from mailkit.senders.smtp import TestResult
+if TYPE_CHECKING:  # a result asks for its cards lazily; the value never imports rendering
+    from mailkit.result import TestResult
 
 ERROR_COLOUR = "#c62828"
 OK_COLOUR = "#2e7d32"
@@ -80,3 +80,12 @@ def diagnosis_card(diagnosis: Diagnosis) -> str:
         f"<b>How to fix it</b><ol>{steps}</ol>"
         + (f"<small>References<ul>{refs}</ul></small>" if refs else ""),
     )
+
+
+def result_html(result: TestResult) -> str:
+    """A result as a notebook shows it: its card, then the whole transcript."""
+    if result.ok or result.diagnosis is None:
+        head = success_card(result)
+    else:
+        head = diagnosis_card(result.diagnosis)
+    return head + result.transcript.to_html()

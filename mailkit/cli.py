@@ -613,7 +613,7 @@ _AD_HOC_FIELDS = (
 
 def _check_test_flags(args: argparse.Namespace) -> None:
     """``--timeout`` and ``--ca-file`` refused before any connection, in the flags' own words."""
-    from mailkit.senders.smtp import ca_file_problem
+    from mailkit.senders.tls import ca_file_problem
 
     if args.timeout is not None and not 0 < args.timeout <= 3600:
         raise _UsageError(

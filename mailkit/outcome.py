@@ -168,6 +168,11 @@ class Failure:
     retry_after: float | None = None
 
 
+#: A failure's own words (``Failure.detail``) are cut to this, only once scrubbed; the
+#: transcript keeps them whole.
+MAX_DETAIL = 300
+
+
 @dataclass(frozen=True)
 class SendContext:
     """The settings a send used, as far as a diagnosis needs them (never a secret)."""

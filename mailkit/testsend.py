@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING, Any
 from mailkit.errors import SecretStoreError
 from mailkit.providers import provider_for_host
 from mailkit.resolve import effective
+from mailkit.result import TestResult, TokenProvider
+from mailkit.runner import run_sync
 from mailkit.secret import Secret
 from mailkit.secrets import SecretStore, secret_key
-from mailkit.senders.smtp import SmtpPlan, TestResult, TokenProvider, run_sync, send_plan_async
+from mailkit.senders.smtp import SmtpPlan, send_plan_async
 from mailkit.settings import AuthType, Mode, OrgSettings, Provenance, UserSettings
 from mailkit.store import Store
 from mailkit.transcript import Row

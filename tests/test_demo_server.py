@@ -42,8 +42,8 @@ from mailkit.demo import (
 )
 from mailkit.message import TEST_BODY_LINES, TEST_SUBJECT
 from mailkit.outcome import Cause
+from mailkit.result import TestResult
 from mailkit.secret import Secret
-from mailkit.senders.smtp import TestResult
 from mailkit.testsend import send_test
 
 pytestmark = pytest.mark.timeout(60)

@@ -35,16 +35,11 @@ from mailkit.cards import diagnosis_card, success_card
 from mailkit.cli import main
 from mailkit.errors import UnsafeSettingWarning
 from mailkit.outcome import Cause, Kind, Phase
+from mailkit.result import TestResult
+from mailkit.runner import run_sync
 from mailkit.secret import Secret
 from mailkit.secrets import MemorySecretStore, secret_key
-from mailkit.senders.smtp import (
-    COMMAND_WAIT,
-    QUIT_WAIT,
-    SmtpPlan,
-    TestResult,
-    run_sync,
-    send_plan_async,
-)
+from mailkit.senders.smtp import COMMAND_WAIT, QUIT_WAIT, SmtpPlan, send_plan_async
 from mailkit.settings import AuthType, Mode, OrgSettings, Security
 from mailkit.store import Store
 from mailkit.testsend import send_test

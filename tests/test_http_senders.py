@@ -38,6 +38,8 @@ from mailkit.demo.oauth import (
 from mailkit.diagnose import diagnose
 from mailkit.errors import OAuthError
 from mailkit.outcome import Cause, Failure, Kind, Phase, SendContext, Signal
+from mailkit.result import TestResult
+from mailkit.runner import run_sync
 from mailkit.secret import Secret
 from mailkit.secrets import MemorySecretStore
 from mailkit.senders.gmail_api import send_gmail_api, send_gmail_api_async
@@ -50,7 +52,7 @@ from mailkit.senders.http import (
     request_went_out,
     retry_after_seconds,
 )
-from mailkit.senders.smtp import SmtpPlan, TestResult, run_sync, send_plan_async
+from mailkit.senders.smtp import SmtpPlan, send_plan_async
 from mailkit.settings import AuthType, OrgSettings, Security
 from mailkit.store import Store
 from mailkit.testsend import send_test

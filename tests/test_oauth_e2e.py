@@ -24,8 +24,8 @@ from mailkit.oauth import (
     OAuthToken,
 )
 from mailkit.outcome import Cause, Phase
+from mailkit.result import TestResult
 from mailkit.secrets import MemorySecretStore
-from mailkit.senders.smtp import TestResult
 from mailkit.settings import AuthType, Mode, OrgSettings
 from mailkit.testsend import send_test
 

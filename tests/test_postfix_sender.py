@@ -16,8 +16,10 @@ from postfix_server import PostfixServer, running_postfix
 
 from mailkit.message import TEST_BODY_LINES, TEST_SUBJECT
 from mailkit.outcome import Cause, Kind, Phase
+from mailkit.result import TestResult
+from mailkit.runner import run_sync
 from mailkit.secret import Secret
-from mailkit.senders.smtp import SmtpPlan, TestResult, run_sync, send_plan_async
+from mailkit.senders.smtp import SmtpPlan, send_plan_async
 from mailkit.settings import AuthType, Security
 from mailkit.transcript import secret_forms
 

@@ -26,8 +26,10 @@ from hypothesis import strategies as st
 from smtpd_servers import HOSTILE_VERBS, ServerLoop, TLSMaterial, start_scenario, stop_scenario
 
 from mailkit.outcome import Diagnosis, Failure, Phase
+from mailkit.result import TestResult
+from mailkit.runner import run_sync
 from mailkit.secret import Secret
-from mailkit.senders.smtp import SmtpPlan, TestResult, run_sync, send_plan_async
+from mailkit.senders.smtp import SmtpPlan, send_plan_async
 from mailkit.settings import AuthType, Security
 from mailkit.transcript import HIDDEN, Recorder, SecretScrubber
 

@@ -13,8 +13,10 @@ import pytest
 from smtpd_servers import SCENARIOS, Credentials, ScenarioServer
 
 from mailkit.outcome import Cause, Kind, Phase
+from mailkit.result import TestResult
+from mailkit.runner import run_sync
 from mailkit.secret import Secret
-from mailkit.senders.smtp import SmtpPlan, TestResult, run_sync, send_plan_async
+from mailkit.senders.smtp import SmtpPlan, send_plan_async
 from mailkit.settings import AuthType, Security
 
 pytestmark = pytest.mark.timeout(60)

@@ -12,8 +12,10 @@ from smtpd_servers import Credentials, MailServer
 
 from mailkit.message import TEST_BODY_LINES, TEST_SUBJECT
 from mailkit.outcome import Cause, Kind, Phase
+from mailkit.result import TestResult
+from mailkit.runner import run_sync
 from mailkit.secret import Secret
-from mailkit.senders.smtp import SmtpPlan, TestResult, run_sync, send_plan_async
+from mailkit.senders.smtp import SmtpPlan, send_plan_async
 from mailkit.settings import AuthType, Security
 from mailkit.transcript import Direction, Row
 

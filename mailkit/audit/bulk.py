@@ -19,8 +19,9 @@ from tqdm.auto import tqdm
 
 from mailkit.outcome import Cause
 from mailkit.resolve import effective
+from mailkit.result import TestResult
+from mailkit.runner import run_sync
 from mailkit.secrets import SecretStore
-from mailkit.senders.smtp import TestResult, run_sync
 from mailkit.settings import OrgSettings, UserSettings
 from mailkit.store import Store
 from mailkit.testsend import record, send_test_async

@@ -52,7 +52,7 @@ ORG_OWNER: Final = "org"
 #: How a token was being obtained when a failure happened (``Failure.detail``).
 Flow = Literal["auth_code", "device_code", "refresh", "revoke", "loopback", "paste"]
 
-#: What senders call for a token (compatible with ``mailkit.senders.smtp.TokenProvider``).
+#: What senders call for a token (compatible with ``mailkit.result.TokenProvider``).
 TokenSource = Callable[[], Secret]
 
 _SMTP_SCOPES: Final = frozenset(

@@ -10,7 +10,7 @@ secret is scrubbed from every row in the encodings HTTP uses.
 
 :class:`RecordingAdapter` feeds the recorder from inside requests (a transport adapter sees the
 final request, headers added by google-auth included). :class:`ApiSender` is the send both APIs
-share: token, request, answer → :class:`~mailkit.senders.smtp.TestResult`; subclasses only say
+share: token, request, answer → :class:`~mailkit.result.TestResult`; subclasses only say
 where to POST and how the body looks.
 """
 
@@ -43,18 +43,12 @@ from mailkit.diagnose import diagnose
 from mailkit.errors import OAuthError
 from mailkit.message import TestMessage, build_test_message
 from mailkit.oauth import logs as _oauth_logs
-from mailkit.outcome import Diagnosis, Failure, Phase, SendContext, Signal
+from mailkit.outcome import MAX_DETAIL, Diagnosis, Failure, Phase, SendContext, Signal
 from mailkit.resolve import Effective
+from mailkit.result import TestResult, TlsInfo, TokenProvider
+from mailkit.runner import run_sync
 from mailkit.secret import Secret
-from mailkit.senders.smtp import (
-    MAX_DETAIL,
-    TestResult,
-    TlsInfo,
-    TokenProvider,
-    ca_file_problem,
-    describe_certificate,
-    run_sync,
-)
+from mailkit.senders.tls import ca_file_problem, describe_certificate
 from mailkit.settings import Priority
 from mailkit.transcript import MAX_SHOWN_LINE, Direction, Row, SecretScrubber, Transcript
 

@@ -2,11 +2,10 @@
 
 aiosmtplib has no hooks, so mailkit records at its protocol: :class:`RecordingProtocol`
 subclasses aiosmtplib's ``SMTPProtocol`` and sees every byte written and received, before and
-after STARTTLS (asyncio keeps the same protocol object across the TLS upgrade). aiosmtplib builds
-its protocol from the name ``SMTPProtocol`` in ``aiosmtplib.smtp``; that name is pointed at the
-subclass once, when this module is imported. The subclass records only when a
-:class:`~mailkit.transcript.Recorder` is bound to the current task (a context variable), so any
-other aiosmtplib use in the process behaves exactly as before.
+after STARTTLS (asyncio keeps the same protocol object across the TLS upgrade). Each send's own
+client, :class:`RecordingSMTP`, builds that protocol for each connection it opens, handing it
+the send's :class:`~mailkit.transcript.Recorder`; aiosmtplib itself is left as it is, so any
+other use of it in the process neither records nor pipelines.
 
 The subclass adds one thing aiosmtplib lacks: RFC 2920 pipelining. aiosmtplib parses one reply
 per read and drops bytes that arrive while no command waits, so a group of commands written at
@@ -36,20 +35,18 @@ import hashlib
 import inspect
 import socket
 import ssl
-import threading
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from contextvars import ContextVar
-from dataclasses import InitVar, dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import aiosmtplib.smtp
 import spnego
 from aiosmtplib import SMTP
 from aiosmtplib.auth import auth_plain_encode
 from aiosmtplib.errors import (
     SMTPAuthenticationError,
+    SMTPConnectError,
+    SMTPConnectResponseError,
     SMTPConnectTimeoutError,
     SMTPException,
     SMTPHeloError,
@@ -65,29 +62,19 @@ from aiosmtplib.protocol import (
     normalize_message_line_endings,
 )
 from aiosmtplib.response import SMTPResponse
-from cryptography import x509
-from cryptography.x509.oid import NameOID
+from aiosmtplib.typing import SMTPStatus
 
-from mailkit.cards import diagnosis_card, success_card
 from mailkit.diagnose import diagnose
 from mailkit.errors import OAuthError
 from mailkit.faces import in_plain_words
 from mailkit.message import TestMessage, build_test_message
-from mailkit.outcome import Diagnosis, Failure, Phase, SendContext, Signal
+from mailkit.outcome import MAX_DETAIL, Diagnosis, Failure, Phase, SendContext, Signal
 from mailkit.resolve import Effective
+from mailkit.result import TestResult, TlsInfo, TokenProvider
 from mailkit.secret import Secret
+from mailkit.senders.tls import ca_file_problem, describe_certificate
 from mailkit.settings import AuthType, Mode, OrgSettings, Priority, Security, host_ascii
-from mailkit.transcript import Direction, Recorder, Row, SecretScrubber, Transcript
-
-_current_recorder: ContextVar[Recorder | None] = ContextVar("mailkit_smtp_recorder", default=None)
-#: The protocols a send opened, so it can wait until each connection is really closed.
-_current_protocols: ContextVar[list[RecordingProtocol] | None] = ContextVar(
-    "mailkit_smtp_protocols", default=None
-)
-#: How long the current send waits for the greeting (the protocol's first reply).
-_current_greeting_wait: ContextVar[float | None] = ContextVar(
-    "mailkit_smtp_greeting_wait", default=None
-)
+from mailkit.transcript import Direction, Recorder, Row, SecretScrubber
 
 #: Password mechanisms in the order ``auto`` prefers them over verified TLS: PLAIN takes one
 #: round trip and can be pipelined, and TLS already protects it; LOGIN is the common fallback;
@@ -104,9 +91,6 @@ _MECHANISM_OF = {
     AuthType.MSN: "NTLM",
     AuthType.XOAUTH2: "XOAUTH2",
 }
-
-TokenProvider = Callable[[], Secret | Awaitable[Secret]]
-T = TypeVar("T")
 
 
 # --------------------------------------------------------------------------- the protocol
@@ -148,16 +132,24 @@ class PipelineError(SMTPException):
 
 
 class RecordingProtocol(SMTPProtocol):
-    """aiosmtplib's protocol, recording both directions and able to pipeline."""
+    """aiosmtplib's protocol, recording both directions and able to pipeline.
+
+    ``on_lost`` is told when the connection goes; it is called here rather than handed to
+    aiosmtplib, whose callback signature changed between releases.
+    """
 
     def __init__(
         self,
-        loop: asyncio.AbstractEventLoop | None = None,
-        connection_lost_callback: Callable[[SMTPProtocol], None] | None = None,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        recorder: Recorder | None = None,
+        greeting_wait: float | None = None,
+        on_lost: Callable[[RecordingProtocol], None] | None = None,
     ) -> None:
-        super().__init__(loop=loop, connection_lost_callback=connection_lost_callback)
-        self.recorder = _current_recorder.get()
-        self._greeting_wait = _current_greeting_wait.get()
+        super().__init__(loop=loop)
+        self.recorder = recorder
+        self._greeting_wait = greeting_wait
+        self._on_lost = on_lost
         self._greeted = False
         self._group: _Group | None = None
         #: Reply bytes that came after a group had all its replies: the server answered more
@@ -165,9 +157,6 @@ class RecordingProtocol(SMTPProtocol):
         self.unasked = b""
         #: Done once the connection is gone (TLS close_notify and all).
         self.closed: asyncio.Future[None] = self._loop.create_future()
-        opened = _current_protocols.get()
-        if opened is not None:
-            opened.append(self)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -209,6 +198,8 @@ class RecordingProtocol(SMTPProtocol):
         super().connection_lost(exc)
         if not self.closed.done():
             self.closed.set_result(None)
+        if self._on_lost is not None:
+            self._on_lost(self)
 
     def _parse_group(self) -> None:
         group = self._group
@@ -267,103 +258,72 @@ class RecordingProtocol(SMTPProtocol):
         return list(group.responses)
 
 
-def _install() -> None:
-    """Point aiosmtplib at the recording protocol (the only seam it offers)."""
-    if getattr(aiosmtplib.smtp, "SMTPProtocol", None) is not RecordingProtocol:
-        setattr(aiosmtplib.smtp, "SMTPProtocol", RecordingProtocol)  # noqa: B010
+class RecordingSMTP(SMTP):
+    """aiosmtplib's client whose every connection gets a :class:`RecordingProtocol`.
 
-
-_install()
-
-
-# --------------------------------------------------------------------------- results
-
-
-@dataclass(frozen=True)
-class TlsInfo:
-    """What the TLS handshake established and how the certificate was trusted."""
-
-    version: str
-    cipher: str
-    subject: str
-    issuer: str
-    san: tuple[str, ...]
-    not_after: datetime | None
-    sha256: str
-    verified_by: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "version": self.version,
-            "cipher": self.cipher,
-            "subject": self.subject,
-            "issuer": self.issuer,
-            "san": list(self.san),
-            "not_after": self.not_after.isoformat() if self.not_after else None,
-            "sha256": self.sha256,
-            "verified_by": self.verified_by,
-        }
-
-
-@dataclass(frozen=True)
-class TestResult:
-    """One test send: success, or a diagnosis — always with the whole transcript.
-
-    It can only be built with the scrubber of its send (``scrub``): every string in every
-    field, nested ones included, goes through it at construction. An output path added later
-    (a new field, a new rendering) therefore cannot see a secret a server echoed, whatever
-    the sender forgot to scrub.
+    aiosmtplib offers no protocol factory: it builds ``SMTPProtocol`` inside
+    ``_create_connection``. That one method is redone here, for this client only, by host and
+    port (the only way mailkit connects) with the TLS context it is given; the rest of
+    aiosmtplib — EHLO, STARTTLS, AUTH, replies — runs unchanged on top of our protocol.
     """
 
-    ok: bool
-    transcript: Transcript
-    context: SendContext
-    scrub: InitVar[SecretScrubber]
-    diagnosis: Diagnosis | None = None
-    tls: TlsInfo | None = None
-    auth_mechanism: str | None = None
-    message_id: str | None = None
-    #: The server's final reply to the message (often names its queue id).
-    server_reply: str | None = None
-    started: datetime = field(default_factory=lambda: datetime.now(UTC))
-    duration_ms: float = 0.0
+    def __init__(
+        self, *, recorder: Recorder, greeting_wait: float | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.recorder = recorder
+        self.greeting_wait = greeting_wait
+        #: Every protocol this client opened, so a send can wait until each is really closed.
+        self.opened: list[RecordingProtocol] = []
 
-    __test__ = False  # not a pytest test class, despite the name
+    def _lost(self, protocol: RecordingProtocol) -> None:
+        if protocol is self.protocol:
+            self.close()
 
-    def __post_init__(self, scrub: SecretScrubber) -> None:
-        if not isinstance(scrub, SecretScrubber):
-            raise TypeError("TestResult needs the SecretScrubber of its send")
-        for item in dataclasses.fields(self):
-            value = getattr(self, item.name)
-            object.__setattr__(self, item.name, scrub.scrub_value(value))
-
-    @property
-    def timings(self) -> dict[str, float]:
-        return self.transcript.timings()
-
-    def as_dict(self) -> dict[str, Any]:
-        """The ``--json`` shape: ok, diagnosis, transcript, tls, auth, message id, timings."""
-        return {
-            "ok": self.ok,
-            "diagnosis": self.diagnosis.as_dict() if self.diagnosis else None,
-            "transcript": self.transcript.to_records(),
-            "tls": self.tls.as_dict() if self.tls else None,
-            "auth_mechanism": self.auth_mechanism,
-            "message_id": self.message_id,
-            "server_reply": self.server_reply,
-            "timings": self.timings,
-            "duration_ms": self.duration_ms,
-            "host": self.context.host,
-            "port": self.context.port,
-            "security": self.context.security,
-        }
-
-    def _repr_html_(self) -> str:
-        if self.ok or self.diagnosis is None:
-            head = success_card(self)
-        else:
-            head = diagnosis_card(self.diagnosis)
-        return head + self.transcript.to_html()
+    async def _create_connection(self, timeout: float | None) -> SMTPResponse:
+        loop = asyncio.get_running_loop()
+        if self.sock is not None or self.socket_path is not None:
+            raise ValueError("RecordingSMTP connects by host and port only")
+        hostname, port = self.hostname or "localhost", self.port or self._get_default_port()
+        tls_context: ssl.SSLContext | None = None
+        if self.use_tls:
+            if self.tls_context is None:
+                raise ValueError("RecordingSMTP needs the TLS context for implicit TLS")
+            tls_context = self.tls_context
+        protocol = RecordingProtocol(
+            loop, recorder=self.recorder, greeting_wait=self.greeting_wait, on_lost=self._lost
+        )
+        self.opened.append(protocol)
+        try:
+            transport, _ = await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: protocol,
+                    host=hostname,
+                    port=port,
+                    ssl=tls_context,
+                    server_hostname=hostname if tls_context is not None else None,
+                    ssl_handshake_timeout=timeout if tls_context is not None else None,
+                    local_addr=self.source_address,
+                ),
+                timeout=timeout,
+            )
+        except TimeoutError as exc:
+            raise SMTPConnectTimeoutError(
+                f"Timed out connecting to {hostname} on port {port}"
+            ) from exc
+        except OSError as exc:
+            raise SMTPConnectError(f"Error connecting to {hostname} on port {port}: {exc}") from exc
+        self.protocol = protocol
+        self.transport = transport
+        try:
+            response = await protocol.read_response(timeout=timeout)
+        except SMTPServerDisconnected as exc:
+            raise SMTPConnectError(f"Error connecting to {hostname} on port {port}: {exc}") from exc
+        except SMTPTimeoutError as exc:
+            raise SMTPConnectTimeoutError("Timed out waiting for server ready message") from exc
+        if response.code != SMTPStatus.ready:
+            raise SMTPConnectResponseError(response.code, response.message)
+        return response
 
 
 # --------------------------------------------------------------------------- waits
@@ -489,29 +449,6 @@ class SmtpPlan:
         )
 
 
-def ca_file_problem(path: str) -> str | None:
-    """Why ``path`` cannot serve as a CA file (a few words), or None when it loads.
-
-    Read before a send starts, so a wrong path or a file that is not PEM is a configuration
-    diagnosis naming the file, never an exception from the depths of ``ssl``.
-    """
-    if not path.strip():
-        return "is empty (no path given)"
-    try:
-        if not Path(path).exists():
-            return "does not exist"
-        if Path(path).is_dir():
-            return "is a folder, not a file"
-        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=path)
-    except PermissionError:
-        return "cannot be read (permission denied)"
-    except ssl.SSLError:
-        return "holds no certificate in PEM format"
-    except (OSError, ValueError) as exc:
-        return f"cannot be read ({getattr(exc, 'strerror', None) or type(exc).__name__})"
-    return None
-
-
 def tls_context(plan: SmtpPlan) -> ssl.SSLContext:
     """Verification always on: system CAs, or the CA file, or (pinned) the fingerprint."""
     # With a pin the chain is not checked at all, so a CA file set beside it is not read.
@@ -614,10 +551,6 @@ def failure_from_exception(exc: BaseException, phase: Phase, **facts: Any) -> Fa
     return Failure(phase, Signal.DISCONNECTED, detail=f"{type(exc).__name__}: {exc}", **facts)
 
 
-#: A failure's own words are cut to this after scrubbing (the transcript keeps the rest).
-MAX_DETAIL = 300
-
-
 def _bounded(failure: Failure) -> Failure:
     """``failure`` with its sender detail cut — only ever applied after scrubbing."""
     if len(failure.detail) <= MAX_DETAIL:
@@ -671,7 +604,7 @@ class SmtpTestSender:
             tls=plan.security is Security.IMPLICIT_TLS,
             scrubber=self.scrubber,
         )
-        self.smtp: SMTP | None = None
+        self.smtp: RecordingSMTP | None = None
         self.tls: TlsInfo | None = None
         self.mechanism: str | None = None
         #: The server said 354 and waits for a body we will not send: QUIT would be body text.
@@ -685,10 +618,6 @@ class SmtpTestSender:
         started = datetime.now(UTC)
         clock = asyncio.get_running_loop().time
         t0 = clock()
-        token = _current_recorder.set(self.recorder)
-        protocols: list[RecordingProtocol] = []
-        opened = _current_protocols.set(protocols)
-        greeting_wait = _current_greeting_wait.set(self.waits.greeting)
         reply: str | None = None
         known: Diagnosis | None = None
         try:
@@ -699,10 +628,7 @@ class SmtpTestSender:
             if self._may_quit(failure) and self.smtp is not None:
                 await self._quit(self.smtp)
         finally:
-            _current_recorder.reset(token)
-            _current_protocols.reset(opened)
-            _current_greeting_wait.reset(greeting_wait)
-            await self._close(protocols)
+            await self._close()
         diagnosis = None
         if failure is not None:
             # The server's words reach the diagnosis only scrubbed, and cut only after that.
@@ -742,8 +668,9 @@ class SmtpTestSender:
     def _auth_label(self) -> str:
         return self.mechanism.lower().replace("-", "_") if self.mechanism else self.plan.auth.value
 
-    async def _close(self, protocols: list[RecordingProtocol]) -> None:
+    async def _close(self) -> None:
         """Close and wait until every connection is gone, so none outlives the event loop."""
+        protocols = self.smtp.opened if self.smtp is not None else []
         transports = [p.transport for p in protocols if p.transport is not None]
         if self.smtp is not None:
             self.smtp.close()
@@ -782,7 +709,9 @@ class SmtpTestSender:
             else "mailkit's defaults; a command timeout sets one wait for every reply"
         )
         self.recorder.info(f"waits: {self.waits.describe()} ({override})", Phase.CONNECT)
-        smtp = SMTP(
+        smtp = RecordingSMTP(
+            recorder=self.recorder,
+            greeting_wait=self.waits.greeting,
             hostname=host_ascii(plan.host),
             port=plan.port,
             use_tls=plan.security is Security.IMPLICIT_TLS,
@@ -1172,43 +1101,6 @@ class SmtpTestSender:
             await protocol.pipeline(b"QUIT\r\n", 1, self.waits.quit)
 
 
-def _name(name: x509.Name) -> str:
-    parts = []
-    for oid, label in ((NameOID.COMMON_NAME, "CN"), (NameOID.ORGANIZATION_NAME, "O")):
-        parts += [f"{label}={a.value!s}" for a in name.get_attributes_for_oid(oid)]
-    return ", ".join(parts) or name.rfc4514_string()
-
-
-def describe_certificate(
-    der: bytes, ssl_object: ssl.SSLObject | ssl.SSLSocket, fingerprint: str, trust: str
-) -> TlsInfo:
-    """The handshake's version and cipher and the peer certificate's names, dates and hash."""
-    cipher = ssl_object.cipher()
-    subject = issuer = ""
-    san: tuple[str, ...] = ()
-    not_after: datetime | None = None
-    if der:
-        cert = x509.load_der_x509_certificate(der)
-        subject, issuer = _name(cert.subject), _name(cert.issuer)
-        not_after = cert.not_valid_after_utc
-        with contextlib.suppress(x509.ExtensionNotFound):
-            names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-            san = tuple(
-                [str(n) for n in names.get_values_for_type(x509.DNSName)]
-                + [str(n) for n in names.get_values_for_type(x509.IPAddress)]
-            )
-    return TlsInfo(
-        version=ssl_object.version() or "",
-        cipher=cipher[0] if cipher else "",
-        subject=subject,
-        issuer=issuer,
-        san=san,
-        not_after=not_after,
-        sha256=fingerprint,
-        verified_by=trust,
-    )
-
-
 # --------------------------------------------------------------------------- convenience
 
 
@@ -1241,26 +1133,3 @@ async def send_plan_async(
             diagnosis=diagnose(failure, plan.context()),
         )
     return await sender.run(message)
-
-
-def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to completion, also from a notebook whose event loop is running."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    result: list[T] = []
-    errors: list[BaseException] = []
-
-    def worker() -> None:
-        try:
-            result.append(asyncio.run(coroutine))
-        except BaseException as exc:  # handed back to the caller's thread
-            errors.append(exc)
-
-    thread = threading.Thread(target=worker, name="mailkit-send")
-    thread.start()
-    thread.join()
-    if errors:
-        raise errors[0]
-    return result[0]

@@ -25,8 +25,9 @@ from mailkit.cards import ERROR_COLOUR, card_html, diagnosis_card, success_card
 from mailkit.errors import MailkitError
 from mailkit.faces import Face, Where
 from mailkit.resolve import effective
+from mailkit.result import TestResult
+from mailkit.runner import run_sync
 from mailkit.secrets import SecretStore
-from mailkit.senders.smtp import TestResult, run_sync
 from mailkit.settings import AuthType, Mode, OrgSettings, Provenance, UserSettings
 from mailkit.store import Store
 from mailkit.testsend import ORG_ACCOUNT, credential_account, send_test_async

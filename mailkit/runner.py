@@ -1,0 +1,42 @@
+"""Run mailkit's coroutines from blocking code, including a notebook cell.
+
+A Jupyter kernel already runs an event loop in its main thread, where ``asyncio.run`` refuses
+to start a second one; every blocking face (``send_test``, the API senders, the bulk audit, the
+widgets) needs the same way around that, so it lives here once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion, also from a notebook whose event loop is running.
+
+    With a loop running in this thread, the coroutine gets a fresh loop in a worker thread and
+    the caller waits for it; its exception, if any, is raised in the caller's thread.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    result: list[T] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            result.append(asyncio.run(coroutine))
+        except BaseException as exc:  # handed back to the caller's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=worker, name="mailkit-send")
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return result[0]
