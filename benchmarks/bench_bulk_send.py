@@ -88,13 +88,20 @@ class CountingLatencyProxy(LatencyProxy):
                 self._release(_CONNECTION.get())
 
 
-def smtplib_send(port: int, ca_file: str, password: str) -> bool:
-    """One test send with the standard library (it never pipelines)."""
+def smtplib_send(port: int, context: ssl.SSLContext, password: str) -> bool:
+    """One test send with the standard library (it never pipelines).
+
+    It signs in with AUTH PLAIN and its initial response, one round trip, as mailkit does:
+    ``smtplib.login`` would pick CRAM-MD5 first (a challenge, then the answer: two round trips)
+    and flatter mailkit by one round trip per send. Like mailkit's bulk run it builds its TLS
+    context once for the whole run.
+    """
     message = build_test_message(sender=DEMO_USER, recipients=[RECIPIENT])
-    context = ssl.create_default_context(cafile=ca_file)
     with smtplib.SMTP("localhost", port, local_hostname="bench.localhost", timeout=30) as smtp:
         smtp.starttls(context=context)
-        smtp.login(DEMO_USER, password)
+        smtp.ehlo()
+        smtp.user, smtp.password = DEMO_USER, password
+        smtp.auth("PLAIN", smtp.auth_plain, initial_response_ok=True)
         refused = smtp.sendmail(message.sender, list(message.recipients), message.as_bytes())
         smtp.quit()
     return not refused
@@ -162,8 +169,9 @@ def main(argv: list[str] | None = None) -> int:
 
         proxy.peak = proxy.live
         t0 = time.perf_counter()
+        context = ssl.create_default_context(cafile=str(demo.ca_file))
         smtplib_ok = sum(
-            smtplib_send(proxy.port, str(demo.ca_file), password) for _ in range(args.smtplib_users)
+            smtplib_send(proxy.port, context, password) for _ in range(args.smtplib_users)
         )
         smtplib_sample_s = time.perf_counter() - t0
         background.call(proxy.aclose())
