@@ -48,7 +48,7 @@ help:
 	@echo "make test       install, then ruff, mypy and pytest (what CI runs)"
 	@echo "make install    only the install step (.venv, mailkit[dev], system packages)"
 	@echo "make install-runtime  only what make lab installs (.venv, mailkit)"
-	@echo "make lint       ruff check and ruff format --check"
+	@echo "make lint       ruff check, ruff format --check and the import layers (lint-imports)"
 	@echo "make typecheck  mypy"
 	@echo "make bench      run every benchmarks/bench_*.py"
 	@echo "make bench-lab  time a fresh clone's make lab until JupyterLab answers (slow)"
@@ -100,6 +100,7 @@ test: lint typecheck
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 typecheck: install
 	$(BIN)/mypy
