@@ -141,6 +141,27 @@ class ProblemsError(ValueError):
         super().__init__("; ".join(str(p) for p in problems))
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+#: The checks the validator makes that the audit makes too, each one scalar predicate: the
+#: validator calls it on the record being saved, the audit once per distinct value (or pair) of
+#: a column, so both say the same thing about the same value. Keyed by the predicate's name;
+#: the values name what the audit reports with it (rule ids, or an effective-settings column
+#: for a value it reads). ``tests/test_rule_agreement.py`` proves each pair agrees on generated
+#: inputs and fails for a predicate registered here without such a proof.
+AUDITED_CHECKS: dict[str, tuple[str, ...]] = {}
+
+
+def audited(*reported_as: str) -> Callable[[_F], _F]:
+    """Register a predicate in :data:`AUDITED_CHECKS` (the audit must call it, not copy it)."""
+
+    def register(check: _F) -> _F:
+        AUDITED_CHECKS[check.__name__] = reported_as
+        return check
+
+    return register
+
+
 #: Characters that end a header line or an SMTP command, or that some parsers treat as such.
 _LINE_BREAKERS = {"\r", "\n", "\x00", "\x0b", "\x0c", "\x85", "\u2028", "\u2029"}
 
@@ -198,17 +219,28 @@ def _shown(text: str, limit: int = 30) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
+@audited("ip-address-host")
+def host_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The IP address a host field holds (bare, in brackets, or with a final dot), or None.
+
+    An IP address works but is fragile (certificates rarely name one, addresses move): the
+    validator warns about it and the audit's ``ip-address-host`` reports it.
+    """
+    text = host.strip().rstrip(".")
+    literal = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    try:
+        return ipaddress.ip_address(literal)
+    except ValueError:
+        return None
+
+
 def check_host(value: str) -> str:
     """A DNS name (Unicode accepted, checked as IDNA 2008) or an IP literal (warned about)."""
     host = check_text(value, max_length=MAX_HOST_LENGTH).rstrip(".")
     if not host:
         raise ValueError("is empty; enter the SMTP server's name, e.g. smtp.example.com")
-    literal = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    try:
-        address = ipaddress.ip_address(literal)
-    except ValueError:
-        pass
-    else:
+    address = host_ip(host)
+    if address is not None:
         scope = getattr(address, "scope_id", None)
         if scope is not None and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", scope):
             raise ValueError("has an invalid IPv6 zone after %; use an interface name like eth0")
@@ -287,8 +319,12 @@ def host_ascii(host: str) -> str:
         return idna.encode(host, uts46=True).decode("ascii")
 
 
+@audited("port")
 def check_port(value: Any) -> int:
-    """Ports 1-65535; strings from forms and CSV files are accepted."""
+    """Ports 1-65535; strings from forms and CSV files are accepted.
+
+    The audit reads a users table's ports with it too: what it refuses is no port there.
+    """
     if isinstance(value, bool):
         raise ValueError("must be a port number from 1 to 65535, e.g. 587, not true/false")
     if isinstance(value, float) and value.is_integer():
@@ -341,6 +377,7 @@ def _labels(name: str) -> list[str]:
     return _DOTS.split(unicodedata.normalize("NFKC", name).casefold())
 
 
+@audited("internal-domain")
 def internal_suffix(name: str) -> str | None:
     """The part of a host name or mail domain that only a private network resolves, or None.
 
@@ -351,14 +388,7 @@ def internal_suffix(name: str) -> str | None:
     everywhere.
     """
     text = name.strip()
-    if not text:
-        return None
-    literal = text[1:-1] if text.startswith("[") and text.endswith("]") else text
-    try:
-        ipaddress.ip_address(literal)
-    except ValueError:
-        pass
-    else:
+    if not text or host_ip(text) is not None:
         return None
     labels = _labels(text)
     if len(labels) > 1 and labels[-1] == "":  # an absolute name: "mail.corp.local."
@@ -401,6 +431,7 @@ def _internal_stand_in(domain: str) -> tuple[str, str] | None:
     return domain[:start] + ".".join("x" * len(label) for label in wanted), suffix
 
 
+@audited("invalid-address", "cloud-user-code-not-email")
 def check_address(value: str) -> str:
     """A bare address (``local@domain``), strictly parsed.
 
@@ -514,6 +545,23 @@ def address_valid_in(local: str, domain: AddressDomain) -> bool | None:
     return domain.valid and len(local.encode()) + 1 + domain.size <= MAX_ADDRESS_LENGTH
 
 
+def choice_key(text: str) -> str:
+    """How a typed choice is compared: trimmed, lower case, ``-`` and spaces as ``_``."""
+    return text.strip().lower().replace("-", "_").replace(" ", "_")
+
+
+@audited("mode", "security", "auth")
+def read_choice(enum_cls: type[E], text: str, aliases: dict[str, E] | None = None) -> E | None:
+    """The member ``text`` names (any case, ``-`` or space for ``_``, or an alias), or None."""
+    key = choice_key(text)
+    if aliases and key in aliases:
+        return aliases[key]
+    for member in enum_cls:
+        if member.value == key:
+            return member
+    return None
+
+
 def _enum(
     enum_cls: type[E], label: str, aliases: dict[str, E] | None = None
 ) -> Callable[[Any], Any]:
@@ -524,12 +572,9 @@ def _enum(
         if isinstance(value, enum_cls) or value is None:
             return value
         if isinstance(value, str):
-            key = value.strip().lower().replace("-", "_").replace(" ", "_")
-            if aliases and key in aliases:
-                return aliases[key]
-            for member in enum_cls:
-                if member.value == key:
-                    return member
+            member = read_choice(enum_cls, value, aliases)
+            if member is not None:
+                return member
             shown = value if len(value) <= 30 else value[:30] + "…"
             raise ValueError(f"{shown!r} is not a known {label}; choose one of: {choices}")
         raise ValueError(f"must be one of: {choices}")
@@ -682,6 +727,7 @@ UserCode = Annotated[str, AfterValidator(check_user_code)]
 SubjectTemplate = Annotated[str, AfterValidator(check_subject_template)]
 
 
+@audited("port-security-mismatch")
 def port_security_conflict(port: int | None, security: Security | None) -> str | None:
     """Why a port and a security setting cannot work together, or None.
 
@@ -701,6 +747,24 @@ def port_security_conflict(port: int | None, security: Security | None) -> str |
             "implicit_tls; set security to starttls (or auto), or use port 465 for implicit TLS"
         )
     return None
+
+
+@audited("tls-disabled")
+def sends_unencrypted(security: Security | None) -> bool:
+    """Mail (and any password) crosses the network in clear text: security ``none``."""
+    return security is Security.NONE
+
+
+@audited("cloud-requires-smtp")
+def edition_allows_mode(edition: Edition, mode: Mode | None) -> bool:
+    """Whether the edition can send with ``mode`` (unset is SMTP): the cloud only with SMTP."""
+    return edition is not Edition.CLOUD or mode in (None, Mode.SMTP)
+
+
+@audited("duplicate-user-code")
+def user_code_key(code: str) -> str:
+    """What makes two user codes the same user: ``ALICE`` and ``alice`` are one person."""
+    return code.casefold()
 
 
 def default_port(security: Security) -> int:
@@ -816,7 +880,7 @@ class OrgSettings(_Settings):
         problems = []
         if problem := port_security_conflict(self.port, self.security):
             problems.append(FieldProblem("security", problem))
-        if self.edition is Edition.CLOUD and self.mode not in (None, Mode.SMTP):
+        if self.mode is not None and not edition_allows_mode(self.edition, self.mode):
             problems.append(
                 FieldProblem(
                     "mode",
@@ -826,7 +890,7 @@ class OrgSettings(_Settings):
             )
         if problems:
             raise ProblemsError(problems)
-        if self.security is Security.NONE:
+        if sends_unencrypted(self.security):
             warnings.warn(
                 "security is none: mail and any credentials cross the network unencrypted; use "
                 "auto unless the server is on the same host",
@@ -883,6 +947,7 @@ class UserSettings(_Settings):
         return {f: getattr(self, f) for f in OVERRIDE_FIELDS if getattr(self, f) is not None}
 
 
+@audited("override_enabled")
 def parse_flag(value: Any, *, default: bool) -> Any:
     """Booleans as spreadsheets and legacy files write them (1/0, yes/no, true/false, x)."""
     value = _blank_to_none(value)
@@ -910,6 +975,7 @@ CLOUD_ACCOUNT_FIXES: dict[str, str] = {
 }
 
 
+@audited("cloud-account-ignored")
 def cloud_account_conflicts(
     user_code: str, username: str | None, from_address: str | None
 ) -> list[str]:
@@ -945,7 +1011,7 @@ def user_problems(org: OrgSettings, user: UserSettings) -> list[FieldProblem]:
                     "rename the user to their address",
                 )
             )
-        if user.mode not in (None, Mode.SMTP):
+        if user.mode is not None and not edition_allows_mode(org.edition, user.mode):
             problems.append(
                 FieldProblem(
                     f"{where}.mode",
@@ -981,7 +1047,7 @@ class Profile(BaseModel):
         seen: set[str] = set()
         problems: list[FieldProblem] = []
         for user in self.users:
-            key = user.user_code.casefold()
+            key = user_code_key(user.user_code)
             if key in seen:
                 problems.append(
                     FieldProblem(

@@ -17,9 +17,10 @@ numbers. Nothing here raises on such values; bad addresses become ``invalid-addr
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from functools import cached_property
 from typing import Any, Final, Literal
 
@@ -43,10 +44,17 @@ from mailkit.settings import (
     address_domain,
     address_valid_in,
     check_address,
+    check_port,
+    choice_key,
     cloud_account_conflicts,
+    edition_allows_mode,
+    host_ip,
     internal_suffix,
     parse_flag,
     port_security_conflict,
+    read_choice,
+    sends_unencrypted,
+    user_code_key,
 )
 
 __all__ = [
@@ -190,8 +198,6 @@ def _bad_addresses(table: pd.DataFrame, frame: pd.DataFrame) -> pd.Series[Any]:
     return pd.Series(strings_at(shown, bad), index=frame.index)
 
 
-_IP_HOST = re.compile(r"\[?(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.%\w]*)\]?")
-
 _PASSWORD_AUTHS: Final = (
     AuthType.LOGIN.value,
     AuthType.PLAIN.value,
@@ -238,6 +244,17 @@ class SharedColumns:
         wanted = list(values)
         return self.where(column, lambda u: u.isin(wanted))
 
+    def each(self, column: str, predicate: Callable[[str], bool]) -> Mask:
+        """``predicate`` (one of the settings' own checks) once per distinct value."""
+        return self.where(column, lambda u: u.map(lambda value: bool(predicate(str(value)))))
+
+    @cached_property
+    def unencrypted(self) -> Mask:
+        """Security none, as ``settings.sends_unencrypted`` says."""
+        return self.each(
+            "security", lambda v: sends_unencrypted(read_choice(Security, v, SECURITY_ALIASES))
+        )
+
     @cached_property
     def smtp(self) -> Mask:
         return self.eq("mode", Mode.SMTP.value)
@@ -262,7 +279,7 @@ class SharedColumns:
     def user_keys(self) -> pd.Series[Any]:
         """User codes compared without case (string, NA where unset)."""
         if self._keys is None:
-            self._keys = _casefold(self.frame["user_code"])
+            self._keys = _user_keys(self.frame["user_code"])
         return self._keys
 
 
@@ -292,11 +309,11 @@ def _objects(values: list[str]) -> np.ndarray[Any, np.dtype[np.object_]]:
     return array
 
 
-def _casefold(column: pd.Series[Any]) -> pd.Series[Any]:
-    """``str.casefold`` per set value, in one pass."""
+def _user_keys(column: pd.Series[Any]) -> pd.Series[Any]:
+    """``user_code_key`` per set value, in one pass."""
     values = _texts(column)
     is_set = ~pd.isna(values)
-    folded = _objects([value.casefold() for value in values[is_set]])
+    folded = _objects([user_code_key(value) for value in values[is_set]])
     return pd.Series(strings_at(folded, is_set), index=column.index)
 
 
@@ -337,12 +354,12 @@ def _from_username_mismatch(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[boo
 
 def _tls_disabled(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
     shared = ctx.shared
-    return _series(f, shared.smtp & shared.eq("security", Security.NONE.value))
+    return _series(f, shared.smtp & shared.unencrypted)
 
 
 def _plaintext_auth(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
     shared = ctx.shared
-    return _series(f, shared.password_auth & shared.eq("security", Security.NONE.value))
+    return _series(f, shared.password_auth & shared.unencrypted)
 
 
 def _port_security_mismatch(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
@@ -371,13 +388,19 @@ def _port_security_mismatch(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[boo
 
 
 def _ip_host(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
-    return _series(f, ctx.shared.where("host", lambda u: u.str.fullmatch(_IP_HOST)))
+    return _series(f, ctx.shared.each("host", lambda host: host_ip(host) is not None))
 
 
 def _cloud_requires_smtp(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
-    if ctx.org.edition is not Edition.CLOUD:
-        return _false(f)
-    return _series(f, ~ctx.shared.smtp)
+    edition = ctx.org.edition
+
+    def refused(text: str) -> bool:
+        mode = read_choice(Mode, text, MODE_ALIASES)
+        if mode is None:  # an unknown spelling passes only where every mode would
+            return not all(edition_allows_mode(edition, known) for known in Mode)
+        return not edition_allows_mode(edition, mode)
+
+    return _series(f, ctx.shared.each("mode", refused))
 
 
 def _cloud_user_code(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
@@ -910,22 +933,26 @@ def _stripped(column: pd.Series[Any]) -> pd.api.extensions.ExtensionArray:
     return result
 
 
-#: The settings' other spellings of modes, security and auth (no key is in two tables).
-_ALIASES: Final = {
-    key: member.value
-    for table in (MODE_ALIASES, SECURITY_ALIASES, AUTH_ALIASES)
-    for key, member in table.items()
+#: The enum and other spellings of each choice column, as the settings read them.
+_CHOICES: Final[dict[str, tuple[type[StrEnum], Mapping[str, StrEnum]]]] = {
+    "mode": (Mode, MODE_ALIASES),
+    "security": (Security, SECURITY_ALIASES),
+    "auth": (AuthType, AUTH_ALIASES),
 }
 
 
-def _folded(column: pd.Series[Any]) -> pd.api.extensions.ExtensionArray:
-    """An enum column spelled as its values are: folded once per distinct spelling."""
+def _folded(column: pd.Series[Any], name: str) -> pd.api.extensions.ExtensionArray:
+    """A choice column spelled as its values are, read by ``settings.read_choice`` once per
+    distinct spelling. A spelling it does not know stays (in its compared form) for the
+    messages to show; blank is unset."""
+    enum_cls, aliases = _CHOICES[name]
     codes, uniques = column.astype("string").array.factorize()
-    text = pd.Series(uniques, dtype="string").str.strip(" \t")
-    text = text.mask(text == "")
-    folded = text.str.lower().str.replace(r"[\s-]", "_", regex=True)
-    folded = folded.replace(_ALIASES)
-    return folded.array.take(codes, allow_fill=True)
+    spelled: list[str | None] = []
+    for text in uniques:
+        member = read_choice(enum_cls, text, dict(aliases))
+        key = choice_key(text)
+        spelled.append(member.value if member is not None else key or None)
+    return pd.array(spelled, dtype="string").take(codes, allow_fill=True)
 
 
 def _flags(column: pd.Series[Any]) -> pd.Series[bool]:
@@ -945,12 +972,20 @@ def _flags(column: pd.Series[Any]) -> pd.Series[bool]:
 
 
 def _ports(column: pd.Series[Any]) -> pd.Series[Any]:
-    """Whole ports in range as Int64, anything else NA."""
-    if pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(column.dtype):
-        port = column.astype("Float64")  # a number reads the same as its text would
-    else:
-        port = pd.to_numeric(column.astype("string").str.strip(), errors="coerce")
-    return port.where((port >= 1) & (port <= 65535) & (port % 1 == 0)).astype("Int64")
+    """Ports as ``settings.check_port`` reads them (once per distinct value) as Int64; what it
+    refuses is NA."""
+    codes, uniques = pd.factorize(column.astype("object"), use_na_sentinel=True)
+
+    def port(value: Any) -> int | None:
+        if isinstance(value, np.generic):
+            value = value.item()
+        try:
+            return check_port(value)
+        except ValueError:
+            return None
+
+    ports = pd.array([port(value) for value in uniques], dtype="Int64")
+    return pd.Series(ports.take(codes, allow_fill=True), index=column.index)
 
 
 def _canonical(users: pd.DataFrame) -> pd.DataFrame:
@@ -965,8 +1000,8 @@ def _canonical(users: pd.DataFrame) -> pd.DataFrame:
             columns[name] = _flags(column).to_numpy(copy=True)
         elif name == "port":
             columns[name] = _ports(column).array
-        elif name in ("mode", "security", "auth"):
-            columns[name] = _folded(column)
+        elif name in _CHOICES:
+            columns[name] = _folded(column, name)
         else:
             columns[name] = _stripped(column)
     return pd.DataFrame(columns, index=pd.RangeIndex(len(users)), copy=False)
@@ -1017,11 +1052,11 @@ def _join_history(
     moment = now if now is not None else datetime.now(UTC)
     stamp = pd.Timestamp(moment)
     stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    keys = _casefold(frame["user_code"])
+    keys = _user_keys(frame["user_code"])
     if len(history):
         hist = pd.DataFrame(
             {
-                "key": history["user_code"].astype("string").str.casefold(),
+                "key": history["user_code"].astype("string").map(user_code_key, na_action="ignore"),
                 "at": pd.to_datetime(history["at"], utc=True, errors="coerce", format="mixed"),
                 "ok": history["ok"].astype("boolean"),
                 "cause": history.get("cause", pd.Series(pd.NA, index=history.index)).astype(
@@ -1054,7 +1089,7 @@ def _join_history(
 def _routes_frame(org: OrgSettings, shared: SharedColumns) -> pd.DataFrame:
     """One row per feature route: whether its sender exists and can send."""
     frame = shared.frame
-    senders = {route.sender.casefold() for route in org.routes.values()} - {"org"}
+    senders = {user_code_key(route.sender) for route in org.routes.values()} - {"org"}
     known: dict[str, bool] = {}
     if senders:
         keys = shared.user_keys()
@@ -1069,12 +1104,12 @@ def _routes_frame(org: OrgSettings, shared: SharedColumns) -> pd.DataFrame:
     rows = []
     for name, route in org.routes.items():
         sender = route.sender
-        if sender.casefold() == "org":
+        if user_code_key(sender) == "org":
             ok, problem = org_usable, "has no usable mode or server in the org's settings"
-        elif sender.casefold() not in known:
+        elif user_code_key(sender) not in known:
             ok, problem = False, "is not a user"
         else:
-            ok, problem = bool(known[sender.casefold()]), "has no usable mode or server"
+            ok, problem = bool(known[user_code_key(sender)]), "has no usable mode or server"
         rows.append(
             {
                 "user_code": sender,
