@@ -19,13 +19,14 @@ from mailkit.result import TestResult, TokenProvider
 from mailkit.runner import run_sync
 from mailkit.secret import Secret
 from mailkit.secrets import SecretStore, secret_key
-from mailkit.senders.smtp import SmtpPlan, send_plan_async
+from mailkit.senders.smtp.plan import SmtpPlan
+from mailkit.senders.smtp.sender import send_plan_async
 from mailkit.settings import AuthType, Mode, OrgSettings, Provenance, UserSettings
-from mailkit.store import Store
 from mailkit.transcript import Row
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the store (SQLite, pandas) is the caller's: a send without one never loads it
     from mailkit.senders.http import ApiSender
+    from mailkit.store import Store
 
 ORG_ACCOUNT = "org"
 
