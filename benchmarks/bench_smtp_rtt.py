@@ -45,7 +45,8 @@ from latency_proxy import BackgroundLoop, ProxyStats, ThreadedLatencyProxy
 from mailkit.message import build_test_message
 from mailkit.result import TestResult
 from mailkit.secret import Secret
-from mailkit.senders.smtp import SmtpPlan, send_plan_async
+from mailkit.senders.smtp.plan import SmtpPlan
+from mailkit.senders.smtp.sender import send_plan_async
 from mailkit.settings import AuthType, Security
 
 HOST = "127.0.0.1"

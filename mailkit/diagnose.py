@@ -805,7 +805,7 @@ def _service_unavailable(f: Facts) -> Advice:
 
 
 def _ca_file_invalid(f: Facts) -> Advice:
-    # The sender's detail is "ca_file: PATH PROBLEM" (see senders.smtp.ca_file_problem).
+    # The sender's detail is "ca_file: PATH PROBLEM" (see senders.tls.ca_file_problem).
     what = f.detail.split(":", 1)[1].strip() if ":" in f.detail else f.detail
     return Advice(
         "The CA file cannot be used",

@@ -19,7 +19,8 @@ from mailkit.result import TestResult, TokenProvider
 from mailkit.runner import run_sync
 from mailkit.secret import Secret
 from mailkit.secrets import SecretStore, secret_key
-from mailkit.senders.smtp import SmtpPlan, send_plan_async
+from mailkit.senders.smtp.plan import SmtpPlan
+from mailkit.senders.smtp.sender import send_plan_async
 from mailkit.settings import AuthType, Mode, OrgSettings, Provenance, UserSettings
 from mailkit.transcript import Row
 

@@ -39,7 +39,8 @@ from mailkit.result import TestResult
 from mailkit.runner import run_sync
 from mailkit.secret import Secret
 from mailkit.secrets import MemorySecretStore, secret_key
-from mailkit.senders.smtp import COMMAND_WAIT, QUIT_WAIT, SmtpPlan, send_plan_async
+from mailkit.senders.smtp.plan import COMMAND_WAIT, QUIT_WAIT, SmtpPlan
+from mailkit.senders.smtp.sender import send_plan_async
 from mailkit.settings import AuthType, Mode, OrgSettings, Security
 from mailkit.store import Store
 from mailkit.testsend import send_test

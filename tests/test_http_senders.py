@@ -52,7 +52,8 @@ from mailkit.senders.http import (
     request_went_out,
     retry_after_seconds,
 )
-from mailkit.senders.smtp import SmtpPlan, send_plan_async
+from mailkit.senders.smtp.plan import SmtpPlan
+from mailkit.senders.smtp.sender import send_plan_async
 from mailkit.settings import AuthType, OrgSettings, Security
 from mailkit.store import Store
 from mailkit.testsend import send_test

@@ -29,7 +29,8 @@ from mailkit.outcome import Diagnosis, Failure, Phase
 from mailkit.result import TestResult
 from mailkit.runner import run_sync
 from mailkit.secret import Secret
-from mailkit.senders.smtp import SmtpPlan, send_plan_async
+from mailkit.senders.smtp.plan import SmtpPlan
+from mailkit.senders.smtp.sender import send_plan_async
 from mailkit.settings import AuthType, Security
 from mailkit.transcript import HIDDEN, Recorder, SecretScrubber
 

@@ -24,7 +24,9 @@ from smtpd_servers import MailServer
 from mailkit.result import TestResult
 from mailkit.runner import run_sync
 from mailkit.secret import Secret
-from mailkit.senders.smtp import RecordingProtocol, SmtpPlan, send_plan_async
+from mailkit.senders.smtp.plan import SmtpPlan
+from mailkit.senders.smtp.protocol import RecordingProtocol
+from mailkit.senders.smtp.sender import send_plan_async
 from mailkit.settings import AuthType, Security
 
 pytestmark = pytest.mark.timeout(60)
@@ -129,7 +131,8 @@ def test_importing_mailkit_and_sending_leaves_aiosmtplib_alone(smtp_server: Mail
         import mailkit
         from mailkit.runner import run_sync
         from mailkit.secret import Secret
-        from mailkit.senders.smtp import SmtpPlan, send_plan_async
+        from mailkit.senders.smtp.plan import SmtpPlan
+        from mailkit.senders.smtp.sender import send_plan_async
         from mailkit.settings import AuthType, Security
 
         assert aiosmtplib.smtp.SMTPProtocol is SMTPProtocol, "patched at import"

@@ -1,27 +1,10 @@
-"""SMTP test sends on aiosmtplib, recorded byte by byte, with a strict security policy.
+"""One SMTP test send, step by step: connect, EHLO, STARTTLS, AUTH, the message, QUIT.
 
-aiosmtplib has no hooks, so mailkit records at its protocol: :class:`RecordingProtocol`
-subclasses aiosmtplib's ``SMTPProtocol`` and sees every byte written and received, before and
-after STARTTLS (asyncio keeps the same protocol object across the TLS upgrade). Each send's own
-client, :class:`RecordingSMTP`, builds that protocol for each connection it opens, handing it
-the send's :class:`~mailkit.transcript.Recorder`; aiosmtplib itself is left as it is, so any
-other use of it in the process neither records nor pipelines.
-
-The subclass adds one thing aiosmtplib lacks: RFC 2920 pipelining. aiosmtplib parses one reply
-per read and drops bytes that arrive while no command waits, so a group of commands written at
-once would lose replies; :meth:`RecordingProtocol.pipeline` buffers and parses every reply of a
-group. With PIPELINING a send with STARTTLS and AUTH PLAIN needs the protocol's minimum round
-trips plus at most one.
-
-Policy (PRODUCT.md §1): implicit TLS on 465, otherwise STARTTLS, which is then *required* — a
-server that does not offer it gets no AUTH and no MAIL; ``none`` only when chosen, and
-credentials over plaintext also need ``allow_plaintext_auth``. Certificates are verified against
-the system store, a CA file, or a pinned SHA-256 — never not at all. TLS 1.2 at least.
-
-Each step has its own wait (:class:`Waits`: connect, greeting, each command, end of data, QUIT),
-shown in the transcript; ``command_timeout`` / ``--timeout`` replaces them with one. Whatever a
-server says passes the send's :class:`~mailkit.transcript.SecretScrubber` before a failure, a
-diagnosis or the :class:`TestResult` (which cannot be built without it) holds it.
+:class:`SmtpTestSender` follows the policy of its :class:`~mailkit.senders.smtp.plan.SmtpPlan`
+and records the whole dialog; a failure at any step stops the send and becomes a diagnosis,
+never an exception. Whatever a server says passes the send's
+:class:`~mailkit.transcript.SecretScrubber` before a failure, a diagnosis or the
+:class:`~mailkit.result.TestResult` (which cannot be built without it) holds it.
 """
 
 from __future__ import annotations
@@ -29,51 +12,42 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import dataclasses
-import errno
 import hashlib
 import inspect
-import socket
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import spnego
 from aiosmtplib import SMTP
 from aiosmtplib.auth import auth_plain_encode
 from aiosmtplib.errors import (
     SMTPAuthenticationError,
-    SMTPConnectError,
-    SMTPConnectResponseError,
-    SMTPConnectTimeoutError,
-    SMTPException,
     SMTPHeloError,
-    SMTPReadTimeoutError,
-    SMTPResponseException,
-    SMTPServerDisconnected,
-    SMTPTimeoutError,
 )
 from aiosmtplib.protocol import (
-    MAX_RESPONSE_LENGTH,
     PERIOD_REGEX,
-    SMTPProtocol,
     normalize_message_line_endings,
 )
 from aiosmtplib.response import SMTPResponse
-from aiosmtplib.typing import SMTPStatus
 
 from mailkit.diagnose import diagnose
 from mailkit.errors import OAuthError
 from mailkit.faces import in_plain_words
 from mailkit.message import TestMessage, build_test_message
-from mailkit.outcome import MAX_DETAIL, Diagnosis, Failure, Phase, SendContext, Signal
-from mailkit.resolve import Effective
+from mailkit.outcome import Diagnosis, Failure, Phase, Signal
 from mailkit.result import TestResult, TlsInfo, TokenProvider
 from mailkit.secret import Secret
+from mailkit.senders.smtp.failures import (
+    bounded,
+    extra_reply,
+    failure_from_exception,
+    reply_failure,
+)
+from mailkit.senders.smtp.plan import TLS_PROBE_WAIT, SmtpPlan, tls_context
+from mailkit.senders.smtp.protocol import PipelineError, RecordingProtocol, RecordingSMTP
 from mailkit.senders.tls import ca_file_problem, describe_certificate
-from mailkit.settings import AuthType, Mode, OrgSettings, Priority, Security, host_ascii
+from mailkit.settings import AuthType, Mode, Priority, Security, host_ascii
 from mailkit.transcript import Direction, Recorder, Row, SecretScrubber
 
 #: Password mechanisms in the order ``auto`` prefers them over verified TLS: PLAIN takes one
@@ -93,380 +67,6 @@ _MECHANISM_OF = {
 }
 
 
-# --------------------------------------------------------------------------- the protocol
-
-
-class _Group:
-    """Replies still expected for a pipelined group of commands."""
-
-    def __init__(self, expected: int, future: asyncio.Future[None]) -> None:
-        self.expected = expected
-        self.responses: list[SMTPResponse] = []
-        self.future = future
-        #: Set whenever a reply arrives or the group ends, so each reply can have its own wait.
-        self.progress = asyncio.Event()
-
-    def fail(self, exc: BaseException) -> None:
-        if not self.future.done():
-            self.future.set_exception(exc)
-            self.future.exception()  # retrieved: nobody may await it after a timeout
-        self.progress.set()
-
-    async def until(self, count: int) -> None:
-        """Return once ``count`` replies are in (or raise what ended the group early)."""
-        while len(self.responses) < count:
-            if self.future.done():
-                self.future.result()
-                return
-            self.progress.clear()
-            await self.progress.wait()
-
-
-class PipelineError(SMTPException):
-    """A pipelined group ended early; ``responses`` holds the replies that did arrive."""
-
-    def __init__(self, responses: list[SMTPResponse], cause: BaseException) -> None:
-        super().__init__(str(cause))
-        self.responses = responses
-        self.cause = cause
-
-
-class RecordingProtocol(SMTPProtocol):
-    """aiosmtplib's protocol, recording both directions and able to pipeline.
-
-    ``on_lost`` is told when the connection goes; it is called here rather than handed to
-    aiosmtplib, whose callback signature changed between releases.
-    """
-
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        *,
-        recorder: Recorder | None = None,
-        greeting_wait: float | None = None,
-        on_lost: Callable[[RecordingProtocol], None] | None = None,
-    ) -> None:
-        super().__init__(loop=loop)
-        self.recorder = recorder
-        self._greeting_wait = greeting_wait
-        self._on_lost = on_lost
-        self._greeted = False
-        self._group: _Group | None = None
-        #: Reply bytes that came after a group had all its replies: the server answered more
-        #: often than it was asked (a duplicated reply), so replies no longer pair with commands.
-        self.unasked = b""
-        #: Done once the connection is gone (TLS close_notify and all).
-        self.closed: asyncio.Future[None] = self._loop.create_future()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        if self.recorder is not None:
-            self.recorder.connected()
-
-    async def read_response(self, timeout: float | None = None) -> SMTPResponse:
-        """The first reply on a connection is the greeting, which has a wait of its own."""
-        if not self._greeted:
-            self._greeted = True
-            if self._greeting_wait is not None:
-                timeout = self._greeting_wait
-        return await super().read_response(timeout=timeout)
-
-    def write(self, data: bytes) -> None:
-        super().write(data)
-        if self.recorder is not None:
-            self.recorder.sent(data)
-
-    def data_received(self, data: bytes) -> None:
-        if self.recorder is not None:
-            self.recorder.received(data)
-        if self._group is not None:
-            self._buffer.extend(data)
-            self._parse_group()
-            return
-        super().data_received(data)
-
-    def eof_received(self) -> bool:
-        if self._group is not None:
-            self._group.fail(SMTPServerDisconnected("Unexpected EOF received"))
-        return super().eof_received()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._group is not None:
-            self._group.fail(SMTPServerDisconnected("Connection lost"))
-        if self.recorder is not None:
-            self.recorder.closed()
-        super().connection_lost(exc)
-        if not self.closed.done():
-            self.closed.set_result(None)
-        if self._on_lost is not None:
-            self._on_lost(self)
-
-    def _parse_group(self) -> None:
-        group = self._group
-        assert group is not None
-        while not group.future.done() and len(group.responses) < group.expected:
-            if len(self._buffer) > MAX_RESPONSE_LENGTH:
-                del self._buffer[:]
-                group.fail(SMTPResponseException(-1, "Response too long"))
-                return
-            try:
-                response = self._read_response_from_buffer()
-            except SMTPResponseException as exc:
-                group.fail(exc)
-                return
-            if response is None:
-                return
-            group.responses.append(response)
-            group.progress.set()
-        if not group.future.done():
-            group.future.set_result(None)
-            group.progress.set()
-
-    async def pipeline(
-        self, data: bytes, expected: int, timeout: float | Sequence[float] | None
-    ) -> list[SMTPResponse]:
-        """Write ``data`` (one or more commands) at once and read ``expected`` replies.
-
-        ``timeout`` is each reply's own wait, or one wait per reply (the last repeats): the
-        reply to the final dot may take long, the QUIT pipelined behind it only a moment.
-        """
-        if self._command_lock is None:
-            raise SMTPServerDisconnected("Server not connected")
-        waits = [timeout] if timeout is None or isinstance(timeout, int | float) else timeout
-        async with self._command_lock:
-            group = _Group(expected, self._loop.create_future())
-            self._group = group
-            try:
-                self.write(data)
-                for count in range(1, expected + 1):
-                    wait = waits[min(count, len(waits)) - 1]
-                    try:
-                        await asyncio.wait_for(group.until(count), wait)
-                    except TimeoutError:
-                        raise PipelineError(
-                            group.responses,
-                            SMTPReadTimeoutError("Timed out waiting for the server"),
-                        ) from None
-                    except SMTPException as exc:
-                        raise PipelineError(group.responses, exc) from None
-            finally:
-                self._group = None
-                # Replies nobody asked for must not pair with later commands; they are kept
-                # aside so the sender can say the server answered twice.
-                self.unasked = bytes(self._buffer).strip()
-                del self._buffer[:]
-        return list(group.responses)
-
-
-class RecordingSMTP(SMTP):
-    """aiosmtplib's client whose every connection gets a :class:`RecordingProtocol`.
-
-    aiosmtplib offers no protocol factory: it builds ``SMTPProtocol`` inside
-    ``_create_connection``. That one method is redone here, for this client only, by host and
-    port (the only way mailkit connects) with the TLS context it is given; the rest of
-    aiosmtplib — EHLO, STARTTLS, AUTH, replies — runs unchanged on top of our protocol.
-    """
-
-    def __init__(
-        self, *, recorder: Recorder, greeting_wait: float | None = None, **kwargs: Any
-    ) -> None:
-        super().__init__(**kwargs)
-        self.recorder = recorder
-        self.greeting_wait = greeting_wait
-        #: Every protocol this client opened, so a send can wait until each is really closed.
-        self.opened: list[RecordingProtocol] = []
-
-    def _lost(self, protocol: RecordingProtocol) -> None:
-        if protocol is self.protocol:
-            self.close()
-
-    async def _create_connection(self, timeout: float | None) -> SMTPResponse:
-        loop = asyncio.get_running_loop()
-        if self.sock is not None or self.socket_path is not None:
-            raise ValueError("RecordingSMTP connects by host and port only")
-        hostname, port = self.hostname or "localhost", self.port or self._get_default_port()
-        tls_context: ssl.SSLContext | None = None
-        if self.use_tls:
-            if self.tls_context is None:
-                raise ValueError("RecordingSMTP needs the TLS context for implicit TLS")
-            tls_context = self.tls_context
-        protocol = RecordingProtocol(
-            loop, recorder=self.recorder, greeting_wait=self.greeting_wait, on_lost=self._lost
-        )
-        self.opened.append(protocol)
-        try:
-            transport, _ = await asyncio.wait_for(
-                loop.create_connection(
-                    lambda: protocol,
-                    host=hostname,
-                    port=port,
-                    ssl=tls_context,
-                    server_hostname=hostname if tls_context is not None else None,
-                    ssl_handshake_timeout=timeout if tls_context is not None else None,
-                    local_addr=self.source_address,
-                ),
-                timeout=timeout,
-            )
-        except TimeoutError as exc:
-            raise SMTPConnectTimeoutError(
-                f"Timed out connecting to {hostname} on port {port}"
-            ) from exc
-        except OSError as exc:
-            raise SMTPConnectError(f"Error connecting to {hostname} on port {port}: {exc}") from exc
-        self.protocol = protocol
-        self.transport = transport
-        try:
-            response = await protocol.read_response(timeout=timeout)
-        except SMTPServerDisconnected as exc:
-            raise SMTPConnectError(f"Error connecting to {hostname} on port {port}: {exc}") from exc
-        except SMTPTimeoutError as exc:
-            raise SMTPConnectTimeoutError("Timed out waiting for server ready message") from exc
-        if response.code != SMTPStatus.ready:
-            raise SMTPConnectResponseError(response.code, response.message)
-        return response
-
-
-# --------------------------------------------------------------------------- waits
-
-#: How long a test send waits at each step when nothing overrides it. RFC 5321 §4.5.3.2 gives
-#: the minimums a *server-side* client keeps (greeting 5 min, MAIL and RCPT 5, DATA 2, each data
-#: block 3, the final dot 10): right for a relay that retries for days, far too long for someone
-#: watching a test. A server that works answers in milliseconds, so the waits cover the slow
-#: but legitimate cases only.
-#: TCP connect (and the handshake of implicit TLS): a reachable host answers in well under a
-#: second; 10 s covers a slow VPN or a first DNS lookup.
-CONNECT_WAIT = 10.0
-#: Twice Postfix postscreen's 6 s greet pause, the longest delay servers add on purpose.
-GREETING_WAIT = 12.0
-#: Each command (EHLO, STARTTLS, AUTH, MAIL, RCPT, DATA): RCPT may wait on DNS checks
-#: (blocklists, SPF, recipient callouts) of a few seconds.
-COMMAND_WAIT = 15.0
-#: The reply to the final dot follows content scanning (antivirus, spam filters, milters); a
-#: timeout there leaves the outcome unknown, the costliest answer, so it waits longest.
-END_OF_DATA_WAIT = 60.0
-#: QUIT, alone or pipelined behind the message: the message is already decided, so a server
-#: that does not say goodbye costs the user a moment at most.
-QUIT_WAIT = 3.0
-#: The implicit-TLS probe after a silent greeting: a TLS server answers a hello at once.
-TLS_PROBE_WAIT = 3.0
-
-
-@dataclass(frozen=True)
-class Waits:
-    """The seconds one send waits at each step (see the ``*_WAIT`` defaults for why)."""
-
-    connect: float = CONNECT_WAIT
-    greeting: float = GREETING_WAIT
-    command: float = COMMAND_WAIT
-    end_of_data: float = END_OF_DATA_WAIT
-    quit: float = QUIT_WAIT
-
-    def describe(self) -> str:
-        def s(value: float) -> str:
-            return f"{value:g} s"
-
-        return (
-            f"connect {s(self.connect)}, greeting {s(self.greeting)}, each command "
-            f"{s(self.command)}, end of data {s(self.end_of_data)}, QUIT {s(self.quit)}"
-        )
-
-
-def _chosen(org: OrgSettings, name: str) -> float | None:
-    """An org timeout when it was changed from the settings' default, else None (then each
-    phase keeps its own default wait)."""
-    value = getattr(org, name)
-    default = type(org).model_fields[name].default
-    return None if value == default else float(value)
-
-
-# --------------------------------------------------------------------------- the plan
-
-
-@dataclass(frozen=True)
-class SmtpPlan:
-    """Everything one send needs, resolved from the effective settings (no secrets)."""
-
-    host: str
-    port: int
-    security: Security  # never AUTO: resolved by port
-    auth: AuthType
-    username: str | None
-    from_address: str | None
-    from_name: str | None = None
-    ca_file: str | None = None
-    pin_sha256: str | None = None
-    tls_min_version: str = "1.2"
-    allow_plaintext_auth: bool = False
-    #: Overrides the connect wait (None: :data:`CONNECT_WAIT`, or the command override if lower).
-    connect_timeout: float | None = None
-    #: An override (``--timeout``, or an org ``command_timeout`` changed from its default):
-    #: every reply — greeting, each command, end of data — waits this long. None: per phase.
-    command_timeout: float | None = None
-    local_hostname: str = "mailkit.localhost"
-    mode: Mode = Mode.SMTP
-
-    @property
-    def waits(self) -> Waits:
-        override = self.command_timeout
-        connect = self.connect_timeout
-        if connect is None:
-            connect = CONNECT_WAIT if override is None else min(CONNECT_WAIT, override)
-        if override is None:
-            return Waits(connect=connect)
-        return Waits(connect, override, override, override, min(QUIT_WAIT, override))
-
-    @classmethod
-    def from_effective(cls, eff: Effective) -> SmtpPlan:
-        security = eff.security
-        if security is Security.AUTO:
-            security = Security.IMPLICIT_TLS if eff.port == 465 else Security.STARTTLS
-        return cls(
-            host=eff.host or "",
-            port=eff.port,
-            security=security,
-            auth=eff.auth,
-            username=eff.username,
-            from_address=eff.from_address,
-            from_name=eff.from_name,
-            ca_file=eff.org.ca_file,
-            pin_sha256=eff.org.tls_pin_sha256,
-            tls_min_version=eff.org.tls_min_version,
-            allow_plaintext_auth=eff.org.allow_plaintext_auth,
-            connect_timeout=_chosen(eff.org, "connect_timeout"),
-            command_timeout=_chosen(eff.org, "command_timeout"),
-            mode=eff.mode,
-        )
-
-    def context(self, auth: str | None = None) -> SendContext:
-        return SendContext(
-            host=self.host,
-            port=self.port,
-            security=self.security.value,
-            auth=auth or self.auth.value,
-            username=self.username,
-            from_address=self.from_address,
-            timeout=self.waits.command,
-        )
-
-
-def tls_context(plan: SmtpPlan) -> ssl.SSLContext:
-    """Verification always on: system CAs, or the CA file, or (pinned) the fingerprint."""
-    # With a pin the chain is not checked at all, so a CA file set beside it is not read.
-    context = ssl.create_default_context(cafile=None if plan.pin_sha256 else plan.ca_file)
-    context.minimum_version = (
-        ssl.TLSVersion.TLSv1_3 if plan.tls_min_version == "1.3" else ssl.TLSVersion.TLSv1_2
-    )
-    if plan.pin_sha256:
-        # The pin replaces the chain: a self-signed server is trusted by its exact certificate,
-        # checked right after the handshake and before a single byte is sent over it.
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
-# --------------------------------------------------------------------------- the send
-
-
 class _Stop(Exception):
     """The send ends here with this failure (raised inside, turned into a diagnosis).
 
@@ -478,105 +78,6 @@ class _Stop(Exception):
         super().__init__(failure.phase.value)
         self.failure = failure
         self.diagnosis = diagnosis
-
-
-def _root_causes(exc: BaseException) -> list[BaseException]:
-    chain: list[BaseException] = []
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        chain.append(current)
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return chain
-
-
-def _enhanced(text: str) -> str | None:
-    first = text.strip().split(" ", 1)[0] if text.strip() else ""
-    parts = first.split(".")
-    if len(parts) == 3 and parts[0] in {"2", "4", "5"} and all(p.isdigit() for p in parts):
-        return first
-    return None
-
-
-def failure_from_exception(exc: BaseException, phase: Phase, **facts: Any) -> Failure:
-    """Classify what aiosmtplib / asyncio / ssl raised into a :class:`Failure`."""
-    for cause in _root_causes(exc):
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            return Failure(
-                Phase.TLS if phase in (Phase.CONNECT, Phase.GREETING, Phase.STARTTLS) else phase,
-                Signal.TLS_VERIFY,
-                verify_code=cause.verify_code,
-                detail=str(cause.verify_message or cause),
-                **facts,
-            )
-        if isinstance(cause, ssl.SSLError):
-            return Failure(Phase.TLS, Signal.TLS_PROTOCOL, detail=str(cause), **facts)
-        if isinstance(cause, socket.gaierror):
-            return Failure(Phase.CONNECT, Signal.DNS, detail=str(cause), **facts)
-        if isinstance(cause, ConnectionRefusedError):
-            return Failure(Phase.CONNECT, Signal.REFUSED, detail=str(cause), **facts)
-        if isinstance(cause, OSError) and cause.errno in (
-            errno.ENETUNREACH,
-            errno.EHOSTUNREACH,
-            errno.EADDRNOTAVAIL,
-        ):
-            return Failure(Phase.CONNECT, Signal.UNREACHABLE, detail=str(cause), **facts)
-    if isinstance(exc, PipelineError):
-        return failure_from_exception(exc.cause, phase, **facts)
-    if isinstance(exc, SMTPConnectTimeoutError):
-        waiting_for_greeting = "ready message" in str(exc)
-        return Failure(
-            Phase.GREETING if waiting_for_greeting else Phase.CONNECT,
-            Signal.TIMEOUT,
-            detail=str(exc),
-            **facts,
-        )
-    if isinstance(exc, SMTPTimeoutError | TimeoutError | asyncio.TimeoutError):
-        return Failure(phase, Signal.TIMEOUT, detail=str(exc) or "timed out", **facts)
-    if isinstance(exc, SMTPResponseException):
-        if exc.code < 0 or "Malformed" in exc.message or "too long" in exc.message:
-            # Not cut here: the sender scrubs the server's words first, then cuts them.
-            return Failure(phase, Signal.MALFORMED, detail=exc.message, **facts)
-        return Failure(
-            phase,
-            Signal.REPLY,
-            code=exc.code,
-            enhanced=_enhanced(exc.message),
-            text=exc.message,
-            **facts,
-        )
-    if isinstance(exc, SMTPServerDisconnected | ConnectionError | EOFError):
-        return Failure(phase, Signal.DISCONNECTED, detail=str(exc), **facts)
-    return Failure(phase, Signal.DISCONNECTED, detail=f"{type(exc).__name__}: {exc}", **facts)
-
-
-def _bounded(failure: Failure) -> Failure:
-    """``failure`` with its sender detail cut — only ever applied after scrubbing."""
-    if len(failure.detail) <= MAX_DETAIL:
-        return failure
-    return dataclasses.replace(failure, detail=failure.detail[: MAX_DETAIL - 1] + "…")
-
-
-def _extra_reply(phase: Phase) -> Failure:
-    """The server answered one command twice: replies no longer pair with commands."""
-    step = {Phase.RCPT: "RCPT TO", Phase.MAIL: "MAIL FROM", Phase.AUTH: "AUTH"}.get(phase, "")
-    return Failure(
-        phase,
-        Signal.MALFORMED,
-        detail=f"duplicate reply: the server answered {step or phase.value} twice",
-    )
-
-
-def _reply_failure(phase: Phase, response: SMTPResponse, **facts: Any) -> Failure:
-    return Failure(
-        phase,
-        Signal.REPLY,
-        code=response.code,
-        enhanced=_enhanced(response.message),
-        text=response.message,
-        **facts,
-    )
 
 
 class SmtpTestSender:
@@ -632,7 +133,7 @@ class SmtpTestSender:
         diagnosis = None
         if failure is not None:
             # The server's words reach the diagnosis only scrubbed, and cut only after that.
-            failure = _bounded(self.scrubber.scrub_value(failure))
+            failure = bounded(self.scrubber.scrub_value(failure))
             known = self.scrubber.scrub_value(known)
             diagnosis = known or diagnose(failure, self.plan.context(self._auth_label()))
             if failure.detail and failure.signal not in (Signal.REPLY, Signal.OAUTH):
@@ -1026,7 +527,7 @@ class SmtpTestSender:
             self._check_replies(replies, len(message.recipients))
             if protocol.unasked and group[-1][0] is not Phase.DATA:
                 self._in_body = True  # whatever the server thinks comes next, say no more
-                raise _Stop(_extra_reply(group[-1][0]))
+                raise _Stop(extra_reply(group[-1][0]))
         body = normalize_message_line_endings(payload)
         body = PERIOD_REGEX.sub(b"..", body) + b".\r\n"
         end = await self._end_of_data(protocol, body, pipelining)
@@ -1048,14 +549,14 @@ class SmtpTestSender:
                 # DATA never answers 2xx: this is the command before it answered twice, and
                 # the real answer to DATA (likely 354) is still on its way.
                 self._in_body = True
-                raise _Stop(_extra_reply(previous))
+                raise _Stop(extra_reply(previous))
             previous = phase
             if phase is Phase.AUTH:
                 self.mechanism = "PLAIN"
                 if response.code != 235:
-                    raise _Stop(_reply_failure(Phase.AUTH, response))
+                    raise _Stop(reply_failure(Phase.AUTH, response))
             elif phase is Phase.MAIL and response.code != 250:
-                raise _Stop(_reply_failure(Phase.MAIL, response))
+                raise _Stop(reply_failure(Phase.MAIL, response))
             elif phase is Phase.RCPT:
                 answered += 1
                 if response.code in (250, 251):
@@ -1064,11 +565,11 @@ class SmtpTestSender:
                     refusal = response
             elif phase is Phase.DATA:
                 if accepted == 0 and refusal is not None:
-                    raise _Stop(_reply_failure(Phase.RCPT, refusal))
+                    raise _Stop(reply_failure(Phase.RCPT, refusal))
                 if response.code != 354:
-                    raise _Stop(_reply_failure(Phase.DATA, response))
+                    raise _Stop(reply_failure(Phase.DATA, response))
         if answered == recipients and accepted == 0 and refusal is not None:
-            raise _Stop(_reply_failure(Phase.RCPT, refusal))
+            raise _Stop(reply_failure(Phase.RCPT, refusal))
 
     async def _end_of_data(self, protocol: RecordingProtocol, body: bytes, pipelining: bool) -> str:
         quit_with_body = pipelining
@@ -1086,7 +587,7 @@ class SmtpTestSender:
             raise _Stop(failure_from_exception(exc, Phase.END_OF_DATA)) from None
         final = responses[0]
         if final.code != 250:
-            raise _Stop(_reply_failure(Phase.END_OF_DATA, final))
+            raise _Stop(reply_failure(Phase.END_OF_DATA, final))
         if not quit_with_body and self.smtp is not None:
             await self._quit(self.smtp)
         return f"{final.code} {final.message}"
@@ -1099,9 +600,6 @@ class SmtpTestSender:
         self.recorder.phase = Phase.QUIT
         with contextlib.suppress(Exception):
             await protocol.pipeline(b"QUIT\r\n", 1, self.waits.quit)
-
-
-# --------------------------------------------------------------------------- convenience
 
 
 async def send_plan_async(
@@ -1124,7 +622,7 @@ async def send_plan_async(
         )
     except ValueError as exc:
         failure = Failure(Phase.SETUP, Signal.MISSING, detail=f"address: {exc}")
-        failure = _bounded(sender.scrubber.scrub_value(failure))
+        failure = bounded(sender.scrubber.scrub_value(failure))
         return TestResult(
             ok=False,
             transcript=sender.recorder.transcript(),
