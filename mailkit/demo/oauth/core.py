@@ -10,7 +10,6 @@ requests to them.
 from __future__ import annotations
 
 import base64
-import hashlib
 import html
 import json
 import logging
@@ -30,6 +29,7 @@ from typing import Any, Literal, Self
 from urllib.parse import urlencode, urlsplit
 
 import trustme
+from oauthlib.oauth2.rfc6749.grant_types.authorization_code import code_challenge_method_s256
 
 from mailkit.demo.oauth.server import _Reply, _Server
 
@@ -169,10 +169,8 @@ _VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")
 
 
 def _pkce_ok(verifier: str, challenge: str) -> bool:
-    if not _VERIFIER.fullmatch(verifier):
-        return False
-    expected = _b64url(hashlib.sha256(verifier.encode("ascii")).digest())
-    return secrets.compare_digest(expected, challenge)
+    """RFC 7636 S256, checked by oauthlib's own server-side function."""
+    return bool(_VERIFIER.fullmatch(verifier)) and code_challenge_method_s256(verifier, challenge)
 
 
 def _stable_id(*parts: str) -> str:
