@@ -18,7 +18,6 @@ import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
-import spnego
 from aiosmtplib import SMTP
 from aiosmtplib.auth import auth_plain_encode
 from aiosmtplib.errors import (
@@ -467,6 +466,8 @@ class SmtpTestSender:
             raise _Stop(failure_from_exception(exc, Phase.AUTH)) from None
 
     async def _auth_ntlm(self, smtp: SMTP, user: str) -> None:
+        import spnego  # only NTLM needs it, and it costs a test send's start-up
+
         assert self.password is not None
         client = spnego.client(
             user,
