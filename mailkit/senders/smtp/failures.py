@@ -28,6 +28,7 @@ from mailkit.senders.smtp.protocol import PipelineError
 
 
 def _root_causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it wraps: aiosmtplib hides a refused socket inside its own errors."""
     chain: list[BaseException] = []
     seen: set[int] = set()
     current: BaseException | None = exc
@@ -116,6 +117,7 @@ def extra_reply(phase: Phase) -> Failure:
 
 
 def reply_failure(phase: Phase, response: SMTPResponse, **facts: Any) -> Failure:
+    """A server's refusal at ``phase``: its code, enhanced status and words, for the rules."""
     return Failure(
         phase,
         Signal.REPLY,
