@@ -1,0 +1,257 @@
+"""How long until mailkit answers? Start-up of ``import mailkit``, ``mailkit --help`` and a whole
+``mailkit test``, against the cost of starting Python with the standard library's SMTP client.
+
+Every command runs as a fresh process (that is what a user or a script pays), ``--runs`` times
+after ``--warmup`` unmeasured runs, interleaved round by round so that noise hits all alike;
+the table shows the median, the range and the ratio to ``python -c "import smtplib, ssl"``.
+
+``mailkit test`` does a real send, end to end: a local aiosmtpd server on 127.0.0.1, started by
+this script, with STARTTLS (a trustme CA the client trusts through ``--ca-file``), AUTH PLAIN
+required after TLS, one recipient. Its time is start-up *and* the loopback send, so its ratio
+is an upper bound on the start-up ratio. Two anchors make the same send: a Python one-liner with
+``smtplib`` and, when it is installed, swaks (``swaks --version`` gives its bare start-up).
+The server counts the messages it accepted; a run that exits non-zero or loses its message is
+a failure (exit status 1). Speed is reported, never asserted. Loopback only.
+
+Run: ``make bench`` or ``.venv/bin/python benchmarks/bench_startup.py [--runs 15] [--warmup 2]
+[--no-swaks]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+import shutil
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trustme
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+HOST = "127.0.0.1"
+USER = "bench@example.com"
+PASSWORD_ENV = "MAILKIT_BENCH_PASSWORD"  # noqa: S105  # the variable's name, not a password
+#: The goal of issue 12: start-up within this many times ``python -c "import smtplib, ssl"``.
+GOAL = 5.0
+
+
+class _Counter:
+    """Accepts every message and counts them: a run whose message never arrived failed."""
+
+    def __init__(self) -> None:
+        self.accepted = 0
+        self._lock = threading.Lock()
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        with self._lock:
+            self.accepted += 1
+        return "250 2.0.0 accepted"
+
+
+def _free_port() -> int:
+    # aiosmtpd's Controller cannot take port 0: its readiness check connects to the port given.
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class LocalServer:
+    """aiosmtpd with STARTTLS and AUTH PLAIN after TLS, in a thread of this process."""
+
+    def __init__(self, directory: Path) -> None:
+        self.password = secrets.token_urlsafe(18)
+        ca = trustme.CA()
+        self.ca_file = directory / "ca.pem"
+        ca.cert_pem.write_to_path(str(self.ca_file))
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert(HOST, "localhost").configure_cert(context)
+        self.counter = _Counter()
+        self.port = _free_port()
+        self._controller = Controller(
+            self.counter,
+            hostname=HOST,
+            port=self.port,
+            server_hostname="bench.localhost",
+            tls_context=context,
+            require_starttls=True,
+            auth_require_tls=True,
+            auth_required=True,
+            authenticator=self._authenticate,
+        )
+
+    def _authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        ok = (
+            isinstance(data, LoginPassword)
+            and data.login == USER.encode()
+            and secrets.compare_digest(data.password, self.password.encode())
+        )
+        return AuthResult(success=ok, handled=False, auth_data=data)
+
+    def __enter__(self) -> LocalServer:
+        self._controller.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._controller.stop()
+
+
+@dataclass
+class Command:
+    """One command line to time; ``sends`` when each run must deliver one message."""
+
+    name: str
+    argv: list[str]
+    sends: bool = False
+    times: list[float] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+
+def _mailkit_argv() -> list[str]:
+    """The installed console script, as a user runs it; ``python -m`` where there is none."""
+    script = Path(sys.executable).with_name("mailkit")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "mailkit.cli"]
+
+
+def commands(server: LocalServer, swaks: str | None) -> list[Command]:
+    python = sys.executable
+    mailkit = _mailkit_argv()
+    to = ["--to", "bob@example.org", "--from", USER]
+    mailkit_send = [
+        *mailkit, "test", *to, "--host", HOST, "--port", str(server.port),
+        "--security", "starttls", "--auth", "plain", "--username", USER,
+        "--ca-file", str(server.ca_file), "--password-env", PASSWORD_ENV, "--secrets", "none",
+    ]  # fmt: skip
+    smtplib_send = (
+        "import os, smtplib, ssl\n"
+        f"context = ssl.create_default_context(cafile={str(server.ca_file)!r})\n"
+        f"with smtplib.SMTP({HOST!r}, {server.port}, local_hostname='bench.localhost') as s:\n"
+        "    s.starttls(context=context)\n"
+        f"    s.login({USER!r}, os.environ[{PASSWORD_ENV!r}])\n"
+        f"    s.sendmail({USER!r}, ['bob@example.org'], b'Subject: bench\\r\\n\\r\\nhello\\r\\n')\n"
+    )
+    found = [
+        Command('python -c "import smtplib, ssl"', [python, "-c", "import smtplib, ssl"]),
+        Command("python -c 'import mailkit'", [python, "-c", "import mailkit"]),
+        Command("mailkit --help", [*mailkit, "--help"]),
+        Command("mailkit test (a whole send)", mailkit_send, sends=True),
+        Command("python smtplib (the same send)", [python, "-c", smtplib_send], sends=True),
+    ]
+    if swaks is not None:
+        swaks_send = [
+            swaks, *to, "--server", f"{HOST}:{server.port}", "--tls", "--auth", "PLAIN",
+            "--auth-user", USER, "--auth-password", server.password, "--silent", "2",
+        ]  # fmt: skip
+        found += [
+            Command("swaks --version", [swaks, "--version"]),
+            Command("swaks (the same send)", swaks_send, sends=True),
+        ]
+    return found
+
+
+def run_once(command: Command, server: LocalServer, env: dict[str, str], *, record: bool) -> None:
+    before = server.counter.accepted
+    start = time.perf_counter()
+    done = subprocess.run(
+        command.argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, check=False
+    )
+    elapsed = time.perf_counter() - start
+    problem = None
+    if done.returncode != 0:
+        last = (done.stderr or done.stdout).decode(errors="replace").strip().splitlines()
+        problem = f"exit {done.returncode}: {last[-1] if last else '(no output)'}"
+    elif command.sends and server.counter.accepted != before + 1:
+        problem = "the server received no message"
+    if problem is not None:
+        command.failures.append(problem)
+    elif record:
+        command.times.append(elapsed)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--runs", type=int, default=15, help="measured runs per command")
+    parser.add_argument(
+        "--warmup", type=int, default=2, help="unmeasured runs per command first (at least 1)"
+    )
+    parser.add_argument("--no-swaks", action="store_true", help="leave swaks out")
+    args = parser.parse_args(argv)
+    args.warmup = max(args.warmup, 1)  # the first run compiles and caches every module
+    # aiosmtpd 1.4 logs a warning about its own deprecated attribute on every AUTH it handles.
+    logging.getLogger("mail.log").setLevel(logging.ERROR)
+    swaks = None if args.no_swaks else shutil.which("swaks")
+
+    with tempfile.TemporaryDirectory(prefix="mailkit-bench-startup-") as tmp:
+        server = LocalServer(Path(tmp))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MAILKIT_")}
+        env[PASSWORD_ENV] = server.password
+        env["HOME"] = tmp  # no profile or keyring of the person running the benchmark
+        # Compiled modules cached as an installed package has them (pip writes .pyc files), in
+        # a folder of this run: the warm-up fills it, the measured runs read it.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache")
+        with server:
+            table = commands(server, swaks)
+            for round_ in range(args.warmup + args.runs):
+                for command in table:
+                    run_once(command, server, env, record=round_ >= args.warmup)
+    report(table, args.runs, args.warmup, swaks)
+    return 1 if any(c.failures for c in table) else 0
+
+
+def report(table: list[Command], runs: int, warmup: int, swaks: str | None) -> None:
+    print(
+        f"Start-up, fresh process per run: median of {runs} runs after {warmup} warm-up(s), "
+        f"interleaved; Python {sys.version.split()[0]}, {os.cpu_count()} CPU(s)."
+    )
+    print("The sends go to a local aiosmtpd (STARTTLS, AUTH PLAIN, 1 recipient) on loopback.")
+    anchor = statistics.median(table[0].times) if table[0].times else float("nan")
+    print(f"\n{'command':<34} {'median ms':>10} {'range ms':>15} {'vs import smtplib, ssl':>23}")
+    for command in table:
+        if not command.times:
+            print(f"{command.name:<34} {'FAILED':>10}")
+            continue
+        median = statistics.median(command.times)
+        span = f"{min(command.times) * 1000:.0f}-{max(command.times) * 1000:.0f}"
+        print(f"{command.name:<34} {median * 1000:>10.1f} {span:>15} {median / anchor:>22.2f}x")
+    if swaks is None:
+        print("\nswaks is not installed: its rows are left out (Debian: apt-get install swaks).")
+    by_name = {c.name: c for c in table}
+    print(f"\nGoal (issue 12): mailkit --help and mailkit test within {GOAL:g}x the anchor.")
+    for name in ("mailkit --help", "mailkit test (a whole send)"):
+        times = by_name[name].times
+        if times:
+            ratio = statistics.median(times) / anchor
+            verdict = "meets" if ratio <= GOAL else "misses"
+            print(f"  {name}: {ratio:.2f}x, {verdict} the goal")
+    if swaks is not None and by_name["swaks (the same send)"].times:
+        ours = by_name["mailkit test (a whole send)"].times
+        theirs = by_name["swaks (the same send)"].times
+        if ours:
+            print(
+                f"  mailkit test / swaks, the same send: "
+                f"{statistics.median(ours) / statistics.median(theirs):.2f}x"
+            )
+    for command in table:
+        for problem in sorted(set(command.failures)):
+            count = command.failures.count(problem)
+            print(f"FAILED {command.name} ({count}x): {problem}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
