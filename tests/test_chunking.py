@@ -7,16 +7,42 @@ mistake in the sender cannot hide a mistake in the server it is tested against.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import smtplib
 import socket
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from aiosmtpd.smtp import Envelope, Session
-from smtpd_servers import MailServer, ServerLoop, listening_socket
+from smtpd_servers import (
+    SCENARIOS,
+    Close,
+    Credentials,
+    MailServer,
+    ReadBody,
+    Reply,
+    Scenario,
+    ScenarioServer,
+    Script,
+    ServerLoop,
+    TLSMaterial,
+    listening_socket,
+    stop_scenario,
+)
 
 from mailkit.demo.chunking import ChunkingSMTP
+from mailkit.demo.server import DEMO_USER, DemoServer
+from mailkit.outcome import Cause, Kind, Phase
+from mailkit.result import TestResult
+from mailkit.runner import run_sync
 from mailkit.secret import Secret
+from mailkit.senders.smtp.plan import SmtpPlan
+from mailkit.senders.smtp.sender import send_plan_async
+from mailkit.settings import AuthType, Security
+from mailkit.testsend import send_test_async
 from mailkit.transcript import Recorder
 
 pytestmark = pytest.mark.timeout(30)
@@ -285,3 +311,294 @@ def test_transcript_of_middle_chunks_and_bdat_0_last() -> None:
     ]
     assert rows[4][3].startswith("<message: 4 header fields")
     assert rows[4][3].endswith(f"{len(payload):,} bytes in all>")
+
+
+# ------------------------------------------------------------------ mailkit's sends with BDAT
+
+FROM = "alice@example.com"
+TO = "bob@example.org"
+
+
+def _plan(server: MailServer, **changes: Any) -> SmtpPlan:
+    plan = SmtpPlan(
+        host=server.host,
+        port=server.starttls_port,
+        security=Security.STARTTLS,
+        auth=AuthType.AUTO,
+        username=server.user,
+        from_address=FROM,
+        ca_file=str(server.ca_file),
+        connect_timeout=5,
+        command_timeout=5,
+    )
+    return dataclasses.replace(plan, **changes)
+
+
+def _mailkit_send(plan: SmtpPlan, password: str, to: tuple[str, ...] = (TO,)) -> TestResult:
+    return run_sync(send_plan_async(plan, to=list(to), password=Secret(password)))
+
+
+def _rows(result: TestResult) -> list[tuple[str, str, int | None, str]]:
+    return [(r.dir.value, r.phase.value, r.code, r.text) for r in result.transcript.rows]
+
+
+def test_mailkit_sends_one_bdat_last_in_the_group_after_ehlo(chunking_server: MailServer) -> None:
+    result = _mailkit_send(_plan(chunking_server), chunking_server.password)
+    assert result.ok, result.diagnosis
+    [message] = chunking_server.messages
+    assert message.chunks == (len(message.data),)  # one chunk, the whole message
+    assert message.auth_mechanism == "PLAIN"
+    rows = [row for row in _rows(result) if row[0] != "I"]
+    # After the EHLO over TLS, every client line leaves before the first reply: one flight.
+    last_ehlo = max(i for i, row in enumerate(rows) if row[:2] == ("S", "ehlo"))
+    flight = rows[last_ehlo + 1 :]
+    first_reply = next(i for i, row in enumerate(flight) if row[0] == "S")
+    assert [row[3].split(" ")[0] for row in flight[:first_reply]] == [
+        "AUTH",
+        "MAIL",
+        "RCPT",
+        "BDAT",
+        "<message:",
+        "QUIT",
+    ]
+    assert flight[2][3] == f"RCPT TO:<{TO}>"
+    assert flight[3][3] == f"BDAT {len(message.data)} LAST"
+    assert [row[1:3] for row in flight[first_reply:]] == [
+        ("auth", 235),
+        ("mail", 250),
+        ("rcpt", 250),
+        ("end_of_data", 250),
+        ("quit", 221),
+    ]
+    assert not any(row[2] == 354 for row in rows)  # no DATA anywhere
+    assert result.server_reply is not None
+    assert "queued as" in result.server_reply
+    info = [r.text for r in result.transcript.rows if r.dir.value == "I"]
+    assert any("CHUNKING" in text and "BDAT" in text for text in info)
+
+
+def test_mailkit_falls_back_to_data_without_chunking(smtp_server: MailServer) -> None:
+    result = _mailkit_send(_plan(smtp_server), smtp_server.password)
+    assert result.ok
+    [message] = smtp_server.messages
+    assert message.chunks == ()
+    assert any(row[2] == 354 for row in _rows(result))
+    assert not any(row[3].startswith("BDAT") for row in _rows(result))
+
+
+def test_a_plan_may_keep_to_data_where_chunking_is_offered(chunking_server: MailServer) -> None:
+    result = _mailkit_send(_plan(chunking_server, chunking=False), chunking_server.password)
+    assert result.ok
+    [message] = chunking_server.messages
+    assert message.chunks == ()
+    assert any(row[2] == 354 for row in _rows(result))
+
+
+def test_the_message_arrives_the_same_either_way(chunking_server: MailServer) -> None:
+    """The same bytes go out with BDAT as with DATA (after the server's dot-unstuffing)."""
+    for chunking in (True, False):
+        assert _mailkit_send(_plan(chunking_server, chunking=chunking), chunking_server.password).ok
+    bdat, data = chunking_server.messages
+    assert bdat.chunks
+    assert not data.chunks
+
+    def without_ids(raw: bytes) -> bytes:
+        return b"\r\n".join(
+            line for line in raw.split(b"\r\n") if not line.startswith((b"Message-ID:", b"Date:"))
+        )
+
+    assert without_ids(bdat.data) == without_ids(data.data)
+
+
+def test_several_recipients_one_refused(chunking_server: MailServer) -> None:
+    result = _mailkit_send(
+        _plan(chunking_server),
+        chunking_server.password,
+        to=(TO, "carol@example.net"),
+    )
+    assert result.ok
+    [message] = chunking_server.messages
+    assert message.rcpt_tos == (TO, "carol@example.net")
+
+
+def test_a_failed_pipelined_auth_is_bad_credentials_and_sends_no_message_where_auth_is_required(
+    chunking_server: MailServer, smtp_credentials: Credentials
+) -> None:
+    chunking_server.require_auth = True
+    result = _mailkit_send(_plan(chunking_server), "wrong")
+    assert result.diagnosis is not None
+    assert result.diagnosis.cause is Cause.BAD_CREDENTIALS
+    assert result.diagnosis.phase is Phase.AUTH
+    assert chunking_server.messages == []
+    assert smtp_credentials.leaks_in(result.transcript.to_text()) == []
+
+
+def test_a_server_that_takes_mail_without_auth_is_named(chunking_server: MailServer) -> None:
+    """The message left with the AUTH: a server that takes mail from anyone accepts it even
+    though AUTH failed. The diagnosis stays bad credentials, and the transcript says so."""
+    result = _mailkit_send(_plan(chunking_server), "wrong")
+    assert result.diagnosis is not None
+    assert result.diagnosis.cause is Cause.BAD_CREDENTIALS
+    [message] = chunking_server.messages
+    assert message.auth_user is None
+    info = [r.text for r in result.transcript.rows if r.dir.value == "I"]
+    assert any("accepted the message although AUTH failed" in text for text in info)
+    # QUIT went out with the group: it is not said a second time.
+    quits = [r for r in result.transcript.rows if r.dir.value == "C" and r.text == "QUIT"]
+    assert len(quits) == 1
+
+
+def test_the_demo_server_offers_chunking_and_mailkit_uses_it(tmp_path: Path) -> None:
+    with DemoServer(tmp_path / "demo") as server:
+        demo = server.settings
+        result = run_sync(
+            send_test_async(
+                demo.org(),
+                demo.user(DEMO_USER),
+                to=["rcpt@example.org"],
+                password=demo.password_secret(),
+            )
+        )
+    assert result.ok, result.diagnosis
+    assert any(r.text.startswith("BDAT ") for r in result.transcript.rows)
+
+
+# ------------------------------------------------------------------ failures at BDAT
+
+#: Scenarios from MAIL on, met with CHUNKING offered: the same diagnosis as with DATA.
+CHUNKED_SCENARIOS = (
+    "sender_rejected_550",
+    "microsoft_550_5_7_60",
+    "rate_limited_450",
+    "relay_denied_550",
+    "recipient_rejected_550",
+    "greylisted_451",
+    "mailbox_full_452",
+    "too_large_552",
+    "message_rejected_554",
+    "timeout_after_data",
+    "auth_535",
+    "closing_421",
+)
+
+
+@contextlib.contextmanager
+def _chunking_scenario(
+    server_loop: ServerLoop, tls_material: TLSMaterial, scenario: Scenario
+) -> Iterator[ScenarioServer]:
+    assert scenario.script is not None
+    script = dataclasses.replace(
+        scenario.script, extensions=(*scenario.script.extensions, "CHUNKING")
+    )
+    server = ScenarioServer(dataclasses.replace(scenario, script=script), tls_material, {})
+    server_loop.call(server._start())
+    try:
+        yield server
+    finally:
+        stop_scenario(server_loop, server)
+
+
+def _send_to_scenario(server: ScenarioServer, credentials: Credentials) -> TestResult:
+    plan = SmtpPlan(
+        host=server.host,
+        port=server.port,
+        security=Security(server.security),
+        auth=AuthType.AUTO,
+        username=credentials.user,
+        from_address=FROM,
+        ca_file=str(server.ca_file),
+        connect_timeout=3,
+        command_timeout=3,
+    )
+    return _mailkit_send(plan, credentials.password)
+
+
+@pytest.mark.parametrize("name", CHUNKED_SCENARIOS)
+def test_failures_with_bdat_are_diagnosed_as_with_data(
+    name: str,
+    server_loop: ServerLoop,
+    tls_material: TLSMaterial,
+    smtp_credentials: Credentials,
+) -> None:
+    scenario = SCENARIOS[name](tls_material)
+    with _chunking_scenario(server_loop, tls_material, scenario) as server:
+        result = _send_to_scenario(server, smtp_credentials)
+        server.wait_idle()
+    assert scenario.expect is not None
+    diagnosis = result.diagnosis
+    assert diagnosis is not None
+    assert (diagnosis.phase, diagnosis.cause) == (scenario.expect.phase, scenario.expect.cause)
+    # It really was the chunked path (a server that closes early never reads the BDAT).
+    assert any(row.text.startswith("BDAT ") for row in result.transcript.rows)
+    assert "DATA" not in server.commands
+    assert smtp_credentials.leaks_in(result.transcript.to_text() + diagnosis.to_text()) == []
+
+
+@pytest.mark.parametrize("abort", [False, True])
+def test_a_connection_lost_after_the_last_chunk_went_out_is_outcome_unknown(
+    abort: bool,
+    server_loop: ServerLoop,
+    tls_material: TLSMaterial,
+    smtp_credentials: Credentials,
+) -> None:
+    scenario = Scenario(
+        "disconnect_in_bdat",
+        "reads part of the BDAT chunk, then closes",
+        Script(
+            starttls=tls_material.server.server_context(),
+            on={"BDAT": (ReadBody(max_bytes=64), Close(abort))},
+        ),
+        None,
+    )
+    with _chunking_scenario(server_loop, tls_material, scenario) as server:
+        result = _send_to_scenario(server, smtp_credentials)
+    diagnosis = result.diagnosis
+    assert diagnosis is not None
+    assert (diagnosis.phase, diagnosis.kind, diagnosis.cause) == (
+        Phase.END_OF_DATA,
+        Kind.OUTCOME_UNKNOWN,
+        Cause.OUTCOME_UNKNOWN,
+    )
+
+
+def test_a_duplicated_reply_in_the_bdat_group_leaves_the_outcome_unknown(
+    server_loop: ServerLoop, tls_material: TLSMaterial, smtp_credentials: Credentials
+) -> None:
+    """RCPT answered twice: every later reply pairs with the wrong command, so the "250" in
+    the message's place may be anything. mailkit does not call that a delivery."""
+    scenario = Scenario(
+        "duplicate_rcpt_in_bdat_group",
+        "RCPT answered twice",
+        Script(
+            starttls=tls_material.server.server_context(),
+            on={"RCPT": (Reply("250 2.1.5 Ok\n250 2.1.5 Ok"),)},
+        ),
+        None,
+    )
+    with _chunking_scenario(server_loop, tls_material, scenario) as server:
+        result = _send_to_scenario(server, smtp_credentials)
+    assert not result.ok
+    diagnosis = result.diagnosis
+    assert diagnosis is not None
+    assert diagnosis.kind is Kind.OUTCOME_UNKNOWN
+
+
+def test_without_pipelining_bdat_goes_alone_after_each_reply(
+    server_loop: ServerLoop, tls_material: TLSMaterial, smtp_credentials: Credentials
+) -> None:
+    scenario = Scenario(
+        "chunking_without_pipelining",
+        "CHUNKING but no PIPELINING",
+        Script(
+            starttls=tls_material.server.server_context(),
+            extensions=("SIZE 35882577", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8"),
+        ),
+        None,
+    )
+    with _chunking_scenario(server_loop, tls_material, scenario) as server:
+        result = _send_to_scenario(server, smtp_credentials)
+        server.wait_idle()
+    assert result.ok, result.diagnosis
+    assert server.commands[-4:] == ["MAIL", "RCPT", "BDAT", "QUIT"]
+    [body] = server.bodies
+    assert body.startswith(b"From: ") or b"\r\nFrom: " in body

@@ -137,7 +137,7 @@ class ChunkingSMTP(SMTP):
             content.decode("utf-8", errors="surrogateescape") if self._decode_data else content
         )
         status = await self._call_handler_hook("DATA")
-        self._set_post_data_state()
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
         await self.push("250 OK" if status is MISSING else status)
 
     @syntax("DATA")

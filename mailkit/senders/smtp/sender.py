@@ -109,6 +109,8 @@ class SmtpTestSender:
         self.mechanism: str | None = None
         #: The server said 354 and waits for a body we will not send: QUIT would be body text.
         self._in_body = False
+        #: QUIT already went out (pipelined behind a BDAT chunk): it is not said twice.
+        self._quit_sent = False
         #: Built in :meth:`_send`, after the CA file was checked (a bad one is a diagnosis).
         self._context: ssl.SSLContext | None = None
 
@@ -163,6 +165,7 @@ class SmtpTestSender:
             failure.signal in (Signal.REPLY, Signal.OAUTH)
             and failure.code != 421
             and not self._in_body
+            and not self._quit_sent
         )
 
     def _auth_label(self) -> str:
@@ -238,6 +241,15 @@ class SmtpTestSender:
         pipelining = smtp.supports_extension("pipelining")
         if pipelining:
             self.recorder.info("the server offers PIPELINING: commands are sent in groups")
+        if self._chunking(smtp):
+            self.recorder.info(
+                "the server offers CHUNKING: the message goes as one BDAT chunk marked LAST, "
+                + (
+                    "in the same group as MAIL and RCPT, with QUIT behind it"
+                    if pipelining
+                    else "without DATA's wait for 354"
+                )
+            )
         plain_in_group = mechanism == "PLAIN" and pipelining
         if mechanism is not None and not plain_in_group:
             await self._authenticate(smtp, mechanism)
@@ -508,6 +520,8 @@ class SmtpTestSender:
             commands.append((Phase.AUTH, b"AUTH PLAIN " + encoded + b"\r\n"))
         commands.append((Phase.MAIL, mail.encode() + b"\r\n"))
         commands += [(Phase.RCPT, f"RCPT TO:<{r}>\r\n".encode()) for r in message.recipients]
+        if self._chunking(smtp):
+            return await self._chunked(protocol, commands, payload, pipelining, message)
         commands.append((Phase.DATA, b"DATA\r\n"))
         timeout = self.waits.command
         replies: list[tuple[Phase, SMTPResponse]] = []
@@ -533,6 +547,83 @@ class SmtpTestSender:
         body = PERIOD_REGEX.sub(b"..", body) + b".\r\n"
         end = await self._end_of_data(protocol, body, pipelining)
         return end
+
+    def _chunking(self, smtp: SMTP) -> bool:
+        return self.plan.chunking and smtp.supports_extension("chunking")
+
+    async def _chunked(
+        self,
+        protocol: RecordingProtocol,
+        commands: list[tuple[Phase, bytes]],
+        payload: bytes,
+        pipelining: bool,
+        message: TestMessage,
+    ) -> str:
+        """RFC 3030: the message as one ``BDAT <size> LAST`` chunk, its octets as they are (no
+        dot-stuffing, no final dot). The server reads them whatever it answers, so they may
+        leave before MAIL and RCPT are answered: with PIPELINING the chunk and QUIT join the
+        group, and the whole transaction takes one round trip. The reply to the chunk is the
+        message's verdict, as the reply to DATA's final dot is; lost, the outcome is unknown."""
+        body = normalize_message_line_endings(payload)
+        commands = [*commands, (Phase.END_OF_DATA, b"BDAT %d LAST\r\n" % len(body) + body)]
+        if pipelining:
+            commands.append((Phase.QUIT, b"QUIT\r\n"))
+        wait = {Phase.END_OF_DATA: self.waits.end_of_data, Phase.QUIT: self.waits.quit}
+        replies: list[tuple[Phase, SMTPResponse]] = []
+        for group in [commands] if pipelining else [[c] for c in commands]:
+            phases = [p for p, _ in group]
+            waits = [wait.get(p, self.waits.command) for p in phases]
+            try:
+                responses = await protocol.pipeline(
+                    b"".join(c for _, c in group), len(group), waits
+                )
+            except PipelineError as exc:
+                responses = exc.responses
+                if phases[len(responses)] is not Phase.QUIT:  # QUIT's alone: the verdict came
+                    replies += list(zip(phases, responses, strict=False))
+                    self._check_chunk_replies(replies, len(message.recipients))
+                    raise _Stop(failure_from_exception(exc, phases[len(responses)])) from None
+            except Exception as exc:
+                raise _Stop(failure_from_exception(exc, phases[0])) from None
+            self._quit_sent = self._quit_sent or Phase.QUIT in phases
+            replies += list(zip(phases, responses, strict=False))
+            if self._replies_shifted(protocol, replies):
+                # Which reply answers the chunk cannot be told: never call it a delivery.
+                if Phase.END_OF_DATA not in phases:
+                    raise _Stop(extra_reply(phases[-1]))
+                detail = "duplicate reply: the server answered more often than it was asked"
+                raise _Stop(Failure(Phase.END_OF_DATA, Signal.MALFORMED, detail=detail))
+            self._check_chunk_replies(replies, len(message.recipients))
+        final = next(r for p, r in replies if p is Phase.END_OF_DATA)
+        if not pipelining and self.smtp is not None:
+            await self._quit(self.smtp)
+        return f"{final.code} {final.message}"
+
+    @staticmethod
+    def _replies_shifted(
+        protocol: RecordingProtocol, replies: list[tuple[Phase, SMTPResponse]]
+    ) -> bool:
+        """More replies than commands: one was answered twice (QUIT never answers 250, so a
+        success other than 221 in its place is the chunk's own, pushed along by one)."""
+        quit_codes = [r.code for p, r in replies if p is Phase.QUIT]
+        return bool(protocol.unasked) or any(c < 300 and c != 221 for c in quit_codes)
+
+    def _check_chunk_replies(
+        self, replies: list[tuple[Phase, SMTPResponse]], recipients: int
+    ) -> None:
+        """As :meth:`_check_replies`, then the chunk's verdict. A server that took the message
+        although the AUTH before it failed takes mail from anyone: the transcript says so."""
+        auth_failed = any(p is Phase.AUTH and r.code != 235 for p, r in replies)
+        verdict = next((r for p, r in replies if p is Phase.END_OF_DATA), None)
+        if auth_failed and verdict is not None and verdict.code == 250:
+            self.recorder.info(
+                "the server accepted the message although AUTH failed: it takes mail without "
+                "a sign-in from this client",
+                Phase.END_OF_DATA,
+            )
+        self._check_replies(replies, recipients)
+        if verdict is not None and verdict.code != 250:
+            raise _Stop(reply_failure(Phase.END_OF_DATA, verdict))
 
     def _check_replies(self, replies: list[tuple[Phase, SMTPResponse]], recipients: int) -> None:
         """Stop at the first reply that ends the transaction (pipelined replies come in order).
@@ -596,8 +687,9 @@ class SmtpTestSender:
     async def _quit(self, smtp: SMTP) -> None:
         """Say goodbye politely, briefly; a server that does not answer is not a failure."""
         protocol = smtp.protocol
-        if not isinstance(protocol, RecordingProtocol) or not smtp.is_connected:
+        if not isinstance(protocol, RecordingProtocol) or not smtp.is_connected or self._quit_sent:
             return
+        self._quit_sent = True
         self.recorder.phase = Phase.QUIT
         with contextlib.suppress(Exception):
             await protocol.pipeline(b"QUIT\r\n", 1, self.waits.quit)
