@@ -52,6 +52,16 @@ def test_the_runner_loads_no_sender() -> None:
     assert loaded == ["mailkit.runner"]
 
 
+def test_checking_a_ca_file_loads_no_certificate_parser() -> None:
+    """The command line checks ``--ca-file`` before a send; cryptography waits for a peer."""
+    loaded = _loaded_by(
+        "from mailkit.senders.tls import ca_file_problem\n"
+        "assert ca_file_problem('no-such-file.pem') == 'does not exist'"
+    )
+    assert "mailkit.senders.tls" in loaded
+    assert not [m for m in loaded if m.startswith("cryptography")]
+
+
 def _result(*, ok: bool) -> TestResult:
     password = CANARY.password
     scrubber = SecretScrubber([Secret(password)], username="alice")

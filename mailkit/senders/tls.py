@@ -11,11 +11,12 @@ import contextlib
 import ssl
 from datetime import datetime
 from pathlib import Path
-
-from cryptography import x509
-from cryptography.x509.oid import NameOID
+from typing import TYPE_CHECKING
 
 from mailkit.result import TlsInfo
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 
 def ca_file_problem(path: str) -> str | None:
@@ -42,6 +43,8 @@ def ca_file_problem(path: str) -> str | None:
 
 
 def _name(name: x509.Name) -> str:
+    from cryptography.x509.oid import NameOID
+
     parts = []
     for oid, label in ((NameOID.COMMON_NAME, "CN"), (NameOID.ORGANIZATION_NAME, "O")):
         parts += [f"{label}={a.value!s}" for a in name.get_attributes_for_oid(oid)]
@@ -51,7 +54,13 @@ def _name(name: x509.Name) -> str:
 def describe_certificate(
     der: bytes, ssl_object: ssl.SSLObject | ssl.SSLSocket, fingerprint: str, trust: str
 ) -> TlsInfo:
-    """The handshake's version and cipher and the peer certificate's names, dates and hash."""
+    """The handshake's version and cipher and the peer certificate's names, dates and hash.
+
+    cryptography is imported here, when a certificate is in hand: checking a CA file (the
+    command line does, before any send) needs only ``ssl``.
+    """
+    from cryptography import x509
+
     cipher = ssl_object.cipher()
     subject = issuer = ""
     san: tuple[str, ...] = ()
