@@ -159,3 +159,71 @@ def test_the_password_never_reaches_the_server_logs(postfix: PostfixServer) -> N
         data = path.read_text(errors="replace")
         for form in secret_forms(postfix.password, postfix.user):
             assert form not in data, path
+
+
+def _rows(result: TestResult) -> list[tuple[str, str, int | None, str]]:
+    return [
+        (r.dir.value, r.phase.value, r.code, r.text)
+        for r in result.transcript.rows
+        if r.dir.value != "I"
+    ]
+
+
+def test_postfix_takes_the_message_as_one_bdat_last_chunk_in_one_flight(
+    postfix: PostfixServer,
+) -> None:
+    """Postfix offers CHUNKING: AUTH, MAIL, RCPT, the chunk and QUIT leave together."""
+    result = send(postfix, "bdat@example.org")
+    assert result.ok, result.diagnosis and result.diagnosis.to_text()
+    rows = _rows(result)
+    last_ehlo = max(i for i, row in enumerate(rows) if row[:2] == ("S", "ehlo"))
+    flight = rows[last_ehlo + 1 :]
+    first_reply = next(i for i, row in enumerate(flight) if row[0] == "S")
+    assert [row[1] for row in flight[:first_reply]] == [
+        "auth",
+        "mail",
+        "rcpt",
+        "data",
+        "data",
+        "quit",
+    ]
+    assert flight[3][3].startswith("BDAT ")
+    assert flight[3][3].endswith(" LAST")
+    assert [row[1:3] for row in flight[first_reply:]] == [
+        ("auth", 235),
+        ("mail", 250),
+        ("rcpt", 250),
+        ("end_of_data", 250),
+        ("quit", 221),
+    ]
+    assert not any(row[2] == 354 for row in rows)
+    message = delivered(postfix, "bdat@example.org")
+    assert message["Message-ID"] == result.message_id
+    body = message.get_body(("plain",))
+    assert isinstance(body, EmailMessage)
+    for language, line in TEST_BODY_LINES:
+        assert f"{language} - {line}" in body.get_content()
+    assert_clean(postfix, result)
+
+
+def test_postfix_with_the_data_path(postfix: PostfixServer) -> None:
+    result = send(postfix, "data-path@example.org", chunking=False)
+    assert result.ok
+    assert any(row[2] == 354 for row in _rows(result))
+    assert not any(row[3].startswith("BDAT") for row in _rows(result))
+    assert delivered(postfix, "data-path@example.org")["Message-ID"] == result.message_id
+
+
+def test_a_failed_auth_with_bdat_delivers_nothing_at_postfix(postfix: PostfixServer) -> None:
+    """The chunk left with the failed AUTH: Postfix reads it, refuses it, delivers nothing."""
+    result = send(postfix, "no-bdat@example.org", password="canary-Postfix-wrong")
+    assert result.diagnosis is not None
+    assert (result.diagnosis.phase, result.diagnosis.cause) == (Phase.AUTH, Cause.BAD_CREDENTIALS)
+    rows = _rows(result)
+    assert any(row[3].startswith("BDAT ") for row in rows)
+    verdicts = [row[2] for row in rows if row[:2] == ("S", "end_of_data")]
+    assert verdicts
+    assert all(code is not None and code >= 500 for code in verdicts)
+    with pytest.raises(TimeoutError):
+        postfix.wait_for_message(lambda m: m.get("Delivered-To") == "no-bdat@example.org", 2)
+    assert_clean(postfix, result)
