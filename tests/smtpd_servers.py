@@ -53,9 +53,9 @@ from mailkit.demo.scenarios import (
     MICROSOFT_GREETING,
     MICROSOFT_HELLO,
     XOAUTH2_ERROR_CHALLENGE,
-    AuthMechanisms,
     Failure,
     QuietSession,
+    SubmissionHandler,
 )
 from mailkit.outcome import Cause, Phase, Signal
 
@@ -349,7 +349,7 @@ class _RecordingSMTP(ChunkingSMTP):
         super().data_received(data)
 
 
-class _Handler(AuthMechanisms):
+class _Handler(SubmissionHandler):
     """aiosmtpd handler: hooks and the custom AUTH mechanisms of :class:`MailServer`.
 
     CRAM-MD5 and XOAUTH2 are the demo server's own (:mod:`mailkit.demo.scenarios`); this class
@@ -429,13 +429,6 @@ class _Handler(AuthMechanisms):
         user = str(acceptor.client_principal) if ok else None
         self._record(smtp, "NTLM", user, ok)
         return AuthResult(success=ok, handled=False, auth_data=user)
-
-    async def handle_EHLO(
-        self, smtp: _RecordingSMTP, session: Any, envelope: Any, hostname: str, responses: list[str]
-    ) -> list[str]:
-        """aiosmtpd reads commands one line at a time, so pipelined groups just work: say so."""
-        session.host_name = hostname
-        return smtp.with_chunking([*responses[:-1], "250-PIPELINING", responses[-1]])
 
     async def handle_MAIL(
         self, smtp: _RecordingSMTP, session: Any, envelope: Any, address: str, options: list[str]

@@ -1064,10 +1064,10 @@ def test_demo_account_and_scenario_say_the_same_words(
 def test_both_servers_sign_in_with_the_same_code() -> None:
     from smtpd_servers import _Handler
 
-    from mailkit.demo.scenarios import AuthMechanisms
+    from mailkit.demo.scenarios import SubmissionHandler
     from mailkit.demo.server import _DemoHandler
 
-    for mechanism in ("auth_CRAM__MD5", "auth_XOAUTH2"):
-        shared = getattr(AuthMechanisms, mechanism)
+    for mechanism in ("auth_CRAM__MD5", "auth_XOAUTH2", "handle_EHLO"):
+        shared = getattr(SubmissionHandler, mechanism)
         assert getattr(_Handler, mechanism) is shared
         assert getattr(_DemoHandler, mechanism) is shared

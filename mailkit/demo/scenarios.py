@@ -3,7 +3,7 @@
 The demo's failure accounts (:data:`mailkit.demo.server.DEMO_ACCOUNTS`) and the test suite's
 misbehaving servers (``tests/smtpd_servers.py``, chosen per test by a marker) both take their
 refusals from the :class:`Failure` values here, and both aiosmtpd handlers sign clients in through
-:class:`AuthMechanisms`. A refusal reworded here changes what a newcomer sees in the demo and
+:class:`SubmissionHandler`. A refusal reworded here changes what a newcomer sees in the demo and
 what the diagnosis is tested against, together: the two can no longer drift apart.
 
 Every reply is worded the way the service it imitates words it (Gmail, Microsoft 365, Postfix),
@@ -20,8 +20,9 @@ import secrets
 from dataclasses import dataclass, replace
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, AuthResult, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
+from mailkit.demo.chunking import ChunkingSMTP
 from mailkit.outcome import Cause, Phase
 
 # --------------------------------------------------------------------------- who is speaking
@@ -280,16 +281,15 @@ def xoauth2_fields(blob: bytes) -> dict[bytes, bytes]:
     return dict(part.split(b"=", 1) for part in blob.split(b"\x01") if b"=" in part)
 
 
-class AuthMechanisms:
-    """An aiosmtpd handler's CRAM-MD5 and XOAUTH2.
+class SubmissionHandler:
+    """What the demo's and the tests' aiosmtpd handlers share: CRAM-MD5, XOAUTH2 and the EHLO
+    reply's promises (PIPELINING, and CHUNKING where the connection accepts BDAT).
 
-    (aiosmtpd takes every handler method named ``auth_*`` for a mechanism: helpers here are
-    named otherwise.)
-
-    aiosmtpd decodes PLAIN and LOGIN itself; these two it leaves to the handler. A subclass says
-    who may sign in (:meth:`password_for`, :meth:`bearer_ok`) and what the verdict looks like
-    (:meth:`sign_in_verdict`: the demo adds its failure accounts, the tests record each attempt).
-    aiosmtpd takes every handler method named ``auth_*`` for a mechanism, so helpers are not.
+    aiosmtpd decodes PLAIN and LOGIN itself; CRAM-MD5 and XOAUTH2 it leaves to the handler. A
+    subclass says who may sign in (:meth:`password_for`, :meth:`bearer_ok`) and what the verdict
+    looks like (:meth:`sign_in_verdict`: the demo adds its failure accounts, the tests record
+    each attempt). aiosmtpd takes every handler method named ``auth_*`` for a mechanism, so
+    helpers are named otherwise.
     """
 
     def password_for(self, user: str) -> bytes | None:
@@ -358,3 +358,16 @@ class AuthMechanisms:
         if not isinstance(await server.challenge_auth(XOAUTH2_ERROR_CHALLENGE), bytes):
             return AuthResult(success=False, handled=True)
         return self.sign_in_verdict(server, "XOAUTH2", user, False, refusal=OAUTH_TOKEN_REJECTED)
+
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        """aiosmtpd reads one command line at a time, so pipelined commands just work: say so."""
+        session.host_name = hostname  # a hook replaces aiosmtpd's own bookkeeping of this
+        responses = [*responses[:-1], "250-PIPELINING", responses[-1]]
+        return server.with_chunking(responses) if isinstance(server, ChunkingSMTP) else responses

@@ -73,7 +73,7 @@ from mailkit.demo.oauth import (
     google_client_config,
     tls_failure_line,
 )
-from mailkit.demo.scenarios import AuthMechanisms, Failure, QuietSession
+from mailkit.demo.scenarios import Failure, QuietSession, SubmissionHandler
 from mailkit.errors import MailkitError
 from mailkit.outcome import Cause, Phase
 from mailkit.secret import Secret
@@ -615,10 +615,10 @@ class _DemoSMTP(ChunkingSMTP):
         return cipher[0] if cipher else None
 
 
-class _DemoHandler(AuthMechanisms):
+class _DemoHandler(SubmissionHandler):
     """The accounts' behaviour: who may sign in, and where a failure account refuses.
 
-    CRAM-MD5 and XOAUTH2 come from :class:`~mailkit.demo.scenarios.AuthMechanisms`, as for the
+    CRAM-MD5 and XOAUTH2 come from :class:`~mailkit.demo.scenarios.SubmissionHandler`, as for the
     test servers; this class only says who the demo knows.
     """
 
@@ -692,19 +692,6 @@ class _DemoHandler(AuthMechanisms):
         return account.casefold() == user.casefold()
 
     # -- the transaction
-
-    async def handle_EHLO(
-        self,
-        server: SMTP,
-        session: Session,
-        envelope: Envelope,
-        hostname: str,
-        responses: list[str],
-    ) -> list[str]:
-        """aiosmtpd reads one command line at a time, so pipelined commands just work."""
-        session.host_name = hostname  # a hook replaces aiosmtpd's own bookkeeping of this
-        responses = [*responses[:-1], "250-PIPELINING", responses[-1]]
-        return server.with_chunking(responses) if isinstance(server, ChunkingSMTP) else responses
 
     @staticmethod
     def _script(session: Session, phase: Phase) -> str | None:
