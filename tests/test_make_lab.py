@@ -92,9 +92,23 @@ class Lab:
         raise AssertionError(f"no JupyterLab process in make lab's group\n{self.log.read_text()}")
 
     def stop(self) -> None:
+        """Stop the lab as Ctrl-C would, and wait until every process of its group is gone.
+
+        make can exit before the recipe's shell has finished its clean-up (stopping the demo
+        server, removing its folder); a person's terminal shows that clean-up finish, so the
+        test waits for it too rather than for make alone.
+        """
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
         self.process.wait(timeout=60)
+        assert wait_for(self._group_gone, 60), "make lab's processes outlived it by 60 s"
+
+    def _group_gone(self) -> bool:
+        try:
+            os.killpg(self.process.pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
 
 
 @pytest.fixture
