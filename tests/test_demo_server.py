@@ -255,6 +255,26 @@ def test_mailbox_files_are_whole_eml_files_with_trace_headers(demo: DemoSettings
     assert str(box["received"].dt.tz) == "UTC"
 
 
+def test_the_mailbox_is_a_maildir_a_mail_client_can_share(tmp_path: Path) -> None:
+    """A client that reads the demo mailbox moves a message to cur/ with flags, as Maildir
+    clients do: mailkit still finds it, at its new path, and new mail lands beside it."""
+    with DemoServer(tmp_path, oauth=False) as server:
+        first = send(server.settings)
+        box = mailbox.Maildir(server.mailbox_path, create=False)
+        (key,) = box.keys()
+        seen = box.get_message(key)
+        seen.set_subdir("cur")
+        seen.add_flag("S")
+        box[key] = seen
+        second = send(server.settings)
+        table = read_mailbox(tmp_path)
+    assert list(table["message_id"]) == [first.message_id, second.message_id]
+    moved = Path(table["path"].iloc[0])
+    assert moved == server.mailbox_path / "cur" / f"{key}:2,S"
+    assert Path(table["path"].iloc[1]).parent == server.mailbox_path / "new"
+    assert read_message(moved)["Message-ID"] == first.message_id
+
+
 def test_mailbox_lists_oldest_first_and_accepts_either_directory(demo: DemoSettings) -> None:
     ids = [send(demo).message_id for _ in range(3)]
     box = read_mailbox(demo.mailbox)
