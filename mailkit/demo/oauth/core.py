@@ -5,6 +5,15 @@ sign-in request and its consent page, the hooks tests use to make failures.
 thread) and the parts both services do alike; :mod:`.google` and :mod:`.microsoft` add each
 service's endpoints and error shapes, and :class:`~mailkit.demo.oauth.FakeOAuthProvider` routes
 requests to them.
+
+Why the grants are not oauthlib's server endpoints (``oauthlib.oauth2`` 4.0.1 has them, the
+RFC 8628 device endpoint and grant included): what the fake is for is the services' own replies,
+which mailkit's diagnosis reads and MSAL acts on: Entra's ``AADSTS`` numbers and
+``error_codes`` per reason (a replayed code 54005, an expired one 70008, a wrong verifier
+501481), ``authorization_declined``, Google's ``redirect_uri_mismatch`` at the token endpoint,
+a replayed code revoking its grant, Entra's loopback-port rule. oauthlib answers in RFC 6749's
+generic words; wrapping it would need a validator plus a layer that turns its errors back into
+each service's, more code than the checks it would replace. oauthlib does the PKCE S256 check.
 """
 
 from __future__ import annotations
