@@ -7,6 +7,8 @@
     def test_relay(scenario_server: ScenarioServer) -> None: ...
 
 Parametrize over scenarios with ``pytest.param(..., marks=pytest.mark.smtp_scenario(name))``.
+A scenario's refusal is a :class:`mailkit.demo.scenarios.Failure`, the very object the demo
+server's failure account of the same kind gives.
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 Notebooks start with ``demo = ensure_running()``; ``mailkit demo-server`` runs the same server in
 the foreground. See :mod:`mailkit.demo.server`; the fake OAuth provider and mail APIs that run
-alongside are in :mod:`mailkit.demo.oauth`.
+alongside are in :mod:`mailkit.demo.oauth`. The refusals of the failure accounts, and how the
+server signs clients in, are :mod:`mailkit.demo.scenarios`, which the test suite's misbehaving
+servers share.
 """
 
 from mailkit.demo.oauth import (
