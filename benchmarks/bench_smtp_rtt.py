@@ -13,41 +13,55 @@ Measured in the same run, interleaved, median of ``--runs``:
 * Python's ``smtplib`` doing the same send (in a worker thread; it never pipelines);
 * mailkit against a second server that does *not* advertise PIPELINING (lock-step dialog).
 
+Then, in the same run, the same send against the real Postfix + Dovecot of the test harness
+(``tests/postfix_server.py``; needs root and the packages, otherwise the section says why it
+is left out), behind the same kind of proxy. Postfix offers PIPELINING and CHUNKING, so four
+clients meet the same server: mailkit with ``BDAT <size> LAST`` pipelined with AUTH, MAIL, RCPT
+and QUIT (one group after the second EHLO), mailkit's DATA path (CHUNKING not used), Python's
+``smtplib`` (AUTH PLAIN with an initial response, as mailkit) and ``aiosmtplib.send`` (its own
+choice of mechanism, named in the table). Each gets its round trips and its ratio to the others.
+
 Exit status 0 when every send succeeded and the server received every message, 1 otherwise.
 The speed target is reported, never asserted. Loopback only; nothing touches the network.
 
-Run: ``make bench`` or ``.venv/bin/python benchmarks/bench_smtp_rtt.py [--rtt-ms 50] [--runs 5]``.
+Run: ``make bench`` or ``.venv/bin/python benchmarks/bench_smtp_rtt.py [--rtt-ms 50] [--runs 5]
+[--no-postfix]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import secrets
+import shutil
 import smtplib
 import ssl
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Any
 
+import aiosmtplib
 import trustme
 from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 from latency_proxy import BackgroundLoop, ProxyStats, ThreadedLatencyProxy
 
 from mailkit.message import build_test_message
+from mailkit.outcome import Phase
 from mailkit.result import TestResult
 from mailkit.secret import Secret
 from mailkit.senders.smtp.plan import SmtpPlan
 from mailkit.senders.smtp.sender import send_plan_async
 from mailkit.settings import AuthType, Security
+from mailkit.transcript import Direction
 
 HOST = "127.0.0.1"
 USERNAME = "bench@example.com"
@@ -167,18 +181,23 @@ class Outcome:
 Client = Callable[[int], Awaitable[Outcome]]
 
 
-def mailkit_client(ca_file: str, password: str) -> Client:
+def mailkit_client(
+    ca_file: str, password: str, username: str = USERNAME, *, chunking: bool = True
+) -> Client:
+    """mailkit's send; ``chunking=False`` keeps to DATA even where the server offers BDAT."""
+
     async def send(port: int) -> Outcome:
         plan = SmtpPlan(
             host=HOST,
             port=port,
             security=Security.STARTTLS,
             auth=AuthType.PLAIN,
-            username=USERNAME,
+            username=username,
             from_address=SENDER,
             ca_file=ca_file,
             connect_timeout=SEND_TIMEOUT,
             command_timeout=SEND_TIMEOUT,
+            chunking=chunking,
         )
         started = time.perf_counter()
         result = await send_plan_async(plan, to=[RECIPIENT], password=Secret(password))
@@ -199,7 +218,7 @@ def mailkit_client(ca_file: str, password: str) -> Client:
     return send
 
 
-def smtplib_send(port: int, ca_file: str, password: str) -> Outcome:
+def smtplib_send(port: int, ca_file: str, password: str, username: str = USERNAME) -> Outcome:
     """The same send with the standard library: EHLO, STARTTLS, EHLO, AUTH PLAIN, MAIL..."""
     started = time.perf_counter()
     # Same work as mailkit inside the timed region: build the message and the TLS context.
@@ -212,7 +231,7 @@ def smtplib_send(port: int, ca_file: str, password: str) -> Outcome:
         smtp.ehlo()
         sock = smtp.sock
         tls_version = (sock.version() or "") if isinstance(sock, ssl.SSLSocket) else ""
-        smtp.user, smtp.password = USERNAME, password
+        smtp.user, smtp.password = username, password
         smtp.auth("PLAIN", smtp.auth_plain, initial_response_ok=True)  # one line, as mailkit
         refused = smtp.sendmail(message.sender, list(message.recipients), message.as_bytes())
         smtp.quit()
@@ -226,10 +245,10 @@ def smtplib_send(port: int, ca_file: str, password: str) -> Outcome:
     )
 
 
-def smtplib_client(ca_file: str, password: str) -> Client:
+def smtplib_client(ca_file: str, password: str, username: str = USERNAME) -> Client:
     async def send(port: int) -> Outcome:
         try:
-            return await asyncio.to_thread(smtplib_send, port, ca_file, password)
+            return await asyncio.to_thread(smtplib_send, port, ca_file, password, username)
         except (smtplib.SMTPException, OSError) as exc:
             return Outcome(ok=False, ms=0.0, message_id=None, error=f"{type(exc).__name__}: {exc}")
 
@@ -371,6 +390,249 @@ def print_proxy_stats(name: str, stats: ProxyStats) -> None:
     )
 
 
+# --------------------------------------------------------------------------- real Postfix
+
+#: Round trips each client needs against Postfix (TLS 1.3; TLS 1.2 adds one to each): the
+#: greeting 0.5, EHLO, STARTTLS, the handshake and EHLO again (4.5), then
+POSTFIX_AFTER_TLS: dict[str, float] = {
+    # AUTH PLAIN + MAIL + RCPT + BDAT <size> LAST with the message + QUIT: one group.
+    "mailkit, BDAT": 1.0,
+    # AUTH PLAIN + MAIL + RCPT + DATA, then the body + QUIT.
+    "mailkit, DATA": 2.0,
+    # AUTH PLAIN, MAIL, RCPT, DATA, the body, QUIT: one at a time.
+    "smtplib": 6.0,
+    # The same, and CRAM-MD5 (aiosmtplib's first choice when offered) is a challenge and an
+    # answer: one more.
+    "aiosmtplib.send": 7.0,
+}
+POSTFIX_BEFORE_AUTH = 4.5
+
+
+def aiosmtplib_client(ca_file: str, username: str, password: str) -> Client:
+    """``aiosmtplib.send`` as its documentation shows it, with STARTTLS and a login."""
+
+    async def send(port: int) -> Outcome:
+        started = time.perf_counter()
+        message = build_test_message(sender=SENDER, recipients=[RECIPIENT])
+        context = ssl.create_default_context(cafile=ca_file)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            errors, _ = await aiosmtplib.send(
+                message.message,
+                sender=message.sender,
+                recipients=list(message.recipients),
+                hostname=HOST,
+                port=port,
+                start_tls=True,
+                tls_context=context,
+                username=username,
+                password=password,
+                local_hostname=CLIENT_NAME,
+                timeout=SEND_TIMEOUT,
+            )
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            return Outcome(ok=False, ms=0.0, message_id=None, error=f"{type(exc).__name__}: {exc}")
+        ms = (time.perf_counter() - started) * 1000
+        return Outcome(
+            ok=not errors,
+            ms=ms,
+            message_id=message.message_id,
+            tls_version="",
+            error=f"refused: {errors}" if errors else "",
+        )
+
+    return send
+
+
+@dataclass
+class PostfixCase:
+    label: str
+    key: str
+    client: Client
+    outcomes: list[Outcome] = field(default_factory=list)
+    direct: list[Outcome] = field(default_factory=list)
+
+    @property
+    def times_ms(self) -> list[float]:
+        return [o.ms for o in self.outcomes if o.ok]
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.times_ms)
+
+    @property
+    def direct_ms(self) -> float:
+        return statistics.median(o.ms for o in self.direct if o.ok)
+
+    def floor(self, tls_version: str) -> float:
+        extra = 1.0 if tls_version == "TLSv1.2" else 0.0
+        return POSTFIX_BEFORE_AUTH + extra + POSTFIX_AFTER_TLS[self.key]
+
+    def median_run(self) -> Outcome | None:
+        runs = sorted((o for o in self.outcomes if o.ok), key=lambda o: o.ms)
+        return runs[(len(runs) - 1) // 2] if runs else None
+
+
+def _postfix_harness() -> Any:
+    """The test harness's Postfix module (``tests/postfix_server.py``)."""
+    tests = str(Path(__file__).resolve().parents[1] / "tests")
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+    import postfix_server
+
+    return postfix_server
+
+
+@contextlib.contextmanager
+def _postfix() -> Iterator[Any]:
+    harness = _postfix_harness()
+    harness.reap_stale()
+    directory = Path(tempfile.mkdtemp(prefix=harness.DIR_PREFIX))
+    server = harness.PostfixServer(directory)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _delivered(server: Any, expected: int, timeout: float = 30.0) -> int:
+    """Messages in Postfix's Maildir, once ``expected`` arrived or ``timeout`` passed."""
+    deadline = time.monotonic() + timeout
+    count = len(server.messages())
+    while count < expected and time.monotonic() < deadline:
+        time.sleep(0.1)
+        count = len(server.messages())
+    return count
+
+
+def run_postfix(rtt_ms: float, runs: int, warmup: int) -> int:
+    """The four clients against the real Postfix; prints the section, returns 0 or 1."""
+    print(f"Real Postfix (tests/postfix_server.py) behind the proxy, RTT {rtt_ms:.1f} ms:")
+    reason = _postfix_harness().unavailable_reason()
+    if reason is not None:
+        print(f"  left out: {reason}")
+        return 0
+    with _postfix() as server:
+        ca_file, user, password = str(server.ca_file), server.user, server.password
+        cases = [
+            PostfixCase(
+                "mailkit, BDAT LAST pipelined",
+                "mailkit, BDAT",
+                mailkit_client(ca_file, password, user),
+            ),
+            PostfixCase(
+                "mailkit, DATA path",
+                "mailkit, DATA",
+                mailkit_client(ca_file, password, user, chunking=False),
+            ),
+            PostfixCase(
+                "smtplib (AUTH PLAIN, as mailkit)",
+                "smtplib",
+                smtplib_client(ca_file, password, user),
+            ),
+            PostfixCase(
+                "aiosmtplib.send (its login: CRAM-MD5)",
+                "aiosmtplib.send",
+                aiosmtplib_client(ca_file, user, password),
+            ),
+        ]
+        with ThreadedLatencyProxy(
+            HOST, server.submission_port, one_way_delay=rtt_ms / 2000, lifetime=PROXY_LIFETIME
+        ) as proxy:
+
+            async def measure_postfix() -> None:
+                for _ in range(warmup):
+                    for case in cases:
+                        await case.client(server.submission_port)
+                for _ in range(runs):  # interleaved, as above
+                    for case in cases:
+                        case.outcomes.append(await case.client(proxy.port))
+                for _ in range(runs):  # without the proxy: what each client spends locally
+                    for case in cases:
+                        case.direct.append(await case.client(server.submission_port))
+
+            asyncio.run(measure_postfix())
+            stats = proxy.proxy.stats if proxy.proxy is not None else None
+        sent = sum(warmup + len(case.times_ms) + sum(o.ok for o in case.direct) for case in cases)
+        received = _delivered(server, sent)
+    failures = [
+        f"{case.label}: {o.error or 'failed'}"
+        for case in cases
+        for o in case.outcomes + case.direct
+        if not o.ok
+    ]
+    bdat = cases[0]
+    tls_version = next((o.tls_version for o in bdat.outcomes if o.tls_version), "")
+    if all(case.times_ms for case in cases):
+        _print_postfix_table(cases, rtt_ms, tls_version)
+        middle = bdat.median_run()
+        if middle is not None and middle.result is not None:
+            print()
+            print_transcript(middle.result, rtt_ms)
+        floor = bdat.floor(tls_version)
+        counted = [dialog_round_trips(o.result) for o in (middle, cases[1].median_run()) if o]
+        print()
+        print(
+            "Round trips the dialogs took, counted from mailkit's transcripts (each wait for"
+            " the server, the greeting as 0.5, the TLS 1.3 handshake as 1):"
+            f" BDAT {counted[0]:.1f}, DATA path {counted[-1]:.1f}"
+        )
+        verdict = "MET" if counted[0] <= floor else "NOT MET"
+        print(
+            f"Target: a test send against Postfix with CHUNKING in {floor:.1f} round trips"
+            f" (the DATA path: {cases[1].floor(tls_version):.1f}): {verdict}"
+            f" ({counted[0]:.1f} by the transcript; {bdat.median_ms / rtt_ms:.2f} by wall time,"
+            f" {(bdat.median_ms - bdat.direct_ms) / rtt_ms:.2f} net of local time)"
+        )
+    if stats is not None:
+        print_proxy_stats("Postfix", stats)
+    print(f"  Postfix delivered {received} of {sent} messages ({tls_version or 'TLS ?'})")
+    if received != sent:
+        failures.append(f"Postfix delivered {received} of {sent} messages")
+    for failure in failures:
+        print(f"FAILED {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def dialog_round_trips(result: TestResult | None) -> float:
+    """Round trips by the transcript: the greeting's half, one per wait for the server after
+    the client wrote (a pipelined group is one), one per TLS 1.3 handshake (TLS 1.2: two)."""
+    if result is None:
+        return float("nan")
+    total, waiting = 0.5, False
+    for row in result.transcript.rows:
+        if row.dir is Direction.CLIENT:
+            waiting = True
+        elif row.dir is Direction.SERVER and waiting:
+            total, waiting = total + 1, False
+    if result.tls is not None and any(r.phase is Phase.STARTTLS for r in result.transcript.rows):
+        total += 2 if result.tls.version == "TLSv1.2" else 1
+    return total
+
+
+def _print_postfix_table(cases: list[PostfixCase], rtt_ms: float, tls_version: str) -> None:
+    bdat, data, smtplib_case, _ = cases
+    header = (
+        f"{'client':<40}{'median ms':>10}{'RTTs':>7}{'net':>6}{'floor':>7}"
+        f"{'vs BDAT':>9}{'vs DATA':>9}{'vs smtplib':>11}"
+    )
+    print(header)
+    print("-" * len(header))
+    for case in cases:
+        print(
+            f"{case.label:<40}{case.median_ms:>10.1f}{case.median_ms / rtt_ms:>7.2f}"
+            f"{(case.median_ms - case.direct_ms) / rtt_ms:>6.2f}"
+            f"{case.floor(tls_version):>7.1f}{case.median_ms / bdat.median_ms:>9.2f}"
+            f"{case.median_ms / data.median_ms:>9.2f}"
+            f"{case.median_ms / smtplib_case.median_ms:>11.2f}"
+        )
+    print("RTTs = median wall time / RTT; net = the same less the median send without the proxy")
+    print("(local work: TLS, Postfix's processes); floor = that client's minimum round trips")
+    print("against this Postfix; vs X = median wall time / X's (below 1: faster than X).")
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -379,6 +641,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rtt-ms", type=float, default=50.0, help="round-trip time (ms)")
     parser.add_argument("--runs", type=int, default=5, help="measured sends per client")
     parser.add_argument("--warmup", type=int, default=1, help="unmeasured sends per client")
+    parser.add_argument(
+        "--no-postfix", action="store_true", help="leave out the real-Postfix section"
+    )
     args = parser.parse_args(argv)
     if args.rtt_ms <= 0 or args.runs < 1 or args.warmup < 0:
         parser.error("--rtt-ms must be positive, --runs at least 1, --warmup not negative")
@@ -491,6 +756,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"FAILED {case.label}: {failure}", file=sys.stderr)
         if received != sends:
             print(f"FAILED: the server received {received} of {sends} messages", file=sys.stderr)
+        return 1
+    print()
+    if not args.no_postfix and run_postfix(rtt_ms, args.runs, args.warmup):
         return 1
     print("All sends succeeded.")
     return 0
