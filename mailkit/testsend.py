@@ -19,7 +19,7 @@ from mailkit.result import TestResult, TokenProvider
 from mailkit.runner import run_sync
 from mailkit.secret import Secret
 from mailkit.secrets import SecretStore, secret_key
-from mailkit.senders.smtp.plan import SmtpPlan
+from mailkit.senders.smtp.plan import SmtpPlan, TlsContexts
 from mailkit.senders.smtp.sender import send_plan_async
 from mailkit.settings import AuthType, Mode, OrgSettings, Provenance, UserSettings
 from mailkit.transcript import Row
@@ -52,11 +52,13 @@ async def send_test_async(
     plan: SmtpPlan | None = None,
     on_row: Callable[[Row], None] | None = None,
     timeout: float | None = None,
+    tls_contexts: TlsContexts | None = None,
 ) -> TestResult:
     """Send the test message as the org (``user=None``) or as ``user``; never raises for a
     failed send. Without ``token``, a consented OAuth token in ``secrets`` is used (see
     :func:`stored_token`); ``plan`` applies to SMTP only. ``timeout`` (``--timeout``) replaces
-    every phase's own wait for each reply, and caps the connect wait."""
+    every phase's own wait for each reply, and caps the connect wait. ``tls_contexts``: the
+    SMTP TLS contexts shared by the sends of one run (a bulk test)."""
     eff = effective(org, user)
     if token is None and secrets is not None:
         token = stored_token(org, user, secrets=secrets, profile=profile)
@@ -84,7 +86,13 @@ async def send_test_async(
             except SecretStoreError:
                 password = None  # reported as a missing password when one is needed
         result = await send_plan_async(
-            plan, to=to, password=password, token=token, priority=eff.priority, on_row=on_row
+            plan,
+            to=to,
+            password=password,
+            token=token,
+            priority=eff.priority,
+            on_row=on_row,
+            tls_contexts=tls_contexts,
         )
     if store is not None:
         record(

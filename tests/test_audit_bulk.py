@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import AsyncIterator, Iterator
+from email.message import EmailMessage
+from email.policy import SMTP
 from pathlib import Path
 
 import pandas as pd
@@ -12,8 +15,10 @@ import pytest
 
 from mailkit.audit.bulk import BULK_COLUMNS, bulk_test, bulk_test_async
 from mailkit.demo.server import DemoServer, DemoSettings
+from mailkit.message import TEST_BODY_LINES, build_test_message
 from mailkit.secrets import MemorySecretStore, secret_key
-from mailkit.settings import UserSettings
+from mailkit.senders.smtp.plan import SmtpPlan, TlsContexts
+from mailkit.settings import AuthType, Priority, Security, UserSettings
 from mailkit.store import Store
 
 pytestmark = pytest.mark.timeout(120)
@@ -149,6 +154,7 @@ def test_thirty_users_all_reported_never_above_the_server_limit(
     assert frame.attrs["cpu_ms_per_send"] == pytest.approx(
         frame.attrs["cpu_s"] * 1000 / 30, abs=0.001
     )
+    assert frame.attrs["tls_contexts"] == 1  # 30 sends, one way of trusting: one context
 
 
 def test_an_exception_in_one_send_becomes_a_row(demo: DemoSettings) -> None:
@@ -216,3 +222,51 @@ def test_progress_bar_on_stderr_or_nothing(
         assert "5/5" in err
     else:
         assert err == ""
+
+
+def _plan(**changes: object) -> SmtpPlan:
+    values: dict[str, object] = {
+        "host": "mail.example.test",
+        "port": 587,
+        "security": Security.STARTTLS,
+        "auth": AuthType.PLAIN,
+        "username": "u",
+        "from_address": "u@example.test",
+    }
+    return SmtpPlan(**{**values, **changes})  # type: ignore[arg-type]
+
+
+def test_a_run_shares_one_tls_context_per_way_of_trusting(
+    tmp_path: Path, demo: DemoSettings
+) -> None:
+    contexts = TlsContexts()
+    system = contexts.for_plan(_plan())
+    assert contexts.for_plan(_plan(host="other.example.test", port=465)) is system
+    ca = contexts.for_plan(_plan(ca_file=str(demo.ca_file)))
+    assert ca is not system
+    assert contexts.for_plan(_plan(ca_file=str(demo.ca_file), username="v")) is ca
+    pinned = contexts.for_plan(_plan(pin_sha256="a" * 64))
+    assert contexts.for_plan(_plan(pin_sha256="b" * 64)) is pinned  # the pin is checked later
+    assert pinned.verify_mode is ssl.CERT_NONE
+    assert system.verify_mode is ssl.CERT_REQUIRED
+    assert contexts.for_plan(_plan(tls_min_version="1.3")) is not system
+    assert len(contexts) == 4
+
+
+def test_messages_share_one_encoded_body_byte_for_byte_as_encoding_it_anew() -> None:
+    first = build_test_message(sender="a@example.test", recipients=["r@example.org"])
+    second = build_test_message(
+        sender="b@example.test", recipients=["s@example.org"], priority=Priority.HIGH
+    )
+    assert first.message.get_payload() is second.message.get_payload()  # encoded once
+    fresh = EmailMessage()
+    for name, value in second.message.items():
+        if not name.lower().startswith(("content-", "mime-")):
+            fresh[name] = value
+    lines = [f"{language} - {text}" for language, text in TEST_BODY_LINES]
+    lines += ["", "If you can read every line above, this mail path keeps Unicode intact."]
+    fresh.set_content("\n".join(lines) + "\n", charset="utf-8", cte="quoted-printable")
+    assert second.as_bytes() == fresh.as_bytes(policy=SMTP)
+    noted = build_test_message(sender="a@example.test", recipients=["r@example.org"], note="N")
+    assert b"N\r\n" in noted.as_bytes()
+    assert b"N\r\n" not in first.as_bytes()

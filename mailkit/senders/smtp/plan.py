@@ -153,3 +153,27 @@ def tls_context(plan: SmtpPlan) -> ssl.SSLContext:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
+
+
+class TlsContexts:
+    """The TLS client contexts of one run of many sends (a bulk test), one per way of trusting.
+
+    Building a context reads the trust anchors again: the system store costs about 20 ms of
+    CPU, more than the rest of a send's own work. Sends that trust alike share one context
+    (contexts are made to be shared by many connections). A pin is checked after each
+    handshake, not by the context, so all pinned sends share one too.
+    """
+
+    def __init__(self) -> None:
+        self._made: dict[tuple[str | None, bool, str], ssl.SSLContext] = {}
+
+    def __len__(self) -> int:
+        return len(self._made)
+
+    def for_plan(self, plan: SmtpPlan) -> ssl.SSLContext:
+        pinned = bool(plan.pin_sha256)
+        key = (None if pinned else plan.ca_file, pinned, plan.tls_min_version)
+        context = self._made.get(key)
+        if context is None:
+            context = self._made[key] = tls_context(plan)
+        return context

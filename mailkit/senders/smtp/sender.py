@@ -43,7 +43,7 @@ from mailkit.senders.smtp.failures import (
     failure_from_exception,
     reply_failure,
 )
-from mailkit.senders.smtp.plan import TLS_PROBE_WAIT, SmtpPlan, tls_context
+from mailkit.senders.smtp.plan import TLS_PROBE_WAIT, SmtpPlan, TlsContexts, tls_context
 from mailkit.senders.smtp.protocol import PipelineError, RecordingProtocol, RecordingSMTP
 from mailkit.senders.tls import ca_file_problem, describe_certificate
 from mailkit.settings import AuthType, Mode, Priority, Security, host_ascii
@@ -89,8 +89,11 @@ class SmtpTestSender:
         password: Secret | None = None,
         token: TokenProvider | None = None,
         on_row: Callable[[Row], None] | None = None,
+        tls_contexts: TlsContexts | None = None,
     ) -> None:
         self.plan = plan
+        #: Shared by the sends of one run (a bulk test); None: this send builds its own.
+        self.tls_contexts = tls_contexts
         self.password = password
         self.token = token
         self.waits = plan.waits
@@ -196,7 +199,8 @@ class SmtpTestSender:
         self._check_setup()
         if plan.security is not Security.NONE:
             try:
-                self._context = tls_context(plan)
+                contexts = self.tls_contexts
+                self._context = tls_context(plan) if contexts is None else contexts.for_plan(plan)
             except (OSError, ssl.SSLError, ValueError):  # the file changed since the check
                 problem = ca_file_problem(plan.ca_file or "") or "cannot be read"
                 detail = f"ca_file: {plan.ca_file} {problem}"
@@ -703,9 +707,13 @@ async def send_plan_async(
     token: TokenProvider | None = None,
     priority: Priority = Priority.NORMAL,
     on_row: Callable[[Row], None] | None = None,
+    tls_contexts: TlsContexts | None = None,
 ) -> TestResult:
-    """Send the test message with ``plan``; returns success or a diagnosis, never raises."""
-    sender = SmtpTestSender(plan, password=password, token=token, on_row=on_row)
+    """Send the test message with ``plan``; returns success or a diagnosis, never raises.
+    ``tls_contexts``: the TLS contexts the sends of one run share."""
+    sender = SmtpTestSender(
+        plan, password=password, token=token, on_row=on_row, tls_contexts=tls_contexts
+    )
     try:
         message = build_test_message(
             sender=plan.from_address or "",
