@@ -19,6 +19,7 @@ from smtpd_servers import (
     SCENARIOS,
     UNRESOLVABLE_HOST,
     Credentials,
+    Expectation,
     MailServer,
     ScenarioServer,
     ServerLoop,
@@ -29,7 +30,8 @@ from smtpd_servers import (
 )
 
 from mailkit.demo import DEMO_ACCOUNTS, DemoServer, DemoSettings
-from mailkit.outcome import Cause, Phase
+from mailkit.demo.scenarios import FAILURES
+from mailkit.outcome import Cause, Phase, Signal
 
 pytestmark = pytest.mark.timeout(15)
 
@@ -1071,3 +1073,17 @@ def test_both_servers_sign_in_with_the_same_code() -> None:
         shared = getattr(SubmissionHandler, mechanism)
         assert getattr(_Handler, mechanism) is shared
         assert getattr(_DemoHandler, mechanism) is shared
+
+
+def test_every_refusal_of_the_library_is_met_by_a_scenario(tls_material: TLSMaterial) -> None:
+    """No refusal is written for the demo alone: each has a scenario the diagnosis is tested on,
+    and the scenario expects exactly the refusal's phase and cause."""
+    built = [SCENARIOS[name](tls_material) for name in SCENARIOS]
+    built.append(SCENARIOS["closing_421"](tls_material, verb="DATA"))
+    met = {scenario.failure.key: scenario for scenario in built if scenario.failure is not None}
+    assert set(met) == set(FAILURES)
+    for key, scenario in met.items():
+        assert scenario.failure == FAILURES[key], key
+        assert scenario.expect == Expectation(
+            FAILURES[key].phase, Signal.REPLY, FAILURES[key].cause
+        ), key
