@@ -974,7 +974,11 @@ def _flags(column: pd.Series[Any]) -> pd.Series[bool]:
 def _ports(column: pd.Series[Any]) -> pd.Series[Any]:
     """Ports as ``settings.check_port`` reads them (once per distinct value) as Int64; what it
     refuses is NA."""
-    codes, uniques = pd.factorize(column.astype("object"), use_na_sentinel=True)
+    values = column.astype("object")
+    if values.dtype == object and not pd.api.types.is_string_dtype(column.dtype):
+        # Hashing makes True, 1 and 1.0 one value; a tick box is no port 1.
+        values = values.map(lambda v: "true/false" if isinstance(v, bool | np.bool_) else v)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
 
     def port(value: Any) -> int | None:
         if isinstance(value, np.generic):
