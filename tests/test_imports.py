@@ -280,3 +280,25 @@ def test_guarded_restores_levels_after_nested_and_failing_calls() -> None:
         assert urllib3_logger.level == logging.DEBUG
     finally:
         urllib3_logger.setLevel(old_level)
+
+
+def test_every_module_has_a_place_in_the_layer_contract() -> None:
+    """A new module must be placed in a layer (pyproject.toml), or the contract would not see it."""
+    import pkgutil
+    import tomllib
+    from pathlib import Path
+
+    config = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    contracts = config["tool"]["importlinter"]["contracts"]
+    layers = next(c for c in contracts if c["type"] == "layers")["layers"]
+    placed = {name.strip() for layer in layers for name in layer.replace(":", "|").split("|")}
+    # Package namespaces that only re-export their own modules.
+    namespaces = {"mailkit", "mailkit.audit"}
+    unplaced = [
+        info.name
+        for info in pkgutil.walk_packages(mailkit.__path__, "mailkit.")
+        if not any(info.name == p or info.name.startswith(p + ".") for p in placed)
+        and info.name not in namespaces
+    ]
+    assert unplaced == []
+    assert "mailkit.cli" in placed  # control: the layers were read
