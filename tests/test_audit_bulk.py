@@ -251,6 +251,8 @@ def test_a_run_shares_one_tls_context_per_way_of_trusting(
     assert system.verify_mode is ssl.CERT_REQUIRED
     assert contexts.for_plan(_plan(tls_min_version="1.3")) is not system
     assert len(contexts) == 4
+    assert contexts.holds(_plan(ca_file=str(demo.ca_file), port=2525))
+    assert not contexts.holds(_plan(ca_file=str(tmp_path / "other.pem")))
 
 
 def test_messages_share_one_encoded_body_byte_for_byte_as_encoding_it_anew() -> None:
@@ -270,3 +272,15 @@ def test_messages_share_one_encoded_body_byte_for_byte_as_encoding_it_anew() -> 
     noted = build_test_message(sender="a@example.test", recipients=["r@example.org"], note="N")
     assert b"N\r\n" in noted.as_bytes()
     assert b"N\r\n" not in first.as_bytes()
+
+
+def test_a_missing_ca_file_is_diagnosed_for_every_user_of_a_run(
+    demo: DemoSettings, tmp_path: Path
+) -> None:
+    """Sharing contexts never skips the check of a CA file that no context could be made of."""
+    users, secrets = make_users(demo, 3)
+    org = demo.org().model_copy(update={"ca_file": str(tmp_path / "gone.pem")})
+    frame = bulk_test(org, users, to="rcpt@example.org", secrets=secrets, progress=False)
+    assert not frame["ok"].any()
+    assert frame["phase"].eq("setup").all()
+    assert frame.attrs["tls_contexts"] == 0

@@ -170,9 +170,18 @@ class TlsContexts:
     def __len__(self) -> int:
         return len(self._made)
 
-    def for_plan(self, plan: SmtpPlan) -> ssl.SSLContext:
+    @staticmethod
+    def _key(plan: SmtpPlan) -> tuple[str | None, bool, str]:
         pinned = bool(plan.pin_sha256)
-        key = (None if pinned else plan.ca_file, pinned, plan.tls_min_version)
+        return (None if pinned else plan.ca_file, pinned, plan.tls_min_version)
+
+    def holds(self, plan: SmtpPlan) -> bool:
+        """Whether a context for ``plan`` was made: its CA file loaded then, so the sends
+        after need not check it again."""
+        return self._key(plan) in self._made
+
+    def for_plan(self, plan: SmtpPlan) -> ssl.SSLContext:
+        key = self._key(plan)
         context = self._made.get(key)
         if context is None:
             context = self._made[key] = tls_context(plan)

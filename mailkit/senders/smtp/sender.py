@@ -305,7 +305,13 @@ class SmtpTestSender:
             raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail="host"))
         if not plan.from_address:
             raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail="from_address"))
-        if plan.ca_file is not None and plan.security is not Security.NONE and not plan.pin_sha256:
+        checked = self.tls_contexts is not None and self.tls_contexts.holds(plan)
+        if (
+            plan.ca_file is not None
+            and plan.security is not Security.NONE
+            and not plan.pin_sha256
+            and not checked  # this run already loaded it into a context
+        ):
             problem = ca_file_problem(plan.ca_file)
             if problem is not None:
                 detail = f"ca_file: {plan.ca_file} {problem}"
