@@ -32,6 +32,7 @@ from smtpd_servers import (
     listening_socket,
     stop_scenario,
 )
+from test_hostile_servers import echoing_reply, every_output, leaks
 
 from mailkit.demo.chunking import ChunkingSMTP
 from mailkit.demo.server import DEMO_USER, DemoServer
@@ -43,7 +44,7 @@ from mailkit.senders.smtp.plan import SmtpPlan
 from mailkit.senders.smtp.sender import send_plan_async
 from mailkit.settings import AuthType, Security
 from mailkit.testsend import send_test_async
-from mailkit.transcript import Recorder
+from mailkit.transcript import Recorder, Row
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -602,3 +603,44 @@ def test_without_pipelining_bdat_goes_alone_after_each_reply(
     assert server.commands[-4:] == ["MAIL", "RCPT", "BDAT", "QUIT"]
     [body] = server.bodies
     assert body.startswith(b"From: ") or b"\r\nFrom: " in body
+
+
+@pytest.mark.parametrize("mode", ["prefix", "final", "malformed"])
+@pytest.mark.parametrize("verb", ["AUTH_RESULT", "MAIL", "RCPT", "END_OF_DATA", "QUIT"])
+def test_an_echoed_password_in_the_bdat_group_reaches_no_output(
+    verb: str,
+    mode: str,
+    server_loop: ServerLoop,
+    tls_material: TLSMaterial,
+    smtp_credentials: Credentials,
+) -> None:
+    """The replies of the one BDAT group (END_OF_DATA: the reply to the chunk) echo the
+    password in every encoding: no output of the send shows it."""
+    password = smtp_credentials.password
+    scenario = SCENARIOS["hostile_reply"](
+        tls_material, verb=verb, data=echoing_reply(verb, mode, password)
+    )
+    with _chunking_scenario(server_loop, tls_material, scenario) as server:
+        rows: list[Row] = []
+        plan = dataclasses.replace(
+            SmtpPlan(
+                host=server.host,
+                port=server.port,
+                security=Security(server.security),
+                auth=AuthType.AUTO,
+                username=smtp_credentials.user,
+                from_address=FROM,
+                ca_file=str(server.ca_file),
+            ),
+            command_timeout=5.0,
+        )
+        result = run_sync(
+            send_plan_async(plan, to=[TO], password=Secret(password), on_row=rows.append)
+        )
+        server.wait_idle()
+    assert leaks(password, "\n".join(server.sent_lines))  # it really was echoed
+    assert any(row.text.startswith("BDAT ") for row in result.transcript.rows)
+    for where, text in every_output(result, rows).items():
+        assert leaks(password, text) == [], (where, text[:2000])
+    if mode == "prefix" and verb in ("END_OF_DATA", "QUIT"):
+        assert result.ok, result.diagnosis and result.diagnosis.to_text()
