@@ -154,6 +154,9 @@ def test_ehlo_after_starttls_offers_the_mechanisms(postfix: PostfixServer) -> No
         assert client.esmtp_features["auth"].split() == ["PLAIN", "LOGIN", "CRAM-MD5"]
         assert isinstance(client.sock, ssl.SSLSocket)
         assert client.sock.version() == "TLSv1.3"
+        # The real peer of mailkit's BDAT path and of the RTT benchmark's CHUNKING figures.
+        assert client.has_extn("pipelining")
+        assert client.has_extn("chunking")
 
 
 @pytest.mark.slow
