@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 import pandas as pd
 
 from mailkit.audit.rules import FINDINGS_COLUMNS, SEVERITIES
-from mailkit.users import neutralise_cell
+from mailkit.users import neutralise_cells
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -181,11 +181,7 @@ def to_html(findings: pd.DataFrame, effective: pd.DataFrame | None = None) -> st
 
 def write_csv(frame: pd.DataFrame, target: str | os.PathLike[str] | TextIO) -> None:
     """``frame`` as CSV (UTF-8 for files) with formula-like text cells neutralised."""
-    safe = frame.apply(
-        lambda column: column.map(
-            lambda value: neutralise_cell(value) if isinstance(value, str) else value
-        )
-    )
+    safe = frame.apply(neutralise_cells)
     if isinstance(target, str | os.PathLike):
         safe.to_csv(Path(target), index=False, encoding="utf-8")
     else:
