@@ -631,12 +631,18 @@ def _prose_in(source: str) -> Iterator[tuple[int, str]]:
 
 
 def test_no_advice_in_diagnose_spells_a_setting_the_python_way() -> None:
-    """Advice names settings only through references (``_S.ca_file``): a new rule that writes
+    """Advice names settings only through references (``S.ca_file``): a new rule that writes
     "set ca_file" would print a Python name in the CLI and in widgets."""
     import mailkit.diagnose
 
-    source = Path(mailkit.diagnose.__file__).read_text(encoding="utf-8")
-    spelled = [(line, text) for line, text in _prose_in(source) if python_names(text)]
+    modules = sorted(Path(mailkit.diagnose.__file__).parent.glob("*.py"))
+    assert {m.name for m in modules} >= {"advice.py", "api_advice.py", "rules.py"}
+    spelled = [
+        (module.name, line, text)
+        for module in modules
+        for line, text in _prose_in(module.read_text(encoding="utf-8"))
+        if python_names(text)
+    ]
     assert spelled == []
 
 
