@@ -1,8 +1,12 @@
 """One exception tree for everything mailkit raises on purpose.
 
+A name in parentheses is a further base class (for a root, its only one), so that code which
+knows only the built-ins still catches the error. ``tests/test_errors_tree.py`` compares this
+drawing with the classes, wherever in mailkit they are defined.
+
 ::
 
-    MailkitError
+    MailkitError (Exception)
     ├── SettingsError (ValueError)        settings that fail validation, field by field
     ├── StoreError                         the settings store cannot be used
     │   ├── StoreCorruptError              not a readable SQLite file
@@ -22,7 +26,9 @@
     ├── ImportFileError (ValueError)       a CSV / Excel / TOML / legacy file cannot be imported
     ├── OAuthConfigError (ValueError)      a downloaded client JSON / client settings are invalid
     ├── OAuthError                         consent, token refresh or revocation failed
-    └── UnsafeSettingWarning (UserWarning) a setting that works but is risky (a warning, not raised)
+    └── DemoServerError (RuntimeError)     the demo server cannot start (in mailkit.demo)
+
+    UnsafeSettingWarning (UserWarning)     a setting that works but is risky (warned, not raised)
 
 Every message says what is wrong and what to do about it. No message ever contains a secret:
 secrets travel as :class:`mailkit.secret.Secret`, whose ``str`` is a mask.
