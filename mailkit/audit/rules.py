@@ -932,8 +932,15 @@ def _stripped(column: pd.Series[Any]) -> pd.api.extensions.ExtensionArray:
     if blank.any():
         is_set[is_set] = ~blank
         stripped = stripped[~blank]
+    elif column.dtype == _STRING and not (stripped != values[is_set]).any():
+        # Already trimmed text (a loaded users file is): the column as it is, not a copy.
+        kept: pd.api.extensions.ExtensionArray = column.array
+        return kept
     result: pd.api.extensions.ExtensionArray = strings_at(stripped, is_set)
     return result
+
+
+_STRING: Final = pd.StringDtype()
 
 
 #: The enum and other spellings of each choice column, as the settings read them.
@@ -977,10 +984,10 @@ def _flags(column: pd.Series[Any]) -> pd.Series[bool]:
 def _ports(column: pd.Series[Any]) -> pd.Series[Any]:
     """Ports as ``settings.check_port`` reads them (once per distinct value) as Int64; what it
     refuses is NA."""
-    values = column.astype("object")
-    if values.dtype == object and not pd.api.types.is_string_dtype(column.dtype):
+    values = column
+    if column.dtype == object:
         # Hashing makes True, 1 and 1.0 one value; a tick box is no port 1.
-        values = values.map(lambda v: "true/false" if isinstance(v, bool | np.bool_) else v)
+        values = column.map(lambda v: "true/false" if isinstance(v, bool | np.bool_) else v)
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
 
     def port(value: Any) -> int | None:

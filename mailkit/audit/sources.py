@@ -119,30 +119,44 @@ def _text(series: pd.Series[Any]) -> pd.Series[Any]:
     return pd.Series(pd.array(trimmed, dtype="string"), index=series.index)
 
 
+def _distinct(series: pd.Series[Any]) -> tuple[np.ndarray[Any, Any], pd.Series[Any], Any]:
+    """Codes per row (-1 where unset), the distinct values as text, and rows per value.
+
+    Ports and tick boxes hold a handful of distinct values: read each once, not per row.
+    """
+    codes, uniques = pd.factorize(series)
+    counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
+    return codes, _text(pd.Series(uniques)), counts
+
+
 def _port(series: pd.Series[Any], notes: list[str]) -> pd.Series[Any]:
     """Whole numbers as Int64, out-of-range ones kept (a rule reports them); others noted."""
-    text = _text(series)
+    codes, text, counts = _distinct(series)
     numbers = pd.to_numeric(text, errors="coerce")
     unreadable = text.notna() & (numbers.isna() | (numbers % 1 != 0))
     if unreadable.any():
         notes.append(
-            f"{int(unreadable.sum())} port(s) are not whole numbers and were read as empty: "
-            + _samples(text[unreadable])
+            f"{int(counts[unreadable.to_numpy()].sum())} port(s) are not whole numbers and were "
+            "read as empty: " + _samples(text[unreadable])
         )
-    return numbers.where(~unreadable).astype("Int64")
+    ports = numbers.where(~unreadable).astype("Int64").array
+    return pd.Series(ports.take(codes, allow_fill=True), index=series.index)
 
 
 def _flag(series: pd.Series[Any], notes: list[str]) -> pd.Series[Any]:
     """yes/no, 1/0, x, true/false as bool; empty is False, anything else False with a note."""
-    text = _text(series).str.lower()
+    codes, text, counts = _distinct(series)
+    text = text.str.lower()
     true, false = text.isin(_TRUE), text.isin(_FALSE)
     unreadable = text.notna() & ~true & ~false
     if unreadable.any():
         notes.append(
-            f"{int(unreadable.sum())} override_enabled value(s) are not yes/no and were read "
-            "as no: " + _samples(text[unreadable])
+            f"{int(counts[unreadable.to_numpy()].sum())} override_enabled value(s) are not "
+            "yes/no and were read as no: " + _samples(text[unreadable])
         )
-    return true.fillna(False).astype("bool")
+    # Code -1 (unset) reads the appended False.
+    flags = np.append(true.fillna(False).to_numpy(dtype=bool), False)
+    return pd.Series(flags[codes], index=series.index, dtype="bool")
 
 
 def _samples(values: pd.Series[Any]) -> str:
