@@ -1,12 +1,12 @@
 """Migrate an application's legacy email settings into mailkit's model, with a report.
 
-Older versions of the seeds' products kept settings that no longer exist ("Email Sender IP",
-"Requires Authentication", "TLS Settings", the "Use SSL encoding" checkbox, the ``AuthMSN``
-flag). :func:`migrate` maps them onto :class:`~mailkit.settings.OrgSettings` and returns a
-:class:`Migration` whose ``report`` has one row per legacy key, so an admin (or an auditor) can
-see every change and every decision.
+Older versions of the applications mailkit serves kept settings that no longer exist ("Email
+Sender IP", "Requires Authentication", "TLS Settings", the "Use SSL encoding" checkbox, the
+``AuthMSN`` flag). :func:`migrate` maps them onto :class:`~mailkit.settings.OrgSettings` and
+returns a :class:`Migration` whose ``report`` has one row per legacy key, so an admin (or an
+auditor) can see every change and every decision.
 
-Decisions the seed leaves open, made so that a migration **loses nothing and guesses nothing
+Decisions the old settings leave open, made so that a migration **loses nothing and guesses nothing
 silently**:
 
 - An unknown key, an unrecognised value (``TLSSettings=Maybe``) or a value the settings model

@@ -1,4 +1,4 @@
-"""The test message: the seed's multi-language body, a UTF-8 subject and honest headers.
+"""The test message: a multi-language Unicode body, a UTF-8 subject and honest headers.
 
 It is built to show what a real message from the application will look like — several scripts
 in subject and body prove the path keeps UTF-8 intact, the priority headers show how clients
@@ -18,7 +18,9 @@ from email.utils import format_datetime, make_msgid
 
 from mailkit.settings import Priority, check_address
 
-#: The seed's languages first, then more scripts so every common one is exercised.
+#: English, Spanish, Chinese (traditional and simplified) and German, the lines application
+#: test tools have long sent, then more scripts (right-to-left, Indic, Thai, emoji) so every
+#: common one is exercised.
 TEST_BODY_LINES: tuple[tuple[str, str], ...] = (
     ("English", "This is a test message from the mailkit SMTP test."),
     ("Spanish", "Este es un mensaje de prueba."),

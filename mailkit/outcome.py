@@ -235,7 +235,7 @@ class Diagnosis:
         }
 
     def to_text(self) -> str:
-        """The seed's failure popup as plain text: title, explanation, numbered steps."""
+        """The diagnosis as a failure popup shows it, in plain text: title, explanation, steps."""
         lines = [f"{self.title} ({self.phase.value}, {self.kind.value}: {self.cause.value})"]
         if self.code is not None:
             reply = f"{self.code} {self.enhanced + ' ' if self.enhanced else ''}{self.server_text}"

@@ -38,7 +38,8 @@ from mailkit.errors import FieldProblem, SettingsError, UnsafeSettingWarning
 
 
 class Mode(StrEnum):
-    """How mail leaves the application (the seeds' "Mail Software" / "Sender Protocol")."""
+    """How mail leaves the application (what settings screens call "Mail Software" or
+    "Sender Protocol")."""
 
     SMTP = "smtp"
     GMAIL_API = "gmail_api"
@@ -70,7 +71,7 @@ class Security(StrEnum):
 
 
 class AuthType(StrEnum):
-    """SMTP authorization. ``msn`` is the seeds' legacy name for NTLM, kept so it can be audited."""
+    """SMTP authorization. ``msn`` is a legacy name for NTLM, kept so it can be audited."""
 
     AUTO = "auto"
     LOGIN = "login"

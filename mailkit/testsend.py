@@ -1,4 +1,4 @@
-"""The seeds' "Email Test Utility" / "Send Test Emails": one call for the org or a user.
+"""A test send (an application's "Email Test Utility"): one call for the org or a user.
 
 It resolves the effective settings, finds the credentials in the secret store (the password
 belongs to whoever's user name is used: a user who inherits the org's account uses the org's

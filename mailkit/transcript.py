@@ -604,7 +604,7 @@ def _record(row: Row, *, iso_time: bool = False) -> dict[str, object]:
 
 @dataclass(frozen=True)
 class Transcript:
-    """The recorded dialog: a DataFrame, HTML for notebooks, or the seed's text style."""
+    """The recorded dialog: a DataFrame, HTML for notebooks, or timestamped text lines."""
 
     rows: tuple[Row, ...]
 
@@ -623,7 +623,8 @@ class Transcript:
         return [_record(r, iso_time=True) for r in self.rows]
 
     def to_text(self) -> str:
-        """``[hh:mm:ss.mmm] line``, continuation lines of a reply unprefixed, as in the seed."""
+        """``[hh:mm:ss.mmm] line``, continuation lines of a reply unprefixed: the style of the
+        SMTP dialogs admins know from their applications' test tools."""
         out = []
         for row in self.rows:
             stamp = row.time.astimezone().strftime("%H:%M:%S.%f")[:-3]

@@ -263,7 +263,7 @@ CASES: tuple[Case, ...] = (
          auth_mechanisms=frozenset({"PLAIN", "LOGIN"}), detail="no usable mechanism"),
          Cause.PASSWORD_MISSING, CONFIG, context=replace(CTX, auth="auto"),
          explanation=("LOGIN, PLAIN", "holds no password"), fix=("store the password",)),
-    # one provider's account at another's server: no password can work (the seed's example)
+    # one provider's account at another's server: no password can work
     Case("outlook.com account at smtp.gmail.com", F(P.AUTH, S.REPLY, 535, "5.7.8 Username and "
          "Password not accepted."), Cause.PROVIDER_MISMATCH, CONFIG,
          context=replace(GMAIL, username="ann@outlook.com", from_address="ann@outlook.com"),

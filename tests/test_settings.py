@@ -1224,9 +1224,9 @@ def test_ews_url_must_be_https(given: str) -> None:
 def test_ews_url_with_credentials_rejected() -> None:
     """Bug: ``https://user:password@host/EWS`` is accepted and the password is then stored.
 
-    Secrets never live in the settings store (PRODUCT §1). Fix: in ``check_url`` reject ``@``
-    in the authority part ("remove the user name and password from the address; mailkit keeps
-    the password in the secret store").
+    Secrets never live in the settings store, only in the secret store. Fix: in ``check_url``
+    reject ``@`` in the authority part ("remove the user name and password from the address;
+    mailkit keeps the password in the secret store").
     """
     found = problems_of(OrgSettings, {"ews_url": f"https://alice:{CANARY}@mail.example.com/EWS"})
     assert [p.field for p in found] == ["ews_url"]

@@ -224,7 +224,7 @@ def test_transcript_renderings() -> None:
     assert list(frame["dir"]) == ["S", "C", "S", "I"]
     text = transcript.to_text().splitlines()
     assert text[0].endswith("] 220-mx")
-    assert text[1] == "220 ready"  # continuation lines unprefixed, as in the seed
+    assert text[1] == "220 ready"  # continuation lines unprefixed
     assert text[-1].endswith("] * a note")
     assert "<table" in transcript.to_html()
     assert set(transcript.timings()) == {"greeting", "ehlo"}

@@ -287,7 +287,8 @@ def test_write_refuses_unknown_extension(tmp_path: Path) -> None:
 
 
 def test_canonical_columns_are_the_product_contract() -> None:
-    """PRODUCT.md fixes these names and their order; applications' exports map onto them."""
+    """These names and their order are the users table's contract (import, export, audit);
+    applications' exports map onto them."""
     assert USERS_COLUMNS == (
         "user_code",
         "display_name",

@@ -42,7 +42,7 @@ from mailkit.widgets.presets import PresetChooser
 
 __all__ = ["PRIORITY_NOTE", "OrgForm", "RoutesEditor"]
 
-#: What the seed says about priority, beside the field where it is chosen.
+#: What priority really does, beside the field where it is chosen.
 PRIORITY_NOTE = (
     "Leave it at normal. High only puts a flag next to the message in the recipient's inbox; "
     "some servers (Gmail) ignore low."
