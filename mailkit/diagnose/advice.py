@@ -68,6 +68,33 @@ STEP = {
 RETRY = "Nothing in the settings needs to change; run the test again in a few minutes."
 
 
+def api_name(f: Facts) -> str:
+    if f.google:
+        return "the Gmail API"
+    if f.microsoft:
+        return "Microsoft Graph"
+    return "the mail API"
+
+
+def _service(f: Facts) -> str:
+    """Who answered: the sign-in service for consent and refresh, else the mail API."""
+    if f.failure.phase in (Phase.CONSENT, Phase.TOKEN):
+        if f.google:
+            return "Google's sign-in service"
+        if f.microsoft:
+            return "Microsoft's sign-in service (Entra ID)"
+        return "the OAuth sign-in service"
+    return api_name(f)
+
+
+def answered(f: Facts) -> str:
+    """Opens an explanation: "Microsoft Graph answered HTTP 403 (ErrorAccessDenied)"."""
+    service = _service(f)
+    status = f" HTTP {f.code}" if f.code is not None else " with an error"
+    error = f" ({f.error})" if f.error else ""
+    return f"{service[0].upper()}{service[1:]} answered{status}{error}"
+
+
 # ---- setup
 
 
@@ -1206,33 +1233,3 @@ def server_error(f: Facts) -> Advice:
             "If it persists, send the transcript to the server's administrator.",
         ),
     )
-
-
-# ---- openings shared with the OAuth and API advice
-
-
-def api_name(f: Facts) -> str:
-    if f.google:
-        return "the Gmail API"
-    if f.microsoft:
-        return "Microsoft Graph"
-    return "the mail API"
-
-
-def _service(f: Facts) -> str:
-    """Who answered: the sign-in service for consent and refresh, else the mail API."""
-    if f.failure.phase in (Phase.CONSENT, Phase.TOKEN):
-        if f.google:
-            return "Google's sign-in service"
-        if f.microsoft:
-            return "Microsoft's sign-in service (Entra ID)"
-        return "the OAuth sign-in service"
-    return api_name(f)
-
-
-def answered(f: Facts) -> str:
-    """Opens an explanation: "Microsoft Graph answered HTTP 403 (ErrorAccessDenied)"."""
-    service = _service(f)
-    status = f" HTTP {f.code}" if f.code is not None else " with an error"
-    error = f" ({f.error})" if f.error else ""
-    return f"{service[0].upper()}{service[1:]} answered{status}{error}"

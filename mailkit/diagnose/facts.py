@@ -27,8 +27,10 @@ from mailkit.providers import (
 #: Server text longer than this is cut (with an ellipsis): enough for any real reply.
 MAX_SERVER_TEXT = 500
 
+#: Provider ids by vendor: their advice names the same consoles, scopes and walkthroughs.
 GOOGLE = frozenset({"gmail", "google_workspace"})
 MICROSOFT = frozenset({"microsoft365", "outlook_com"})
+#: The notebook that gets each provider's OAuth token, as advice names it.
 OAUTH_WALKTHROUGH = {
     "gmail": "Google OAuth walkthrough",
     "google_workspace": "Google OAuth walkthrough",
@@ -257,11 +259,12 @@ IMPLICIT_TLS = When(lambda f: f.implicit_tls)
 
 
 def kind_by_code(code: int | None) -> Kind:
+    """The kind a reply code implies when a rule fixes none: 4xx passes, anything else not."""
     return Kind.TRANSIENT if code is not None and code // 100 == 4 else Kind.PERMANENT
 
 
 # --------------------------------------------------------------------------- named predicates
-
+# The table's vocabulary: each a question about the facts, named once, asked by rules and advice.
 
 AUTH = at(Phase.AUTH)
 RCPT = at(Phase.RCPT)
@@ -388,9 +391,11 @@ SCOPE = oauth_error(
     "ACCESS_TOKEN_SCOPE_INSUFFICIENT", "insufficientPermissions", "insufficient_scope"
 ) | says("scope", "insufficient permission")
 
+# Google: the Gmail API is switched off in the OAuth client's Cloud project.
 API_DISABLED = When(
     lambda f: f.error.lower() in ("accessnotconfigured", "service_disabled")
 ) | says("has not been used", "it is disabled", "api is disabled", "not been enabled")
+
 
 # --------------------------------------------------------------------------- facts of a send
 
@@ -403,6 +408,8 @@ def _email_domain(context: SendContext) -> str | None:
 
 
 def facts_for(failure: Failure, context: SendContext) -> Facts:
+    """What the rules may look at for this failure; the provider comes from the server, else
+    (for OAuth and the mail APIs) from the vendor the answer points at."""
     email = _email_domain(context)
     provider = provider_for_host(context.host, email) or _api_provider(failure, context, email)
     code = parse_enhanced(failure.enhanced) or parse_enhanced(failure.text)
