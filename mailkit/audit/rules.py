@@ -313,7 +313,7 @@ def _user_keys(column: pd.Series[Any]) -> pd.Series[Any]:
     """``user_code_key`` per set value, in one pass."""
     values = _texts(column)
     is_set = ~pd.isna(values)
-    folded = _objects([user_code_key(value) for value in values[is_set]])
+    folded = _objects(list(map(user_code_key, values[is_set])))
     return pd.Series(strings_at(folded, is_set), index=column.index)
 
 
@@ -427,7 +427,17 @@ def _override_redundant(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
         if org_value is None:
             continue
         org_text = str(getattr(org_value, "value", org_value)).lower()
-        same |= ctx.shared.where(f"_u_{name}", _lower_equals(org_text))
+        column = f[f"_u_{name}"]
+        if pd.api.types.is_string_dtype(column.dtype):
+            # Text: one comparison per set value (hashing a million addresses into distinct
+            # values would cost more than comparing them).
+            values = _texts(column)
+            rows = ~pd.isna(values)
+            same[rows] |= np.fromiter(
+                (value.lower() == org_text for value in values[rows]), dtype=bool
+            )
+        else:
+            same |= ctx.shared.where(f"_u_{name}", _lower_equals(org_text))
     return _series(f, f["_override"].to_numpy(dtype=bool) & same)
 
 
