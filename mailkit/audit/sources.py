@@ -127,8 +127,9 @@ def _text(series: pd.Series[Any]) -> pd.Series[Any]:
         values = series.astype("string").to_numpy(dtype=object)
         is_set = ~pd.isna(values)
         trimmed = np.array(list(map(str.strip, values[is_set])), dtype=object)
+    trimmed[trimmed == ""] = None
     out = np.full(len(values), None, dtype=object)
-    out[is_set] = np.where(trimmed == "", None, trimmed)
+    out[is_set] = trimmed
     return pd.Series(pd.array(out, dtype="string"), index=series.index)
 
 
