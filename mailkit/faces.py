@@ -30,6 +30,7 @@ __all__ = [
     "rename_settings",
     "render",
     "setting",
+    "unlock_home",
 ]
 
 
@@ -90,6 +91,7 @@ _DESCRIBED = frozenset({"api_url", "secrets"})
 _OPEN, _CLOSE = "\x1e", "\x1f"
 _REFERENCE = re.compile(f"{_OPEN}([a-z0-9_]+)(?::([a-z]+))?{_CLOSE}")
 _STORE_REF = "password_home"
+_UNLOCK_REF = "unlock_secrets"
 
 
 def setting(name: str) -> str:
@@ -104,6 +106,11 @@ def password_home(kind: str = "password") -> str:
     if kind != "password":
         raise ValueError("only passwords are stored by a form or a command; tokens by OAuth")
     return f"{_OPEN}{_STORE_REF}:{kind}{_CLOSE}"
+
+
+def unlock_home() -> str:
+    """A reference to how a face unlocks an encrypted secrets file, e.g. its passphrase panel."""
+    return f"{_OPEN}{_UNLOCK_REF}{_CLOSE}"
 
 
 @dataclass(frozen=True)
@@ -134,6 +141,8 @@ def render(text: str, face: Face | str = Face.PYTHON, where: Where | None = None
         ref = match.group(1)
         if ref == _STORE_REF:
             return _password_home(chosen, place)
+        if ref == _UNLOCK_REF:
+            return _UNLOCK_WORDS[chosen]
         return _field(ref, chosen)
 
     return _REFERENCE.sub(name, text).replace(_OPEN, "").replace(_CLOSE, "")
@@ -185,6 +194,16 @@ def _field(name: str, face: Face) -> str:
         return f"the {words.widget}"
     where = f" (under {words.section})" if words.section else ""
     return f"“{words.widget}”{where}"
+
+
+_UNLOCK_WORDS = {
+    Face.CLI: "set MAILKIT_SECRETS_PASSPHRASE, or run the command on a terminal to be asked for "
+    "the passphrase",
+    Face.WIDGET: "type the passphrase in the passphrase panel at the top of the notebook and "
+    "press Unlock",
+    Face.PYTHON: "call unlock(passphrase) on the FileSecretStore, or set "
+    "MAILKIT_SECRETS_PASSPHRASE before the kernel starts",
+}
 
 
 def _password_home(face: Face, where: Where) -> str:

@@ -75,6 +75,8 @@ class Cause(StrEnum):
     HOST_MISSING = "host_missing"
     PASSWORD_MISSING = "password_missing"
     TOKEN_MISSING = "token_missing"
+    #: The secret store could not be read (a locked or damaged encrypted file, no keyring).
+    SECRETS_UNAVAILABLE = "secrets_unavailable"
     MODE_NOT_SMTP = "mode_not_smtp"
     SETTING_INVALID = "setting_invalid"  # e.g. no From address, or an address that fails
     PLAINTEXT_AUTH_REFUSED = "plaintext_auth_refused"

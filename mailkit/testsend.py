@@ -80,11 +80,12 @@ async def send_test_async(
         if timeout is not None:
             connect = min(timeout, plan.waits.connect)
             plan = replace(plan, connect_timeout=connect, command_timeout=timeout)
+        secrets_problem: str | None = None
         if password is None and secrets is not None:
             try:
                 password = secrets.get(secret_key(profile, credential_account(org, user)))
-            except SecretStoreError:
-                password = None  # reported as a missing password when one is needed
+            except SecretStoreError as exc:  # unknown, not absent: diagnosed as such
+                secrets_problem = str(exc)
         result = await send_plan_async(
             plan,
             to=to,
@@ -93,6 +94,7 @@ async def send_test_async(
             priority=eff.priority,
             on_row=on_row,
             tls_contexts=tls_contexts,
+            secrets_problem=secrets_problem,
         )
     if store is not None:
         record(
@@ -137,13 +139,24 @@ def stored_token(
         elif known is not None and known.id == "microsoft365":
             kinds = (MicrosoftCredentials,)
     account = credential_account(org, user)
+    unreadable: SecretStoreError | None = None
     for kind in kinds:
         try:
             if secrets.get(secret_key(profile, account, kind.kind)) is None:
                 continue
-        except SecretStoreError:
+        except SecretStoreError as exc:
+            unreadable = exc
             continue
         return kind(secrets, profile=profile, owner=account, ca_file=org.ca_file).token_provider()
+    if unreadable is not None and eff.mode is not Mode.SMTP:
+        # An API send has no other way to sign in: a provider that raises the store's error
+        # makes the sender say the store could not be read, not that no consent is stored.
+        error = unreadable
+
+        def unreadable_store() -> Secret:
+            raise error
+
+        return unreadable_store
     return None
 
 

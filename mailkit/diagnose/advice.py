@@ -151,6 +151,26 @@ def password_missing(f: Facts) -> Advice:
     return Advice("No password is stored", explanation, tuple(fix), refs(f))
 
 
+def secrets_unavailable(f: Facts) -> Advice:
+    """The secret store could not be read, so whether a password exists is unknown: saying
+    "no password is stored" would send the admin to store one again, over the real one."""
+    # The sender's detail is "secrets: WHY" (the store's own message, which names no secret).
+    why = f.detail.split(":", 1)[1].strip() if ":" in f.detail else ""
+    return Advice(
+        "The secret store could not be read",
+        "The password for this send lives in the secret store, and mailkit could not read it"
+        + (f": {why}" if why else ".")
+        + " So mailkit did not try to sign in; the password may well be stored.",
+        (
+            f"If the store is an encrypted secrets file, unlock it: {S.unlock}.",
+            "If the passphrase was refused, type it again; a forgotten passphrase cannot be "
+            f"recovered: store the password again in a new file with {S.password_home}.",
+            f"To read another store, choose it with {S.secrets}.",
+            "Then run the test send again.",
+        ),
+    )
+
+
 def token_missing(f: Facts) -> Advice:
     if f.api:
         how = f"This send goes through {api_name(f)} (set by {S.mode}), which needs an OAuth token"

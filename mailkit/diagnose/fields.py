@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mailkit.faces import password_home, setting
+from mailkit.faces import password_home, setting, unlock_home
 
 
 class S:
@@ -27,3 +27,4 @@ class S:
     tenant = setting("oauth_tenant")
     secrets = setting("secrets")
     password_home = password_home()
+    unlock = unlock_home()

@@ -55,6 +55,7 @@ from mailkit.diagnose.advice import (
     rate_limited,
     recipient_rejected,
     relay_denied,
+    secrets_unavailable,
     send_as_denied,
     sender_rejected,
     server_error,
@@ -175,6 +176,7 @@ RULES: tuple[Rule, ...] = (
     # -- before any connection: settings, credentials, mailkit's own policy
     Rule(Cause.HOST_MISSING, CONFIG, sig(MISSING) & names("host"), host_missing),
     Rule(Cause.PASSWORD_MISSING, CONFIG, sig(MISSING) & names("password"), password_missing),
+    Rule(Cause.SECRETS_UNAVAILABLE, CONFIG, sig(MISSING) & names("secrets"), secrets_unavailable),
     Rule(Cause.TOKEN_MISSING, CONFIG, sig(MISSING) & names("token"), token_missing),
     Rule(Cause.MODE_NOT_SMTP, CONFIG, sig(MISSING, POLICY) & names("mode"), mode_not_smtp),
     Rule(Cause.SETTING_INVALID, CONFIG, sig(MISSING) & names("ca_file"), ca_file_invalid),

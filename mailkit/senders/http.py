@@ -40,7 +40,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from mailkit.diagnose import diagnose
-from mailkit.errors import OAuthError
+from mailkit.errors import OAuthError, SecretStoreError
 from mailkit.message import TestMessage, build_test_message
 from mailkit.oauth import logs as _oauth_logs
 from mailkit.outcome import MAX_DETAIL, Diagnosis, Failure, Phase, SendContext, Signal
@@ -665,6 +665,8 @@ class ApiSender(ABC):
             else:
                 value = await asyncio.to_thread(provider)
             token = await value if isinstance(value, Awaitable) else value
+        except SecretStoreError as exc:  # the consent is stored where it cannot be read
+            raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail=f"secrets: {exc}")) from None
         except OAuthError as exc:
             raise _Stop(diagnosis=exc.diagnosis) from None
         except requests.RequestException as exc:

@@ -31,7 +31,7 @@ from aiosmtplib.protocol import (
 from aiosmtplib.response import SMTPResponse
 
 from mailkit.diagnose import diagnose
-from mailkit.errors import OAuthError
+from mailkit.errors import OAuthError, SecretStoreError
 from mailkit.faces import in_plain_words
 from mailkit.message import TestMessage, build_test_message
 from mailkit.outcome import Diagnosis, Failure, Phase, Signal
@@ -90,8 +90,12 @@ class SmtpTestSender:
         token: TokenProvider | None = None,
         on_row: Callable[[Row], None] | None = None,
         tls_contexts: TlsContexts | None = None,
+        secrets_problem: str | None = None,
     ) -> None:
         self.plan = plan
+        #: Why the secret store could not be read, if it could not: then a missing password
+        #: is unknown, not absent, and no sign-in is tried.
+        self.secrets_problem = secrets_problem
         #: Shared by the sends of one run (a bulk test); None: this send builds its own.
         self.tls_contexts = tls_contexts
         self.password = password
@@ -317,6 +321,9 @@ class SmtpTestSender:
                 detail = f"ca_file: {plan.ca_file} {problem}"
                 raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail=detail))
         auth = plan.auth.canonical
+        if self.secrets_problem and auth is not AuthType.NONE and not (self.password or self.token):
+            detail = f"secrets: {self.secrets_problem}"
+            raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail=detail))
         if auth is AuthType.XOAUTH2 and self.token is None:
             raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail="token"))
         if auth not in (AuthType.NONE, AuthType.AUTO, AuthType.XOAUTH2) and not self.password:
@@ -458,6 +465,8 @@ class SmtpTestSender:
             else:
                 value = await asyncio.to_thread(provider)
             token = await value if isinstance(value, Awaitable) else value
+        except SecretStoreError as exc:  # the consent is stored where it cannot be read
+            raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail=f"secrets: {exc}")) from None
         except OAuthError as exc:
             self.recorder.info("no access token: the token provider could not get one")
             failure = Failure(exc.diagnosis.phase, Signal.OAUTH, detail="token provider")
@@ -714,11 +723,18 @@ async def send_plan_async(
     priority: Priority = Priority.NORMAL,
     on_row: Callable[[Row], None] | None = None,
     tls_contexts: TlsContexts | None = None,
+    secrets_problem: str | None = None,
 ) -> TestResult:
     """Send the test message with ``plan``; returns success or a diagnosis, never raises.
-    ``tls_contexts``: the TLS contexts the sends of one run share."""
+    ``tls_contexts``: the TLS contexts the sends of one run share. ``secrets_problem``: why
+    the secret store could not be read (then no password is not taken as "none stored")."""
     sender = SmtpTestSender(
-        plan, password=password, token=token, on_row=on_row, tls_contexts=tls_contexts
+        plan,
+        password=password,
+        token=token,
+        on_row=on_row,
+        tls_contexts=tls_contexts,
+        secrets_problem=secrets_problem,
     )
     try:
         message = build_test_message(
