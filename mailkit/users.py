@@ -93,7 +93,7 @@ def _cells(column: pd.Series[Any], first: tuple[str, ...], change: Any) -> pd.Se
         return column
     values = values.copy()
     values[hits] = [change(values[i]) for i in hits]
-    return pd.Series(values, index=column.index, name=column.name).astype(column.dtype)
+    return pd.Series(values, index=column.index, name=column.name, dtype=column.dtype)
 
 
 def neutralise_cells(column: pd.Series[Any]) -> pd.Series[Any]:

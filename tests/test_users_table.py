@@ -7,12 +7,22 @@ from pathlib import Path
 import openpyxl
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openpyxl.worksheet.worksheet import Worksheet
 
 from mailkit.columns import USERS_COLUMNS, users_to_frame
 from mailkit.errors import ImportFileError
 from mailkit.settings import OrgSettings, UserSettings
-from mailkit.users import read_users, users_from_frame, write_users
+from mailkit.users import (
+    neutralise_cell,
+    neutralise_cells,
+    read_users,
+    restore_cell,
+    restore_cells,
+    users_from_frame,
+    write_users,
+)
 
 USERS = [
     UserSettings(
@@ -302,3 +312,30 @@ def test_canonical_columns_are_the_product_contract() -> None:
         "security",
         "auth",
     )
+
+
+# --------------------------------------------------------------------------- whole columns
+
+
+@given(st.lists(st.one_of(st.text(max_size=6), st.none()), max_size=30))
+@settings(max_examples=200, deadline=None)
+def test_column_helpers_match_the_cell_functions(cells: list[str | None]) -> None:
+    """The load path restores, and exports neutralise, whole columns at once (issue 12):
+    cell for cell what the one-cell functions do, missing cells left alone."""
+    column = pd.Series(cells, dtype=object)
+    restored = restore_cells(column).tolist()
+    neutral = neutralise_cells(column).tolist()
+    assert restored == [c if c is None else restore_cell(c) for c in cells]
+    assert neutral == [c if c is None else neutralise_cell(c) for c in cells]
+    assert restore_cells(neutralise_cells(column)).tolist() == cells
+
+
+def test_a_csv_in_another_encoding_still_loads_through_its_text(tmp_path: Path) -> None:
+    """UTF-8 files are parsed from their bytes; a Windows-1252 export goes through its text."""
+    path = tmp_path / "users.csv"
+    path.write_bytes("user_code,display_name\njürgen,Jürgen Müller\n".encode("cp1252"))
+    (user,) = read_users(path)
+    assert (user.user_code, user.display_name) == ("jürgen", "Jürgen Müller")
+    path.write_bytes("\ufeffuser_code,display_name\njürgen,'=1+1\n".encode())
+    (user,) = read_users(path)
+    assert (user.user_code, user.display_name) == ("jürgen", "=1+1")
