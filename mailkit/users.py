@@ -81,14 +81,14 @@ def restore_cell(text: str) -> str:
     return text
 
 
-def _cells(column: pd.Series[Any], first: tuple[str, ...], change: Any) -> pd.Series[Any]:
-    """``change`` applied to the text cells that start with one of ``first``, others kept.
+def _cells(column: pd.Series[Any], first: frozenset[str], change: Any) -> pd.Series[Any]:
+    """``change`` applied to the text cells whose first character is in ``first``, others kept.
 
-    One cheap test per cell and ``change`` only where it applies: a million-row column costs
-    tens of milliseconds, not the second a ``Series.map`` takes.
+    One cheap test per cell and ``change`` only where it applies: a fraction of what a
+    ``Series.map`` over every cell costs.
     """
     values = column.to_numpy(dtype=object)
-    hits = [i for i, v in enumerate(values) if v.__class__ is str and v.startswith(first)]
+    hits = [i for i, v in enumerate(values) if v.__class__ is str and v[:1] in first]
     if not hits:
         return column
     values = values.copy()
@@ -98,12 +98,12 @@ def _cells(column: pd.Series[Any], first: tuple[str, ...], change: Any) -> pd.Se
 
 def neutralise_cells(column: pd.Series[Any]) -> pd.Series[Any]:
     """:func:`neutralise_cell` over a column's text cells (other values kept)."""
-    return _cells(column, (*FORMULA_TRIGGERS, _QUOTE), neutralise_cell)
+    return _cells(column, frozenset((*FORMULA_TRIGGERS, _QUOTE)), neutralise_cell)
 
 
 def restore_cells(column: pd.Series[Any]) -> pd.Series[Any]:
     """:func:`restore_cell` over a column's text cells (other values kept)."""
-    return _cells(column, (_QUOTE,), restore_cell)
+    return _cells(column, frozenset(_QUOTE), restore_cell)
 
 
 # --------------------------------------------------------------------------- frames

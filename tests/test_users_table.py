@@ -15,6 +15,7 @@ from mailkit.columns import USERS_COLUMNS, users_to_frame
 from mailkit.errors import ImportFileError
 from mailkit.settings import OrgSettings, UserSettings
 from mailkit.users import (
+    FORMULA_TRIGGERS,
     neutralise_cell,
     neutralise_cells,
     read_users,
@@ -322,6 +323,7 @@ def test_canonical_columns_are_the_product_contract() -> None:
 def test_column_helpers_match_the_cell_functions(cells: list[str | None]) -> None:
     """The load path restores, and exports neutralise, whole columns at once (issue 12):
     cell for cell what the one-cell functions do, missing cells left alone."""
+    assert all(len(trigger) == 1 for trigger in FORMULA_TRIGGERS)  # the helpers look at one
     column = pd.Series(cells, dtype=object)
     restored = restore_cells(column).tolist()
     neutral = neutralise_cells(column).tolist()
