@@ -242,15 +242,19 @@ def measure(n: int, folder: Path) -> dict[str, float]:
     command = [*_mailkit(), "audit", "--profile", str(profile), "--csv", str(path)]
     command += ["--format", "csv", "-o", str(out)]
     cli, cli_mib, _ = _best(command, repeats)
-    _, _, api_out = _best([sys.executable, __file__, "--child", str(path)], 1)
+    api_s, _, api_out = _best([sys.executable, __file__, "--child", str(path)], repeats)
     api = json.loads(api_out.strip().splitlines()[-1])
+    with out.open(encoding="utf-8") as rows:
+        written = sum(1 for _ in rows) - 1
     return {
         "users": n,
         "bytes": path.stat().st_size,
         "anchor_s": anchor,
         "cli_s": cli,
         "cli_mib": cli_mib,
-        "findings_rows": sum(1 for _ in out.open(encoding="utf-8")) - 1,
+        "cli_rows": written,
+        "out_bytes": out.stat().st_size,
+        "api_s": api_s,
         **api,
     }
 
@@ -265,31 +269,33 @@ def main() -> int:
     print("Audit of realistic users exports, end to end from CSV (whole processes, best of runs)")
     print("load average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
     print(
-        f"{'users':>10} {'MB':>6} {'read_csv s':>10} {'audit cmd s':>11} {'ratio':>6} "
-        f"{'cmd MiB':>8} {'API load s':>10} {'API audit s':>11} {'API MiB':>8} {'findings':>9}"
+        f"{'users':>10} {'MB':>5} {'read_csv':>8} | {'API s':>6} {'ratio':>5} {'load':>5} "
+        f"{'audit':>5} {'MiB':>5} {'findings':>9} | {'cmd s':>6} {'ratio':>5} {'MiB':>5} "
+        f"{'rows out':>9} {'MB out':>6}"
     )
     for r in results:
         print(
-            f"{int(r['users']):>10,} {r['bytes'] / 1e6:>6.1f} {r['anchor_s']:>10.2f} "
-            f"{r['cli_s']:>11.2f} {r['cli_s'] / r['anchor_s']:>6.2f} {r['cli_mib']:>8.0f} "
-            f"{r['load_s']:>10.2f} {r['audit_s']:>11.2f} {r['peak_mib']:>8.0f} "
-            f"{int(r['findings']):>9,}"
+            f"{int(r['users']):>10,} {r['bytes'] / 1e6:>5.0f} {r['anchor_s']:>8.2f} | "
+            f"{r['api_s']:>6.2f} {r['api_s'] / r['anchor_s']:>5.2f} {r['load_s']:>5.2f} "
+            f"{r['audit_s']:>5.2f} {r['peak_mib']:>5.0f} {int(r['findings']):>9,} | "
+            f"{r['cli_s']:>6.2f} {r['cli_s'] / r['anchor_s']:>5.2f} {r['cli_mib']:>5.0f} "
+            f"{int(r['cli_rows']):>9,} {r['out_bytes'] / 1e6:>6.0f}"
         )
+    print(
+        "API: users_from_file + audit in a fresh process (import included); cmd: mailkit audit "
+        "--profile P --csv FILE --format csv -o OUT (the profile's empty test history makes "
+        "every user test-stale, so it writes about one more finding per user)"
+    )
     small, large = results
-    ratio = small["cli_s"] / small["anchor_s"]
-    print(
-        f"100,000 users: mailkit audit takes {ratio:.2f}x pandas.read_csv of the same file "
-        f"(goal <= {RATIO_GOAL:.0f}x): {'met' if ratio <= RATIO_GOAL else 'NOT MET'}"
-    )
-    print(
-        f"1,000,000 users: mailkit audit takes {large['cli_s']:.2f} s end to end, peak "
-        f"{large['cli_mib']:.0f} MiB (goal <= {SECONDS_GOAL:.0f} s): "
-        f"{'met' if large['cli_s'] <= SECONDS_GOAL else 'NOT MET'}"
-    )
-    print(
-        f"growth: {large['cli_s'] / small['cli_s']:.1f}x the time for "
-        f"{large['users'] / small['users']:.0f}x the users (10 = linear)"
-    )
+    for label, key in (("API process", "api_s"), ("mailkit audit", "cli_s")):
+        ratio = small[key] / small["anchor_s"]
+        print(
+            f"{label}: 100,000 users in {ratio:.2f}x pandas.read_csv of the same file (goal <= "
+            f"{RATIO_GOAL:.0f}x: {'met' if ratio <= RATIO_GOAL else 'NOT MET'}); 1,000,000 in "
+            f"{large[key]:.2f} s (goal <= {SECONDS_GOAL:.0f} s: "
+            f"{'met' if large[key] <= SECONDS_GOAL else 'NOT MET'}); growth "
+            f"{large[key] / small[key]:.1f}x for 10x the users"
+        )
     return 0
 
 

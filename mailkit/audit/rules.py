@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import cached_property
+from itertools import repeat
 from typing import Any, Final, Literal
 
 import numpy as np
@@ -937,12 +938,13 @@ def _stripped(column: pd.Series[Any]) -> pd.api.extensions.ExtensionArray:
     values = _texts(column)
     is_set = ~pd.isna(values)
     # A line break stays: it is an error the address and host checks report.
-    stripped = _objects([value.strip(" \t") for value in values[is_set]])
+    text = values[is_set]
+    stripped = _objects(list(map(str.strip, text, repeat(" \t", len(text)))))
     blank = stripped == ""
     if blank.any():
         is_set[is_set] = ~blank
         stripped = stripped[~blank]
-    elif column.dtype == _STRING and not (stripped != values[is_set]).any():
+    elif column.dtype == _STRING and not (stripped != text).any():
         # Already trimmed text (a loaded users file is): the column as it is, not a copy.
         kept: pd.api.extensions.ExtensionArray = column.array
         return kept
