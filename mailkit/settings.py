@@ -147,9 +147,9 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 #: The checks the validator makes that the audit makes too, each one scalar predicate: the
 #: validator calls it on the record being saved, the audit once per distinct value (or pair) of
 #: a column, so both say the same thing about the same value. Keyed by the predicate's name;
-#: the values name what the audit reports with it (rule ids, or an effective-settings column
-#: for a value it reads). ``tests/test_rule_agreement.py`` proves each pair agrees on generated
-#: inputs and fails for a predicate registered here without such a proof.
+#: the values name what the audit reports with it (rule ids, or the users-table column it reads
+#: with it). ``tests/test_rule_agreement.py`` proves each pair agrees on generated inputs and
+#: fails for a predicate registered here without such a proof.
 AUDITED_CHECKS: dict[str, tuple[str, ...]] = {}
 
 
