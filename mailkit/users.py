@@ -30,8 +30,6 @@ from typing import Any, Final
 
 import numpy as np
 import pandas as pd
-from openpyxl import Workbook
-from openpyxl.utils import get_column_letter
 
 from mailkit.columns import USERS_COLUMNS, users_to_frame
 from mailkit.errors import FieldProblem, ImportFileError, SettingsError
@@ -415,6 +413,9 @@ def _write_xlsx(frame: pd.DataFrame, file: Path) -> None:
     openpyxl would store a display name starting with ``=`` as a formula (which Excel then runs),
     and Excel turns a typed ``00123`` into 123 unless the column is formatted as text.
     """
+    from openpyxl import Workbook  # Excel files only: reading a CSV needs none of it
+    from openpyxl.utils import get_column_letter
+
     workbook = Workbook()
     sheet = workbook.active
     assert sheet is not None  # a new workbook always has one sheet
