@@ -1237,7 +1237,7 @@ def audit(
         return pd.DataFrame({c: pd.Series(dtype=object) for c in FINDINGS_COLUMNS})
     # Each piece is one rule, so one severity: ordering the pieces (a stable sort, rules keep
     # their report order within a severity) orders the rows without moving a million of them.
-    rank = {severity: i for i, severity in enumerate(SEVERITIES)}
+    rank: dict[str, int] = {severity: i for i, severity in enumerate(SEVERITIES)}
     pieces.sort(key=lambda piece: rank[str(piece["severity"].iat[0])])
     findings = pd.concat(pieces, ignore_index=True)
     return findings[list(FINDINGS_COLUMNS)]
