@@ -89,6 +89,13 @@ def _check_key_part(label: str, part: str) -> None:
         raise ValueError(f"secret key {label} {part!r} must not start or end with whitespace")
 
 
+#: The kinds of OAuth consent a profile may hold for an account (the last part of its key).
+#: Here, not in :mod:`mailkit.oauth`, so that asking whether a consent is stored does not load
+#: the OAuth libraries.
+GOOGLE_TOKEN_KIND: Final = "google_oauth_token"  # noqa: S105  # a key name
+MICROSOFT_TOKEN_KIND: Final = "microsoft_oauth_token"  # noqa: S105  # a key name
+
+
 def secret_key(profile: str, account: str, kind: str = "password") -> str:
     """Build the store key ``mailkit:<profile>:<account>:<kind>``.
 

@@ -18,7 +18,7 @@ from mailkit.resolve import effective
 from mailkit.result import TestResult, TokenProvider
 from mailkit.runner import run_sync
 from mailkit.secret import Secret
-from mailkit.secrets import SecretStore, secret_key
+from mailkit.secrets import GOOGLE_TOKEN_KIND, MICROSOFT_TOKEN_KIND, SecretStore, secret_key
 from mailkit.senders.smtp.plan import SmtpPlan, TlsContexts
 from mailkit.senders.smtp.sender import send_plan_async
 from mailkit.settings import AuthType, Mode, OrgSettings, Provenance, UserSettings
@@ -60,7 +60,10 @@ async def send_test_async(
     every phase's own wait for each reply, and caps the connect wait. ``tls_contexts``: the
     SMTP TLS contexts shared by the sends of one run (a bulk test)."""
     eff = effective(org, user)
-    if token is None and secrets is not None:
+    # A password given for this send is the credential to use over SMTP: no stored consent is
+    # looked up (nor the secret store opened for it).
+    given_password = password is not None and eff.mode is Mode.SMTP
+    if token is None and secrets is not None and not given_password:
         token = stored_token(org, user, secrets=secrets, profile=profile)
     if eff.mode in _API_MODES:
         from mailkit.senders.http import ApiPlan  # requests and google-auth: API modes only
@@ -121,33 +124,36 @@ def stored_token(
     consent is stored. Only presence is checked here: the token is read, and refreshed when due,
     when the sender asks for it, so a refusal becomes the send's diagnosis.
     """
-    from mailkit.oauth import GoogleCredentials, MicrosoftCredentials  # heavy; only when used
-
     eff = effective(org, user)
     if eff.mode is Mode.SMTP and eff.auth not in (AuthType.XOAUTH2, AuthType.AUTO):
         return None
-    kinds: tuple[type[GoogleCredentials] | type[MicrosoftCredentials], ...]
-    kinds = (GoogleCredentials, MicrosoftCredentials)
+    kinds: tuple[str, ...] = (GOOGLE_TOKEN_KIND, MICROSOFT_TOKEN_KIND)
     if eff.mode is Mode.GMAIL_API:
-        kinds = (GoogleCredentials,)
+        kinds = (GOOGLE_TOKEN_KIND,)
     elif eff.mode is Mode.MICROSOFT_GRAPH:
-        kinds = (MicrosoftCredentials,)
+        kinds = (MICROSOFT_TOKEN_KIND,)
     elif eff.mode is Mode.SMTP and eff.host:
         known = provider_for_host(eff.host)
         if known is not None and known.id == "gmail":
-            kinds = (GoogleCredentials,)
+            kinds = (GOOGLE_TOKEN_KIND,)
         elif known is not None and known.id == "microsoft365":
-            kinds = (MicrosoftCredentials,)
+            kinds = (MICROSOFT_TOKEN_KIND,)
     account = credential_account(org, user)
     unreadable: SecretStoreError | None = None
     for kind in kinds:
         try:
-            if secrets.get(secret_key(profile, account, kind.kind)) is None:
+            if secrets.get(secret_key(profile, account, kind)) is None:
                 continue
         except SecretStoreError as exc:
             unreadable = exc
             continue
-        return kind(secrets, profile=profile, owner=account, ca_file=org.ca_file).token_provider()
+        # The OAuth libraries load only now that a consent is known to be stored.
+        from mailkit.oauth import GoogleCredentials, MicrosoftCredentials
+
+        credentials = GoogleCredentials if kind == GOOGLE_TOKEN_KIND else MicrosoftCredentials
+        return credentials(
+            secrets, profile=profile, owner=account, ca_file=org.ca_file
+        ).token_provider()
     if unreadable is not None and eff.mode is not Mode.SMTP:
         # An API send has no other way to sign in: a provider that raises the store's error
         # makes the sender say the store could not be read, not that no consent is stored.

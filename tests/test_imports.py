@@ -147,10 +147,13 @@ def test_cli_help_loads_no_heavy_library(argv: list[str]) -> None:
     assert set(result["loaded"]) == set()
 
 
+@pytest.mark.parametrize("secrets_flags", [[], ["--secrets", "none"]], ids=["auto", "none"])
 def test_cli_test_sends_without_pandas_excel_keyring_or_oauth_libraries(
-    smtp_server: MailServer,
+    smtp_server: MailServer, secrets_flags: list[str]
 ) -> None:
-    """A real ``mailkit test`` against the loopback server, in a fresh interpreter."""
+    """A real ``mailkit test`` against the loopback server, in a fresh interpreter. With the
+    default ``--secrets auto`` too: a password given for the run needs no stored consent, so
+    neither the keyring nor the OAuth libraries are opened to look for one."""
     argv = [
         "test",
         "--to", "bob@example.org",
@@ -162,7 +165,7 @@ def test_cli_test_sends_without_pandas_excel_keyring_or_oauth_libraries(
         "--ca-file", str(smtp_server.ca_file),
         "--password-env", "MAILKIT_IMPORTS_PW",
         "--timeout", "10",
-        "--secrets", "none",
+        *secrets_flags,
     ]  # fmt: skip
     env = {**os.environ, "MAILKIT_IMPORTS_PW": smtp_server.password}
     env.pop("MAILKIT_PROFILE", None)

@@ -53,7 +53,7 @@ from mailkit.oauth.tokens import (
 )
 from mailkit.outcome import Phase
 from mailkit.secret import Secret
-from mailkit.secrets import SecretStore, secret_key
+from mailkit.secrets import GOOGLE_TOKEN_KIND, SecretStore, secret_key
 
 __all__ = [
     "GMAIL_SEND_SCOPE",
@@ -78,7 +78,7 @@ GOOGLE_TOKEN_URI: Final = "https://oauth2.googleapis.com/token"  # noqa: S105  #
 GOOGLE_REVOKE_URI: Final = "https://oauth2.googleapis.com/revoke"
 
 #: Secret-store kinds (the last part of :func:`mailkit.secrets.secret_key`).
-TOKEN_KIND: Final = "google_oauth_token"  # noqa: S105  # a key name
+TOKEN_KIND: Final = GOOGLE_TOKEN_KIND
 CLIENT_SECRET_KIND: Final = "google_client_secret"  # noqa: S105  # a key name
 
 #: Where the paste-back flow sends the browser: nothing listens, the address bar keeps the code.

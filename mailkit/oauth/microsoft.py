@@ -51,7 +51,7 @@ from mailkit.oauth.tokens import (
 )
 from mailkit.outcome import Phase
 from mailkit.secret import Secret
-from mailkit.secrets import SecretStore, secret_key
+from mailkit.secrets import MICROSOFT_TOKEN_KIND, SecretStore, secret_key
 
 __all__ = [
     "GRAPH_SEND_SCOPE",
@@ -70,7 +70,7 @@ GRAPH_SEND_SCOPE: Final = "Mail.Send"
 MICROSOFT_AUTHORITY_BASE: Final = "https://login.microsoftonline.com"
 
 #: Secret-store kind (the last part of :func:`mailkit.secrets.secret_key`).
-TOKEN_KIND: Final = "microsoft_oauth_token"  # noqa: S105  # a key name
+TOKEN_KIND: Final = MICROSOFT_TOKEN_KIND
 _FORMAT: Final = 1
 _RESERVED: Final = frozenset({"openid", "profile", "offline_access"})
 _SERVER_REVOCATION = (

@@ -180,7 +180,10 @@ class SmtpTestSender:
 
     async def _close(self) -> None:
         """Close and wait until every connection is gone, so none outlives the event loop."""
-        protocols = self.smtp.opened if self.smtp is not None else []
+        # A connection that was never made (refused, timed out) has nothing to wait for: its
+        # protocol never saw connection_made, so it will never see connection_lost either.
+        opened = self.smtp.opened if self.smtp is not None else []
+        protocols = [p for p in opened if p.transport is not None]
         transports = [p.transport for p in protocols if p.transport is not None]
         if self.smtp is not None:
             self.smtp.close()
