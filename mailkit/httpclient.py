@@ -9,7 +9,7 @@ requests has no default timeout, and MSAL calls its ``http_client`` without one,
 sessions built here add :data:`TIMEOUT` to every request that does not name its own: a silent
 provider must end in a diagnosis, not a notebook cell that never finishes.
 
-Every request they send runs inside :func:`mailkit.oauth.logs.guarded`: the HTTP libraries make
+Every request they send runs inside :func:`mailkit.logguard.guarded`: the HTTP libraries make
 no DEBUG record (which could carry a token) while mailkit talks to a provider, and log as their
 users configured them the rest of the time.
 """
@@ -21,7 +21,7 @@ from typing import Any
 
 import requests
 
-from mailkit.oauth import logs
+from mailkit import logguard
 
 #: Seconds to wait for an OAuth endpoint or mail API (connect, read).
 TIMEOUT = (10.0, 30.0)
@@ -33,7 +33,7 @@ class _Session(requests.Session):
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = TIMEOUT
-        with logs.guarded():
+        with logguard.guarded():
             return super().request(method, url, *args, **kwargs)
 
 

@@ -9,7 +9,8 @@ process, not to mailkit, so mailkit changes their logging only as far as its own
   existing child. It changes no level: another user of urllib3 in the same kernel keeps its
   DEBUG lines, with known token forms (``access_token=...``, ``"refresh_token": "..."``,
   ``Bearer ...``, JWTs, Google's ``ya29.`` and ``1//`` tokens) masked. Idempotent; it runs on
-  import of :mod:`mailkit.oauth` and again before each flow, so later loggers are covered too.
+  import of :mod:`mailkit.oauth` and of the HTTP API senders, and again before each flow, so
+  later loggers are covered too.
 - :func:`guarded` wraps each of mailkit's own OAuth and HTTP calls: while one runs, DEBUG
   records of those loggers are not made (each top-level logger is raised to INFO when unset or
   lower) and the filter drops any that a child set to DEBUG still makes. When the last guarded

@@ -22,8 +22,7 @@ import pytest
 from smtpd_servers import MailServer
 
 import mailkit
-from mailkit import httpclient
-from mailkit.oauth import logs
+from mailkit import httpclient, logguard
 
 #: Libraries that cost tens to hundreds of milliseconds each, or do I/O when imported.
 HEAVY = (
@@ -190,7 +189,7 @@ def test_importing_every_module_changes_no_library_logger_or_class() -> None:
     """Importing mailkit's modules leaves aiosmtplib's classes and other libraries' log levels."""
     result = loaded_after(
         "import logging, pkgutil, importlib, mailkit\n"
-        f"names = {logs.GUARDED!r}\n"
+        f"names = {logguard.GUARDED!r}\n"
         "before = {n: logging.getLogger(n).level for n in names}\n"
         "for info in pkgutil.walk_packages(mailkit.__path__, 'mailkit.'):\n"
         "    importlib.import_module(info.name)\n"
@@ -245,7 +244,7 @@ def test_urllib3_debug_is_held_back_only_during_mailkits_own_request(http_server
     old_level = urllib3_logger.level
     urllib3_logger.setLevel(logging.DEBUG)
     try:
-        logs.install()
+        logguard.install()
         with httpclient.session() as session:
             assert session.get(http_server).status_code == 200
         assert urllib3_logger.level == logging.DEBUG  # given back as the user set it
@@ -270,8 +269,8 @@ def test_guarded_restores_levels_after_nested_and_failing_calls() -> None:
     seen: list[bool] = []
 
     def failing_call() -> None:
-        with logs.guarded():
-            with logs.guarded():
+        with logguard.guarded():
+            with logguard.guarded():
                 seen.append(urllib3_logger.isEnabledFor(logging.DEBUG))
             seen.append(urllib3_logger.isEnabledFor(logging.DEBUG))  # the outer call still runs
             raise RuntimeError("the call failed")

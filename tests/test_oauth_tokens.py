@@ -12,10 +12,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
+from mailkit import logguard
 from mailkit.demo.oauth import DEMO_TENANT, MICROSOFT_CLIENT_ID, FakeOAuthProvider
 from mailkit.errors import OAuthError
 from mailkit.httpclient import session
-from mailkit.oauth import GMAIL_SEND_SCOPE, MicrosoftOAuth, OAuthToken, logs, loopback
+from mailkit.oauth import GMAIL_SEND_SCOPE, MicrosoftOAuth, OAuthToken, loopback
 from mailkit.oauth.google import GoogleCredentials
 from mailkit.oauth.loopback import LoopbackReceiver
 from mailkit.oauth.microsoft import MicrosoftCredentials
@@ -58,7 +59,7 @@ def test_token_repr_shows_masks_and_knows_its_expiry() -> None:
     ],
 )
 def test_scrub_removes_token_forms(text: str, kept: str) -> None:
-    scrubbed = logs.scrub(text)
+    scrubbed = logguard.scrub(text)
     assert "opaque-xyz" not in scrubbed
     assert "1//0gabc" not in scrubbed
     assert JWT not in scrubbed
@@ -66,9 +67,9 @@ def test_scrub_removes_token_forms(text: str, kept: str) -> None:
 
 
 def test_filter_drops_debug_and_scrubs_arguments_and_tracebacks() -> None:
-    guard = logs.RedactingFilter()
+    guard = logguard.RedactingFilter()
     debug = logging.LogRecord("msal", logging.DEBUG, __file__, 1, "%s", ("x",), None)
-    with logs.guarded():
+    with logguard.guarded():
         assert not guard.filter(debug)
     outside = logging.LogRecord("msal", logging.DEBUG, __file__, 1, "got %s", ("code=xyz",), None)
     assert guard.filter(outside)  # not mailkit's call: kept, and still scrubbed
@@ -88,17 +89,17 @@ def test_filter_drops_debug_and_scrubs_arguments_and_tracebacks() -> None:
 
 
 def test_install_is_idempotent_and_covers_new_children() -> None:
-    logs.install()
-    logs.install()
-    with logs.guarded(), logs.guarded():
-        for name in logs.GUARDED:
+    logguard.install()
+    logguard.install()
+    with logguard.guarded(), logguard.guarded():
+        for name in logguard.GUARDED:
             logger = logging.getLogger(name)
-            assert logger.filters.count(logs._FILTER) == 1
+            assert logger.filters.count(logguard._FILTER) == 1
             assert logger.getEffectiveLevel() >= logging.INFO
         late = logging.getLogger("msal.some_module_imported_later")
         assert not late.isEnabledFor(logging.DEBUG)  # the parent's level applies
-    logs.install()
-    assert late.filters.count(logs._FILTER) == 1
+    logguard.install()
+    assert late.filters.count(logguard._FILTER) == 1
 
 
 # --------------------------------------------------------------------------- loopback receiver

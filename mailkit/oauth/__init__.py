@@ -1,6 +1,6 @@
 """OAuth for Google and Microsoft: client configuration, consent, tokens in the secret store.
 
-Importing this package guards the loggers of the OAuth libraries (see :mod:`mailkit.oauth.logs`)
+Importing this package guards the loggers of the OAuth libraries (see :mod:`mailkit.logguard`)
 before any of them runs, so DEBUG logging in a notebook cannot print a token.
 
 A walkthrough is three calls::
@@ -11,9 +11,9 @@ A walkthrough is three calls::
     send(..., token=google.credentials().token_provider())
 """
 
-from mailkit.oauth import logs
+from mailkit import logguard
 
-logs.install()
+logguard.install()
 
 from mailkit.oauth.google import (  # noqa: E402  # after the log guard, on purpose
     GMAIL_SEND_SCOPE,
@@ -34,7 +34,7 @@ from mailkit.oauth.microsoft import (  # noqa: E402
 )
 from mailkit.oauth.tokens import REFRESH_MARGIN, OAuthCredentials, OAuthToken  # noqa: E402
 
-logs.install()  # again: importing the libraries above created their loggers
+logguard.install()  # again: importing the libraries above created their loggers
 
 __all__ = [
     "GMAIL_SEND_SCOPE",

@@ -39,8 +39,9 @@ from google_auth_oauthlib.flow import Flow
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 
 from mailkit import httpclient as http
+from mailkit import logguard
 from mailkit.errors import FieldProblem, OAuthConfigError, OAuthError
-from mailkit.oauth import logs, tokens
+from mailkit.oauth import tokens
 from mailkit.oauth.loopback import LoopbackReceiver, unanswered
 from mailkit.oauth.tokens import (
     ORG_OWNER,
@@ -469,7 +470,7 @@ class GoogleConsent:
         mode: Literal["paste", "loopback"],
         receiver: LoopbackReceiver | None = None,
     ) -> None:
-        logs.install()
+        logguard.install()
         if not scopes:
             raise ValueError("name at least one scope, e.g. GMAIL_SEND_SCOPE")
         self._oauth = oauth
@@ -569,7 +570,7 @@ class GoogleConsent:
             raise self._error("invalid_request", "the answer carries no authorization code")
         config = self._oauth.config
         try:
-            with logs.guarded():
+            with logguard.guarded():
                 response = self._flow.fetch_token(code=code, timeout=http.TIMEOUT)
         except OAuth2Error as exc:
             raise self._error(exc.error, exc.description or "", exc.status_code) from None
@@ -582,7 +583,7 @@ class GoogleConsent:
                 flow=cast(tokens.Flow, self.mode),
             ) from None
         except (ValueError, Warning) as exc:  # not JSON, or oauthlib's "scope has changed"
-            raise self._error("invalid_response", logs.scrub(str(exc))) from None
+            raise self._error("invalid_response", logguard.scrub(str(exc))) from None
         token = _token_from_response(
             dict(response), self.scopes, account=self.login_hint, refresh_token=None
         )
@@ -723,7 +724,7 @@ class GoogleCredentials(OAuthCredentials):
             return self._refresh(config, token).access_token
 
     def _refresh(self, config: GoogleClientConfig, token: OAuthToken) -> OAuthToken:
-        logs.install()
+        logguard.install()
 
         def refused(error: str, description: str = "", status: int | None = None) -> Exception:
             return oauth_error(
@@ -773,7 +774,7 @@ class GoogleCredentials(OAuthCredentials):
 
     def revoke(self) -> str:
         """Revoke the grant at Google (the refresh token, which ends its access tokens too)."""
-        logs.install()
+        logguard.install()
         with self._lock:
             try:
                 config, token = self._load()

@@ -36,8 +36,8 @@ import msal
 import requests
 
 from mailkit import httpclient as http
+from mailkit import logguard
 from mailkit.errors import FieldProblem, OAuthConfigError, OAuthError
-from mailkit.oauth import logs
 from mailkit.oauth.loopback import LoopbackReceiver, unanswered
 from mailkit.oauth.tokens import (
     ORG_OWNER,
@@ -190,7 +190,7 @@ class _Session:
     def call(self, action: Callable[[], _T]) -> _T:
         """Run an MSAL call; a network failure becomes a diagnosed :class:`OAuthError`."""
         try:
-            with logs.guarded():
+            with logguard.guarded():
                 return action()
         except requests.RequestException as exc:
             raise network_error(
@@ -240,7 +240,7 @@ class MicrosoftOAuth:
         self.ca_file = ca_file
 
     def _session(self, scopes: Sequence[str], flow: Flow) -> _Session:
-        logs.install()
+        logguard.install()
         return _Session(
             self.client_id,
             self.authority,

@@ -25,7 +25,7 @@ import requests
 
 from mailkit.diagnose import diagnose
 from mailkit.errors import OAuthError
-from mailkit.oauth.logs import scrub
+from mailkit.logguard import scrub
 from mailkit.outcome import Failure, Phase, SendContext, Signal
 from mailkit.secret import Secret
 from mailkit.secrets import SecretStore, secret_key

@@ -39,10 +39,10 @@ from urllib.parse import parse_qsl, urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
+from mailkit import logguard as _logguard
 from mailkit.diagnose import diagnose
 from mailkit.errors import OAuthError, SecretStoreError
 from mailkit.message import TestMessage, build_test_message
-from mailkit.oauth import logs as _oauth_logs
 from mailkit.outcome import MAX_DETAIL, Diagnosis, Failure, Phase, SendContext, Signal
 from mailkit.resolve import Effective
 from mailkit.result import TestResult, TlsInfo, TokenProvider
@@ -52,7 +52,7 @@ from mailkit.senders.tls import ca_file_problem, describe_certificate
 from mailkit.settings import Priority
 from mailkit.transcript import MAX_SHOWN_LINE, Direction, Row, SecretScrubber, Transcript
 
-_oauth_logs.install()  # before google-auth and requests run: no library logs a token
+_logguard.install()  # before google-auth and requests run: no library logs a token
 
 __all__ = [
     "ApiPlan",
