@@ -351,13 +351,14 @@ def _migration_target(args: argparse.Namespace) -> Any:
 
 
 def cmd_users_import(args: argparse.Namespace, out: TextIO) -> int:
+    from mailkit.userfiles import import_users
     from mailkit.users import read_table
 
     mapping = _parse_mapping(args.map)
     # Read first: a file that cannot be read must not create (or even open) a profile.
     encoding_note = read_table(Path(args.file)).attrs.get("encoding_note", "")
     with _open_store(args.profile, create=True) as store:
-        count = store.import_users(Path(args.file), mapping=mapping)
+        count = import_users(store, Path(args.file), mapping=mapping)
         path = str(store.path)
     if encoding_note:
         _notice(f"note: {encoding_note}")
@@ -368,8 +369,10 @@ def cmd_users_import(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_users_export(args: argparse.Namespace, out: TextIO) -> int:
+    from mailkit.userfiles import export_users
+
     with _open_store(args.profile) as store:
-        count = store.export_users(Path(args.file))
+        count = export_users(store, Path(args.file))
     _report(
         args,
         out,

@@ -23,7 +23,7 @@ import threading
 import time
 import tomllib
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -52,7 +52,6 @@ from mailkit.errors import (
 )
 from mailkit.settings import OrgSettings, Profile, UserSettings, check_text, user_problems, validate
 from mailkit.textfile import decode_text
-from mailkit.users import read_users, write_users
 
 __all__ = [
     "APPLICATION_ID",
@@ -843,25 +842,22 @@ class Store:
             raise
         return target
 
-    def import_users(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        mapping: Mapping[str, str] | None = None,
-        replace: bool = False,
+    def put_imported_users(
+        self, users: Sequence[UserSettings], *, source: str, replace: bool = False
     ) -> int:
-        """Add or update the users in a .csv / .xlsx file, all or nothing; returns how many.
+        """Add or update users read from ``source`` (a file), all or nothing; returns how many.
 
-        With ``replace``, users missing from the file are removed. Rows are checked against the
-        org before anything is written, then again under the write lock in case the org changed.
+        The caller checked the rows against the org it read before; they are checked again here
+        under the write lock, in case the org changed meanwhile. With ``replace``, users missing
+        from ``users`` are removed. Reading the file is the caller's part
+        (:func:`mailkit.userfiles.import_users`), so the store handles settings only.
         """
-        users = read_users(path, mapping=mapping, org=self.get_org())
         with self._transaction("importing users") as conn:
             org = self._read_org(conn)
             problems = [problem for user in users for problem in user_problems(org, user)]
             if problems:
                 raise ImportFileError(
-                    f"{path} no longer fits the org settings, which changed during the import; "
+                    f"{source} no longer fits the org settings, which changed during the import; "
                     "nothing was imported",
                     problems,
                 )
@@ -869,12 +865,6 @@ class Store:
                 conn.execute("DELETE FROM users")
             now = _iso(_now())
             conn.executemany(_USER_UPSERT, [_user_row(user, now) for user in users])
-        return len(users)
-
-    def export_users(self, path: str | os.PathLike[str]) -> int:
-        """Write all users as the canonical users table (.csv UTF-8 or .xlsx); returns how many."""
-        users = self.users()
-        write_users(users, path)
         return len(users)
 
 

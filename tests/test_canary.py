@@ -24,6 +24,7 @@ from mailkit.secret import Secret
 from mailkit.secrets import MemorySecretStore, secret_key
 from mailkit.settings import UserSettings
 from mailkit.store import Store
+from mailkit.userfiles import export_users
 
 CANARY = "canary-Zq9!k7#Vx2"
 USER = "jordan@example.com"
@@ -118,8 +119,8 @@ def test_canary_secret_never_escapes(tmp_path: Path, caplog: pytest.LogCaptureFi
         store.put_user(UserSettings(user_code="ann", override_enabled=True, username=USER))
         store.record_test(user_code="ann", ok=False, phase="auth", cause="bad_credentials")
         store.export_toml(tmp_path / "out" / "profile.toml")
-        store.export_users(tmp_path / "out" / "users.csv")
-        store.export_users(tmp_path / "out" / "users.xlsx")
+        export_users(store, tmp_path / "out" / "users.csv")
+        export_users(store, tmp_path / "out" / "users.xlsx")
         outputs["store repr"] = repr(store)
         outputs["history"] = store.history_frame().to_string()
         outputs["users frame"] = store.users_frame().to_string()

@@ -37,6 +37,7 @@ from mailkit.store import (
     profile_from_toml,
     profile_to_toml,
 )
+from mailkit.userfiles import export_users, import_users
 from mailkit.users import read_users, write_users
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -643,10 +644,10 @@ def test_import_toml_of_a_missing_file(store: Store, tmp_path: Path) -> None:
 def test_users_export_then_import(store: Store, tmp_path: Path, suffix: str) -> None:
     store.put_users([ANN, BOB])
     path = tmp_path / f"users{suffix}"
-    assert store.export_users(path) == 2
+    assert export_users(store, path) == 2
     assert read_users(path) == [ANN, BOB]
     with Store.open(tmp_path / "other.sqlite", create=True) as other:
-        assert other.import_users(path) == 2
+        assert import_users(other, path) == 2
         assert other.users() == [ANN, BOB]
 
 
@@ -655,7 +656,7 @@ def test_users_import_is_all_or_nothing_against_the_org(store: Store, tmp_path: 
     path = tmp_path / "users.csv"
     write_users([UserSettings(user_code="a@acme.example"), UserSettings(user_code="b")], path)
     with pytest.raises(ImportFileError) as caught:
-        store.import_users(path)
+        import_users(store, path)
     assert [p.field for p in caught.value.problems] == ["row 3 (b).user_code"]
     assert store.users() == []
 
@@ -665,8 +666,27 @@ def test_users_import_merges_or_replaces(store: Store, tmp_path: Path) -> None:
     path = tmp_path / "people.csv"
     path.write_text("Login,Name\nbob,Bob New\ncy,Cy\n", encoding="utf-8")
     mapping = {"Login": "user_code", "Name": "display_name"}
-    assert store.import_users(path, mapping=mapping) == 2
+    assert import_users(store, path, mapping=mapping) == 2
     assert [u.user_code for u in store.users()] == ["ann", "bob", "cy"]
     assert store.get_user("bob") == UserSettings(user_code="bob", display_name="Bob New")
-    store.import_users(path, mapping=mapping, replace=True)
+    import_users(store, path, mapping=mapping, replace=True)
     assert [u.user_code for u in store.users()] == ["bob", "cy"]
+
+
+def test_imported_users_are_checked_again_against_the_org_under_the_write_lock(
+    store: Store, tmp_path: Path
+) -> None:
+    """Rows read against one org are refused, naming their file, if the org changed since."""
+    cy = UserSettings(user_code="cy@acme.example")
+    store.put_users([cy])
+    path = tmp_path / "users.csv"
+    write_users([UserSettings(user_code="a@acme.example"), UserSettings(user_code="b")], path)
+    rows = read_users(path, org=store.get_org())  # valid for the on-premises org
+    store.set_org(OrgSettings(edition="cloud"))  # meanwhile, another session changes the org
+    with pytest.raises(ImportFileError, match="changed during the import") as caught:
+        store.put_imported_users(rows, source=str(path), replace=True)
+    assert str(path) in str(caught.value)
+    assert [p.field for p in caught.value.problems] == ["users[b].user_code"]
+    assert store.users() == [cy]  # nothing written, nothing removed
+    assert store.put_imported_users(rows[:1], source=str(path)) == 1  # control: a fitting row
+    assert [u.user_code for u in store.users()] == ["a@acme.example", "cy@acme.example"]
