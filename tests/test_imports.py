@@ -304,3 +304,66 @@ def test_every_module_has_a_place_in_the_layer_contract() -> None:
     ]
     assert unplaced == []
     assert "mailkit.cli" in placed  # control: the layers were read
+
+
+def test_the_http_client_loads_no_oauth_library() -> None:
+    """The log guard lives apart from the OAuth package: the HTTP session needs neither of them."""
+    result = loaded_after(
+        "import mailkit.httpclient, mailkit.logguard\n"
+        "result['oauth'] = sorted(m for m in sys.modules if m.startswith('mailkit.oauth'))\n"
+        "result['google'] = sorted(m for m in sys.modules if m.startswith('google'))"
+    )
+    assert result["oauth"] == []
+    assert result["google"] == []
+    assert "msal" not in result["loaded"]
+    assert "requests" in result["loaded"]  # control: the probe sees what httpclient does load
+
+
+def test_the_store_loads_no_users_file_code() -> None:
+    """The store keeps settings; reading and writing users files is composed by its callers."""
+    result = loaded_after(
+        "import mailkit.store\n"
+        "result['users'] = 'mailkit.users' in sys.modules\n"
+        "import mailkit.userfiles\n"
+        "result['control'] = 'mailkit.users' in sys.modules"
+    )
+    assert result["users"] is False
+    assert result["control"] is True
+    assert "openpyxl" not in result["loaded"]
+
+
+def _contract(contracts: list[dict[str, Any]], kind: str, says: str) -> dict[str, Any]:
+    return next(c for c in contracts if c["type"] == kind and says in c["name"])
+
+
+def test_every_adapter_is_a_leaf_or_a_shared_helper_in_the_contracts() -> None:
+    """A new adapter module must be listed as a leaf or a helper, or its imports go unchecked."""
+    import pkgutil
+    import tomllib
+    from pathlib import Path
+
+    config = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    contracts = config["tool"]["importlinter"]["contracts"]
+    layers = _contract(contracts, "layers", "compose")["layers"]
+    adapters = [name.strip() for name in layers[2].replace("|", ":").split(":")]
+    leaves = set(_contract(contracts, "independence", "leaves")["modules"])
+    helpers = set(_contract(contracts, "forbidden", "helpers")["source_modules"])
+    assert set(_contract(contracts, "forbidden", "helpers")["forbidden_modules"]) == leaves
+    listed = leaves | helpers
+
+    def covered(name: str) -> bool:
+        return any(name == m or name.startswith(m + ".") for m in listed)
+
+    uncovered = []
+    for adapter in adapters:
+        if covered(adapter):
+            continue
+        module = __import__(adapter, fromlist=["_"])
+        children = [
+            info.name
+            for info in pkgutil.iter_modules(getattr(module, "__path__", []), adapter + ".")
+        ]
+        uncovered += [adapter] if not children else [c for c in children if not covered(c)]
+    assert uncovered == []
+    assert "mailkit.senders" in adapters  # control: the config was read
+    assert "mailkit.store" in leaves
