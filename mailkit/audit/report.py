@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 import pandas as pd
 
 from mailkit.audit.rules import FINDINGS_COLUMNS, SEVERITIES
-from mailkit.users import neutralise_cells
+from mailkit.users import FORMULA_TRIGGERS, neutralise_cell, neutralise_cells
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -180,12 +180,104 @@ def to_html(findings: pd.DataFrame, effective: pd.DataFrame | None = None) -> st
 
 
 def write_csv(frame: pd.DataFrame, target: str | os.PathLike[str] | TextIO) -> None:
-    """``frame`` as CSV (UTF-8 for files) with formula-like text cells neutralised."""
-    safe = frame.apply(neutralise_cells)
+    """``frame`` as CSV (UTF-8 for files) with formula-like text cells neutralised.
+
+    The bytes are those of ``DataFrame.to_csv`` (same dialect, line ending and missing-value
+    cells); a frame of text, as findings are, is written by :func:`_write_text_csv`, several
+    times faster on a million findings. Other frames go through pandas.
+    """
+    texts = _text_columns(frame)
     if isinstance(target, str | os.PathLike):
-        safe.to_csv(Path(target), index=False, encoding="utf-8")
+        if texts is not None:
+            with Path(target).open("w", encoding="utf-8", newline="") as handle:
+                _write_text_csv(frame, texts, handle)
+            return
+        frame.apply(neutralise_cells).to_csv(Path(target), index=False, encoding="utf-8")
+    elif texts is not None:
+        _write_text_csv(frame, texts, target)
     else:
-        safe.to_csv(target, index=False)
+        frame.apply(neutralise_cells).to_csv(target, index=False)
+
+
+#: What makes a cell change on its way out: a first character that :func:`neutralise_cell`
+#: guards (formula triggers and the apostrophe itself), and characters the csv module quotes.
+_GUARDED_FIRST: Final = frozenset((*FORMULA_TRIGGERS, "'"))
+_QUOTED_ANYWHERE: Final = tuple(dict.fromkeys((",", '"', "\r", "\n", *os.linesep)))
+_QUOTED: Final = re.compile("[" + re.escape("".join(_QUOTED_ANYWHERE)) + "]")
+
+
+def _text_columns(frame: pd.DataFrame) -> list[list[str]] | None:
+    """Each column's cells as text (missing as ``""``), or None when a cell is not text.
+
+    None also for a single column, whose empty cell the csv module would write as ``""``.
+    """
+    if frame.shape[1] < 2 or not all(isinstance(c, str) for c in frame.columns):
+        return None
+    columns: list[list[str]] = []
+    for name in frame.columns:
+        column = frame[name]
+        if isinstance(column.dtype, pd.StringDtype):
+            values = column.to_numpy(dtype=object, na_value="").tolist()
+        elif column.dtype == object:
+            values = column.to_numpy(dtype=object).tolist()
+            missing = column.isna().to_numpy()
+            if missing.any():
+                values = ["" if gone else v for v, gone in zip(values, missing, strict=True)]
+            if not all(v.__class__ is str for v in values):
+                return None
+        else:
+            return None
+        columns.append(values)
+    return columns
+
+
+def _csv_cells(values: list[str]) -> list[str]:
+    """``values`` as CSV cells: neutralised, then quoted as the csv module quotes them.
+
+    Each distinct value is looked at once (a findings column repeats a few messages); when
+    their joined text holds no special character, a few substring scans at C speed, the column
+    is left as it is. Cells that change are written by the csv module itself, so the quoting
+    is exactly its own.
+    """
+    distinct = list(set(values))
+    joined = "\x00".join(distinct)
+    if not (
+        any(char in joined for char in _QUOTED_ANYWHERE)
+        or joined[:1] in _GUARDED_FIRST
+        or any(char in joined and f"\x00{char}" in joined for char in _GUARDED_FIRST)
+    ):
+        return values
+    del joined
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator=os.linesep)
+    changed: dict[str, str] = {}
+    for value in distinct:
+        if value[:1] in _GUARDED_FIRST or _QUOTED.search(value):
+            buffer.seek(0)
+            buffer.truncate()
+            writer.writerow([neutralise_cell(value), ""])  # a second cell: never the lone ""
+            cell = buffer.getvalue()[: -len(os.linesep) - 1]
+            if cell != value:
+                changed[value] = cell
+    if not changed:
+        return values
+    return list(map(changed.get, values, values))
+
+
+def _write_text_csv(frame: pd.DataFrame, texts: list[list[str]], handle: TextIO) -> None:
+    """Header by the csv module, then the rows joined in blocks (bounded memory)."""
+    import csv
+
+    csv.writer(handle, lineterminator=os.linesep).writerow(list(frame.columns))
+    cells = [_csv_cells(values) for values in texts]
+    block = 100_000
+    for start in range(0, len(frame), block):
+        rows = zip(*(column[start : start + block] for column in cells), strict=True)
+        handle.write(os.linesep.join(map(",".join, rows)))
+        handle.write(os.linesep)
 
 
 def _xlsx_value(value: Any) -> Any:
