@@ -24,7 +24,6 @@ import base64
 import binascii
 import copy as copy_module
 import dataclasses
-import html
 import json
 import re
 import time
@@ -32,7 +31,6 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from enum import Enum, StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -475,6 +473,8 @@ class Recorder:
         return "<password hidden>"
 
     def _summary(self, lines: Sequence[bytes]) -> str:
+        from email.parser import BytesHeaderParser  # a message was sent: not at start-up
+
         raw = b"".join(lines)
         headers = BytesHeaderParser(policy=default_policy).parsebytes(raw)
         header_end = raw.find(b"\r\n\r\n")
@@ -638,6 +638,8 @@ class Transcript:
 
     def to_html(self) -> str:
         """A compact table for notebooks: one row per line, replies kept together."""
+        import html  # notebooks only: the command line never renders HTML
+
         colours = {
             Direction.CLIENT: "#1a4d8f",
             Direction.SERVER: "#2b2b2b",
