@@ -10,6 +10,8 @@ from pathlib import Path
 import openpyxl
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mailkit.cli import EXIT_OK, EXIT_USAGE, main
 from mailkit.settings import OrgSettings, UserSettings
@@ -186,3 +188,127 @@ def test_xlsx_to_stdout_is_a_usage_error(profile: Path) -> None:
     assert code == EXIT_USAGE
     assert out == ""
     assert "--format xlsx writes a file: add -o OUT.xlsx" in err
+
+
+# --------------------------------------------------------------------------- the CSV writer
+
+#: Cells a spreadsheet or a CSV reader trips on: formula triggers first, the apostrophe that
+#: guards them, quotes, separators and line breaks anywhere, NUL, padding, non-ASCII, empty.
+HOSTILE_CELLS = [
+    "=1+1",
+    "+x",
+    "-2",
+    "@SUM(A1)",
+    "\tlead",
+    "\rlead",
+    "'quoted",
+    "''",
+    "a,b",
+    'say "hi"',
+    "two\nlines",
+    "cr\rinside",
+    "crlf\r\nend",
+    "\x00=after-nul",
+    "nul\x00inside",
+    " padded ",
+    "李娜,søren",
+    '=HYPERLINK("http://x","y")',
+    "",
+    "plain",
+]
+
+
+def _pandas_csv(frame: pd.DataFrame) -> str:
+    """The reference: what pandas writes for the neutralised frame."""
+    from mailkit.users import neutralise_cells
+
+    buffer = io.StringIO()
+    frame.apply(neutralise_cells).to_csv(buffer, index=False)
+    return buffer.getvalue()
+
+
+def _frames() -> dict[str, pd.DataFrame]:
+    n = len(HOSTILE_CELLS)
+    text = pd.DataFrame(
+        {
+            "user_code": HOSTILE_CELLS,
+            "rule": ["r"] * n,
+            "severity": list(reversed(HOSTILE_CELLS)),
+            "message": ["m, with a comma"] * (n // 2) + HOSTILE_CELLS[: n - n // 2],
+            "fix": [None, *HOSTILE_CELLS[1:]],
+        }
+    )
+    with_missing = text.astype(object)
+    with_missing.loc[[0, 3], "message"] = [None, float("nan")]
+    return {
+        "str columns": text.astype("str"),
+        "object columns with None and NaN": with_missing,
+        "string[python] with NA": text.astype("string").mask(text.index.to_series() % 3 == 0),
+        "no rows": text.astype("str").iloc[:0],
+        "one column": text[["user_code"]].astype("str"),
+        "a number column": text.assign(port=range(n)),
+        "mixed object column": text.astype(object).assign(rule=[1, *["r"] * (n - 1)]),
+        "formula-like header": text.rename(columns={"rule": "=rule", "fix": "a,b"}),
+    }
+
+
+@pytest.mark.parametrize("name", list(_frames()))
+def test_csv_export_writes_exactly_what_pandas_would(name: str, tmp_path: Path) -> None:
+    from mailkit.audit.report import _text_columns, write_csv
+
+    frame = _frames()[name]
+    # Text frames take the fast path, the others pandas' writer: both must give these bytes.
+    fast = name not in ("one column", "a number column", "mixed object column")
+    assert (_text_columns(frame) is not None) is fast
+    expected = _pandas_csv(frame)
+    stream = io.StringIO()
+    write_csv(frame, stream)
+    assert stream.getvalue() == expected
+    write_csv(frame, tmp_path / "out.csv")
+    assert (tmp_path / "out.csv").read_bytes() == expected.encode("utf-8")
+
+
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.text(alphabet=st.sampled_from(list("=+-@\t\r\n'\",\x00 aé李")), max_size=6),
+            st.sampled_from(["", "x", "=y", "a,b"]),
+            st.one_of(st.none(), st.text(max_size=4)),
+        ),
+        max_size=30,
+    )
+)
+@settings(max_examples=150, deadline=None)
+def test_csv_export_matches_pandas_for_any_text(rows: list[tuple[str, str, str | None]]) -> None:
+    from mailkit.audit.report import write_csv
+
+    frame = pd.DataFrame(rows, columns=["user_code", "rule", "message"]).astype(object)
+    stream = io.StringIO()
+    write_csv(frame, stream)
+    assert stream.getvalue() == _pandas_csv(frame)
+
+
+def test_audit_csv_file_is_the_findings_as_pandas_writes_them(tmp_path: Path) -> None:
+    """End to end: hostile user codes from a CSV, findings written with -o, same bytes."""
+    users = tmp_path / "users.csv"
+    pd.DataFrame(
+        {
+            "user_code": [c or "empty" for c in HOSTILE_CELLS if "\x00" not in c],
+            "email": ["not an address, really"] * (len(HOSTILE_CELLS) - 2),
+            "override_enabled": ["true"] * (len(HOSTILE_CELLS) - 2),
+            "host": ['smtp,"odd"host'] * (len(HOSTILE_CELLS) - 2),
+        }
+    ).to_csv(users, index=False)
+    code, out, err = run("audit", "--csv", str(users), "--format", "json")
+    assert code == EXIT_OK, err
+    findings = pd.DataFrame(json.loads(out), columns=list(FIVE_KEYS_ORDER)).astype("str")
+    assert len(findings) > len(HOSTILE_CELLS)  # the hostile codes are in the findings
+    target = tmp_path / "findings.csv"
+    assert run("audit", "--csv", str(users), "--format", "csv", "-o", str(target))[0] == EXIT_OK
+    assert target.read_bytes() == _pandas_csv(findings).encode("utf-8")
+    code, out, _ = run("audit", "--csv", str(users), "--format", "csv")
+    assert out == _pandas_csv(findings)
+    assert "secrets-not-checked" in out  # the note row is kept
+
+
+FIVE_KEYS_ORDER = ("user_code", "rule", "severity", "message", "fix")
