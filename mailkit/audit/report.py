@@ -202,8 +202,8 @@ def write_csv(frame: pd.DataFrame, target: str | os.PathLike[str] | TextIO) -> N
 #: What makes a cell change on its way out: a first character that :func:`neutralise_cell`
 #: guards (formula triggers and the apostrophe itself), and characters the csv module quotes.
 _GUARDED_FIRST: Final = frozenset((*FORMULA_TRIGGERS, "'"))
-_QUOTED_ANYWHERE: Final = tuple(dict.fromkeys((",", '"', "\r", "\n", *os.linesep)))
-_QUOTED: Final = re.compile("[" + re.escape("".join(_QUOTED_ANYWHERE)) + "]")
+#: The line ending (os.linesep) is made of two of them.
+_QUOTED_ANYWHERE: Final = (",", '"', "\r", "\n")
 
 
 def _text_columns(frame: pd.DataFrame) -> list[list[str]] | None:
@@ -231,39 +231,46 @@ def _text_columns(frame: pd.DataFrame) -> list[list[str]] | None:
     return columns
 
 
-def _csv_cells(values: list[str]) -> list[str]:
-    """``values`` as CSV cells: neutralised, then quoted as the csv module quotes them.
+def _plain(joined: str) -> bool:
+    """Whether no cell of a column joined with NUL needs an apostrophe or quotes.
 
-    Each distinct value is looked at once (a findings column repeats a few messages); when
-    their joined text holds no special character, a few substring scans at C speed, the column
-    is left as it is. Cells that change are written by the csv module itself, so the quoting
-    is exactly its own.
+    Substring scans at C speed; NUL inside a value can only make a column look unplain.
     """
-    distinct = list(set(values))
-    joined = "\x00".join(distinct)
-    if not (
+    return not (
         any(char in joined for char in _QUOTED_ANYWHERE)
         or joined[:1] in _GUARDED_FIRST
         or any(char in joined and f"\x00{char}" in joined for char in _GUARDED_FIRST)
-    ):
+    )
+
+
+def _csv_cells(values: list[str]) -> list[str]:
+    """``values`` as CSV cells: neutralised, then quoted as the csv module quotes them.
+
+    A column of mostly distinct values (user codes) is first scanned whole: usually plain, it
+    is kept as it is without hashing a million strings. Otherwise each distinct value (a
+    findings column repeats a few messages) is looked at once. Cells that change are written
+    by the csv module itself, so the quoting is exactly its own.
+    """
+    sample = values[:: max(1, len(values) // 1000)]  # spread: a column repeats by parts
+    if len(set(sample)) > len(sample) // 2 and _plain("\x00".join(values)):
         return values
-    del joined
+    first = _GUARDED_FIRST
+    suspects = [
+        v for v in set(values) if v[:1] in first or "," in v or '"' in v or "\n" in v or "\r" in v
+    ]
+    if not suspects:
+        return values
     import csv
     import io
 
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator=os.linesep)
     changed: dict[str, str] = {}
-    for value in distinct:
-        if value[:1] in _GUARDED_FIRST or _QUOTED.search(value):
-            buffer.seek(0)
-            buffer.truncate()
-            writer.writerow([neutralise_cell(value), ""])  # a second cell: never the lone ""
-            cell = buffer.getvalue()[: -len(os.linesep) - 1]
-            if cell != value:
-                changed[value] = cell
-    if not changed:
-        return values
+    for value in suspects:
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow([neutralise_cell(value), ""])  # a second cell: never the lone ""
+        changed[value] = buffer.getvalue()[: -len(os.linesep) - 1]
     return list(map(changed.get, values, values))
 
 
