@@ -569,7 +569,8 @@ def _route_no_recipients(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
 def _test_failed(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
     if not ctx.has_history:
         return _false(f)
-    return _eq(f["_last_ok"].astype("string"), "False")
+    # Compared as booleans: spelling a million results as text cost more than the rule.
+    return f["_last_ok"].astype("boolean").eq(False).fillna(False).astype(bool)
 
 
 def _test_stale(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
