@@ -8,8 +8,9 @@ widgets) needs the same way around that, so it lives here once.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -40,3 +41,20 @@ def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
     if errors:
         raise errors[0]
     return result[0]
+
+
+async def call_provider(provider: Callable[[], T | Awaitable[T]]) -> T:
+    """Get a value (an access token) from ``provider`` without blocking the running loop.
+
+    A plain provider may refresh over the network, so it runs in a worker thread: on the loop
+    (in a notebook the kernel's) every widget and timer would freeze until it returned. A
+    coroutine function is awaited; a plain one that returns an awaitable has that awaited too.
+    """
+    value: T | Awaitable[T]
+    if inspect.iscoroutinefunction(provider):
+        value = provider()
+    else:
+        value = await asyncio.to_thread(provider)
+    if isinstance(value, Awaitable):
+        return await value
+    return value

@@ -21,7 +21,6 @@ import dataclasses
 import email.utils
 import errno
 import hashlib
-import inspect
 import json
 import math
 import socket
@@ -29,7 +28,7 @@ import ssl
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.client import RemoteDisconnected
@@ -46,7 +45,7 @@ from mailkit.message import TestMessage, build_test_message
 from mailkit.outcome import MAX_DETAIL, Diagnosis, Failure, Phase, SendContext, Signal
 from mailkit.resolve import Effective
 from mailkit.result import TestResult, TlsInfo, TokenProvider
-from mailkit.runner import run_sync
+from mailkit.runner import call_provider, run_sync
 from mailkit.secret import Secret
 from mailkit.senders.tls import ca_file_problem, describe_certificate
 from mailkit.settings import Priority
@@ -656,15 +655,7 @@ class ApiSender(ABC):
             "getting an access token (refreshed first if it expires soon)", Phase.TOKEN
         )
         try:
-            # A plain provider may refresh over the network: off the loop, which in a notebook
-            # is the kernel's (a blocking call there freezes every widget until it returns).
-            provider = self.token
-            value: Secret | Awaitable[Secret]
-            if inspect.iscoroutinefunction(provider):
-                value = provider()
-            else:
-                value = await asyncio.to_thread(provider)
-            token = await value if isinstance(value, Awaitable) else value
+            token = await call_provider(self.token)
         except SecretStoreError as exc:  # the consent is stored where it cannot be read
             raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail=f"secrets: {exc}")) from None
         except OAuthError as exc:

@@ -13,9 +13,8 @@ import asyncio
 import base64
 import contextlib
 import hashlib
-import inspect
 import ssl
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from aiosmtplib import SMTP
@@ -36,6 +35,7 @@ from mailkit.faces import in_plain_words
 from mailkit.message import TestMessage, build_test_message
 from mailkit.outcome import Diagnosis, Failure, Phase, Signal
 from mailkit.result import TestResult, TlsInfo, TokenProvider
+from mailkit.runner import call_provider
 from mailkit.secret import Secret
 from mailkit.senders.smtp.failures import (
     bounded,
@@ -459,15 +459,7 @@ class SmtpTestSender:
     async def _token(self) -> Secret:
         assert self.token is not None
         try:
-            # A plain provider may refresh over the network: off the loop (in a notebook the
-            # kernel's), or the kernel and this session's timers freeze until it returns.
-            provider = self.token
-            value: Secret | Awaitable[Secret]
-            if inspect.iscoroutinefunction(provider):
-                value = provider()
-            else:
-                value = await asyncio.to_thread(provider)
-            token = await value if isinstance(value, Awaitable) else value
+            token = await call_provider(self.token)
         except SecretStoreError as exc:  # the consent is stored where it cannot be read
             raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail=f"secrets: {exc}")) from None
         except OAuthError as exc:
