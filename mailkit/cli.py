@@ -189,6 +189,19 @@ def _note_shared_login(org: Any, user: Any) -> None:
         )
 
 
+def _add_password_source(parser: argparse.ArgumentParser) -> None:
+    """``--password-env NAME`` or ``--password-stdin``: never the password itself."""
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--password-env", metavar="NAME", help="read the password from this environment variable"
+    )
+    source.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of standard input",
+    )
+
+
 def _read_password(args: argparse.Namespace) -> Any:
     from mailkit.secret import Secret
 
@@ -636,7 +649,6 @@ def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
     """``mailkit test``: one test send; the exit code says in which phase it failed."""
     from mailkit.faces import Face, Where, name_setting, rename_settings
     from mailkit.profiles import locate_profile
-    from mailkit.secret import Secret
     from mailkit.settings import OrgSettings, validate
     from mailkit.testsend import credential_account, send_test
 
@@ -645,20 +657,7 @@ def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
             "passwords are never accepted as arguments (shell history and process lists keep "
             "them); use --password-env NAME, --password-stdin, or the secret store"
         )
-    password = None
-    if args.password_env:
-        value = os.environ.get(args.password_env, "")
-        if not value:
-            raise _UsageError(
-                f"the environment variable {args.password_env} is not set or empty; export it "
-                "first, or use --password-stdin"
-            )
-        password = Secret(value)
-    elif args.password_stdin:
-        line = sys.stdin.readline().rstrip("\r\n")
-        if not line:
-            raise _UsageError("no password on standard input; pipe it in, e.g. from a vault CLI")
-        password = Secret(line)
+    password = _read_password(args) if args.password_env or args.password_stdin else None
     spec = _profile_spec(args)
     store = _open_store(spec) if spec else None
     try:
@@ -868,15 +867,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds to wait for each reply, replacing the per-phase waits (connect 10, "
         "greeting 12, each command 15, end of data 60)",
     )
-    source = test.add_mutually_exclusive_group()
-    source.add_argument(
-        "--password-env", metavar="NAME", help="read the password from this environment variable"
-    )
-    source.add_argument(
-        "--password-stdin",
-        action="store_true",
-        help="read the password from the first line of standard input",
-    )
+    _add_password_source(test)
     test.add_argument("--password", help=argparse.SUPPRESS)
     test.add_argument(
         "--secrets",
@@ -1028,15 +1019,7 @@ def build_parser() -> argparse.ArgumentParser:
             default="password",
             help="which secret of the account (default: password)",
         )
-    password_source = s_set.add_mutually_exclusive_group()
-    password_source.add_argument(
-        "--password-env", metavar="NAME", help="read the password from this environment variable"
-    )
-    password_source.add_argument(
-        "--password-stdin",
-        action="store_true",
-        help="read the password from the first line of standard input",
-    )
+    _add_password_source(s_set)
     return parser
 
 

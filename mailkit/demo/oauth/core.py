@@ -431,8 +431,6 @@ class ProviderCore:
         where = self.base_url if self._httpd is not None else "stopped"
         return f"<FakeOAuthProvider {where}>"
 
-    # -- clients and the shapes clients are configured with
-
     # -- the answer to a request (the provider routes it)
 
     def _handle(
