@@ -285,30 +285,47 @@ def check_host(value: str) -> str:
     return idna.decode(ascii_host)
 
 
+@audited("provider-host-typo")
+def host_typo(host: str) -> str | None:
+    """The known provider server ``host`` is one typo away from (smtp.gmial.com gives
+    smtp.gmail.com), or None. A valid name that cannot be meant: said when it is saved, by the
+    audit, and by the diagnosis after a failed send."""
+    from mailkit.providers import suggest_host  # it imports this module
+
+    return suggest_host(host)
+
+
+@audited("provider-account-mismatch")
+def account_mismatch(host: str, username: str | None) -> str | None:
+    """Why one provider's account cannot sign in at another provider's server (outlook.com at
+    Gmail), or None. Only accounts whose provider is certain count (see
+    :func:`mailkit.providers.provider_mismatch`)."""
+    from mailkit.providers import provider_mismatch  # it imports this module
+
+    if not username or (mismatch := provider_mismatch(host, username)) is None:
+        return None
+    account, server = mismatch.account, mismatch.server
+    return (
+        f"the user name {username} is an account of {account.name}, but the host {host} is "
+        f"the server of {server.name}, which signs in only its own accounts: set the host "
+        f"to {account.smtp_host}, or the user name to an account of {server.name}"
+    )
+
+
 def _warn_provider_slips(host: str | None, username: str | None) -> None:
-    """Valid settings that cannot work with a big provider: its host one typo away
-    (smtp.gmial.com), or another provider's account at its host (outlook.com at Gmail). Said
-    when the setting is made; the diagnosis says the same after a failed send."""
+    """Valid settings that cannot work with a big provider, warned when the setting is made;
+    the audit reports the same two predicates as findings."""
     if not host:
         return
-    from mailkit.providers import provider_mismatch, suggest_host  # it imports this module
-
-    if meant := suggest_host(host):
+    if meant := host_typo(host):
         warnings.warn(
             f"the host {host} is not a known mail server, but one typo away from {meant}: "
             f"did you mean {meant}?",
             UnsafeSettingWarning,
             stacklevel=3,
         )
-    if username and (mismatch := provider_mismatch(host, username)):
-        account, server = mismatch.account, mismatch.server
-        warnings.warn(
-            f"the user name {username} is an account of {account.name}, but the host {host} is "
-            f"the server of {server.name}, which signs in only its own accounts: set the host "
-            f"to {account.smtp_host}, or the user name to an account of {server.name}",
-            UnsafeSettingWarning,
-            stacklevel=3,
-        )
+    if why := account_mismatch(host, username):
+        warnings.warn(why, UnsafeSettingWarning, stacklevel=3)
 
 
 def host_ascii(host: str) -> str:

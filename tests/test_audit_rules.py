@@ -90,6 +90,28 @@ CASES: list[tuple[str, dict[str, Any], list[dict[str, Any]], dict[str, Any], set
         {A, C},
     ),
     (
+        "provider-host-typo",
+        {},
+        [
+            user(A, host="smtp.offic365.com"),
+            user(B, host="smtp.office365.com"),
+            user(C, host="mail.corp.local"),
+        ],
+        {},
+        {A},
+    ),
+    (
+        "provider-account-mismatch",
+        {},
+        [
+            user(A, host="smtp.gmail.com", username="ann@outlook.com"),
+            user(B, host="smtp.gmail.com", username="bob@gmail.com"),
+            user(C, host="smtp.office365.com", username="cy@acme.example.com"),
+        ],
+        {},
+        {A},
+    ),
+    (
         "ip-address-host",
         {},
         [
@@ -530,7 +552,9 @@ def test_unparsable_override_flag_does_not_override() -> None:
 #: and a cloud org (the sixth, audited with secrets) to show them; ews-exchange-online follows a
 #: user's own server; cloud users sign in as their user code, so from-username-domain-mismatch
 #: no longer fires there and plaintext-auth names the user code; mapi-no-contact-sync mentions
-#: terminal servers.
+#: terminal servers. Then provider-host-typo and provider-account-mismatch (the validator's
+#: "did you mean" and mismatch warnings as findings), with users tia and max to show them; no
+#: earlier finding changed.
 RECORDED = Path(__file__).parent / "data" / "audit_findings.json"
 
 

@@ -435,6 +435,74 @@ def agree_cloud_account_conflicts(people: list[tuple[str, str | None, str | None
         assert ("From address" in message) is ("from_address" in fields), (code, sender)
 
 
+#: Provider servers, their slips (a letter dropped, doubled, swapped or wrong), and others.
+PROVIDER_HOSTS = st.one_of(
+    st.sampled_from(
+        [
+            "smtp.gmail.com",
+            "smtp.gmial.com",
+            "smtp.gmail.co",
+            "smtp.office365.com",
+            "smtp.offic365.com",
+            "smtp.office356.com",
+            "smtp-mail.outlook.com",
+            "smtp-mail.outlok.com",
+            "smtp.mail.yahoo.com",
+            "mail.corp.local",
+            "smtp.example.com",
+        ]
+    ),
+    st.from_regex(r"smtp\.[a-z]{3,9}\.com", fullmatch=True),
+)
+#: Sign-in names of certain providers, of a tenant, of a company, and none.
+ACCOUNTS = st.sampled_from(
+    [
+        "ann@gmail.com",
+        "bob@outlook.com",
+        "cy@hotmail.com",
+        "di@contoso.onmicrosoft.com",
+        "ed@acme.org",
+        "fay@corp.local",
+        None,
+    ]
+)
+
+
+def user_warnings(**fields: Any) -> list[str] | None:
+    """The warnings saving an overriding user gives, or None when the user is refused."""
+    ok, said = accepted(UserSettings, user_code="u", override_enabled=True, **fields)
+    return said if ok else None
+
+
+@given(st.lists(PROVIDER_HOSTS, min_size=1, max_size=8))
+@CASES
+def agree_host_typo(hosts: list[str]) -> None:
+    findings = audit(OrgSettings(**ORG), rows("host", hosts))
+    flagged = fired(findings, "provider-host-typo")
+    for code, host in zip(codes(len(hosts)), hosts, strict=True):
+        said = user_warnings(host=host)
+        if said is None:
+            continue
+        warned = any("did you mean" in text for text in said)
+        assert (code in flagged) is warned, host
+
+
+@given(st.lists(st.tuples(PROVIDER_HOSTS, ACCOUNTS), min_size=1, max_size=8))
+@CASES
+def agree_account_mismatch(pairs: list[tuple[str, str | None]]) -> None:
+    hosts = [host for host, _ in pairs]
+    users = rows("host", hosts, username=[user for _, user in pairs])
+    findings = audit(OrgSettings(**ORG), users)
+    mismatch = findings[findings["rule"] == "provider-account-mismatch"]
+    messages = dict(zip(mismatch["user_code"], mismatch["message"], strict=True))
+    for code, (host, user) in zip(codes(len(pairs)), pairs, strict=True):
+        said = user_warnings(host=host, username=user)
+        if said is None:
+            continue
+        warned = [text for text in said if "signs in only its own accounts" in text]
+        assert messages.get(code) == (warned[0] if warned else None), (host, user)
+
+
 #: Every registered predicate's agreement test, by the predicate's name.
 AGREEMENT: dict[str, Callable[[], None]] = {
     "host_ip": agree_host_ip,
@@ -448,6 +516,8 @@ AGREEMENT: dict[str, Callable[[], None]] = {
     "user_code_key": agree_user_code_key,
     "parse_flag": agree_parse_flag,
     "cloud_account_conflicts": agree_cloud_account_conflicts,
+    "host_typo": agree_host_typo,
+    "account_mismatch": agree_account_mismatch,
 }
 
 

@@ -42,6 +42,7 @@ from mailkit.settings import (
     OrgSettings,
     Provenance,
     Security,
+    account_mismatch,
     address_domain,
     address_valid_in,
     check_address,
@@ -50,6 +51,7 @@ from mailkit.settings import (
     cloud_account_conflicts,
     edition_allows_mode,
     host_ip,
+    host_typo,
     internal_suffix,
     parse_flag,
     port_security_conflict,
@@ -530,6 +532,14 @@ def _lotus_notes(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
     return _series(f, ctx.shared.eq("mode", Mode.LOTUS_NOTES.value))
 
 
+def _provider_host_typo(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
+    return f["_typo_of"].notna()
+
+
+def _provider_account_mismatch(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
+    return f["_mismatch_note"].notna()
+
+
 def _internal_domain(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
     return f["_internal_note"].notna()
 
@@ -625,6 +635,22 @@ RULES: Final[tuple[Rule, ...]] = (
         "port {port} does not speak security {security}",
         "Use port 465 with implicit_tls, or 587 with starttls (or set security to auto).",
         _port_security_mismatch,
+    ),
+    Rule(
+        "provider-host-typo",
+        "critical",
+        "the host {host} is not a known mail server, but one typo away from {_typo_of}: did you "
+        "mean {_typo_of}?",
+        f"{_EDIT} (or the org settings) and correct the host name; copy it from the provider's "
+        "documentation.",
+        _provider_host_typo,
+    ),
+    Rule(
+        "provider-account-mismatch",
+        "critical",
+        "{_mismatch_note}",
+        "Sign in at the account's own provider, or with an account of the server's provider.",
+        _provider_account_mismatch,
     ),
     Rule(
         "ip-address-host",
@@ -861,6 +887,40 @@ def _host_note(host: str) -> str | None:
     )
 
 
+def _provider_slips(frame: pd.DataFrame) -> tuple[pd.Series[Any], pd.Series[Any]]:
+    """Per user: the provider server a typed host is one typo away from, and why the sign-in
+    account cannot work at the host's provider (both NA when fine).
+
+    The settings' own predicates (:func:`~mailkit.settings.host_typo`,
+    :func:`~mailkit.settings.account_mismatch`) run once per distinct host and per distinct
+    (host, user name) pair, and the answers are spread to the rows by code.
+    """
+    host_codes, hosts = frame["host"].astype("string").array.factorize()
+    user_codes, users = frame["username"].astype("string").array.factorize()
+    typos = np.array([*(host_typo(str(h)) for h in hosts), None], dtype=object)
+    # A pair code per row: host code * (users + 1) + user code, -1 where the host is unset.
+    width = len(users) + 1
+    pair = np.where(
+        host_codes < 0, -1, host_codes * width + np.where(user_codes < 0, len(users), user_codes)
+    )
+    pair_codes, pairs = pd.factorize(pair)
+    notes: list[str | None] = []
+    for value in pairs:
+        if value < 0:
+            notes.append(None)
+            continue
+        host, user = divmod(int(value), width)
+        notes.append(
+            account_mismatch(str(hosts[host]), str(users[user]) if user < len(users) else None)
+        )
+    said = np.array([*notes, None], dtype=object)
+    index = frame.index
+    return (
+        pd.Series(typos[host_codes], index=index, dtype="string"),
+        pd.Series(said[pair_codes], index=index, dtype="string"),
+    )
+
+
 def _internal_notes(frame: pd.DataFrame, addresses: _AddressCheck) -> pd.Series[Any]:
     """Why an internal domain matters for each user (From address, server), or NA.
 
@@ -1057,6 +1117,7 @@ def audit_frame(
     frame["_bad_address"] = _bad_addresses(table, frame)
     frame["_ews_host"] = _ews_host(frame, org)
     frame["_internal_note"] = _internal_notes(frame, _AddressCheck())
+    frame["_typo_of"], frame["_mismatch_note"] = _provider_slips(frame)
     frame["_cloud_ignored"] = _cloud_ignored(org, table)
     # Only the cloud edition needs user codes to be addresses (and there From = user code).
     if org.edition is Edition.CLOUD:
