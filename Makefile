@@ -79,12 +79,13 @@ $(LAB_OVERRIDES): Makefile | $(RUNTIME_STAMP)
 LAB := $(BIN)/jupyter lab --ServerApp.root_dir=notebooks --LabApp.default_url=$(LAB_DEFAULT_URL) \
     --LabApp.news_url=None $(ALLOW_ROOT) $(LAB_ARGS)
 
+# The clean-up ignores further signals: make passes a Ctrl-C or SIGTERM on to the recipe's shell
+# a second time, which would otherwise end the clean-up half-way and leave the demo folder.
 lab: $(RUNTIME_STAMP) $(LAB_OVERRIDES)
 ifneq ($(strip $(DEMO_SERVER)),)
 	export MAILKIT_DEMO_DIR="$$(mktemp -d "$${TMPDIR:-/tmp}/mailkit-demo.XXXXXX")"; \
 	$(DEMO_SERVER) --dir "$$MAILKIT_DEMO_DIR" & demo_pid=$$!; \
-	trap 'kill $$demo_pid 2>/dev/null || true; wait $$demo_pid || true; rm -rf "$$MAILKIT_DEMO_DIR"' \
-	    EXIT; \
+	trap 'trap "" INT TERM HUP; kill $$demo_pid 2>/dev/null || true; wait $$demo_pid || true; rm -rf "$$MAILKIT_DEMO_DIR"' EXIT; \
 	$(LAB)
 else
 	$(LAB)
