@@ -79,13 +79,17 @@ $(LAB_OVERRIDES): Makefile | $(RUNTIME_STAMP)
 LAB := $(BIN)/jupyter lab --ServerApp.root_dir=notebooks --LabApp.default_url=$(LAB_DEFAULT_URL) \
     --LabApp.news_url=None $(ALLOW_ROOT) $(LAB_ARGS)
 
-# The clean-up ignores further signals: make passes a Ctrl-C or SIGTERM on to the recipe's shell
-# a second time, which would otherwise end the clean-up half-way and leave the demo folder.
+# The demo folder is removed by a watcher that ignores Ctrl-C and SIGTERM and waits until both
+# the recipe's shell and the demo server are gone: a shell's own EXIT trap can itself be cut
+# short by the signals make passes on while the lab stops, which left the folder behind.
 lab: $(RUNTIME_STAMP) $(LAB_OVERRIDES)
 ifneq ($(strip $(DEMO_SERVER)),)
 	export MAILKIT_DEMO_DIR="$$(mktemp -d "$${TMPDIR:-/tmp}/mailkit-demo.XXXXXX")"; \
-	$(DEMO_SERVER) --dir "$$MAILKIT_DEMO_DIR" & demo_pid=$$!; \
-	trap 'trap "" INT TERM HUP; kill $$demo_pid 2>/dev/null || true; wait $$demo_pid || true; rm -rf "$$MAILKIT_DEMO_DIR"' EXIT; \
+	$(DEMO_SERVER) --dir "$$MAILKIT_DEMO_DIR" & demo_pid=$$!; shell_pid=$$$$; \
+	( trap '' INT TERM HUP; \
+	  while kill -0 $$shell_pid 2>/dev/null || kill -0 $$demo_pid 2>/dev/null; do sleep 0.2; done; \
+	  rm -rf "$$MAILKIT_DEMO_DIR" ) & \
+	trap 'kill $$demo_pid 2>/dev/null || true' EXIT; \
 	$(LAB)
 else
 	$(LAB)
