@@ -58,6 +58,8 @@ from mailkit.demo.scenarios import (
     SubmissionHandler,
 )
 from mailkit.outcome import Cause, Phase, Signal
+from mailkit.senders.smtp.plan import SmtpPlan
+from mailkit.settings import AuthType, Security
 
 T = TypeVar("T")
 
@@ -1791,3 +1793,20 @@ def _silent_quit(tls: TLSMaterial, hang: float = 15.0, pipelining: bool = True) 
         ),
         None,
     )
+
+
+def starttls_plan(server: MailServer, **changes: Any) -> SmtpPlan:
+    """The plan of a good send to ``server``: STARTTLS, auth auto as its user, its CA trusted,
+    From alice@example.com, 5 s waits; ``changes`` replace fields."""
+    plan = SmtpPlan(
+        host=server.host,
+        port=server.starttls_port,
+        security=Security.STARTTLS,
+        auth=AuthType.AUTO,
+        username=server.user,
+        from_address="alice@example.com",
+        ca_file=str(server.ca_file),
+        connect_timeout=5,
+        command_timeout=5,
+    )
+    return replace(plan, **changes)

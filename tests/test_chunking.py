@@ -13,7 +13,6 @@ import smtplib
 import socket
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiosmtpd.smtp import Envelope, Session
@@ -30,6 +29,7 @@ from smtpd_servers import (
     ServerLoop,
     TLSMaterial,
     listening_socket,
+    starttls_plan,
     stop_scenario,
 )
 from test_hostile_servers import echoing_reply, every_output, leaks
@@ -320,21 +320,6 @@ FROM = "alice@example.com"
 TO = "bob@example.org"
 
 
-def _plan(server: MailServer, **changes: Any) -> SmtpPlan:
-    plan = SmtpPlan(
-        host=server.host,
-        port=server.starttls_port,
-        security=Security.STARTTLS,
-        auth=AuthType.AUTO,
-        username=server.user,
-        from_address=FROM,
-        ca_file=str(server.ca_file),
-        connect_timeout=5,
-        command_timeout=5,
-    )
-    return dataclasses.replace(plan, **changes)
-
-
 def _mailkit_send(plan: SmtpPlan, password: str, to: tuple[str, ...] = (TO,)) -> TestResult:
     return run_sync(send_plan_async(plan, to=list(to), password=Secret(password)))
 
@@ -344,7 +329,7 @@ def _rows(result: TestResult) -> list[tuple[str, str, int | None, str]]:
 
 
 def test_mailkit_sends_one_bdat_last_in_the_group_after_ehlo(chunking_server: MailServer) -> None:
-    result = _mailkit_send(_plan(chunking_server), chunking_server.password)
+    result = _mailkit_send(starttls_plan(chunking_server), chunking_server.password)
     assert result.ok, result.diagnosis
     [message] = chunking_server.messages
     assert message.chunks == (len(message.data),)  # one chunk, the whole message
@@ -379,7 +364,7 @@ def test_mailkit_sends_one_bdat_last_in_the_group_after_ehlo(chunking_server: Ma
 
 
 def test_mailkit_falls_back_to_data_without_chunking(smtp_server: MailServer) -> None:
-    result = _mailkit_send(_plan(smtp_server), smtp_server.password)
+    result = _mailkit_send(starttls_plan(smtp_server), smtp_server.password)
     assert result.ok
     [message] = smtp_server.messages
     assert message.chunks == ()
@@ -388,7 +373,7 @@ def test_mailkit_falls_back_to_data_without_chunking(smtp_server: MailServer) ->
 
 
 def test_a_plan_may_keep_to_data_where_chunking_is_offered(chunking_server: MailServer) -> None:
-    result = _mailkit_send(_plan(chunking_server, chunking=False), chunking_server.password)
+    result = _mailkit_send(starttls_plan(chunking_server, chunking=False), chunking_server.password)
     assert result.ok
     [message] = chunking_server.messages
     assert message.chunks == ()
@@ -398,7 +383,9 @@ def test_a_plan_may_keep_to_data_where_chunking_is_offered(chunking_server: Mail
 def test_the_message_arrives_the_same_either_way(chunking_server: MailServer) -> None:
     """The same bytes go out with BDAT as with DATA (after the server's dot-unstuffing)."""
     for chunking in (True, False):
-        assert _mailkit_send(_plan(chunking_server, chunking=chunking), chunking_server.password).ok
+        assert _mailkit_send(
+            starttls_plan(chunking_server, chunking=chunking), chunking_server.password
+        ).ok
     bdat, data = chunking_server.messages
     assert bdat.chunks
     assert not data.chunks
@@ -413,7 +400,7 @@ def test_the_message_arrives_the_same_either_way(chunking_server: MailServer) ->
 
 def test_several_recipients_one_refused(chunking_server: MailServer) -> None:
     result = _mailkit_send(
-        _plan(chunking_server),
+        starttls_plan(chunking_server),
         chunking_server.password,
         to=(TO, "carol@example.net"),
     )
@@ -426,7 +413,7 @@ def test_a_failed_pipelined_auth_is_bad_credentials_and_sends_no_message_where_a
     chunking_server: MailServer, smtp_credentials: Credentials
 ) -> None:
     chunking_server.require_auth = True
-    result = _mailkit_send(_plan(chunking_server), "wrong")
+    result = _mailkit_send(starttls_plan(chunking_server), "wrong")
     assert result.diagnosis is not None
     assert result.diagnosis.cause is Cause.BAD_CREDENTIALS
     assert result.diagnosis.phase is Phase.AUTH
@@ -437,7 +424,7 @@ def test_a_failed_pipelined_auth_is_bad_credentials_and_sends_no_message_where_a
 def test_a_server_that_takes_mail_without_auth_is_named(chunking_server: MailServer) -> None:
     """The message left with the AUTH: a server that takes mail from anyone accepts it even
     though AUTH failed. The diagnosis stays bad credentials, and the transcript says so."""
-    result = _mailkit_send(_plan(chunking_server), "wrong")
+    result = _mailkit_send(starttls_plan(chunking_server), "wrong")
     assert result.diagnosis is not None
     assert result.diagnosis.cause is Cause.BAD_CREDENTIALS
     [message] = chunking_server.messages

@@ -8,7 +8,7 @@ from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from smtpd_servers import Credentials, MailServer
+from smtpd_servers import Credentials, MailServer, starttls_plan
 
 from mailkit.message import TEST_BODY_LINES, TEST_SUBJECT
 from mailkit.outcome import Cause, Kind, Phase
@@ -24,21 +24,6 @@ pytestmark = pytest.mark.timeout(60)
 
 FROM = "alice@example.com"
 TO = "bob@example.org"
-
-
-def plan_for(server: MailServer, **changes: Any) -> SmtpPlan:
-    plan = SmtpPlan(
-        host=server.host,
-        port=server.starttls_port,
-        security=Security.STARTTLS,
-        auth=AuthType.AUTO,
-        username=server.user,
-        from_address=FROM,
-        ca_file=str(server.ca_file),
-        connect_timeout=5,
-        command_timeout=5,
-    )
-    return replace(plan, **changes)
 
 
 def send(
@@ -87,7 +72,7 @@ def received_text(message: EmailMessage) -> str:
 def test_password_mechanisms_over_starttls(
     smtp_server: MailServer, smtp_credentials: Credentials, auth: AuthType, mechanism: str
 ) -> None:
-    result = send(plan_for(smtp_server, auth=auth), password=smtp_server.password)
+    result = send(starttls_plan(smtp_server, auth=auth), password=smtp_server.password)
     assert result.ok, result.diagnosis and result.diagnosis.to_text()
     assert result.auth_mechanism == mechanism
     assert smtp_server.auth_mechanisms_used == [mechanism]
@@ -106,7 +91,7 @@ def test_password_mechanisms_over_starttls(
 def test_auto_explains_its_choice_and_the_dialog_is_complete(
     smtp_server: MailServer, smtp_credentials: Credentials
 ) -> None:
-    result = send(plan_for(smtp_server), password=smtp_server.password)
+    result = send(starttls_plan(smtp_server), password=smtp_server.password)
     assert result.ok
     frame = result.transcript.to_dataframe()
     info = " ".join(frame[frame["dir"] == "I"]["text"])
@@ -138,7 +123,7 @@ def test_auto_explains_its_choice_and_the_dialog_is_complete(
 
 
 def test_the_message_arrives_with_its_unicode_intact(smtp_server: MailServer) -> None:
-    assert send(plan_for(smtp_server), password=smtp_server.password).ok
+    assert send(starttls_plan(smtp_server), password=smtp_server.password).ok
     [received] = smtp_server.messages
     message = received.message
     assert message["Subject"] == TEST_SUBJECT
@@ -148,7 +133,7 @@ def test_the_message_arrives_with_its_unicode_intact(smtp_server: MailServer) ->
 
 
 def test_xoauth2_with_a_token(smtp_server: MailServer, smtp_credentials: Credentials) -> None:
-    result = send(plan_for(smtp_server, auth=AuthType.XOAUTH2), token=smtp_server.token)
+    result = send(starttls_plan(smtp_server, auth=AuthType.XOAUTH2), token=smtp_server.token)
     assert result.ok, result.diagnosis and result.diagnosis.to_text()
     assert result.auth_mechanism == "XOAUTH2"
     assert "AUTH XOAUTH2 <token hidden>" in result.transcript.to_text()
@@ -156,14 +141,16 @@ def test_xoauth2_with_a_token(smtp_server: MailServer, smtp_credentials: Credent
 
 
 def test_auto_prefers_xoauth2_when_a_token_is_given(smtp_server: MailServer) -> None:
-    result = send(plan_for(smtp_server), token=smtp_server.token, password=smtp_server.password)
+    result = send(
+        starttls_plan(smtp_server), token=smtp_server.token, password=smtp_server.password
+    )
     assert result.auth_mechanism == "XOAUTH2"
 
 
 def test_a_rejected_token_is_diagnosed(
     smtp_server: MailServer, smtp_credentials: Credentials
 ) -> None:
-    result = send(plan_for(smtp_server, auth=AuthType.XOAUTH2), token="canary-Tok-9zZ-expired")
+    result = send(starttls_plan(smtp_server, auth=AuthType.XOAUTH2), token="canary-Tok-9zZ-expired")
     assert not result.ok
     assert result.diagnosis is not None
     assert (result.diagnosis.phase, result.diagnosis.cause) == (
@@ -179,7 +166,7 @@ def test_a_rejected_token_is_diagnosed(
 def test_wrong_password_is_bad_credentials(
     smtp_server: MailServer, smtp_credentials: Credentials, auth: AuthType
 ) -> None:
-    result = send(plan_for(smtp_server, auth=auth), password=smtp_server.password + "-wrong")
+    result = send(starttls_plan(smtp_server, auth=auth), password=smtp_server.password + "-wrong")
     assert not result.ok
     assert result.diagnosis is not None
     assert (result.diagnosis.phase, result.diagnosis.kind, result.diagnosis.cause) == (
@@ -192,7 +179,7 @@ def test_wrong_password_is_bad_credentials(
 
 
 def test_implicit_tls(smtp_server: MailServer, smtp_credentials: Credentials) -> None:
-    plan = plan_for(smtp_server, port=smtp_server.tls_port, security=Security.IMPLICIT_TLS)
+    plan = starttls_plan(smtp_server, port=smtp_server.tls_port, security=Security.IMPLICIT_TLS)
     result = send(plan, password=smtp_server.password)
     assert result.ok, result.diagnosis and result.diagnosis.to_text()
     assert all(row.tls for row in result.transcript.rows if row.dir is not Direction.INFO)
@@ -202,7 +189,7 @@ def test_implicit_tls(smtp_server: MailServer, smtp_credentials: Credentials) ->
 
 
 def test_pinned_certificate_is_trusted_without_a_ca(smtp_server: MailServer) -> None:
-    plan = plan_for(smtp_server, ca_file=None, pin_sha256=smtp_server.pin_sha256)
+    plan = starttls_plan(smtp_server, ca_file=None, pin_sha256=smtp_server.pin_sha256)
     result = send(plan, password=smtp_server.password)
     assert result.ok, result.diagnosis and result.diagnosis.to_text()
     assert "SHA-256 matches the pin" in result.transcript.to_text()
@@ -211,7 +198,7 @@ def test_pinned_certificate_is_trusted_without_a_ca(smtp_server: MailServer) -> 
 def test_a_wrong_pin_stops_before_anything_is_sent_over_tls(
     smtp_server: MailServer, smtp_credentials: Credentials
 ) -> None:
-    plan = plan_for(smtp_server, ca_file=None, pin_sha256="ab" * 32)
+    plan = starttls_plan(smtp_server, ca_file=None, pin_sha256="ab" * 32)
     result = send(plan, password=smtp_server.password)
     assert result.diagnosis is not None
     assert (result.diagnosis.phase, result.diagnosis.cause) == (
@@ -225,7 +212,7 @@ def test_a_wrong_pin_stops_before_anything_is_sent_over_tls(
 
 
 def test_without_a_ca_file_the_test_ca_is_not_trusted(smtp_server: MailServer) -> None:
-    result = send(plan_for(smtp_server, ca_file=None), password=smtp_server.password)
+    result = send(starttls_plan(smtp_server, ca_file=None), password=smtp_server.password)
     assert result.diagnosis is not None
     assert result.diagnosis.cause is Cause.CERTIFICATE_UNTRUSTED
     assert smtp_server.auth_log == []
@@ -235,7 +222,7 @@ def test_security_none_refuses_credentials_without_the_explicit_flag(
     smtp_server: MailServer, smtp_credentials: Credentials
 ) -> None:
     smtp_server.plain_auth_allowed = True
-    plan = plan_for(smtp_server, port=smtp_server.plain_port, security=Security.NONE)
+    plan = starttls_plan(smtp_server, port=smtp_server.plain_port, security=Security.NONE)
     result = send(plan, password=smtp_server.password)
     assert result.diagnosis is not None
     assert (result.diagnosis.kind, result.diagnosis.cause) == (
@@ -250,7 +237,7 @@ def test_security_none_refuses_credentials_without_the_explicit_flag(
 
 
 def test_security_none_without_auth_sends_in_clear_when_chosen(smtp_server: MailServer) -> None:
-    plan = plan_for(
+    plan = starttls_plan(
         smtp_server, port=smtp_server.plain_port, security=Security.NONE, auth=AuthType.NONE
     )
     result = send(plan)
@@ -260,7 +247,7 @@ def test_security_none_without_auth_sends_in_clear_when_chosen(smtp_server: Mail
 
 
 def test_auto_without_credentials_sends_without_auth(smtp_server: MailServer) -> None:
-    result = send(plan_for(smtp_server))
+    result = send(starttls_plan(smtp_server))
     assert result.ok
     assert result.auth_mechanism is None
     assert "no password or token stored" in result.transcript.to_text()
@@ -268,7 +255,7 @@ def test_auto_without_credentials_sends_without_auth(smtp_server: MailServer) ->
 
 def test_server_requiring_auth_diagnoses_the_missing_login(smtp_server: MailServer) -> None:
     smtp_server.require_auth = True
-    result = send(plan_for(smtp_server))
+    result = send(starttls_plan(smtp_server))
     assert result.diagnosis is not None
     # Nothing was stored to sign in with (auth auto), so the refusal means: store a password.
     assert (result.diagnosis.phase, result.diagnosis.cause) == (
@@ -291,7 +278,7 @@ def test_missing_credentials_are_configuration(
     token: str | None,
     cause: Cause,
 ) -> None:
-    result = send(plan_for(smtp_server, auth=auth), password=password, token=token)
+    result = send(starttls_plan(smtp_server, auth=auth), password=password, token=token)
     assert result.diagnosis is not None
     assert (result.diagnosis.phase, result.diagnosis.kind, result.diagnosis.cause) == (
         Phase.SETUP,
@@ -302,7 +289,9 @@ def test_missing_credentials_are_configuration(
 
 
 def test_smtputf8_recipient(smtp_server: MailServer) -> None:
-    result = send(plan_for(smtp_server), password=smtp_server.password, to=("用户@example.org",))
+    result = send(
+        starttls_plan(smtp_server), password=smtp_server.password, to=("用户@example.org",)
+    )
     assert result.ok, result.diagnosis and result.diagnosis.to_text()
     [message] = smtp_server.messages
     assert message.smtputf8
@@ -312,7 +301,7 @@ def test_smtputf8_recipient(smtp_server: MailServer) -> None:
 def test_several_recipients_and_rows_arrive_live(smtp_server: MailServer) -> None:
     seen: list[Row] = []
     result = send(
-        plan_for(smtp_server),
+        starttls_plan(smtp_server),
         password=smtp_server.password,
         to=(TO, "carol@example.net"),
         on_row=seen.append,
@@ -324,7 +313,7 @@ def test_several_recipients_and_rows_arrive_live(smtp_server: MailServer) -> Non
 
 def test_pipelined_commands_go_in_one_group(smtp_server: MailServer) -> None:
     """AUTH PLAIN, MAIL, RCPT and DATA leave in one write: one round trip instead of four."""
-    assert send(plan_for(smtp_server), password=smtp_server.password).ok
+    assert send(starttls_plan(smtp_server), password=smtp_server.password).ok
     [connection] = smtp_server.connections
     chunks = [chunk for on_tls, chunk in connection.chunks if on_tls]
     group = next(chunk for chunk in chunks if chunk.startswith(b"AUTH PLAIN"))
@@ -338,7 +327,7 @@ def test_pipelined_commands_go_in_one_group(smtp_server: MailServer) -> None:
 
 def test_concurrent_sends_keep_their_transcripts_apart(smtp_server: MailServer) -> None:
     async def both() -> list[TestResult]:
-        plan = plan_for(smtp_server)
+        plan = starttls_plan(smtp_server)
         return list(
             await asyncio.gather(
                 send_plan_async(plan, to=[TO], password=Secret(smtp_server.password)),
@@ -356,7 +345,7 @@ def test_concurrent_sends_keep_their_transcripts_apart(smtp_server: MailServer) 
 def test_a_failed_pipelined_auth_never_turns_into_a_message(smtp_server: MailServer) -> None:
     """This server lets MAIL, RCPT and DATA through after the failed AUTH (354): mailkit must
     neither end the body (no message) nor say QUIT inside it."""
-    result = send(plan_for(smtp_server), password="wrong")
+    result = send(starttls_plan(smtp_server), password="wrong")
     assert result.diagnosis is not None
     assert result.diagnosis.cause is Cause.BAD_CREDENTIALS
     assert smtp_server.messages == []
