@@ -45,6 +45,9 @@ HEAVY = (
     "sqlite3",
     "tqdm",
     "cryptography",
+    "dns",
+    "exchangelib",
+    "imapclient",
 )
 #: What ``import mailkit`` must not load either: its names resolve on first use.
 DEFERRED = ("pydantic", "aiosmtplib", "aiosmtpd", "email_validator")
