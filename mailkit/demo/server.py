@@ -64,6 +64,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, TL
 
 from mailkit.demo import scenarios
 from mailkit.demo.chunking import ChunkingSMTP
+from mailkit.demo.dns import DnsServer
 from mailkit.demo.oauth import (
     DEMO_TENANT,
     SMTP_SCOPES,
@@ -74,6 +75,7 @@ from mailkit.demo.oauth import (
     tls_failure_line,
 )
 from mailkit.demo.scenarios import Failure, QuietSession, SubmissionHandler
+from mailkit.demo.zone import DEMO_DOMAIN, demo_zone
 from mailkit.errors import MailkitError
 from mailkit.outcome import Cause, Phase
 from mailkit.secret import Secret
@@ -300,6 +302,9 @@ class DemoSettings:
     #: Where its sign-in pages are (``http://127.0.0.1:PORT``: a browser opens them without
     #: the demo CA); None for an older ``demo.json``, whose pages were on ``oauth_url``.
     oauth_browser_url: str | None = None
+    #: The demo's DNS server (``127.0.0.1:PORT``, what ``--dns-server`` takes), authoritative
+    #: for the demo domain (:mod:`mailkit.demo.zone`); None for an older ``demo.json``.
+    dns_server: str | None = None
 
     @property
     def api_url(self) -> str:
@@ -394,6 +399,7 @@ class DemoSettings:
             "oauth_token": self.oauth_token,
             "oauth_url": self.oauth_url,
             "oauth_browser_url": self.oauth_browser_url,
+            "dns_server": self.dns_server,
             "accounts": [account.as_dict() for account in self.accounts],
         }
 
@@ -415,6 +421,7 @@ class DemoSettings:
             oauth_browser_url=(
                 None if data.get("oauth_browser_url") is None else str(data["oauth_browser_url"])
             ),
+            dns_server=None if data.get("dns_server") is None else str(data["dns_server"]),
         )
 
     def to_text(self) -> str:
@@ -442,6 +449,11 @@ class DemoSettings:
                     f"  sign-in pages   {self.oauth_browser_url}   (consent with Approve / Deny; "
                     "plain HTTP on loopback, no CA needed)"
                 )
+        if self.dns_server is not None:
+            lines.append(
+                f"  DNS server      {self.dns_server}   (--dns-server: the demo domain "
+                f"{DEMO_DOMAIN}'s SRV and MX records)"
+            )
         lines += [
             "",
             "Accounts (public demo values; the XOAUTH2 token of every account is "
@@ -864,6 +876,7 @@ class DemoServer:
         self._oauth_wanted = oauth
         self._oauth_port = oauth_port
         self._oauth: FakeOAuthProvider | None = None
+        self._dns: DnsServer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._servers: list[asyncio.Server] = []
@@ -943,6 +956,7 @@ class DemoServer:
             self._run_loop()
             try:
                 self._call(self._serve(sockets, leaf, handler))
+                self._call(self._open_dns(ports[0], ports[1]))
             except BaseException:
                 with contextlib.suppress(Exception):
                     self._call(self._shutdown())
@@ -965,6 +979,7 @@ class DemoServer:
                 password=None if self._private_password else DEMO_PASSWORD,
                 oauth_url=oauth.base_url if oauth is not None else None,
                 oauth_browser_url=oauth.browser_url if oauth is not None else None,
+                dns_server=self._dns.address if self._dns is not None else None,
             )
             data = json.dumps(self._settings.as_dict(), ensure_ascii=False, indent=2)
             _atomic_write(self.directory / SETTINGS_FILE, data.encode("utf-8"))
@@ -1076,7 +1091,16 @@ class DemoServer:
             await loop.create_server(lambda: protocol(True), sock=tls_sock, ssl=implicit_context),
         ]
 
+    async def _open_dns(self, starttls_port: int, tls_port: int) -> None:
+        """The demo domain's DNS, on this loop: discovery finds the demo as a real domain."""
+        dns = DnsServer(demo_zone(starttls_port=starttls_port, tls_port=tls_port))
+        await dns.open()
+        self._dns = dns
+
     async def _shutdown(self) -> None:
+        if self._dns is not None:
+            await self._dns.close()
+            self._dns = None
         for server in self._servers:
             server.close()
         for connection in list(self._live):
