@@ -26,6 +26,9 @@ _LAZY: dict[str, str] = {
     "Diagnosis": "mailkit.outcome",
     "Kind": "mailkit.outcome",
     "Phase": "mailkit.outcome",
+    "ProbeReport": "mailkit.probereport",
+    "probe": "mailkit.smtpprobe",
+    "probe_async": "mailkit.smtpprobe",
     "init_profile": "mailkit.profiles",
     "locate_profile": "mailkit.profiles",
     "open_profile": "mailkit.profiles",
@@ -75,6 +78,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__
     )
     from mailkit.legacy import Migration, migrate, read_legacy
     from mailkit.outcome import Cause, Diagnosis, Kind, Phase
+    from mailkit.probereport import ProbeReport
     from mailkit.profiles import init_profile, locate_profile, open_profile, profile_secrets
     from mailkit.resolve import Effective, effective, effective_frame
     from mailkit.result import TestResult
@@ -100,6 +104,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__
         Security,
         UserSettings,
     )
+    from mailkit.smtpprobe import probe, probe_async
     from mailkit.store import Store
     from mailkit.testsend import send_test, send_test_async
     from mailkit.transcript import Transcript
@@ -129,6 +134,7 @@ __all__ = [
     "OrgSettings",
     "Phase",
     "Priority",
+    "ProbeReport",
     "Profile",
     "Provenance",
     "Secret",
@@ -150,6 +156,8 @@ __all__ = [
     "locate_profile",
     "migrate",
     "open_profile",
+    "probe",
+    "probe_async",
     "profile_secrets",
     "read_legacy",
     "read_users",

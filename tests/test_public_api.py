@@ -56,6 +56,9 @@ EXPECTED = {
     "read_users",
     "secret_key",
     "write_users",
+    "ProbeReport",
+    "probe",
+    "probe_async",
 }
 
 
