@@ -29,7 +29,6 @@ from aiosmtplib.protocol import (
 )
 from aiosmtplib.response import SMTPResponse
 
-from mailkit.diagnose import diagnose
 from mailkit.errors import OAuthError, SecretStoreError
 from mailkit.faces import in_plain_words
 from mailkit.message import TestMessage, build_test_message
@@ -140,6 +139,8 @@ class SmtpTestSender:
             await self._close()
         diagnosis = None
         if failure is not None:
+            from mailkit.diagnose import diagnose  # the rules table loads only for a failure
+
             # The server's words reach the diagnosis only scrubbed, and cut only after that.
             failure = bounded(self.scrubber.scrub_value(failure))
             known = self.scrubber.scrub_value(known)
@@ -204,17 +205,18 @@ class SmtpTestSender:
     async def _send(self, message: TestMessage) -> str:
         plan = self.plan
         self._check_setup()
-        if plan.security is not Security.NONE:
-            try:
-                contexts = self.tls_contexts
-                self._context = tls_context(plan) if contexts is None else contexts.for_plan(plan)
-            except (OSError, ssl.SSLError, ValueError):  # the file changed since the check
-                problem = ca_file_problem(plan.ca_file or "") or "cannot be read"
-                detail = f"ca_file: {plan.ca_file} {problem}"
-                raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail=detail)) from None
+        if plan.security is Security.IMPLICIT_TLS:
+            self._context = self._tls_context()
+        # STARTTLS builds its context once the server offers it: a send that never gets that
+        # far (refused, silent, no STARTTLS) does not read the trust anchors (the system
+        # store: about 35 ms).
         self.recorder.info(
             f"connecting to {plan.host} port {plan.port}, security {plan.security.value}"
-            + (f" (TLS {plan.tls_min_version}+, {self._trust_label()})" if self._context else ""),
+            + (
+                f" (TLS {plan.tls_min_version}+, {self._trust_label()})"
+                if plan.security is not Security.NONE
+                else ""
+            ),
             Phase.CONNECT,
         )
         override = (
@@ -304,6 +306,17 @@ class SmtpTestSender:
         )
         return Failure(Phase.GREETING, Signal.TIMEOUT, detail="port speaks implicit TLS")
 
+    def _tls_context(self) -> ssl.SSLContext:
+        """This send's TLS context: the run's shared one, or one built now."""
+        plan = self.plan
+        try:
+            contexts = self.tls_contexts
+            return tls_context(plan) if contexts is None else contexts.for_plan(plan)
+        except (OSError, ssl.SSLError, ValueError):  # the file changed since the check
+            problem = ca_file_problem(plan.ca_file or "") or "cannot be read"
+            detail = f"ca_file: {plan.ca_file} {problem}"
+            raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail=detail)) from None
+
     def _check_setup(self) -> None:
         plan = self.plan
         if plan.mode is not Mode.SMTP:
@@ -359,6 +372,11 @@ class SmtpTestSender:
             await self._quit(smtp)
             raise _Stop(self._facts(smtp, Phase.STARTTLS, Signal.NOT_OFFERED, "STARTTLS"))
         self.recorder.phase = Phase.STARTTLS
+        try:
+            self._context = self._tls_context()
+        except _Stop:
+            await self._quit(smtp)
+            raise
         try:
             await smtp.starttls(
                 server_hostname=host_ascii(self.plan.host), tls_context=self._context
@@ -739,6 +757,8 @@ async def send_plan_async(
             priority=priority,
         )
     except ValueError as exc:
+        from mailkit.diagnose import diagnose
+
         failure = Failure(Phase.SETUP, Signal.MISSING, detail=f"address: {exc}")
         failure = bounded(sender.scrubber.scrub_value(failure))
         return TestResult(
