@@ -1,0 +1,302 @@
+"""Discovery: from an email address to ranked server candidates, every source at once.
+
+All sources start together and each gets the same time limit; the built-in presets need no
+network and are in the report whatever happens, so with no network at all discovery still
+answers (with what the presets know) once the limit has passed. A source that fails is a line
+in the report's lookups, never an exception.
+
+Who learns what: the domain's own DNS and web server see the lookups a mail client would make;
+Thunderbird's ISPDB (``MAILKIT_ISPDB_URL``) sees the domain only; Microsoft's Autodiscover sees
+the address only when the domain's MX records already point at Microsoft 365.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from urllib.parse import quote
+
+from mailkit.discovery.candidates import (
+    Candidate,
+    DiscoveryReport,
+    Parsed,
+    SourceReport,
+    guess_candidates,
+    infer_from_mx,
+    parse_autoconfig,
+    parse_autodiscover,
+    preset_for_address,
+    rank,
+    split_address,
+    srv_candidates,
+)
+from mailkit.discovery.fetch import Fetched, Fetcher
+from mailkit.dnslookup import DnsClient, parse_dns_server
+from mailkit.runner import run_sync
+from mailkit.settings import Mode
+
+#: Thunderbird's ISPDB; set this to a private mirror (or a test server) to ask it instead.
+ISPDB_ENV = "MAILKIT_ISPDB_URL"
+DEFAULT_ISPDB_URL = "https://autoconfig.thunderbird.net/v1.1/"
+#: Exchange Online's Autodiscover v2 root; set this to ask another (a test server).
+AUTODISCOVER_ENV = "MAILKIT_AUTODISCOVER_URL"
+DEFAULT_AUTODISCOVER_URL = "https://outlook.office365.com/autodiscover/autodiscover.json"
+#: Seconds for the whole discovery (every source runs at once, each within this limit).
+DEFAULT_TIMEOUT = 5.0
+
+_Found = list[tuple[SourceReport, Parsed]]
+
+
+def discover(
+    email: str,
+    *,
+    dns_server: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    ca_file: str | None = None,
+    https_port: int | None = None,
+) -> DiscoveryReport:
+    """Find the submission settings for ``email``: blocking, also inside a notebook.
+
+    ``dns_server`` (``HOST:PORT``, else ``MAILKIT_DNS_SERVER``, else the system's resolvers)
+    answers every lookup, including the names of the web servers asked. ``ca_file`` trusts
+    that CA instead of the system's for those web servers; ``https_port`` replaces port 443
+    for them (a local test server). Raises ValueError, naming the parameter, for bad input.
+    """
+    return run_sync(
+        discover_async(
+            email, dns_server=dns_server, timeout=timeout, ca_file=ca_file, https_port=https_port
+        )
+    )
+
+
+async def discover_async(
+    email: str,
+    *,
+    dns_server: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    ca_file: str | None = None,
+    https_port: int | None = None,
+) -> DiscoveryReport:
+    """:func:`discover` on the caller's event loop."""
+    local, domain = split_address(email)
+    address = f"{local}@{domain}"
+    if not timeout > 0:
+        raise ValueError(f"timeout: {timeout!r} is not a positive number of seconds")
+    if dns_server is not None:
+        parse_dns_server(dns_server, flag="dns_server")
+    if https_port is not None and not 0 < https_port < 65536:
+        raise ValueError(f"https_port: {https_port!r} is not a port number from 1 to 65535")
+    started = time.perf_counter()
+    preset = preset_for_address(address)
+    lookups: list[SourceReport] = [
+        SourceReport("preset", domain, preset.outcome, preset.detail, len(preset.candidates))
+    ]
+    candidates: list[Candidate] = list(preset.candidates)
+    dns = DnsClient(dns_server, timeout=min(timeout, 3.0))
+    ispdb = os.environ.get(ISPDB_ENV) or DEFAULT_ISPDB_URL
+    autodiscover = os.environ.get(AUTODISCOVER_ENV) or DEFAULT_AUTODISCOVER_URL
+    mx_hosts: list[str] = []
+    mx_status: list[str] = []
+    async with Fetcher(dns, timeout=timeout, ca_file=ca_file, https_port=https_port) as web:
+
+        async def autoconfig(source: str, url: str) -> _Found:
+            fetched = await web.get(url)
+            return [
+                _from_fetch(source, fetched, lambda body: parse_autoconfig(body, address, source))
+            ]
+
+        async def srv(service: str) -> _Found:
+            name = f"_{service}._tcp.{domain}"
+            answer = await dns.query(name, "SRV")
+            target = f"{name} SRV"
+            if not answer.ok:
+                return [
+                    (
+                        _dns_report("srv", target, answer.status, answer.detail, answer.elapsed_ms),
+                        Parsed.nothing("none", ""),
+                    )
+                ]
+            parsed = srv_candidates(service, answer.values, address)
+            report = SourceReport(
+                "srv",
+                target,
+                parsed.outcome,
+                parsed.detail,
+                len(parsed.candidates),
+                answer.elapsed_ms,
+            )
+            return [(report, parsed)]
+
+        async def exchange_online() -> _Found:
+            url = f"{autodiscover.rstrip('/')}/v1.0/{quote(address)}?Protocol=EWS"
+            fetched = await web.get(url)
+            return [
+                _from_fetch("autodiscover", fetched, lambda body: parse_autodiscover(body, address))
+            ]
+
+        async def mx() -> _Found:
+            answer = await dns.query(domain, "MX")
+            target = f"{domain} MX"
+            mx_status.append(answer.status)
+            if not answer.ok:
+                return [
+                    (
+                        _dns_report("mx", target, answer.status, answer.detail, answer.elapsed_ms),
+                        Parsed.nothing("none", ""),
+                    )
+                ]
+            mx_hosts.extend(host for _pref, host in answer.values)
+            inference = infer_from_mx(mx_hosts, address)
+            parsed = inference.parsed
+            found: _Found = [
+                (
+                    SourceReport(
+                        "mx",
+                        target,
+                        parsed.outcome,
+                        parsed.detail,
+                        len(parsed.candidates),
+                        answer.elapsed_ms,
+                    ),
+                    parsed,
+                )
+            ]
+            followups: list[Awaitable[_Found]] = []
+            if inference.ispdb_domain is not None:
+                url = ispdb.rstrip("/") + "/" + quote(inference.ispdb_domain)
+                source = "ispdb-mx"
+                followups.append(autoconfig(source, url))
+            if inference.provider is not None and inference.provider.id == "microsoft365":
+                followups.append(exchange_online())
+            for more in await asyncio.gather(*followups):
+                found.extend(more)
+            return found
+
+        quoted = quote(address)
+        jobs: dict[str, Callable[[], Awaitable[_Found]]] = {
+            "autoconfig": lambda: autoconfig(
+                "autoconfig",
+                f"https://autoconfig.{domain}/mail/config-v1.1.xml?emailaddress={quoted}",
+            ),
+            "well-known": lambda: autoconfig(
+                "well-known", f"https://{domain}/.well-known/autoconfig/mail/config-v1.1.xml"
+            ),
+            "ispdb": lambda: autoconfig("ispdb", ispdb.rstrip("/") + "/" + quote(domain)),
+            "srv submissions": lambda: srv("submissions"),
+            "srv submission": lambda: srv("submission"),
+            "mx": mx,
+            "autodiscover": lambda: _on_premises(web, domain, address),
+        }
+        targets = {
+            "autoconfig": f"https://autoconfig.{domain}/mail/config-v1.1.xml",
+            "well-known": f"https://{domain}/.well-known/autoconfig/mail/config-v1.1.xml",
+            "ispdb": ispdb.rstrip("/") + "/" + domain,
+            "srv submissions": f"_submissions._tcp.{domain} SRV",
+            "srv submission": f"_submission._tcp.{domain} SRV",
+            "mx": f"{domain} MX",
+            "autodiscover": f"https://autodiscover.{domain}/autodiscover/autodiscover.json",
+        }
+        tasks = {asyncio.ensure_future(job()): name for name, job in jobs.items()}
+        _done, pending = await asyncio.wait(tasks, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+    cut_short = bool(pending)
+    for task, name in tasks.items():
+        if task in pending:
+            source = name.split()[0]
+            lookups.append(
+                SourceReport(
+                    source,
+                    targets[name],
+                    "timeout",
+                    f"no answer within {timeout:g} s",
+                    0,
+                    timeout * 1000,
+                )
+            )
+            continue
+        error = task.exception()
+        if error is not None:
+            raise error
+        for report, parsed in task.result():
+            lookups.append(report)
+            candidates.extend(parsed.candidates)
+    # Guesses only for a domain known to exist: its DNS answered (with no MX, or MX nobody knows).
+    exists = bool(mx_status) and mx_status[0] in ("ok", "nodata")
+    if exists and not any(c.mode is Mode.SMTP for c in candidates):
+        guesses = guess_candidates(domain, address)
+        candidates.extend(guesses)
+        lookups.append(
+            SourceReport(
+                "guess",
+                domain,
+                "found",
+                "no source named a server: common names, for a probe to try",
+                len(guesses),
+            )
+        )
+    return DiscoveryReport(
+        email=address,
+        domain=domain,
+        candidates=rank(candidates),
+        lookups=tuple(lookups),
+        elapsed_ms=(time.perf_counter() - started) * 1000,
+        cut_short=cut_short,
+        mx=tuple(mx_hosts),
+    )
+
+
+async def _on_premises(web: Fetcher, domain: str, address: str) -> _Found:
+    url = (
+        f"https://autodiscover.{domain}/autodiscover/autodiscover.json/v1.0/"
+        f"{quote(address)}?Protocol=EWS"
+    )
+    fetched = await web.get(url)
+    return [_from_fetch("autodiscover", fetched, lambda body: parse_autodiscover(body, address))]
+
+
+def _dns_report(
+    source: str, target: str, status: str, detail: str, elapsed_ms: float
+) -> SourceReport:
+    words = {
+        "nxdomain": "the name does not exist",
+        "nodata": "no such records",
+        "timeout": "the DNS server did not answer",
+    }
+    outcome = (
+        "none"
+        if status in ("nxdomain", "nodata")
+        else "timeout"
+        if status == "timeout"
+        else "failed"
+    )
+    text = words.get(status, f"DNS {status}")
+    if detail and status not in ("nxdomain", "nodata"):
+        text += f" ({detail})"
+    return SourceReport(source, target, outcome, text, 0, elapsed_ms)  # type: ignore[arg-type]
+
+
+def _from_fetch(
+    source: str, fetched: Fetched, parse: Callable[[bytes], Parsed]
+) -> tuple[SourceReport, Parsed]:
+    where = fetched.final_url or fetched.url
+    if not fetched.ok:
+        outcome = (
+            "none" if fetched.status in ("not_found", "dns") else
+            "timeout" if fetched.status == "timeout" else "failed"
+        )  # fmt: skip
+        report = SourceReport(source, fetched.url, outcome, fetched.detail, 0, fetched.elapsed_ms)  # type: ignore[arg-type]
+        return report, Parsed.nothing("none", fetched.detail)
+    parsed = parse(fetched.body)
+    detail = parsed.detail
+    if where != fetched.url:
+        detail = f"(from {where}) {detail}".strip()
+    report = SourceReport(
+        source, fetched.url, parsed.outcome, detail, len(parsed.candidates), fetched.elapsed_ms
+    )
+    return report, replace(parsed)
