@@ -195,7 +195,9 @@ def test_importing_every_module_changes_no_library_logger_or_class() -> None:
         f"names = {logguard.GUARDED!r}\n"
         "before = {n: logging.getLogger(n).level for n in names}\n"
         "for info in pkgutil.walk_packages(mailkit.__path__, 'mailkit.'):\n"
-        "    importlib.import_module(info.name)\n"
+        # A __main__ module runs its program when imported: that is its purpose, not a side effect.
+        "    if not info.name.endswith('.__main__'):\n"
+        "        importlib.import_module(info.name)\n"
         "result['changed'] = {n: logging.getLogger(n).level for n in names\n"
         "                     if logging.getLogger(n).level != before[n]}\n"
         "import aiosmtplib.protocol, aiosmtplib.smtp\n"
@@ -298,7 +300,7 @@ def test_every_module_has_a_place_in_the_layer_contract() -> None:
     layers = next(c for c in contracts if c["type"] == "layers")["layers"]
     placed = {name.strip() for layer in layers for name in layer.replace(":", "|").split("|")}
     # Package namespaces that only re-export their own modules.
-    namespaces = {"mailkit", "mailkit.audit"}
+    namespaces = {"mailkit", "mailkit.audit", "mailkit.domainhealth"}
     unplaced = [
         info.name
         for info in pkgutil.walk_packages(mailkit.__path__, "mailkit.")

@@ -1,0 +1,222 @@
+"""``mailkit test``: one test send; the exit code says in which phase it failed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import TextIO
+
+from mailkit.cli.common import (
+    EXIT_AUTH,
+    EXIT_CONNECT,
+    EXIT_DATA,
+    EXIT_GREETING,
+    EXIT_OK,
+    EXIT_OUTCOME_UNKNOWN,
+    EXIT_RECIPIENT,
+    EXIT_SENDER,
+    EXIT_TLS,
+    EXIT_USAGE,
+    PROFILE_HELP,
+    SECRETS_CHOICES,
+    SECRETS_HELP,
+    UsageError,
+    add_password_source,
+    open_store,
+    profile_spec,
+    read_password,
+    secret_store,
+)
+from mailkit.errors import (
+    FieldProblem,
+    SettingsError,
+)
+
+_PHASE_EXIT = {
+    "setup": EXIT_USAGE,
+    "connect": EXIT_CONNECT,
+    "greeting": EXIT_GREETING,
+    "ehlo": EXIT_GREETING,
+    "starttls": EXIT_TLS,
+    "tls": EXIT_TLS,
+    "auth": EXIT_AUTH,
+    "mail": EXIT_SENDER,
+    "rcpt": EXIT_RECIPIENT,
+    "data": EXIT_DATA,
+    "end_of_data": EXIT_DATA,
+    "quit": EXIT_DATA,
+    "consent": EXIT_AUTH,
+    "token": EXIT_AUTH,
+    "request": EXIT_DATA,
+}
+
+#: API answers that mean "the sign-in is the problem": exit as an auth failure, not as data.
+_SIGN_IN_CAUSES = frozenset(
+    {
+        "oauth_token_invalid",
+        "token_expired",
+        "token_revoked",
+        "insufficient_scope",
+    }
+)
+
+_AD_HOC_FIELDS = (
+    "mode",
+    "host",
+    "port",
+    "security",
+    "auth",
+    "username",
+    "from_address",
+    "ca_file",
+    "api_url",
+)
+
+
+def _check_test_flags(args: argparse.Namespace) -> None:
+    """``--timeout`` and ``--ca-file`` refused before any connection, in the flags' own words."""
+    from mailkit.senders.tls import ca_file_problem
+
+    if args.timeout is not None and not 0 < args.timeout <= 3600:
+        raise UsageError(
+            f"--timeout {args.timeout:g} is not a wait: give the seconds to wait for each reply, "
+            "more than 0 and at most 3600 (e.g. --timeout 30)"
+        )
+    if args.ca_file is not None and (problem := ca_file_problem(args.ca_file)) is not None:
+        raise UsageError(
+            f"--ca-file {args.ca_file} {problem}; give the PEM file of the certificate "
+            "authority that signed the server's certificate (a text file starting with "
+            "-----BEGIN CERTIFICATE-----), or leave --ca-file out to trust the system's "
+            "certificate authorities"
+        )
+
+
+def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
+    """``mailkit test``: one test send; the exit code says in which phase it failed."""
+    from mailkit.faces import Face, Where, name_setting, rename_settings
+    from mailkit.profiles import locate_profile
+    from mailkit.settings import OrgSettings, validate
+    from mailkit.testsend import credential_account, send_test
+
+    if args.password is not None:
+        raise UsageError(
+            "passwords are never accepted as arguments (shell history and process lists keep "
+            "them); use --password-env NAME, --password-stdin, or the secret store"
+        )
+    password = read_password(args) if args.password_env or args.password_stdin else None
+    spec = profile_spec(args)
+    store = open_store(spec) if spec else None
+    try:
+        org = store.get_org() if store is not None else OrgSettings()
+        user = None
+        if args.user:
+            if store is None:
+                raise UsageError("--user needs --profile: users live in a profile")
+            user = store.get_user(args.user)
+            if user is None:
+                raise UsageError(f"no user {args.user!r} in {store.path}; check the user code")
+        given = {f: getattr(args, f) for f in _AD_HOC_FIELDS if getattr(args, f) is not None}
+        if args.pin_sha256:
+            given["tls_pin_sha256"] = args.pin_sha256
+        _check_test_flags(args)
+        if given:
+            # Ad hoc values replace the org's for this run only (nothing is saved).
+            data = org.model_dump(exclude_none=True)
+            if user is not None and user.override_enabled:
+                given.setdefault("mode", "smtp")
+            try:
+                org = validate(OrgSettings, {**data, **given}, context="test settings")
+            except SettingsError as exc:  # named by the flags that gave the values
+                raise SettingsError(
+                    [
+                        FieldProblem(
+                            name_setting(p.field, Face.CLI), rename_settings(p.message, Face.CLI)
+                        )
+                        for p in exc.problems
+                    ],
+                    exc.context,
+                ) from None
+            if user is not None:
+                user = user.model_copy(update={"override_enabled": False})
+        location = locate_profile(store.path) if store is not None else None
+        secrets = secret_store(args.secrets, location, check=True)
+        result = send_test(
+            org,
+            user,
+            to=args.to,
+            secrets=secrets,
+            profile=store.profile_name if store is not None else "default",
+            password=password,
+            store=store,
+            timeout=args.timeout,
+        )
+    finally:
+        if store is not None:
+            store.close()
+    # The diagnosis in command-line words: --ca-file, and `mailkit secret set` for a password.
+    where = Where(
+        profile=store.profile_name if store is not None else None,
+        account=credential_account(org, user),
+        ad_hoc=store is None,
+    )
+    diagnosis = result.diagnosis.for_face(Face.CLI, where) if result.diagnosis else None
+    if args.json:
+        data = result.as_dict()
+        data["diagnosis"] = diagnosis.as_dict() if diagnosis is not None else None
+        json.dump(data, out, ensure_ascii=False, indent=2, default=str)
+        out.write("\n")
+    else:
+        out.write(result.transcript.to_text() + "\n\n")
+        if result.ok:
+            out.write(f"OK: the server accepted the test message {result.message_id}\n")
+        else:
+            assert diagnosis is not None
+            out.write(diagnosis.to_text() + "\n")
+    if result.ok:
+        return EXIT_OK
+    assert result.diagnosis is not None
+    if result.diagnosis.kind.value == "outcome_unknown":
+        return EXIT_OUTCOME_UNKNOWN
+    if result.diagnosis.cause in _SIGN_IN_CAUSES:
+        return EXIT_AUTH
+    return _PHASE_EXIT.get(result.diagnosis.phase.value, EXIT_USAGE)
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    """Add the command's arguments to its ``parser`` (made by mailkit.cli from COMMANDS)."""
+    parser.set_defaults(func=cmd_test)
+    parser.add_argument(
+        "--to", required=True, action="append", metavar="ADDR", help="recipient (repeatable)"
+    )
+    parser.add_argument("--profile", metavar="DB", help=PROFILE_HELP)
+    parser.add_argument("--user", metavar="CODE", help="test this user's effective settings")
+    parser.add_argument(
+        "--mode",
+        help="smtp, gmail_api or microsoft_graph (the API modes use the OAuth consent stored "
+        "in the secret store)",
+    )
+    parser.add_argument("--host")
+    parser.add_argument("--port")
+    parser.add_argument("--security", help="auto, implicit_tls, starttls or none")
+    parser.add_argument("--auth", help="auto, login, plain, cram_md5, ntlm, xoauth2 or none")
+    parser.add_argument("--username")
+    parser.add_argument("--from", dest="from_address", metavar="ADDR")
+    parser.add_argument("--ca-file", help="trust this CA bundle (a private server)")
+    parser.add_argument(
+        "--api-url", metavar="URL", help="Gmail API / Graph base URL (default: the real service)"
+    )
+    parser.add_argument("--pin-sha256", help="trust exactly this certificate (SHA-256 hex)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        help="seconds to wait for each reply, replacing the per-phase waits (connect 10, "
+        "greeting 12, each command 15, end of data 60)",
+    )
+    add_password_source(parser)
+    parser.add_argument("--password", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--secrets",
+        choices=SECRETS_CHOICES,
+        default="auto",
+        help="where stored passwords and OAuth tokens are read from: " + SECRETS_HELP,
+    )
