@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ews_fixtures import fake_exchange, fake_exchange_session  # noqa: F401 - fixtures
 from smtpd_servers import (
     Credentials,
     MailServer,

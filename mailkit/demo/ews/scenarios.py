@@ -85,7 +85,7 @@ FAULTS: tuple[EwsFault, ...] = (
         "url",
         "the server offers Basic only (WWW-Authenticate: Basic): an NTLM sign-in gets no challenge",
         http_status=401,
-        raises="PermissionError",
+        raises="UnauthorizedError",
     ),
     EwsFault(
         "ews-disabled",

@@ -43,7 +43,7 @@ from mailkit.demo.ews.scenarios import (
     URL_FAULTS,
     EwsFault,
 )
-from mailkit.demo.oauth.server import _Reply, _Server
+from mailkit.demo.oauth.server import _Handler, _Reply, _Server
 
 _log = logging.getLogger("mailkit.demo.ews")
 
@@ -246,6 +246,7 @@ class FakeExchange:
         with self._lock:
             if self._httpd is None:
                 httpd = _Server((BIND_ADDRESS, self._port), self._handle, self.context)
+                httpd.RequestHandlerClass = _IisHandler
                 self._thread = threading.Thread(
                     target=httpd.serve_forever,
                     kwargs={"poll_interval": 0.2},
@@ -857,6 +858,16 @@ class FakeExchange:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+class _IisHandler(_Handler):
+    """The fake OAuth provider's handler, introducing itself as Exchange's web server does."""
+
+    server_version = "Microsoft-IIS/10.0"
+
+    def version_string(self) -> str:
+        return self.server_version
+
 
 _FOLDER_NAMES = {
     "root": "Top of Information Store",

@@ -67,7 +67,7 @@ SUPPORTED_SCHEMAS = (
 
 def parse(body: bytes) -> Any:
     """The XML root of a request body (defusedxml: no entities, no external references)."""
-    from defusedxml import ElementTree
+    from defusedxml import ElementTree  # type: ignore[import-untyped, unused-ignore]
 
     try:
         return ElementTree.fromstring(body)
@@ -114,7 +114,7 @@ class Envelope:
         for name in ("PrimarySmtpAddress", "SmtpAddress", "PrincipalName"):
             found = element.find(f".//{tag(TYPES, name)}")
             if found is not None and found.text:
-                return found.text.strip()
+                return str(found.text).strip()
         return None
 
 
