@@ -36,10 +36,36 @@ def card_html(colour: str, body: str) -> str:
     )
 
 
+def handoff_card(result: TestResult) -> str:
+    """The green card of a desktop hand-off: where the .eml is, and that the client sends it."""
+    e = html.escape
+    client = _CLIENTS.get(result.context.desktop_client or "", "the desktop mail client")
+    facts = [
+        f"File: <code>{e(result.eml_path or '')}</code>",
+        f"{e(client[0].upper() + client[1:])}, not mailkit, sends it: open the file there and "
+        "press Send. mailkit will see no delivery result; check the recipient's inbox.",
+    ]
+    facts += [e(note) for note in result.notes]
+    items = "".join(f"<li>{fact}</li>" for fact in facts)
+    return card_html(
+        OK_COLOUR,
+        f'<b style="color:{OK_COLOUR}">✔ Test message written for {e(client)}</b><ul>{items}</ul>',
+    )
+
+
+_CLIENTS = {
+    "outlook": "Outlook",
+    "mapi": "the default mail program (MAPI)",
+    "lotus_notes": "HCL Notes (Lotus Notes)",
+}
+
+
 def success_card(result: TestResult) -> str:
     """The green card: who accepted the message, how the connection was secured."""
     e = html.escape
     context = result.context
+    if context.desktop_client is not None:
+        return handoff_card(result)
     facts = [f"Server: {e(context.host)}:{context.port} ({e(context.security)})"]
     if result.tls is not None:
         facts.append(

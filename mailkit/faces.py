@@ -80,6 +80,7 @@ FIELDS: dict[str, FieldWords] = {
     "oauth_client_id": FieldWords(None, "OAuth client id"),
     "oauth_tenant": FieldWords(None, "Tenant"),
     "api_url": FieldWords("--api-url", "API URL of the organisation settings"),
+    "eml_folder": FieldWords(None, "Folder for test drafts"),
     "secrets": FieldWords(
         "--secrets", "store the notebook opened for the profile", python="the secrets= argument"
     ),

@@ -35,6 +35,8 @@ class Phase(StrEnum):
     TOKEN = "token"
     #: An HTTP API send (Gmail API ``users.messages.send``, Graph ``sendMail``).
     REQUEST = "request"
+    #: A desktop mode's hand-off: the test message written as an .eml for the mail client.
+    HANDOFF = "handoff"
 
 
 class Kind(StrEnum):
@@ -191,6 +193,9 @@ class SendContext:
     #: Whose OAuth / mail API this send used ("google" | "microsoft"), when the host alone
     #: cannot tell (a test double on 127.0.0.1, a proxy). None for plain SMTP.
     oauth_provider: str | None = None
+    #: The desktop mode (outlook, mapi, lotus_notes) whose client a hand-off wrote the .eml
+    #: for; None when mailkit itself sent.
+    desktop_client: str | None = None
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,11 @@ class TestResult:
     server_reply: str | None = None
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     duration_ms: float = 0.0
+    #: A desktop mode's hand-off: the .eml written for the mail client, which sends it.
+    eml_path: str | None = None
+    #: What can be known about a hand-off besides the file (no desktop session, no default
+    #: mail client, ...): plain sentences, each with what to do.
+    notes: tuple[str, ...] = ()
 
     __test__ = False  # not a pytest test class, despite the name
 
@@ -100,6 +105,8 @@ class TestResult:
             "host": self.context.host,
             "port": self.context.port,
             "security": self.context.security,
+            "eml_path": self.eml_path,
+            "notes": list(self.notes),
         }
 
     def _repr_html_(self) -> str:

@@ -870,6 +870,8 @@ class OrgSettings(_Settings):
     command_timeout: float = Field(default=60.0, gt=0, le=3600)
     #: Exchange Web Services endpoint (mode exchange_ews).
     ews_url: OptUrl = None
+    #: Desktop modes (outlook, mapi, lotus_notes): the folder a test writes its .eml draft to.
+    eml_folder: OptPath = None
     #: Base URL of the Gmail API / Microsoft Graph (modes gmail_api, microsoft_graph); empty
     #: means the real service. Set it to reach a test double such as the demo's fake provider.
     api_url: OptApiUrl = None

@@ -8,6 +8,7 @@ Microsoft Graph — and appends the outcome to the profile's history.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,8 @@ from mailkit.settings import AuthType, Mode, OrgSettings, Provenance, UserSettin
 from mailkit.transcript import Row
 
 if TYPE_CHECKING:  # the store (SQLite, pandas) is the caller's: a send without one never loads it
+    from mailkit.diagnose.desktop import DesktopFacts
+    from mailkit.senders.desktop import Launcher
     from mailkit.senders.http import ApiSender
     from mailkit.store import Store
 
@@ -53,13 +56,42 @@ async def send_test_async(
     on_row: Callable[[Row], None] | None = None,
     timeout: float | None = None,
     tls_contexts: TlsContexts | None = None,
+    eml_folder: str | os.PathLike[str] | None = None,
+    open_eml: bool = False,
+    launcher: Launcher | None = None,
+    desktop_facts: DesktopFacts | None = None,
 ) -> TestResult:
     """Send the test message as the org (``user=None``) or as ``user``; never raises for a
     failed send. Without ``token``, a consented OAuth token in ``secrets`` is used (see
     :func:`stored_token`); ``plan`` applies to SMTP only. ``timeout`` (``--timeout``) replaces
     every phase's own wait for each reply, and caps the connect wait. ``tls_contexts``: the
-    SMTP TLS contexts shared by the sends of one run (a bulk test)."""
+    SMTP TLS contexts shared by the sends of one run (a bulk test).
+
+    In a desktop mode (outlook, mapi, lotus_notes) the test is a hand-off: the message is
+    written as an .eml draft into ``eml_folder`` (default: the org's ``eml_folder``) and,
+    with ``open_eml``, opened by ``launcher`` (default: the system's handler); see
+    :func:`mailkit.senders.desktop.hand_off`."""
     eff = effective(org, user)
+    if eff.mode.is_desktop_client:
+        from mailkit.senders.desktop import hand_off  # file and desktop probes: these modes only
+
+        result = hand_off(
+            eff,
+            to=to,
+            folder=eml_folder if eml_folder is not None else org.eml_folder,
+            facts=desktop_facts,
+            launcher=launcher,
+            open_it=open_eml,
+            on_row=on_row,
+        )
+        if store is not None:
+            record(
+                store,
+                result,
+                user_code=user.user_code if user is not None else None,
+                mode=eff.mode.value,
+            )
+        return result
     # A password given for this send is the credential to use over SMTP: no stored consent is
     # looked up (nor the secret store opened for it).
     given_password = password is not None and eff.mode is Mode.SMTP

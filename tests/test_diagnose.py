@@ -134,6 +134,11 @@ CASES: tuple[Case, ...] = (
     Case("CA file not there", F(P.SETUP, S.MISSING, detail="ca_file: /etc/acme/ca.pem does "
          "not exist"), Cause.SETTING_INVALID, CONFIG, title=("CA file",),
          explanation=("/etc/acme/ca.pem does not exist",), fix=("PEM", "ca_file")),
+    Case("no folder for the .eml", F(P.SETUP, S.MISSING, detail="eml_folder: not set"),
+         Cause.SETTING_INVALID, CONFIG, title=("No folder",), fix=("eml_folder",)),
+    Case("the .eml folder is gone", F(P.SETUP, S.MISSING, detail="eml_folder: /srv/drop does "
+         "not exist"), Cause.SETTING_INVALID, CONFIG, title=("could not be written",),
+         explanation=("/srv/drop does not exist",), fix=("eml_folder",)),
     Case("the sender's MISSING mode", F(P.SETUP, S.MISSING, detail="mode"),
          Cause.MODE_NOT_SMTP, CONFIG),
     Case("plaintext auth refused", F(P.AUTH, S.POLICY, detail="credentials over plaintext"),

@@ -79,7 +79,9 @@ def test_bi_mode_user_on_smtp_with_own_account_while_org_is_outlook(
     assert result.ok, result.diagnosis and result.diagnosis.to_text()
     assert smtp_server.messages[0].mail_from == "accounting@example.com"
     assert failed_org.diagnosis is not None
-    assert failed_org.diagnosis.cause.value == "mode_not_smtp"  # the org itself sends via Outlook
+    # The org itself sends via Outlook: its test is a hand-off, which needs a folder for the .eml.
+    assert failed_org.diagnosis.cause.value == "setting_invalid"
+    assert failed_org.diagnosis.title == "No folder is set for the EML draft"
     assert list(users["ok"]) == [True]
 
 

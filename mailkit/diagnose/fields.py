@@ -23,6 +23,7 @@ class S:
     plaintext_auth = setting("allow_plaintext_auth")
     command_timeout = setting("command_timeout")
     api_url = setting("api_url")
+    eml_folder = setting("eml_folder")
     client_id = setting("oauth_client_id")
     tenant = setting("oauth_tenant")
     secrets = setting("secrets")

@@ -87,6 +87,7 @@ from mailkit.diagnose.api_advice import (
     token_expired,
     token_revoked,
 )
+from mailkit.diagnose.desktop import eml_folder_unusable
 from mailkit.diagnose.facts import (
     ANY,
     API_RATE,
@@ -180,6 +181,7 @@ RULES: tuple[Rule, ...] = (
     Rule(Cause.TOKEN_MISSING, CONFIG, sig(MISSING) & names("token"), token_missing),
     Rule(Cause.MODE_NOT_SMTP, CONFIG, sig(MISSING, POLICY) & names("mode"), mode_not_smtp),
     Rule(Cause.SETTING_INVALID, CONFIG, sig(MISSING) & names("ca_file"), ca_file_invalid),
+    Rule(Cause.SETTING_INVALID, CONFIG, sig(MISSING) & names("eml_folder"), eml_folder_unusable),
     Rule(Cause.PLAINTEXT_AUTH_REFUSED, CONFIG, sig(POLICY), plaintext_auth_refused),
     # -- reaching the server (whatever phase the sender names)
     Rule(Cause.DNS_FAILURE, TRANSIENT, sig(Signal.DNS) & TEMPORARY_DNS & ~TYPO, dns_failure),

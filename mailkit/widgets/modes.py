@@ -139,11 +139,18 @@ class ModeSections(Panel):
         ews_url = text_field(
             "ews_url", "EWS URL", placeholder="https://mail.example.com/EWS/Exchange.asmx"
         )
+        eml_folder = text_field(
+            "eml_folder",
+            "Folder for test drafts",
+            placeholder="a folder the desktop user opens, e.g. C:\\Users\\Public\\Desktop",
+            note="a test writes the test message here as an .eml draft",
+        )
         self.fields: dict[str, Field] = {
             **self.smtp.fields,
             client_id.name: client_id,
             tenant.name: tenant,
             ews_url.name: ews_url,
+            eml_folder.name: eml_folder,
         }
         username = self.smtp.fields["username"]
 
@@ -176,6 +183,7 @@ class ModeSections(Panel):
                 f"Desktop client: {mode.value}",
                 widgets.HTML(note_html(limits)),
                 widgets.HTML(note_html(_DESKTOP_CLOUD)),
+                eml_folder.widget,
             )
         self.widget: Any = widgets.VBox(list(self.sections.values()))
         self.show(None)
