@@ -428,3 +428,46 @@ def test_the_demo_domain_is_discoverable(tmp_path: Path) -> None:
         ("localhost", settings.tls_port, Security.IMPLICIT_TLS),
         ("localhost", settings.starttls_port, Security.STARTTLS),
     ]
+
+
+def test_discover_then_probe_fills_the_settings_from_the_verdict(tmp_path: Path) -> None:
+    """The onboarding chain against the demo: SRV records → probe of localhost → proposal."""
+    from mailkit.demo import DemoServer
+    from mailkit.discovery.run import discover_and_probe
+    from mailkit.settings import OrgSettings
+
+    with DemoServer(tmp_path, oauth=False) as demo:
+        settings = demo.settings
+        report, probes, proposal = discover_and_probe(
+            "demo@example.com",
+            dns_server=settings.dns_server,
+            timeout=3.0,
+            ca_file=str(settings.ca_file),
+        )
+    assert set(probes) == {"localhost"}
+    assert {p.port for p in probes["localhost"].ports} == {
+        settings.tls_port,
+        settings.starttls_port,
+    }
+    assert proposal is not None
+    assert (proposal.port, proposal.security) == (settings.tls_port, Security.IMPLICIT_TLS)
+    assert proposal.provenance["host"] == "srv (confidence 85)"
+    assert proposal.provenance["port"].startswith("probe: ")
+    org = OrgSettings(**proposal.settings())
+    assert (org.host, org.port, org.security) == (
+        "localhost",
+        settings.tls_port,
+        Security.IMPLICIT_TLS,
+    )
+    assert org.username == "demo@example.com"
+    assert report.best is proposal.candidate
+
+
+def test_without_a_usable_probe_the_best_candidate_stands_unconfirmed(find: Find) -> None:
+    from mailkit.discovery.candidates import propose
+
+    report = find("jane@srv.test")
+    proposal = propose(report, {})
+    assert proposal is not None
+    assert (proposal.port, proposal.security) == (465, Security.IMPLICIT_TLS)
+    assert proposal.provenance["port"] == "srv (confidence 85) - not confirmed by a probe"

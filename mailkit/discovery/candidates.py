@@ -675,3 +675,86 @@ def rank(candidates: Iterable[Candidate]) -> tuple[Candidate, ...]:
             ),
         )
     )
+
+
+# --------------------------------------------------------------------------- with the probe
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """The settings onboarding proposes, each value with where it came from.
+
+    The server and the sign-in come from discovery; the port and the security from the probe's
+    verdict when the probe found a usable port on that server (the server's own answer beats
+    any file or record), else from discovery too.
+    """
+
+    candidate: Candidate
+    port: int
+    security: Security
+    #: Field name (``host``, ``port``, ``security``, ``auth``, ``username``, ``ews_url``) to
+    #: its origin in words, e.g. "autoconfig, srv (confidence 98)" or "probe: ...".
+    provenance: dict[str, str]
+    #: The probe's report for the candidate's host (a :class:`mailkit.probereport.ProbeReport`).
+    probe: Any = None
+
+    def settings(self) -> dict[str, Any]:
+        """The org settings fields to fill (``OrgSettings(**proposal.settings())`` validates)."""
+        c = self.candidate
+        values: dict[str, Any] = {"mode": c.mode, "auth": c.auth}
+        if c.mode is Mode.EXCHANGE_EWS:
+            values["ews_url"] = c.url
+        elif c.mode is Mode.SMTP:
+            values.update(host=c.host, port=self.port, security=self.security)
+        if c.username:
+            values["username"] = c.username
+        return values
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "settings": {k: getattr(v, "value", v) for k, v in self.settings().items()},
+            "provenance": dict(self.provenance),
+            "candidate": self.candidate.as_dict(),
+            "probe": self.probe.as_dict() if self.probe is not None else None,
+        }
+
+
+def found_by(candidate: Candidate) -> str:
+    """``"autoconfig, srv (confidence 98)"``: a candidate's origin, as the form shows it."""
+    return f"{', '.join(candidate.sources)} (confidence {candidate.confidence})"
+
+
+def propose(report: DiscoveryReport, probes: dict[str, Any]) -> Proposal | None:
+    """The best settings from discovery and the probes of its hosts (host -> ProbeReport).
+
+    The first SMTP candidate, in rank order, whose host the probe found a usable port on wins;
+    without one, the best candidate stands unconfirmed (its provenance says so).
+    """
+    if not report.candidates:
+        return None
+    for c in report.smtp():
+        probe = probes.get(c.host)
+        verdict = getattr(probe, "verdict", None)
+        if verdict is None or verdict.port is None or verdict.security is None:
+            continue
+        origin = found_by(c)
+        reason = verdict.reasons[0] if verdict.reasons else "the port that answered best"
+        provenance = {
+            "host": origin,
+            "port": f"probe: {reason}",
+            "security": f"probe: {verdict.security.value} on port {verdict.port}",
+            "auth": f"{origin}: {c.auth_advice}",
+        }
+        if c.username:
+            provenance["username"] = origin
+        return Proposal(c, verdict.port, verdict.security, provenance, probe)
+    best = report.candidates[0]
+    origin = found_by(best)
+    unprobed = "" if best.mode is not Mode.SMTP else " - not confirmed by a probe"
+    fields = ["auth", "username"] + (
+        ["ews_url"] if best.mode is Mode.EXCHANGE_EWS else ["host", "port", "security"]
+    )
+    provenance = dict.fromkeys(fields, origin + unprobed)
+    if not best.username:
+        provenance.pop("username")
+    return Proposal(best, best.port, best.security, provenance, probes.get(best.host))

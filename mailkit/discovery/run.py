@@ -17,18 +17,21 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from mailkit.discovery.candidates import (
     Candidate,
     DiscoveryReport,
     Parsed,
+    Proposal,
     SourceReport,
     guess_candidates,
     infer_from_mx,
     parse_autoconfig,
     parse_autodiscover,
     preset_for_address,
+    propose,
     rank,
     split_address,
     srv_candidates,
@@ -36,7 +39,10 @@ from mailkit.discovery.candidates import (
 from mailkit.discovery.fetch import Fetched, Fetcher
 from mailkit.dnslookup import DnsClient, parse_dns_server
 from mailkit.runner import run_sync
-from mailkit.settings import Mode
+from mailkit.settings import Mode, Security
+
+if TYPE_CHECKING:
+    from mailkit.probereport import ProbeReport
 
 #: Thunderbird's ISPDB; set this to a private mirror (or a test server) to ask it instead.
 ISPDB_ENV = "MAILKIT_ISPDB_URL"
@@ -300,3 +306,84 @@ def _from_fetch(
         source, fetched.url, parsed.outcome, detail, len(parsed.candidates), fetched.elapsed_ms
     )
     return report, replace(parsed)
+
+
+#: How many of the best SMTP candidates' hosts the probe checks.
+PROBE_TOP = 3
+
+
+async def probe_candidates_async(
+    report: DiscoveryReport,
+    *,
+    top: int = PROBE_TOP,
+    timeout: float = 10.0,
+    ca_file: str | None = None,
+) -> dict[str, ProbeReport]:
+    """Probe the hosts of the ``top`` best SMTP candidates, all at once: host -> report.
+
+    Each host is probed once, on the ports its candidates name (the implicit-TLS ones as
+    such, whatever their number: an SRV record may put implicit TLS on any port).
+    """
+    from mailkit.smtpprobe import probe_async
+
+    ports: dict[str, list[int]] = {}
+    implicit: dict[str, list[int]] = {}
+    for c in report.smtp()[:top]:
+        ports.setdefault(c.host, [])
+        implicit.setdefault(c.host, [])
+        if c.port not in ports[c.host]:
+            ports[c.host].append(c.port)
+        if c.security is Security.IMPLICIT_TLS and c.port not in implicit[c.host]:
+            implicit[c.host].append(c.port)
+    hosts = list(ports)
+    reports = await asyncio.gather(
+        *(
+            probe_async(
+                host, ports[host], timeout=timeout, ca_file=ca_file, tls_ports=implicit[host]
+            )
+            for host in hosts
+        )
+    )
+    return dict(zip(hosts, reports, strict=True))
+
+
+async def discover_and_probe_async(
+    email: str,
+    *,
+    dns_server: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    ca_file: str | None = None,
+    https_port: int | None = None,
+    probe_timeout: float = 10.0,
+    top: int = PROBE_TOP,
+) -> tuple[DiscoveryReport, dict[str, ProbeReport], Proposal | None]:
+    """Find → probe → propose: the onboarding step in one call (see :func:`propose`)."""
+    report = await discover_async(
+        email, dns_server=dns_server, timeout=timeout, ca_file=ca_file, https_port=https_port
+    )
+    probes = await probe_candidates_async(report, top=top, timeout=probe_timeout, ca_file=ca_file)
+    return report, probes, propose(report, probes)
+
+
+def discover_and_probe(
+    email: str,
+    *,
+    dns_server: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    ca_file: str | None = None,
+    https_port: int | None = None,
+    probe_timeout: float = 10.0,
+    top: int = PROBE_TOP,
+) -> tuple[DiscoveryReport, dict[str, ProbeReport], Proposal | None]:
+    """Blocking :func:`discover_and_probe_async`; works in a notebook cell too."""
+    return run_sync(
+        discover_and_probe_async(
+            email,
+            dns_server=dns_server,
+            timeout=timeout,
+            ca_file=ca_file,
+            https_port=https_port,
+            probe_timeout=probe_timeout,
+            top=top,
+        )
+    )
