@@ -26,6 +26,9 @@ _LAZY: dict[str, str] = {
     "Diagnosis": "mailkit.outcome",
     "Kind": "mailkit.outcome",
     "Phase": "mailkit.outcome",
+    "DiscoveryReport": "mailkit.discovery.candidates",
+    "discover": "mailkit.discovery.run",
+    "discover_async": "mailkit.discovery.run",
     "ProbeReport": "mailkit.probereport",
     "probe": "mailkit.smtpprobe",
     "probe_async": "mailkit.smtpprobe",
@@ -66,6 +69,8 @@ _LAZY: dict[str, str] = {
 
 if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__ provides them
     from mailkit.columns import USERS_COLUMNS
+    from mailkit.discovery.candidates import DiscoveryReport
+    from mailkit.discovery.run import discover, discover_async
     from mailkit.errors import (
         ImportFileError,
         MailkitError,
@@ -117,6 +122,7 @@ __all__ = [
     "AuthType",
     "Cause",
     "Diagnosis",
+    "DiscoveryReport",
     "Edition",
     "Effective",
     "EnvSecretStore",
@@ -150,6 +156,8 @@ __all__ = [
     "UserSettings",
     "__version__",
     "default_secret_store",
+    "discover",
+    "discover_async",
     "effective",
     "effective_frame",
     "init_profile",
