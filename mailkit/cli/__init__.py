@@ -84,6 +84,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "audit",
         "Audit users' effective email settings: findings with severity, message and fix.",
     ),
+    "discover": (
+        "discover",
+        "Find an address's submission settings (presets, autoconfig, SRV, MX, Autodiscover), "
+        "ranked, with their sources; --probe checks the best servers.",
+    ),
     "users": ("users", "Import or export the users table."),
     "profile": ("profile", "Create a profile, or import or export one as TOML."),
     "secret": (

@@ -50,6 +50,9 @@ DEFAULT_ISPDB_URL = "https://autoconfig.thunderbird.net/v1.1/"
 #: Exchange Online's Autodiscover v2 root; set this to ask another (a test server).
 AUTODISCOVER_ENV = "MAILKIT_AUTODISCOVER_URL"
 DEFAULT_AUTODISCOVER_URL = "https://outlook.office365.com/autodiscover/autodiscover.json"
+#: The port for https:// URLs that name none, instead of 443: a lab's or a test's local
+#: autoconfig server (the ``https_port`` argument wins over it).
+HTTPS_PORT_ENV = "MAILKIT_DISCOVER_HTTPS_PORT"
 #: Seconds for the whole discovery (every source runs at once, each within this limit).
 DEFAULT_TIMEOUT = 5.0
 
@@ -93,6 +96,11 @@ async def discover_async(
         raise ValueError(f"timeout: {timeout!r} is not a positive number of seconds")
     if dns_server is not None:
         parse_dns_server(dns_server, flag="dns_server")
+    if https_port is None and os.environ.get(HTTPS_PORT_ENV):
+        text = os.environ[HTTPS_PORT_ENV].strip()
+        if not text.isdigit():
+            raise ValueError(f"{HTTPS_PORT_ENV}: {text!r} is not a port number from 1 to 65535")
+        https_port = int(text)
     if https_port is not None and not 0 < https_port < 65536:
         raise ValueError(f"https_port: {https_port!r} is not a port number from 1 to 65535")
     started = time.perf_counter()
