@@ -480,3 +480,89 @@ def test_no_secret_in_what_the_fake_keeps_or_logs(
         assert secret not in kept
     assert "TlRMTVNT" not in kept  # base64 of "NTLMSSP": no NTLM message anywhere
     assert "Authorization" not in repr(fake.requests)
+
+
+# --------------------------------------------------------------------------- the demo
+
+
+def test_demo_server_serves_exchange_into_its_mailbox(tmp_path: Path) -> None:
+    from exchangelib import BASIC  # type: ignore[import-untyped, unused-ignore]
+
+    from mailkit.demo import DEMO_USER, DemoServer, DemoSettings, read_mailbox
+
+    with DemoServer(tmp_path / "demo") as server:
+        demo = server.settings
+        assert demo.ews_url == server.ews.ews_url
+        assert demo.ews_autodiscover_url == server.ews.autodiscover_xml_url
+        assert DemoSettings.from_dict(demo.as_dict()) == demo
+        written = json.loads((tmp_path / "demo" / "demo.json").read_text())
+        assert written["ews_url"] == demo.ews_url
+        try:
+            for auth_type in (None, BASIC):
+                _send(
+                    ews_account(server.ews, user=DEMO_USER, auth_type=auth_type),
+                    to="bob@example.org",
+                    subject=f"via EWS {auth_type}",
+                    importance="High",
+                )
+        finally:
+            forget_exchangelib_state()
+        mailbox = read_mailbox(demo.directory)
+    assert sorted(mailbox["subject"]) == ["via EWS None", "via EWS basic"]
+    assert set(mailbox["to"]) == {"bob@example.org"}
+
+
+def test_demo_exchange_takes_the_private_password(tmp_path: Path) -> None:
+    from exchangelib.errors import UnauthorizedError  # type: ignore[import-untyped, unused-ignore]
+
+    from mailkit.demo import DEMO_PASSWORD, DEMO_USER, DemoServer
+
+    canary = "canary-Ews-Pw-77"
+    with DemoServer(tmp_path / "demo", password=canary) as server:
+        try:
+            _send(ews_account(server.ews, user=DEMO_USER, password=canary))
+            with pytest.raises(UnauthorizedError):
+                _send(ews_account(server.ews, user=DEMO_USER, password=DEMO_PASSWORD))
+        finally:
+            forget_exchangelib_state()
+        assert canary not in (tmp_path / "demo" / "demo.json").read_text()
+        assert canary not in server.settings.to_text()
+
+
+def test_demo_accounts_table_shows_each_exchange_failure() -> None:
+    from mailkit.demo import accounts_table
+    from mailkit.demo.ews.scenarios import demo_accounts
+
+    table = accounts_table()
+    assert table["key"].is_unique
+    ews_rows = table[table["key"].str.startswith("ews")]
+    keys = set(ews_rows["key"])
+    for fault in EWS_FAULTS.values():
+        assert any(key.endswith(fault.key) for key in keys) or fault.key == "bad-credentials"
+    assert "ews-wrong-password" in keys
+    assert len(ews_rows) == len(demo_accounts("example.com", DEFAULT_USER, "x"))
+    # Every row's account really triggers its fault on the fake (one table, one behaviour).
+    sendas = ews_rows.set_index("key").loc["ews-send-as-denied"]
+    assert sendas["user"] == "sendas-denied@example.com"
+    assert sendas["reply"] == "ErrorSendAsDenied"
+
+
+def test_each_demo_row_meets_its_fault(fake_exchange: FakeExchange) -> None:
+    """The rows the demo shows are the ways to reach each fault on the fake (same table)."""
+    from mailkit.demo.ews.scenarios import EwsFault as Fault
+    from mailkit.demo.ews.scenarios import demo_accounts
+
+    for row in demo_accounts(fake_exchange.domain, DEFAULT_USER, fake_exchange.password):
+        if not isinstance(row.fault, Fault) or row.fault.where not in ("login", "mailbox"):
+            continue
+        with pytest.raises(Exception) as raised:  # noqa: PT011 - the class is checked below
+            _send(
+                ews_account(
+                    fake_exchange,
+                    user=row.user,
+                    password=row.password,
+                    impersonate=row.fault.key == "impersonate-denied",
+                )
+            )
+        assert type(raised.value).__name__ == row.fault.raises, row.key
+        forget_exchangelib_state()

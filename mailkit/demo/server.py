@@ -65,6 +65,8 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, TL
 from mailkit.demo import scenarios
 from mailkit.demo.chunking import ChunkingSMTP
 from mailkit.demo.dns import DnsServer
+from mailkit.demo.ews import scenarios as ews_accounts
+from mailkit.demo.ews.server import EwsMessage, FakeExchange
 from mailkit.demo.oauth import (
     DEMO_TENANT,
     SMTP_SCOPES,
@@ -257,11 +259,29 @@ _SCRIPTED = {
 def accounts_table(accounts: tuple[DemoAccount, ...] = DEMO_ACCOUNTS) -> pd.DataFrame:
     """The demo accounts as a table for a notebook: user, password, what it shows, cause."""
     rows = [account.as_dict() for account in accounts]
+    rows += [
+        _ews_row(account)
+        for account in ews_accounts.demo_accounts(DEMO_DOMAIN, DEMO_USER, DEMO_PASSWORD)
+    ]
     if configured_password() is not None:
         for row in rows:
             row["password"] = f"(the value of {PASSWORD_ENV})"
     columns = ["key", "user", "password", "shows", "cause", "phase", "reply"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _ews_row(account: ews_accounts.EwsDemoAccount) -> dict[str, Any]:
+    """An EWS account of the fake Exchange as a row of the accounts table (its refusal is
+    named by ``reply``; the diagnosis is the EWS sender's)."""
+    return {
+        "key": account.key,
+        "user": account.user,
+        "password": account.password,
+        "shows": account.shows,
+        "cause": None,
+        "phase": None,
+        "reply": account.reply,
+    }
 
 
 # --------------------------------------------------------------------------- settings
@@ -305,6 +325,12 @@ class DemoSettings:
     #: The demo's DNS server (``127.0.0.1:PORT``, what ``--dns-server`` takes), authoritative
     #: for the demo domain (:mod:`mailkit.demo.zone`); None for an older ``demo.json``.
     dns_server: str | None = None
+    #: The fake Exchange's EWS endpoint (``https://127.0.0.1:PORT/EWS/Exchange.asmx``, NTLM
+    #: and Basic) and its POX Autodiscover URL (``.../autodiscover/autodiscover.xml``; the JSON
+    #: v2 one is ``.../autodiscover/autodiscover.json/v1.0/ADDRESS?Protocol=EWS``); None when
+    #: it was turned off or for an older ``demo.json``.
+    ews_url: str | None = None
+    ews_autodiscover_url: str | None = None
 
     @property
     def api_url(self) -> str:
@@ -400,6 +426,8 @@ class DemoSettings:
             "oauth_url": self.oauth_url,
             "oauth_browser_url": self.oauth_browser_url,
             "dns_server": self.dns_server,
+            "ews_url": self.ews_url,
+            "ews_autodiscover_url": self.ews_autodiscover_url,
             "accounts": [account.as_dict() for account in self.accounts],
         }
 
@@ -422,6 +450,12 @@ class DemoSettings:
                 None if data.get("oauth_browser_url") is None else str(data["oauth_browser_url"])
             ),
             dns_server=None if data.get("dns_server") is None else str(data["dns_server"]),
+            ews_url=None if data.get("ews_url") is None else str(data["ews_url"]),
+            ews_autodiscover_url=(
+                None
+                if data.get("ews_autodiscover_url") is None
+                else str(data["ews_autodiscover_url"])
+            ),
         )
 
     def to_text(self) -> str:
@@ -454,6 +488,13 @@ class DemoSettings:
                 f"  DNS server      {self.dns_server}   (--dns-server: the demo domain "
                 f"{DEMO_DOMAIN}'s SRV and MX records)"
             )
+        if self.ews_url is not None:
+            lines += [
+                f"  Exchange (EWS)  {self.ews_url}   (a local fake Exchange 2016: NTLM or "
+                "Basic, same CA; failure accounts: accounts_table(), keys ews-*)",
+                f"  Autodiscover    {self.ews_autodiscover_url}   (POX; autodiscover.json and "
+                "autodiscover.svc beside it)",
+            ]
         lines += [
             "",
             "Accounts (public demo values; the XOAUTH2 token of every account is "
@@ -775,6 +816,20 @@ class _DemoHandler(SubmissionHandler):
         trace = "".join(f"{line}\r\n" for line in lines).encode("utf-8", "surrogateescape")
         self._deliver(trace + message.raw)
 
+    def deliver_ews(self, message: EwsMessage) -> None:
+        """A message the fake Exchange sent: into the mailbox, marked ``via ews``."""
+        now = datetime.now(UTC)
+        queue_id = f"{now:%Y%m%dT%H%M%S%f}Z.{secrets.token_hex(4)}"
+        lines = [
+            f"Return-Path: <{message.mailbox}>",
+            f"Received: from {BIND_ADDRESS} (localhost [{BIND_ADDRESS}])",
+            f"\tby {DEMO_HOST} (mailkit demo Exchange) with HTTPSA id {queue_id} via ews;",
+            f"\t{format_datetime(now)}",
+            f"Authentication-Results: {DEMO_HOST}; auth=pass smtp.auth={message.user}",
+        ]
+        trace = "".join(f"{line}\r\n" for line in lines).encode("utf-8", "surrogateescape")
+        self._deliver(trace + message.as_bytes())
+
     def _deliver(self, data: bytes) -> None:
         """Into the demo Maildir: ``mailbox.Maildir`` writes the message in ``tmp/`` and moves
         it to ``new/`` whole, so a reader never sees part of one."""
@@ -867,8 +922,11 @@ class DemoServer:
         password: str | None = None,
         oauth: bool = True,
         oauth_port: int = 0,
+        ews: bool = True,
+        ews_port: int = 0,
     ) -> None:
-        """``oauth=False`` leaves out the fake OAuth provider (SMTP only)."""
+        """``oauth=False`` leaves out the fake OAuth provider, ``ews=False`` the fake
+        Exchange."""
         self.directory = Path(directory) if directory is not None else default_directory()
         #: A private password (given, or from MAILKIT_DEMO_PASSWORD) is never written anywhere.
         self._private_password = password or configured_password()
@@ -876,6 +934,9 @@ class DemoServer:
         self._oauth_wanted = oauth
         self._oauth_port = oauth_port
         self._oauth: FakeOAuthProvider | None = None
+        self._ews_wanted = ews
+        self._ews_port = ews_port
+        self._ews: FakeExchange | None = None
         self._dns: DnsServer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -902,6 +963,15 @@ class DemoServer:
                 "the fake OAuth provider is not running: start() the server, with oauth=True"
             )
         return self._oauth
+
+    @property
+    def ews(self) -> FakeExchange:
+        """The running fake Exchange, for tests in this process (records and knobs)."""
+        if self._ews is None:
+            raise DemoServerError(
+                "the fake Exchange is not running: start() the server, with ews=True"
+            )
+        return self._ews
 
     @property
     def mailbox_path(self) -> Path:
@@ -953,6 +1023,9 @@ class DemoServer:
             )
             if oauth is not None:
                 oauth.on_send = handler.deliver_api
+            ews = self._start_ews(_server_context(leaf), sockets, oauth)
+            if ews is not None:
+                ews.on_send = handler.deliver_ews
             self._run_loop()
             try:
                 self._call(self._serve(sockets, leaf, handler))
@@ -965,8 +1038,11 @@ class DemoServer:
                 self._end_loop()
                 if oauth is not None:
                     oauth.stop()
+                if ews is not None:
+                    ews.stop()
                 raise
             self._oauth = oauth
+            self._ews = ews
             self._settings = DemoSettings(
                 directory=self.directory,
                 host=DEMO_HOST,
@@ -980,6 +1056,8 @@ class DemoServer:
                 oauth_url=oauth.base_url if oauth is not None else None,
                 oauth_browser_url=oauth.browser_url if oauth is not None else None,
                 dns_server=self._dns.address if self._dns is not None else None,
+                ews_url=ews.ews_url if ews is not None else None,
+                ews_autodiscover_url=ews.autodiscover_xml_url if ews is not None else None,
             )
             data = json.dumps(self._settings.as_dict(), ensure_ascii=False, indent=2)
             _atomic_write(self.directory / SETTINGS_FILE, data.encode("utf-8"))
@@ -1004,6 +1082,9 @@ class DemoServer:
                 if self._oauth is not None:
                     self._oauth.stop()
                     self._oauth = None
+                if self._ews is not None:
+                    self._ews.stop()
+                    self._ews = None
 
     def _start_oauth(
         self, context: ssl.SSLContext, sockets: list[socket.socket]
@@ -1021,6 +1102,36 @@ class DemoServer:
             raise DemoServerError(
                 f"cannot listen on {BIND_ADDRESS} port {self._oauth_port} for the fake OAuth "
                 f"provider ({reason}); choose another port, or 0 for a free one"
+            ) from None
+
+    def _start_ews(
+        self,
+        context: ssl.SSLContext,
+        sockets: list[socket.socket],
+        oauth: FakeOAuthProvider | None,
+    ) -> FakeExchange | None:
+        """The fake Exchange, on the SMTP certificate, its accounts signing in with the demo
+        password (the private one too)."""
+        if not self._ews_wanted:
+            return None
+        fake = FakeExchange(
+            context,
+            self.directory / CA_FILE,
+            port=self._ews_port,
+            password=self._private_password or DEMO_PASSWORD,
+            domain=DEMO_DOMAIN,
+        )
+        try:
+            return fake.start()
+        except (OSError, OverflowError) as exc:
+            for sock in sockets:
+                sock.close()
+            if oauth is not None:
+                oauth.stop()
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise DemoServerError(
+                f"cannot listen on {BIND_ADDRESS} port {self._ews_port} for the fake Exchange "
+                f"({reason}); choose another port, or 0 for a free one"
             ) from None
 
     def __enter__(self) -> Self:

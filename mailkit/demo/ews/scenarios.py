@@ -16,7 +16,7 @@ Faults are chosen by the local part of an address in the fake's domain:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 Where = Literal["login", "mailbox", "recipient", "url"]
@@ -236,3 +236,72 @@ AUTODISCOVER_FAULTS: tuple[AutodiscoverFault, ...] = (
     ),
 )
 AUTODISCOVER_BY_TRIGGER = {f.trigger: f for f in AUTODISCOVER_FAULTS}
+
+
+# --------------------------------------------------------------------------- the demo's accounts
+
+
+@dataclass(frozen=True)
+class EwsDemoAccount:
+    """A row of the demo's accounts table for EWS: who signs in, with which password, and
+    what a test send from that account's mailbox shows (``fault``: None for the one that
+    works)."""
+
+    key: str
+    user: str
+    password: str = field(repr=False)
+    shows: str = ""
+    fault: EwsFault | AutodiscoverFault | None = None
+
+    @property
+    def reply(self) -> str | None:
+        """The answer's short name: the EWS ResponseCode, or the HTTP status."""
+        if isinstance(self.fault, AutodiscoverFault):
+            return f"Autodiscover: {self.fault.failure}"
+        if self.fault is None:
+            return None
+        if self.fault.response_code:
+            return self.fault.response_code
+        if self.fault.http_status is not None:
+            return f"HTTP {self.fault.http_status}"
+        return "no answer"
+
+
+def demo_accounts(domain: str, user: str, password: str) -> tuple[EwsDemoAccount, ...]:
+    """The EWS demo account (``user``, which also sends by SMTP) and one account per fault.
+
+    A mailbox fault's account signs in as that mailbox and sends as itself; a recipient
+    fault's row is the demo user sending to that address; a URL fault's row names the URL.
+    """
+    rows = [
+        EwsDemoAccount(
+            "ews",
+            user,
+            password,
+            "EWS (NTLM or Basic) at the demo's EWS URL: the message lands in the demo mailbox",
+        )
+    ]
+    for fault in FAULTS:
+        shows = f"EWS: {fault.shows}"
+        key = fault.key if fault.key.startswith("ews-") else f"ews-{fault.key}"
+        if fault.key == "bad-credentials":
+            rows.append(EwsDemoAccount("ews-wrong-password", user, "wrong-password", shows, fault))
+        elif fault.where == "url":
+            where = f"at the EWS URL with /{fault.trigger}/ before /EWS/Exchange.asmx"
+            rows.append(EwsDemoAccount(key, user, password, f"{shows} ({where})", fault))
+        elif fault.where == "recipient":
+            to = f"{fault.trigger}@{domain}"
+            rows.append(EwsDemoAccount(key, user, password, f"{shows} (send to {to})", fault))
+        else:
+            rows.append(EwsDemoAccount(key, f"{fault.trigger}@{domain}", password, shows, fault))
+    for lookup in AUTODISCOVER_FAULTS:
+        rows.append(
+            EwsDemoAccount(
+                f"ews-{lookup.key}",
+                lookup.address(domain),
+                password,
+                f"EWS Autodiscover for this address: {lookup.shows}",
+                lookup,
+            )
+        )
+    return tuple(rows)

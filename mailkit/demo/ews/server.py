@@ -121,6 +121,29 @@ class EwsMessage:
     def recipients(self) -> tuple[str, ...]:
         return self.to + self.cc + self.bcc
 
+    def as_bytes(self) -> bytes:
+        """The message as Exchange would transmit it (Bcc left out), for the demo mailbox."""
+        from email.message import EmailMessage
+        from email.policy import SMTP
+        from email.utils import make_msgid
+
+        message = EmailMessage(policy=SMTP)
+        message["From"] = self.from_ or self.mailbox
+        if self.sender and self.sender != message["From"]:
+            message["Sender"] = self.sender
+        if self.to:
+            message["To"] = ", ".join(self.to)
+        if self.cc:
+            message["Cc"] = ", ".join(self.cc)
+        message["Subject"] = self.subject or ""
+        message["Message-ID"] = make_msgid(domain=self.mailbox.rpartition("@")[2] or None)
+        if self.importance and self.importance != "Normal":
+            message["Importance"] = self.importance
+            message["X-Priority"] = "1" if self.importance == "High" else "5"
+        subtype = "html" if (self.body_type or "").lower() == "html" else "plain"
+        message.set_content(self.body or "", subtype=subtype)
+        return message.as_bytes()
+
 
 # --------------------------------------------------------------------------- connection state
 
