@@ -9,7 +9,12 @@ import base64
 import http.client
 import json
 import logging
+import selectors
+import signal
+import socket
 import ssl
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -566,3 +571,60 @@ def test_each_demo_row_meets_its_fault(fake_exchange: FakeExchange) -> None:
             )
         assert type(raised.value).__name__ == row.fault.raises, row.key
         forget_exchangelib_state()
+
+
+def _free_port() -> int:
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        return int(free.getsockname()[1])
+
+
+def _first_line(proc: subprocess.Popen[str], timeout: float) -> str:
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        if not selector.select(timeout):
+            pytest.fail(f"no output from mailkit demo-server within {timeout} s")
+    return proc.stdout.readline()
+
+
+@pytest.mark.parametrize("with_ews", [True, False], ids=["ews-port", "no-ews"])
+def test_demo_server_command_serves_exchange(tmp_path: Path, with_ews: bool) -> None:
+    from mailkit.demo import DemoSettings
+
+    port = _free_port()
+    exe = Path(sys.executable).with_name("mailkit")
+    flags = ["--ews-port", str(port)] if with_ews else ["--no-ews"]
+    argv = [str(exe), "demo-server", "--dir", str(tmp_path), "--json", "--no-oauth", *flags]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            demo = DemoSettings.from_dict(json.loads(_first_line(proc, 30)))
+            if with_ews:
+                assert demo.ews_url == f"https://127.0.0.1:{port}/EWS/Exchange.asmx"
+                context = ssl.create_default_context(cafile=str(demo.ca_file))
+                connection = http.client.HTTPSConnection(
+                    "127.0.0.1", port, context=context, timeout=10
+                )
+                with closing(connection):
+                    probe = _post(connection, "/EWS/Exchange.asmx", b"", {})
+                assert probe.status == 401
+                assert probe.headers.get_all("WWW-Authenticate")[0] == "NTLM"
+            else:
+                assert demo.ews_url is None
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=20) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
+def test_a_taken_ews_port_is_a_clear_error(tmp_path: Path) -> None:
+    from mailkit.demo import DemoServer, DemoServerError
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        with pytest.raises(DemoServerError, match=f"port {port} for the fake Exchange"):
+            DemoServer(tmp_path, ews_port=port).start()
+    assert not (tmp_path / "demo.json").exists()

@@ -21,6 +21,8 @@ def cmd_demo_server(args: argparse.Namespace, out: TextIO) -> int:
         tls_port=args.tls_port,
         oauth=args.oauth,
         oauth_port=args.oauth_port,
+        ews=args.ews,
+        ews_port=args.ews_port,
     )
 
     def ready(settings: DemoSettings) -> None:
@@ -61,4 +63,17 @@ def register(parser: argparse.ArgumentParser) -> None:
         dest="oauth",
         action="store_false",
         help="SMTP only: leave out the fake OAuth provider",
+    )
+    parser.add_argument(
+        "--ews-port",
+        type=int,
+        default=0,
+        metavar="P",
+        help="HTTPS port of the fake Exchange: EWS and Autodiscover (0: any free)",
+    )
+    parser.add_argument(
+        "--no-ews",
+        dest="ews",
+        action="store_false",
+        help="leave out the fake Exchange",
     )
