@@ -608,7 +608,10 @@ def test_demo_server_command_serves_exchange(tmp_path: Path, with_ews: bool) -> 
                 with closing(connection):
                     probe = _post(connection, "/EWS/Exchange.asmx", b"", {})
                 assert probe.status == 401
-                assert probe.headers.get_all("WWW-Authenticate")[0] == "NTLM"
+                assert probe.headers.get_all("WWW-Authenticate") == [
+                    "NTLM",
+                    'Basic realm="127.0.0.1"',
+                ]
             else:
                 assert demo.ews_url is None
             proc.send_signal(signal.SIGTERM)
