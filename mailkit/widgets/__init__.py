@@ -9,6 +9,7 @@ root in ``.widget``, and a notebook displays the panel object itself.
 
 from mailkit.widgets.audit import AuditDashboard
 from mailkit.widgets.common import Field, Form, Panel
+from mailkit.widgets.discover import DiscoverPanel
 from mailkit.widgets.modes import ModeSections, SmtpSection
 from mailkit.widgets.oauth import GoogleWalkthrough, MicrosoftWalkthrough
 from mailkit.widgets.org import OrgForm, RoutesEditor
@@ -20,6 +21,7 @@ from mailkit.widgets.users import UserForm, UsersPanel
 
 __all__ = [
     "AuditDashboard",
+    "DiscoverPanel",
     "Field",
     "Form",
     "GoogleWalkthrough",

@@ -13,6 +13,7 @@ from typing import Any
 
 import ipywidgets as widgets  # type: ignore[import-untyped]
 
+from mailkit.discovery.candidates import Proposal
 from mailkit.errors import FieldProblem
 from mailkit.settings import (
     ROUTE_SUBJECTS,
@@ -37,6 +38,7 @@ from mailkit.widgets.common import (
     note_html,
     text_field,
 )
+from mailkit.widgets.discover import DiscoverPanel
 from mailkit.widgets.modes import ModeSections
 from mailkit.widgets.presets import PresetChooser
 
@@ -146,10 +148,13 @@ class OrgForm(Form):
     Attributes tests and notebooks use: ``fields`` (name → :class:`Field`), ``save_button``,
     ``status``, ``general``, ``sections`` (:class:`ModeSections`), ``presets``
     (:class:`PresetChooser`), ``routes`` (:class:`RoutesEditor`), ``org`` (the last org loaded
-    or saved) and ``on_saved`` (callbacks given the saved org).
+    or saved), ``on_saved`` (callbacks given the saved org) and ``discover`` (the "Find my
+    settings" step, :class:`DiscoverPanel`; ``dns_server`` and ``ca_file`` go to it).
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(
+        self, store: Store, *, dns_server: str | None = None, ca_file: str | None = None
+    ) -> None:
         super().__init__()
         self.store = store
         self.on_saved: list[Callable[[OrgSettings], None]] = []
@@ -180,6 +185,9 @@ class OrgForm(Form):
             lambda change: self.sections.show(change["new"]), names="value"
         )
         self.presets = PresetChooser(self.sections.smtp, from_field=self.fields["from_address"])
+        self.discover = DiscoverPanel(
+            self.fields, dns_server=dns_server, ca_file=ca_file, on_filled=self._discovered
+        )
         self.routes = RoutesEditor(self.add)
         self.save_button: Any = widgets.Button(
             description="Save", button_style="primary", icon="save"
@@ -189,6 +197,8 @@ class OrgForm(Form):
         self.widget: Any = widgets.VBox(
             [
                 widgets.HTML("<h3>Organisation settings</h3>"),
+                widgets.HTML("<h4>Find my settings</h4>"),
+                self.discover.widget,
                 widgets.HTML("<h4>Suggest settings from an email address</h4>"),
                 self.presets.widget,
                 widgets.HTML("<h4>General</h4>"),
@@ -218,6 +228,11 @@ class OrgForm(Form):
         self.org = org
         self.presets.remember()
         self.dirty = False
+
+    def _discovered(self, proposal: Proposal) -> None:
+        """Show the section of the mode found; a later preset suggestion may replace it."""
+        self.sections.show(proposal.candidate.mode)
+        self.presets.remember()
 
     def reload(self) -> None:
         """Show what the store holds now, dropping unsaved edits."""
