@@ -22,6 +22,7 @@ _LAZY: dict[str, str] = {
     "Migration": "mailkit.legacy",
     "migrate": "mailkit.legacy",
     "read_legacy": "mailkit.legacy",
+    "domain": "mailkit.domainhealth.check",
     "Cause": "mailkit.outcome",
     "Diagnosis": "mailkit.outcome",
     "Kind": "mailkit.outcome",
@@ -71,6 +72,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__
     from mailkit.columns import USERS_COLUMNS
     from mailkit.discovery.candidates import DiscoveryReport
     from mailkit.discovery.run import discover, discover_async
+    from mailkit.domainhealth.check import domain
     from mailkit.errors import (
         ImportFileError,
         MailkitError,
@@ -158,6 +160,7 @@ __all__ = [
     "default_secret_store",
     "discover",
     "discover_async",
+    "domain",
     "effective",
     "effective_frame",
     "init_profile",

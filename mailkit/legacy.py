@@ -47,6 +47,7 @@ import pandas as pd
 
 from mailkit.credentials import hide_credentials, plainly_harmless, secret_name, skeleton
 from mailkit.errors import ImportFileError, SecretStoreError, SettingsError, UnsafeSettingWarning
+from mailkit.providers import webdav_successor
 from mailkit.secret import Secret
 from mailkit.secrets import SecretStore, secret_key
 from mailkit.settings import (
@@ -838,6 +839,44 @@ class _Migrator:
                     )
                     row.review = True
 
+    def migrate_webdav(self) -> None:
+        """WebDAV (Exchange 2000/2003) sends with no current Exchange: it becomes EWS at the
+        server's standard address, or Microsoft Graph where the server is Exchange Online (see
+        :func:`~mailkit.providers.webdav_successor`). Each such move is a row to review."""
+        if self.fields.get("mode") is not Mode.EXCHANGE_WEBDAV:
+            return
+        host = self.fields.get("host")
+        server = host if isinstance(host, str) else None
+        mode, ews_url = webdav_successor(server)
+        self.fields["mode"] = mode
+        why = "WebDAV (Exchange 2000/2003) cannot send with any current Exchange"
+        if mode is Mode.MICROSOFT_GRAPH:
+            note = (
+                f"{why}, and the server {server} is Exchange Online, where EWS is being retired "
+                "too: migrated to microsoft_graph. Set the OAuth client id and tenant, and run "
+                "the Microsoft OAuth consent (permission Mail.Send)"
+            )
+        else:
+            note = f"{why}: migrated to exchange_ews (Exchange 2007 and later)"
+            if ews_url is not None:
+                self.fields["ews_url"] = ews_url
+                url_note = (
+                    f"EWS's standard address on the WebDAV server {server}; if the server "
+                    "publishes it elsewhere, Autodiscover finds it from the From address"
+                )
+            else:
+                url_note = (
+                    "the legacy settings name no server: set the EWS URL, or let Autodiscover "
+                    "find it from the From address"
+                )
+            self.derived.append(_Row("ews_url", ews_url or "", url_note, review=True))
+        for entry in self.entries:
+            for row in entry.rows:
+                if row.new_field == "mode" and row.new_value == Mode.EXCHANGE_WEBDAV.value:
+                    row.new_value = mode.value
+                    row.note = note
+                    row.review = True
+
     def rows(self) -> list[tuple[str, str, str, str, str]]:
         table = [
             (entry.key, entry.shown_value, row.new_field, row.new_value, row.note)
@@ -929,6 +968,7 @@ def migrate(
     work.decide("from_name", [("FromName", lambda text: _check("from_name", text))])
     work.decide("priority", [("Priority", _table(_PRIORITIES, "Normal, High, Low or 1 to 5"))])
     work.decide_mode()
+    work.migrate_webdav()
 
     with _unsafe_warnings() as unsafe:
         org = cast(

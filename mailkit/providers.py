@@ -13,11 +13,12 @@ Gmail's own MX names beat Google Workspace's generic ``google.com``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from mailkit.settings import AuthType, Security
+from mailkit.settings import AuthType, Mode, Security, host_ip
 
 __all__ = [
     "PROVIDERS",
@@ -25,6 +26,8 @@ __all__ = [
     "Mismatch",
     "Provider",
     "damerau_levenshtein",
+    "ews_url_for",
+    "exchange_online_host",
     "provider_by_id",
     "provider_for_domain",
     "provider_for_host",
@@ -32,6 +35,7 @@ __all__ = [
     "provider_mismatch",
     "suggest_host",
     "typo_budget",
+    "webdav_successor",
 ]
 
 
@@ -578,3 +582,38 @@ def suggest_host(host: str) -> str | None:
     nearest = min(distance for distance, _ in near)
     hosts = [known for distance, known in near if distance == nearest]
     return hosts[0] if len(hosts) == 1 else None
+
+
+#: Where Exchange Online answers: worldwide (``outlook.office365.com``, ``smtp.office365.com``,
+#: ``outlook.office.com``, any name below ``outlook.com``),
+#: the US government clouds and 21Vianet in China.
+_EXCHANGE_ONLINE = re.compile(
+    r"(?:[a-z0-9-]+\.)*(?:office365\.com|office365\.us)"
+    r"|(?:[a-z0-9-]+\.)+(?:outlook\.com|outlook\.cn)|outlook\.office\.com|webmail\.apps\.mil"
+)
+
+
+def exchange_online_host(host: str | None) -> bool:
+    """Whether ``host`` is a server of Exchange Online (Microsoft 365), not an on-premises
+    Exchange: there EWS is being retired and Microsoft Graph is the way to send. One answer for
+    the audit (``ews-exchange-online``) and for migrating WebDAV settings."""
+    if not host:
+        return False
+    name = host.strip().lower().rstrip(".")
+    return host_ip(name) is None and _EXCHANGE_ONLINE.fullmatch(name) is not None
+
+
+def ews_url_for(host: str) -> str:
+    """The EWS endpoint on an Exchange server (2007 and later): ``https://HOST/EWS/Exchange.asmx``."""
+    address = host_ip(host)
+    shown = f"[{address}]" if address is not None and address.version == 6 else host.strip()
+    return f"https://{shown.rstrip('.')}/EWS/Exchange.asmx"
+
+
+def webdav_successor(host: str | None) -> tuple[Mode, str | None]:
+    """What replaces Exchange 2000/2003 WebDAV for a server ``host``: Microsoft Graph for
+    Exchange Online (where EWS is being retired), else EWS at the server's standard URL (None
+    when no host is known: Autodiscover from the From address finds it)."""
+    if exchange_online_host(host):
+        return Mode.MICROSOFT_GRAPH, None
+    return Mode.EXCHANGE_EWS, ews_url_for(host) if host else None

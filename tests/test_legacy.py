@@ -256,7 +256,7 @@ for _raw, _mode, _note in [
     ("SMTP", Mode.SMTP, ""),
     ("ExchangeEWS", Mode.EXCHANGE_EWS, "Exchange Online retires EWS"),
     ("exchangeews", Mode.EXCHANGE_EWS, "microsoft_graph"),
-    ("ExchangeWebDav", Mode.EXCHANGE_WEBDAV, "legacy, unsupported for sending"),
+    ("ExchangeWebDav", Mode.EXCHANGE_EWS, "WebDAV (Exchange 2000/2003) cannot send"),
     ("GmailApi", Mode.GMAIL_API, "gmail.send"),
 ]:
     CASES[f"sender-protocol-{_raw}"] = Case(
@@ -390,6 +390,118 @@ def test_without_smtp_settings_the_mode_is_left_unset() -> None:
     migration = run({"Priority": "High"})
     assert migration.org.mode is None
     assert list(migration.report["old_key"]) == ["Priority"]
+
+
+# --------------------------------------------------------------------------- WebDAV migrated away
+
+
+@pytest.mark.parametrize(
+    ("server", "url"),
+    [
+        ("exchange.corp.example", "https://exchange.corp.example/EWS/Exchange.asmx"),
+        ("MAIL.Example.COM", "https://mail.example.com/EWS/Exchange.asmx"),
+        ("mail.corp.local", "https://mail.corp.local/EWS/Exchange.asmx"),
+    ],
+)
+def test_webdav_on_premises_becomes_ews_at_the_servers_standard_url(server: str, url: str) -> None:
+    migration = run(
+        {"SenderProtocol": "ExchangeWebDav", "SMTPServerName": server, "UserName": "CORP\\it"}
+    )
+    assert migration.org.mode is Mode.EXCHANGE_EWS
+    assert migration.org.ews_url == url
+    mode_row = row_of(migration, "SenderProtocol")
+    assert mode_row["new_value"] == "exchange_ews"
+    assert "cannot send with any current Exchange" in mode_row["note"]
+    derived = row_of(migration, "")
+    assert (derived["new_field"], derived["new_value"]) == ("ews_url", url)
+    assert "Autodiscover" in derived["note"]
+    assert any(line.startswith("SenderProtocol:") for line in migration.warnings)
+    assert any("Autodiscover" in line for line in migration.warnings)
+    assert "exchange_ews" in report_text(migration)
+
+
+def test_webdav_on_an_ip_address_keeps_it_in_the_url() -> None:
+    migration = run({"SenderProtocol": "ExchangeWebDav", "EmailSenderIP": "192.0.2.25"})
+    assert migration.org.ews_url == "https://192.0.2.25/EWS/Exchange.asmx"
+
+
+@pytest.mark.parametrize(
+    "server",
+    [
+        "outlook.office365.com",
+        "smtp.office365.com",
+        "contoso-com.mail.protection.outlook.com",
+        "smtp-mail.outlook.com",
+        "outlook.office.com",
+        "outlook.office365.us",
+        "partner.outlook.cn",
+    ],
+)
+def test_webdav_at_exchange_online_becomes_microsoft_graph(server: str) -> None:
+    migration = run({"SenderProtocol": "ExchangeWebDav", "SMTPServerName": server})
+    assert migration.org.mode is Mode.MICROSOFT_GRAPH
+    assert migration.org.ews_url is None
+    row = row_of(migration, "SenderProtocol")
+    assert row["new_value"] == "microsoft_graph"
+    assert "Exchange Online" in row["note"]
+    assert "Mail.Send" in row["note"]
+    assert any("microsoft_graph" in line for line in migration.warnings)
+    assert "ews_url" not in set(migration.report["new_field"])
+
+
+def test_webdav_without_a_server_becomes_ews_found_by_autodiscover() -> None:
+    migration = run({"SenderProtocol": "ExchangeWebDav", "FromAddress": "it@corp.example"})
+    assert migration.org.mode is Mode.EXCHANGE_EWS
+    assert migration.org.ews_url is None
+    derived = row_of(migration, "")
+    assert derived["new_field"] == "ews_url"
+    assert derived["new_value"] == ""
+    assert "set the EWS URL, or let Autodiscover" in derived["note"]
+
+
+def test_a_desktop_client_over_webdav_stays_the_desktop_client() -> None:
+    migration = run(
+        {
+            "MailSoftware": "Outlook",
+            "SenderProtocol": "ExchangeWebDav",
+            "SMTPServerName": "x.example",
+        }
+    )
+    assert migration.org.mode is Mode.OUTLOOK
+    assert migration.org.ews_url is None
+
+
+def test_no_migration_leaves_webdav_behind() -> None:
+    """Whatever else the legacy settings say, WebDAV never survives a migration."""
+    for server in (None, "exchange.example.org", "smtp.office365.com", "10.1.2.3"):
+        legacy: dict[str, LegacyValue] = {"SenderProtocol": "exchange webdav"}
+        if server:
+            legacy["SMTPServerName"] = server
+        assert run(legacy).org.mode is not Mode.EXCHANGE_WEBDAV
+
+
+def test_the_audits_webdav_fix_says_what_the_migration_does() -> None:
+    from mailkit.audit import RULES
+
+    fix = next(rule.fix for rule in RULES if rule.id == "legacy-webdav")
+    assert "exchange_ews" in fix
+    assert "https://HOST/EWS/Exchange.asmx" in fix
+    assert "microsoft_graph" in fix
+    assert "Exchange Online" in fix
+    assert "Autodiscover" in fix
+
+
+def test_the_audit_and_the_migration_share_one_exchange_online_predicate() -> None:
+    """The audit's ews-exchange-online and the migration's Graph decision: one predicate."""
+    import mailkit.audit.rules as rules
+    from mailkit.providers import exchange_online_host, webdav_successor
+
+    assert vars(rules)["exchange_online_host"] is exchange_online_host
+    for host in ("outlook.office365.com", "exchange.example.org", "smtp.office365.com", "10.0.0.1"):
+        graph = webdav_successor(host)[0] is Mode.MICROSOFT_GRAPH
+        assert graph is exchange_online_host(host)
+    assert not exchange_online_host("office365.com.evil.example")
+    assert not exchange_online_host("notoutlook.com.example")
 
 
 # --------------------------------------------------------------------------- problems are reported

@@ -52,6 +52,7 @@ EXPECTED = {
     "default_secret_store",
     "discover",
     "discover_async",
+    "domain",
     "effective",
     "effective_frame",
     "migrate",

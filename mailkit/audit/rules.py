@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from mailkit.columns import USERS_COLUMNS
+from mailkit.providers import exchange_online_host
 from mailkit.resolve import effective_frame, strings_at
 from mailkit.settings import (
     AUTH_ALIASES,
@@ -481,17 +482,7 @@ def _legacy_webdav(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
     return _series(f, ctx.shared.eq("mode", Mode.EXCHANGE_WEBDAV.value))
 
 
-#: Where Exchange Online answers EWS: worldwide, US government clouds, and 21Vianet in China.
-#: Any Microsoft 365 mail host (``smtp.office365.com`` too) says the mailbox is in Exchange Online.
-_EXCHANGE_ONLINE_EWS = re.compile(
-    r"(?:[a-z0-9-]+\.)*(?:office365\.com|office365\.us|mail\.protection\.outlook\.com)"
-    r"|outlook\.office\.com|webmail\.apps\.mil|partner\.outlook\.cn"
-)
 _URL_HOST = re.compile(r"^https://([^/:?#]+)", re.IGNORECASE)
-
-
-def _exchange_online_ews(host: str | None) -> bool:
-    return host is not None and _EXCHANGE_ONLINE_EWS.fullmatch(host.lower().rstrip(".")) is not None
 
 
 def _ews_host(f: pd.DataFrame, org: OrgSettings) -> pd.Series[Any]:
@@ -511,7 +502,8 @@ def _ews_exchange_online(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
     # Only the EWS users' hosts: a few distinct values among few rows.
     codes, hosts = f["_ews_host"][ews].astype("string").array.factorize()
     online = np.zeros(len(f), dtype=bool)
-    verdicts = pd.Series([_exchange_online_ews(str(h)) for h in hosts], dtype=bool)
+    # Any Microsoft 365 mail host (smtp.office365.com too) says the mailbox is in Exchange Online.
+    verdicts = pd.Series([exchange_online_host(str(h)) for h in hosts], dtype=bool)
     online[ews] = _spread(codes, verdicts)
     return _series(f, online)
 
@@ -735,7 +727,10 @@ RULES: Final[tuple[Rule, ...]] = (
         "legacy-webdav",
         "critical",
         "mode exchange_webdav (Exchange 2000/2003) cannot send with any current Exchange",
-        "Migrate the user to smtp, exchange_ews or microsoft_graph.",
+        "Move the user to exchange_ews with the EWS URL https://HOST/EWS/Exchange.asmx, HOST "
+        "being the WebDAV server (Autodiscover finds the URL when it differs), or to "
+        "microsoft_graph where the server is Exchange Online (outlook.office365.com, "
+        "smtp.office365.com, *.outlook.com); mailkit migrate does this for legacy settings.",
         _legacy_webdav,
     ),
     Rule(
