@@ -22,9 +22,11 @@ from mailkit.settings import AuthType, Mode, Security, host_ip
 
 __all__ = [
     "PROVIDERS",
+    "SENDING_AUTH",
     "Endpoint",
     "Mismatch",
     "Provider",
+    "SendingAuth",
     "damerau_levenshtein",
     "ews_url_for",
     "exchange_online_host",
@@ -33,6 +35,7 @@ __all__ = [
     "provider_for_host",
     "provider_for_mx",
     "provider_mismatch",
+    "sending_auth",
     "suggest_host",
     "typo_budget",
     "webdav_successor",
@@ -396,6 +399,52 @@ PROVIDERS: tuple[Provider, ...] = (
 )
 
 _BY_ID = {p.id: p for p in PROVIDERS}
+
+
+@dataclass(frozen=True)
+class SendingAuth:
+    """What a provider asks its customers to publish for mail it sends as their domain."""
+
+    #: The SPF include that covers the provider's outbound servers.
+    spf_includes: tuple[str, ...]
+    #: DKIM selectors the provider signs a custom domain's mail with (empty: chosen per domain).
+    dkim_selectors: tuple[str, ...] = ()
+    #: Where the DKIM records point or are created, in the provider's words.
+    dkim_note: str = ""
+
+
+#: Sender-domain facts per provider id (``mailkit domain``, ``audit --check-domains``). Only
+#: the providers that send a customer's own domain; consumer-only ones need no entry.
+SENDING_AUTH: dict[str, SendingAuth] = {
+    "microsoft365": SendingAuth(
+        ("spf.protection.outlook.com",),
+        ("selector1", "selector2"),
+        "CNAMEs selector1/selector2._domainkey to the tenant's *.onmicrosoft.com domainkey "
+        "records (Microsoft Defender portal → Email authentication → DKIM)",
+    ),
+    "outlook_com": SendingAuth(("spf.protection.outlook.com",)),
+    "gmail": SendingAuth(("_spf.google.com",)),
+    "google_workspace": SendingAuth(
+        ("_spf.google.com",),
+        ("google",),
+        "a TXT record google._domainkey generated in the Admin console (Apps → Google "
+        "Workspace → Gmail → Authenticate email)",
+    ),
+    "icloud": SendingAuth(("icloud.com",), ("sig1",), "CNAME sig1._domainkey to iCloud"),
+    "zoho": SendingAuth(("zoho.com",)),
+    "fastmail": SendingAuth(
+        ("spf.messagingengine.com",),
+        ("fm1", "fm2", "fm3"),
+        "CNAMEs fm1, fm2, fm3._domainkey to Fastmail's dkim.fmhosted.com records",
+    ),
+    "yahoo": SendingAuth(("_spf.mail.yahoo.com",)),
+    "yandex": SendingAuth(("_spf.yandex.net",), ("mail",), "a TXT record mail._domainkey"),
+}
+
+
+def sending_auth(provider_id: str | None) -> SendingAuth | None:
+    """The provider's SPF include and DKIM selectors, when it sends customers' domains."""
+    return SENDING_AUTH.get(provider_id) if provider_id else None
 
 
 def provider_by_id(provider_id: str) -> Provider:

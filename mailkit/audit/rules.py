@@ -28,7 +28,9 @@ from typing import Any, Final, Literal
 import numpy as np
 import pandas as pd
 
+from mailkit.audit.domainrules import domain_pieces
 from mailkit.columns import USERS_COLUMNS
+from mailkit.domainhealth.records import DomainHealth, DomainQuery
 from mailkit.providers import exchange_online_host
 from mailkit.resolve import effective_frame, strings_at
 from mailkit.settings import (
@@ -1250,6 +1252,7 @@ def audit(
     history: pd.DataFrame | None = None,
     stale_days: int = 30,
     now: datetime | None = None,
+    domains: Mapping[DomainQuery, DomainHealth] | None = None,
 ) -> pd.DataFrame:
     """Every finding for ``users`` under ``org``: one row per user and rule that fires.
 
@@ -1257,7 +1260,9 @@ def audit(
     ``accounts_with_secret`` (user codes, or ``"org"``, whose password is stored; see
     :func:`mailkit.secrets.accounts_with_secret`) enables ``missing-secret``; None means the
     secrets were not checked. ``history`` (the store's ``history_frame()``)
-    enables ``test-failed`` and ``test-stale``.
+    enables ``test-failed`` and ``test-stale``. ``domains`` (what
+    :func:`mailkit.audit.domains.check_user_domains` found) adds each user's sending-domain
+    findings (``spf-missing``, ``dmarc-policy-none`` …); None means domains were not checked.
     """
     frame = audit_frame(org, users, history=history, stale_days=stale_days, now=now)
     shared = SharedColumns(frame)
@@ -1290,6 +1295,8 @@ def audit(
                 }
             )
         )
+    if domains is not None:
+        pieces += domain_pieces(frame, domains)
     if not pieces:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in FINDINGS_COLUMNS})
     # Each piece is one rule, so one severity: ordering the pieces (a stable sort, rules keep
