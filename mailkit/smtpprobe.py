@@ -465,6 +465,8 @@ def _ssl_words(exc: ssl.SSLError) -> str:
 
 def _reset_words(attempt: _Attempt, exc: BaseException) -> str:
     how = "closed" if isinstance(exc, asyncio.IncompleteReadError) else "reset"
+    if attempt.waiting_for == "connect":  # accepted, then reset before asyncio saw it
+        return f"the server {how} the connection as soon as it was accepted"
     if attempt.waiting_for == "tls":
         return f"the server {how} the connection during the TLS handshake"
     if attempt.waiting_for == "greeting":
