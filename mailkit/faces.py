@@ -80,6 +80,13 @@ FIELDS: dict[str, FieldWords] = {
     "oauth_client_id": FieldWords(None, "OAuth client id"),
     "oauth_tenant": FieldWords(None, "Tenant"),
     "api_url": FieldWords("--api-url", "API URL of the organisation settings"),
+    # The delivery check's settings: arguments of a test send, no form field of their own.
+    "verify_imap": FieldWords(
+        "--verify-imap", "mailbox the delivery check searches", python="VerifySpec(mailbox=...)"
+    ),
+    "verify_timeout": FieldWords(
+        "--verify-timeout", "delivery check's wait", python="VerifySpec(timeout=...)"
+    ),
     "eml_folder": FieldWords(None, "Folder for test drafts"),
     "secrets": FieldWords(
         "--secrets", "store the notebook opened for the profile", python="the secrets= argument"
@@ -87,7 +94,7 @@ FIELDS: dict[str, FieldWords] = {
 }
 
 #: Fields with no widget of their own: the label is a description, not quoted.
-_DESCRIBED = frozenset({"api_url", "secrets"})
+_DESCRIBED = frozenset({"api_url", "secrets", "verify_imap", "verify_timeout"})
 
 _OPEN, _CLOSE = "\x1e", "\x1f"
 _REFERENCE = re.compile(f"{_OPEN}([a-z0-9_]+)(?::([a-z]+))?{_CLOSE}")

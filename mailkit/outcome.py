@@ -35,6 +35,8 @@ class Phase(StrEnum):
     TOKEN = "token"
     #: An HTTP API send (Gmail API ``users.messages.send``, Graph ``sendMail``).
     REQUEST = "request"
+    #: After the server accepted the message: the delivery check of the recipient's mailbox.
+    DELIVERY = "delivery"
     #: A desktop mode's hand-off: the test message written as an .eml for the mail client.
     HANDOFF = "handoff"
 
@@ -146,6 +148,14 @@ class Cause(StrEnum):
     COMMAND_TIMEOUT = "command_timeout"
     OUTCOME_UNKNOWN = "outcome_unknown"  # timeout/disconnect after the final dot
     SERVER_ERROR = "server_error"  # an error reply nothing more specific explains
+    # delivery (accepted, then checked in the recipient's mailbox; see mailkit.verify)
+    DELIVERED_TO_SPAM = "delivered_to_spam"
+    NOT_DELIVERED = "not_delivered"  # not found within the delivery check's timeout
+    BOUNCED_UNKNOWN_RECIPIENT = "bounced_unknown_recipient"  # DSN 5.1.x
+    BOUNCED_POLICY = "bounced_policy"  # DSN 5.7.x: SPF, DKIM, DMARC or another policy
+    BOUNCED = "bounced"  # any other failed DSN
+    DELIVERY_DELAYED = "delivery_delayed"  # DSN Action: delayed / 4.x.x
+    MAILBOX_UNCHECKED = "mailbox_unchecked"  # the delivery check could not search the mailbox
 
 
 @dataclass(frozen=True)

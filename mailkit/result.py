@@ -12,11 +12,14 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import InitVar, dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from mailkit.outcome import Diagnosis, SendContext
 from mailkit.secret import Secret
 from mailkit.transcript import SecretScrubber, Transcript
+
+if TYPE_CHECKING:  # the delivery check's values load only with a delivery check
+    from mailkit.delivery import DeliveryReport
 
 #: What a sender calls for an OAuth access token just before it signs in: plain (run off the
 #: event loop, since it may refresh over the network) or a coroutine function.
@@ -71,6 +74,9 @@ class TestResult:
     server_reply: str | None = None
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     duration_ms: float = 0.0
+    #: The delivery check after an accepted send (``send_test(..., verify=...)``): where the
+    #: message landed, its Received chain, Authentication-Results, spam verdict or bounce.
+    delivery: DeliveryReport | None = None
     #: A desktop mode's hand-off: the .eml written for the mail client, which sends it.
     eml_path: str | None = None
     #: What can be known about a hand-off besides the file (no desktop session, no default
@@ -105,6 +111,7 @@ class TestResult:
             "host": self.context.host,
             "port": self.context.port,
             "security": self.context.security,
+            "delivery": self.delivery.as_dict() if self.delivery else None,
             "eml_path": self.eml_path,
             "notes": list(self.notes),
         }

@@ -26,6 +26,7 @@ from mailkit.settings import AuthType, Mode, OrgSettings, Provenance, UserSettin
 from mailkit.transcript import Row
 
 if TYPE_CHECKING:  # the store (SQLite, pandas) is the caller's: a send without one never loads it
+    from mailkit.delivery import VerifySpec
     from mailkit.diagnose.desktop import DesktopFacts
     from mailkit.senders.desktop import Launcher
     from mailkit.senders.http import ApiSender
@@ -56,6 +57,7 @@ async def send_test_async(
     on_row: Callable[[Row], None] | None = None,
     timeout: float | None = None,
     tls_contexts: TlsContexts | None = None,
+    verify: VerifySpec | None = None,
     eml_folder: str | os.PathLike[str] | None = None,
     open_eml: bool = False,
     launcher: Launcher | None = None,
@@ -65,7 +67,8 @@ async def send_test_async(
     failed send. Without ``token``, a consented OAuth token in ``secrets`` is used (see
     :func:`stored_token`); ``plan`` applies to SMTP only. ``timeout`` (``--timeout``) replaces
     every phase's own wait for each reply, and caps the connect wait. ``tls_contexts``: the
-    SMTP TLS contexts shared by the sends of one run (a bulk test).
+    SMTP TLS contexts shared by the sends of one run (a bulk test). ``verify``: after an
+    accepted send, search that mailbox for the message (see :mod:`mailkit.roundtrip`).
 
     In a desktop mode (outlook, mapi, lotus_notes) the test is a hand-off: the message is
     written as an .eml draft into ``eml_folder`` (default: the org's ``eml_folder``) and,
@@ -131,6 +134,10 @@ async def send_test_async(
             tls_contexts=tls_contexts,
             secrets_problem=secrets_problem,
         )
+    if verify is not None:
+        from mailkit.roundtrip import check_delivery  # IMAP or API search: only when asked
+
+        result = await check_delivery(result, verify, token=token, password=password)
     if store is not None:
         record(
             store,

@@ -31,6 +31,9 @@ EXIT_SENDER = 6
 EXIT_RECIPIENT = 7
 EXIT_DATA = 8
 EXIT_OUTCOME_UNKNOWN = 9
+#: The server accepted the test message, and the delivery check found it in spam, bounced, or
+#: could not search the mailbox (``mailkit test --verify-imap``).
+EXIT_NOT_DELIVERED = 10
 
 
 class Parser(argparse.ArgumentParser):

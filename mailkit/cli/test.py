@@ -11,6 +11,7 @@ from mailkit.cli.common import (
     EXIT_CONNECT,
     EXIT_DATA,
     EXIT_GREETING,
+    EXIT_NOT_DELIVERED,
     EXIT_OK,
     EXIT_OUTCOME_UNKNOWN,
     EXIT_RECIPIENT,
@@ -27,6 +28,7 @@ from mailkit.cli.common import (
     read_password,
     secret_store,
 )
+from mailkit.cli.delivery import add_verify_arguments, verify_spec
 from mailkit.errors import (
     FieldProblem,
     SettingsError,
@@ -48,6 +50,7 @@ _PHASE_EXIT = {
     "consent": EXIT_AUTH,
     "token": EXIT_AUTH,
     "request": EXIT_DATA,
+    "delivery": EXIT_NOT_DELIVERED,
 }
 
 #: API answers that mean "the sign-in is the problem": exit as an auth failure, not as data.
@@ -119,6 +122,7 @@ def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
         if args.pin_sha256:
             given["tls_pin_sha256"] = args.pin_sha256
         _check_test_flags(args)
+        verify = verify_spec(args, args.ca_file or org.ca_file)
         if given:
             # Ad hoc values replace the org's for this run only (nothing is saved).
             data = org.model_dump(exclude_none=True)
@@ -149,6 +153,7 @@ def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
             password=password,
             store=store,
             timeout=args.timeout,
+            verify=verify,
         )
     finally:
         if store is not None:
@@ -167,6 +172,8 @@ def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
         out.write("\n")
     else:
         out.write(result.transcript.to_text() + "\n\n")
+        if result.delivery is not None:
+            out.write(result.delivery.to_text() + "\n\n")
         if result.ok:
             out.write(f"OK: the server accepted the test message {result.message_id}\n")
         else:
@@ -213,6 +220,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         "greeting 12, each command 15, end of data 60)",
     )
     add_password_source(parser)
+    add_verify_arguments(parser)
     parser.add_argument("--password", help=argparse.SUPPRESS)
     parser.add_argument(
         "--secrets",

@@ -63,6 +63,7 @@ STEP = {
     Phase.CONSENT: "the OAuth sign-in",
     Phase.TOKEN: "the token refresh",
     Phase.REQUEST: "the API request",
+    Phase.DELIVERY: "the delivery check",
     Phase.HANDOFF: "writing the .eml for the desktop mail client",
 }
 

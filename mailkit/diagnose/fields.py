@@ -27,5 +27,7 @@ class S:
     client_id = setting("oauth_client_id")
     tenant = setting("oauth_tenant")
     secrets = setting("secrets")
+    verify_imap = setting("verify_imap")
+    verify_timeout = setting("verify_timeout")
     password_home = password_home()
     unlock = unlock_home()

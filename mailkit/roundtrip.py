@@ -1,0 +1,97 @@
+"""The delivery round trip of a test send: after the server accepted it, did it arrive?
+
+:func:`check_delivery` composes the delivery check's adapters (:mod:`mailkit.verify`) with the
+pure parts (:mod:`mailkit.delivery`, :func:`mailkit.diagnose.delivery.diagnose_delivery`) and
+hands back the send's result with the delivery report in it. A send the server accepted but
+that landed in spam, bounced or never showed up is then not ``ok``, and its diagnosis is the
+delivery's: "a green test is not a delivered mail".
+
+The result keeps :class:`~mailkit.result.TestResult`'s invariant: it is rebuilt with a scrubber
+that knows the mailbox passwords as well as the send's, so no field can carry one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from datetime import datetime, timedelta
+
+from mailkit.delivery import DeliveryReport, MailboxSpec, Placement, VerifySpec
+from mailkit.diagnose.delivery import diagnose_delivery
+from mailkit.result import TestResult, TokenProvider
+from mailkit.secret import Secret
+from mailkit.transcript import SecretScrubber
+
+__all__ = ["check_delivery"]
+
+
+async def check_delivery(
+    result: TestResult,
+    spec: VerifySpec,
+    *,
+    token: TokenProvider | None = None,
+    password: Secret | None = None,
+) -> TestResult:
+    """``result`` with its delivery report, after searching ``spec``'s mailbox.
+
+    Only an accepted send (``ok`` and a Message-ID) is looked for; any other result comes back
+    as it is. ``token`` is the stored OAuth consent's provider, for a Gmail API or Graph
+    mailbox; ``password`` the send's own, kept out of the rebuilt result too.
+    """
+    if not result.ok or not result.message_id:
+        return result
+    scrubber = SecretScrubber(
+        [
+            s
+            for s in (
+                password,
+                spec.mailbox.password,
+                spec.sender_mailbox.password if spec.sender_mailbox else None,
+            )
+            if s is not None
+        ]
+    )
+    sent_at = result.started + timedelta(milliseconds=result.duration_ms)
+    sender = result.context.from_address
+    report = await _search(spec, result.message_id, sent_at, sender, scrubber, token)
+    diagnosis = diagnose_delivery(report, sender=sender)
+    return dataclasses.replace(
+        result,
+        ok=diagnosis is None,
+        diagnosis=diagnosis,
+        delivery=report,
+        scrub=scrubber,
+    )
+
+
+async def _search(
+    spec: VerifySpec,
+    message_id: str,
+    sent_at: datetime,
+    sender: str | None,
+    scrubber: SecretScrubber,
+    token: TokenProvider | None,
+) -> DeliveryReport:
+    if spec.mailbox.kind == "imap":
+        from mailkit.verify.imap import verify_imap  # imapclient: only for a delivery check
+
+        return await asyncio.to_thread(
+            verify_imap, spec, message_id, sent_at=sent_at, sender=sender, scrubber=scrubber
+        )
+    if spec.mailbox.kind in ("gmail_api", "graph"):
+        from mailkit.verify.api import verify_api  # requests: only for an API mailbox
+
+        return await verify_api(
+            spec, message_id, sent_at=sent_at, sender=sender, token=token, scrubber=scrubber
+        )
+    return _unchecked(spec.mailbox, message_id, f"unknown mailbox kind {spec.mailbox.kind!r}")
+
+
+def _unchecked(mailbox: MailboxSpec, message_id: str, why: str) -> DeliveryReport:
+    return DeliveryReport(
+        mailbox=mailbox.label,
+        message_id=message_id,
+        placement=Placement.UNCHECKED,
+        error=why,
+        error_kind="protocol",
+    )
