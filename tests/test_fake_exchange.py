@@ -27,6 +27,7 @@ from ews_fixtures import (
     ews_account,
     ews_account_by_autodiscover,
     forget_exchangelib_state,
+    trust,
 )
 from smtpd_servers import TLSMaterial
 
@@ -631,3 +632,59 @@ def test_a_taken_ews_port_is_a_clear_error(tmp_path: Path) -> None:
         with pytest.raises(DemoServerError, match=f"port {port} for the fake Exchange"):
             DemoServer(tmp_path, ews_port=port).start()
     assert not (tmp_path / "demo.json").exists()
+
+
+def test_the_mailbox_a_send_acts_for(fake_exchange: FakeExchange) -> None:
+    """From (exchangelib's ``author``), the impersonated mailbox and the folder's mailbox are
+    each read from the request, and each can trigger a mailbox fault."""
+    from exchangelib.errors import (  # type: ignore[import-untyped, unused-ignore]
+        ErrorSendAsDenied,
+    )
+
+    boss = fake_exchange.address("boss")
+    _send(ews_account(fake_exchange, mailbox=boss, impersonate=True))
+    assert fake_exchange.sent[-1].mailbox == boss
+    assert fake_exchange.sent[-1].user == DEFAULT_USER
+    _send(ews_account(fake_exchange), author=boss)
+    assert fake_exchange.sent[-1].from_ == boss
+    with pytest.raises(ErrorSendAsDenied):
+        _send(ews_account(fake_exchange), author=fake_exchange.address("sendas-denied"))
+
+
+@pytest.mark.parametrize("known", [True, False], ids=["token", "unknown-token"])
+def test_oauth_bearer_with_exchangelib(fake_exchange: FakeExchange, known: bool) -> None:
+    """Exchange Online's way in (while EWS lasts): an access token from the Microsoft consent."""
+    from exchangelib import (  # type: ignore[import-untyped, unused-ignore]
+        DELEGATE,
+        OAUTH2,
+        Account,
+        Configuration,
+    )
+    from exchangelib.credentials import (  # type: ignore[import-untyped, unused-ignore]
+        OAuth2AuthorizationCodeCredentials,
+    )
+    from exchangelib.errors import UnauthorizedError  # type: ignore[import-untyped, unused-ignore]
+    from exchangelib.protocol import FailFast, Protocol  # type: ignore[import-untyped, unused-ignore]
+    from oauthlib.oauth2 import OAuth2Token
+
+    if known:
+        fake_exchange.bearer_tokens["access-token-1"] = DEFAULT_USER
+    token = OAuth2Token(
+        {"access_token": "access-token-1", "token_type": "Bearer", "expires_in": 3600}
+    )
+    credentials = OAuth2AuthorizationCodeCredentials(client_id="demo", access_token=token)
+    config = Configuration(
+        service_endpoint=fake_exchange.ews_url,
+        credentials=credentials,
+        auth_type=OAUTH2,
+        retry_policy=FailFast(),
+    )
+    trust(Protocol(config=config), fake_exchange.ca_file)
+    account = Account(DEFAULT_USER, config=config, autodiscover=False, access_type=DELEGATE)
+    if known:
+        _send(account)
+        assert {r.auth_scheme for r in fake_exchange.requests} == {"Bearer"}
+    else:
+        with pytest.raises(UnauthorizedError):
+            _send(account)
+        assert fake_exchange.sent == []
