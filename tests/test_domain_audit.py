@@ -92,13 +92,13 @@ def test_user_findings_agree_with_mailkit_domain(dns: DnsServer) -> None:
     """One rule, one place: the audit's findings for a user are mailkit.domain's."""
     checks = check_user_domains(ORG, USERS, dns_server=dns.address, timeout=0.5)
     findings = audit(ORG, USERS, domains=checks)
-    for code, domain, options in [
-        ("anna", "healthy.test", {"host": "smtp.healthy.test"}),
-        ("ben", "nospf.test", {"host": "smtp.healthy.test"}),
-        ("dan", "notauth.test", {"host": "smtp.healthy.test"}),
-        ("eve", "m365bare.test", {"provider": "microsoft365"}),
+    for code, domain, host, provider in [
+        ("anna", "healthy.test", "smtp.healthy.test", None),
+        ("ben", "nospf.test", "smtp.healthy.test", None),
+        ("dan", "notauth.test", "smtp.healthy.test", None),
+        ("eve", "m365bare.test", None, "microsoft365"),
     ]:
-        direct = mailkit.domain(domain, dns_server=dns.address, **options)
+        direct = mailkit.domain(domain, host=host, provider=provider, dns_server=dns.address)
         direct_rows = {(f.rule, f.message) for f in direct.findings if f.rule != "dkim-not-found"}
         mine = findings[(findings["user_code"] == code) & findings["rule"].isin(list(DOMAIN_RULES))]
         assert set(zip(mine["rule"], mine["message"], strict=True)) == direct_rows, code
