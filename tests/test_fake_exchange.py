@@ -688,3 +688,14 @@ def test_oauth_bearer_with_exchangelib(fake_exchange: FakeExchange, known: bool)
         with pytest.raises(UnauthorizedError):
             _send(account)
         assert fake_exchange.sent == []
+
+
+def test_a_draft_is_saved_not_sent(fake_exchange: FakeExchange) -> None:
+    from exchangelib import Message  # type: ignore[import-untyped, unused-ignore]
+
+    account = ews_account(fake_exchange)
+    draft = Message(account=account, folder=account.drafts, subject="draft", to_recipients=[])
+    draft.save()
+    assert draft.id == fake_exchange.drafts[0].item_id  # SaveOnly answers with the ItemId
+    assert fake_exchange.drafts[0].disposition == "SaveOnly"
+    assert fake_exchange.sent == []

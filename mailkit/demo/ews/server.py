@@ -25,11 +25,12 @@ import secrets
 import ssl
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qs, quote, unquote, urlsplit
+from xml.sax.saxutils import escape, quoteattr
 
 from mailkit.demo.ews import autodiscover, soap
 from mailkit.demo.ews.ntlm import NtlmAcceptor, NtlmFailed
@@ -171,11 +172,12 @@ class _Auth:
 
 @dataclass
 class _Served:
+    """An answer and what the request log says about it."""
+
     reply: _Reply
     operation: str | None = None
     response_code: str | None = None
     response_class: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- the server
@@ -223,6 +225,7 @@ class FakeExchange:
         self._lock = threading.RLock()
         self._requests: list[EwsRequest] = []
         self._sent: list[EwsMessage] = []
+        self._drafts: list[EwsMessage] = []
         self._connection = _Connection()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -365,10 +368,18 @@ class FakeExchange:
         with self._lock:
             return list(self._sent)
 
+    @property
+    def drafts(self) -> list[EwsMessage]:
+        """Every message saved without sending (``MessageDisposition="SaveOnly"``)."""
+        with self._lock:
+            return list(self._drafts)
+
     def reset(self) -> None:
+        """Forget the requests, sent messages and drafts recorded so far."""
         with self._lock:
             self._requests.clear()
             self._sent.clear()
+            self._drafts.clear()
 
     # -- answering
 
@@ -614,8 +625,8 @@ class FakeExchange:
             return self._messages("ResolveNames", [message])
         content = (
             '<m:ResolutionSet TotalItemsInView="1" IncludesLastItemInRange="true">'
-            f"<t:Resolution><t:Mailbox><t:Name>{local}</t:Name>"
-            f"<t:EmailAddress>{local}@{self.domain}</t:EmailAddress>"
+            f"<t:Resolution><t:Mailbox><t:Name>{escape(local)}</t:Name>"
+            f"<t:EmailAddress>{escape(local)}@{self.domain}</t:EmailAddress>"
             "<t:RoutingType>SMTP</t:RoutingType><t:MailboxType>Mailbox</t:MailboxType>"
             "</t:Mailbox></t:Resolution></m:ResolutionSet>"
         )
@@ -623,48 +634,32 @@ class FakeExchange:
 
     def _get_folder(self, request: soap.Envelope, user: str) -> _Served:
         """Distinguished folders (exchangelib asks for ``root`` and ``sentitems`` before it
-        saves a copy of a sent message)."""
-        messages = []
+        saves a copy of a sent message), and folders by the ids those answers gave."""
+        folders: list[tuple[str, str]] = []
         for folder in request.operation.iter(soap.tag(soap.TYPES, "DistinguishedFolderId")):
             name = folder.get("Id") or "root"
             mailbox = soap.text_of(folder, "t:Mailbox/t:EmailAddress") or user
-            folder_id = _folder_id(mailbox, name)
-            kind = "Folder"
-            display = _FOLDER_NAMES.get(name, name)
-            messages.append(
-                soap.Message(
-                    content=(
-                        f"<m:Folders><t:{kind}>"
-                        f'<t:FolderId Id="{folder_id}" ChangeKey="AQAAABYAAAA="/>'
-                        f"<t:FolderClass>IPF.Note</t:FolderClass>"
-                        f"<t:DisplayName>{display}</t:DisplayName>"
-                        "<t:TotalCount>0</t:TotalCount><t:ChildFolderCount>0</t:ChildFolderCount>"
-                        "<t:UnreadCount>0</t:UnreadCount>"
-                        f"</t:{kind}></m:Folders>"
-                    )
+            folders.append((_folder_id(mailbox, name), _FOLDER_NAMES.get(name, name)))
+        for folder in request.operation.iter(soap.tag(soap.TYPES, "FolderId")):
+            folders.append((folder.get("Id") or "", "Folder"))
+        if not folders:
+            missing = soap.Message(
+                "ErrorFolderNotFound", "The specified folder could not be found in the store."
+            )
+            return self._messages("GetFolder", [missing])
+        messages = [
+            soap.Message(
+                content=(
+                    f"<m:Folders><t:Folder><t:FolderId Id={quoteattr(folder_id)} "
+                    'ChangeKey="AQAAABYAAAA="/><t:FolderClass>IPF.Note</t:FolderClass>'
+                    f"<t:DisplayName>{escape(display)}</t:DisplayName>"
+                    "<t:TotalCount>0</t:TotalCount><t:ChildFolderCount>0</t:ChildFolderCount>"
+                    "<t:UnreadCount>0</t:UnreadCount></t:Folder></m:Folders>"
                 )
             )
-        for _folder in request.operation.iter(soap.tag(soap.TYPES, "FolderId")):
-            messages.append(
-                soap.Message(
-                    content=(
-                        "<m:Folders><t:Folder>"
-                        f'<t:FolderId Id="{_folder.get("Id")}" ChangeKey="AQAAABYAAAA="/>'
-                        "<t:FolderClass>IPF.Note</t:FolderClass>"
-                        "<t:DisplayName>Folder</t:DisplayName>"
-                        "</t:Folder></m:Folders>"
-                    )
-                )
-            )
-        return self._messages(
-            "GetFolder",
-            messages
-            or [
-                soap.Message(
-                    "ErrorFolderNotFound", "The specified folder could not be found in the store."
-                )
-            ],
-        )
+            for folder_id, display in folders
+        ]
+        return self._messages("GetFolder", messages)
 
     def _create_item(self, request: soap.Envelope, user: str) -> _Served:
         operation = request.operation
@@ -718,6 +713,15 @@ class FakeExchange:
                     )
                 )
                 continue
+            if disposition == "SaveOnly":  # a draft: kept, not sent
+                with self._lock:
+                    self._drafts.append(message)
+                content = (
+                    f'<m:Items><t:Message><t:ItemId Id="{message.item_id}" '
+                    f'ChangeKey="{message.change_key}"/></t:Message></m:Items>'
+                )
+                messages.append(soap.Message(content=content))
+                continue
             with self._lock:
                 self._sent.append(message)
             if self.on_send is not None:
@@ -725,15 +729,8 @@ class FakeExchange:
                     self.on_send(message)
                 except Exception:
                     _log.exception("fake Exchange: delivering a sent message failed")
-            if disposition == "SaveOnly":
-                content = (
-                    f'<m:Items><t:Message><t:ItemId Id="{message.item_id}" '
-                    f'ChangeKey="{message.change_key}"/></t:Message></m:Items>'
-                )
-            else:
-                # Exchange returns no ItemId for a message it sends (the copy gets a new one).
-                content = "<m:Items/>"
-            messages.append(soap.Message(content=content))
+            # Exchange returns no ItemId for a message it sends (the saved copy gets a new one).
+            messages.append(soap.Message(content="<m:Items/>"))
         if not messages:
             messages = [soap.Message("ErrorInvalidRequest", "The request is invalid.")]
         return self._messages("CreateItem", messages)
