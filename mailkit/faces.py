@@ -87,7 +87,7 @@ FIELDS: dict[str, FieldWords] = {
     "verify_timeout": FieldWords(
         "--verify-timeout", "delivery check's wait", python="VerifySpec(timeout=...)"
     ),
-    "eml_folder": FieldWords(None, "Folder for test drafts"),
+    "eml_folder": FieldWords("--eml-out", "Folder for test drafts"),
     "secrets": FieldWords(
         "--secrets", "store the notebook opened for the profile", python="the secrets= argument"
     ),

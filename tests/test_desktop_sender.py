@@ -123,7 +123,7 @@ def test_a_missing_folder_is_named_in_each_faces_words_and_nothing_is_written(
     assert diagnosis.cause.value == "setting_invalid"
     assert diagnosis.title == "The EML draft could not be written"
     assert "does not exist" in diagnosis.explanation
-    assert "eml_folder in the profile" in " ".join(diagnosis.for_face(Face.CLI).fix)
+    assert "--eml-out" in " ".join(diagnosis.for_face(Face.CLI).fix)
     assert "“Folder for test drafts”" in " ".join(diagnosis.for_face(Face.WIDGET).fix)
     assert "eml_folder" in " ".join(diagnosis.fix)
     assert not gone.exists()

@@ -153,6 +153,8 @@ def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
             password=password,
             store=store,
             timeout=args.timeout,
+            eml_folder=args.eml_folder,
+            open_eml=args.open_eml,
             verify=verify,
         )
     finally:
@@ -174,7 +176,10 @@ def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
         out.write(result.transcript.to_text() + "\n\n")
         if result.delivery is not None:
             out.write(result.delivery.to_text() + "\n\n")
-        if result.ok:
+        if result.ok and result.eml_path is not None:
+            # A desktop mode's hand-off: the transcript above says who sends it and its notes.
+            out.write(f"OK: wrote {result.eml_path}\n")
+        elif result.ok:
             out.write(f"OK: the server accepted the test message {result.message_id}\n")
         else:
             assert diagnosis is not None
@@ -213,6 +218,19 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--api-url", metavar="URL", help="Gmail API / Graph base URL (default: the real service)"
     )
     parser.add_argument("--pin-sha256", help="trust exactly this certificate (SHA-256 hex)")
+    parser.add_argument(
+        "--eml-out",
+        dest="eml_folder",
+        metavar="DIR",
+        help="outlook, mapi, lotus_notes: write the test message into DIR as an .eml draft for "
+        "the desktop mail client, which sends it (default: the profile's folder for test drafts)",
+    )
+    parser.add_argument(
+        "--open",
+        dest="open_eml",
+        action="store_true",
+        help="with --eml-out: open the written .eml with the system's handler (the mail client)",
+    )
     parser.add_argument(
         "--timeout",
         type=float,
