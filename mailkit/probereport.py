@@ -239,24 +239,33 @@ class PortReport:
 class Verdict:
     """The port and security to use, and why. ``port`` is None when no port is usable.
 
-    ``reasons`` and ``warnings`` may carry setting references: :meth:`render` names them
-    for a face (plain attribute access reads as Python).
+    Advice may name a setting, which each face words its own way: ``reason_texts`` and
+    ``warning_texts`` keep the references, :meth:`render` names them for a face, and
+    :attr:`reasons` and :attr:`warnings` read them as Python does.
     """
 
     port: int | None
     security: Security | None
     #: AUTH mechanisms the chosen port offers (after TLS when it has TLS).
     auth: tuple[str, ...] = ()
-    reasons: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = ()
+    reason_texts: tuple[str, ...] = ()
+    warning_texts: tuple[str, ...] = ()
     #: The chosen port's certificate is verified (False: fix the trust before sending).
     trusted: bool = False
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        return self.render()[0]
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return self.render()[1]
 
     def render(self, face: Face | str = Face.PYTHON) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """Reasons and warnings in ``face``'s words."""
         return (
-            tuple(render(r, face) for r in self.reasons),
-            tuple(render(w, face) for w in self.warnings),
+            tuple(render(r, face) for r in self.reason_texts),
+            tuple(render(w, face) for w in self.warning_texts),
         )
 
     @property
@@ -494,8 +503,8 @@ def decide(ports: Sequence[PortReport]) -> Verdict:
             port=best.port,
             security=best.security,
             auth=best.auth_after,
-            reasons=tuple(reasons),
-            warnings=tuple(warnings),
+            reason_texts=tuple(reasons),
+            warning_texts=tuple(warnings),
             trusted=best.trusted,
         )
     plain = [p for p in ports if p.outcome is Outcome.OK]
@@ -512,14 +521,14 @@ def decide(ports: Sequence[PortReport]) -> Verdict:
             port=best.port,
             security=Security.NONE,
             auth=best.auth_before,
-            reasons=(
+            reason_texts=(
                 f"port {best.port} is the only kind of SMTP the server speaks",
                 *(f"port {p.port}: {p.detail}" for p in failed),
             ),
-            warnings=tuple(warnings),
+            warning_texts=tuple(warnings),
         )
     nothing = tuple(f"port {p.port}: {p.detail or p.outcome.value}" for p in ports)
-    return Verdict(port=None, security=None, reasons=nothing, warnings=tuple(warnings))
+    return Verdict(None, None, reason_texts=nothing, warning_texts=tuple(warnings))
 
 
 def _reasons_for(best: PortReport, ports: Sequence[PortReport]) -> list[str]:
