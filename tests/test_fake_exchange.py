@@ -275,11 +275,15 @@ def _provoke(fake: FakeExchange, fault: EwsFault) -> Any:
         options["impersonate"] = fault.key == "impersonate-denied"
     elif fault.where == "recipient":
         to = fake.address(fault.trigger)
+    account = ews_account(fake, **options)
     if fault.key == "stall":
+        # Sign in, guess the version and find the folders at the usual pace; then the client
+        # gives CreateItem 1.5 s while the server holds its answer back for 20.
+        assert account.sent is not None
         fake.stall_seconds = 20.0
-        options["timeout"] = 1.5
+        account.protocol.TIMEOUT = 1.5
     with pytest.raises(Exception) as raised:  # noqa: PT011 - the caller checks which class
-        _send(ews_account(fake, **options), to=to)
+        _send(account, to=to)
     return raised.value
 
 
