@@ -68,25 +68,70 @@ unlock.require()  # stops here while the secrets file is locked
 print("Secrets are kept in", secrets.name)
 
 # %% [markdown]
-# ## 2. The organisation's settings
+# ## 2. Find the settings from an email address
 #
-# This is the *General Settings* form, showing what the profile holds. For a real provider, type
-# an address under **Suggest settings** and mailkit proposes the server (Gmail, Microsoft 365,
-# Outlook.com, Yahoo, iCloud, …). The demo server is not a public provider, so the next cell
-# fills the form with its settings. Check them, then **Save**: a field that is wrong shows why,
-# next to it, and nothing is saved until everything is valid.
+# Type an address and mailkit asks every source at once, each within the same time limit: its
+# built-in presets (Gmail, Microsoft 365, …), the domain's own autoconfig file, Thunderbird's
+# ISPDB, the domain's SRV records (RFC 6186 / RFC 8314), its MX records (mail handled by
+# Microsoft 365 or Google means their servers) and Microsoft Autodiscover. Each candidate says
+# which sources found it and how sure that makes mailkit. The demo server answers DNS for its
+# domain, `example.com`, with SRV records for its two ports — exactly what a real domain
+# publishes. (`mailkit discover demo@example.com --dns-server …` in a terminal does the same.)
 
 # %%
-org_form = OrgForm(store)
+found = mailkit.discover("demo@example.com", dns_server=demo.settings.dns_server)
+print(found.to_text())
+
+# %% [markdown]
+# Records can be stale, so mailkit then asks the server itself: the **probe** connects to the
+# candidates' ports in parallel — never sending a password or a message — and reads the
+# greeting, the extensions before and after TLS, and the certificate. Its verdict prefers
+# implicit TLS (RFC 8314) and a port that offers sign-in only after TLS.
+
+# %%
+smtp = found.smtp()
+probed = mailkit.probe(
+    smtp[0].host,
+    sorted({c.port for c in smtp}),
+    ca_file=str(demo.settings.ca_file),  # the demo's private CA; real servers need none
+    tls_ports=[c.port for c in smtp if c.security == mailkit.Security.IMPLICIT_TLS],
+)
+print("Verdict: port", probed.verdict.port, probed.verdict.security)
+print("\n".join(probed.verdict.reasons))
+
+# %% [markdown]
+# ## 3. The organisation's settings
+#
+# This is the *General Settings* form, showing what the profile holds. Its first step, **Find my
+# settings**, does both of the above and fills the form: the server and the user name from
+# discovery, the port and the security from the probe's verdict — and beside each field, where
+# its value came from. The next cell presses the button for the demo address. Check the values,
+# then **Save**: a field that is wrong shows why, next to it, and nothing is saved until
+# everything is valid.
+
+# %%
+org_form = OrgForm(store, dns_server=demo.settings.dns_server, ca_file=str(demo.settings.ca_file))
+org_form.discover.email.value = "demo@example.com"
 org_form
 
 # %%
-org_form.load(demo.org())  # what typing the demo server's settings into the form does
+org_form.discover.find_button.click()  # what pressing "Find my settings" does
+print(org_form.discover.proposal.provenance if org_form.discover.proposal else "nothing found")
+
+# %% [markdown]
+# Two things no public record can say: the demo's certificate comes from its own private CA (a
+# real provider's certificate is publicly trusted), and who the mail is from. The next cell
+# types them, then presses **Save**.
+
+# %%
+org_form.fields["ca_file"].load(demo.settings.ca_file)
+org_form.fields["from_address"].load("demo@example.com")
+org_form.fields["from_name"].load("mailkit demo")
 org_form.save_button.click()
 print(org_form.status.value or "saved")
 
 # %% [markdown]
-# ## 3. The password, typed twice
+# ## 4. The password, typed twice
 #
 # The password is asked twice, like every good settings screen does, and goes straight into the
 # secret store. The fields empty themselves after saving: the password does not stay in the
@@ -105,7 +150,7 @@ del demo_password
 print("stored:", secrets.get(mailkit.secret_key(store.profile_name, "org")) is not None)
 
 # %% [markdown]
-# ## 4. A test send
+# ## 5. A test send
 #
 # Fill in **Mail To** and press **Send**. The panel says whose settings and whose account it
 # tests; the SMTP dialog appears line by line as it happens — passwords hidden — then a green
@@ -123,7 +168,7 @@ await test.last_task  # wait for the dialog to finish
 print("accepted" if test.result.ok else test.result.diagnosis.title)
 
 # %% [markdown]
-# ## 5. What a failure looks like
+# ## 6. What a failure looks like
 #
 # The demo server has accounts that fail the way real providers do. `app-password@example.com`
 # answers like Gmail when a normal password is used where an *app password* is required.
@@ -143,7 +188,7 @@ await failing.last_task
 failing
 
 # %% [markdown]
-# ## 6. Users with their own settings and their own password
+# ## 7. Users with their own settings and their own password
 #
 # Every user inherits the organisation's settings. Ticking **override** lets a user send with
 # their own account — for instance an Accounting mailbox (the *bi-mode* of ERP systems:
@@ -175,7 +220,7 @@ del demo_password
 print("Accounting's own password stored:", users.form.has_password)
 
 # %% [markdown]
-# ## 7. Test one user
+# ## 8. Test one user
 #
 # The same test, with the effective settings of the user selected above — the panel says whose.
 
@@ -191,7 +236,7 @@ print(user_test.describe())
 user_test
 
 # %% [markdown]
-# ## 8. Saved
+# ## 9. Saved
 #
 # Everything is already in the profile — restart the kernel and run this notebook again: it
 # reopens the same profile. The effective settings of every user, with where each value comes

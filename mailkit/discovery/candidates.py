@@ -349,9 +349,13 @@ def infer_from_mx(mx_hosts: Sequence[str], email: str) -> MxInference:
         return MxInference(provider, None, Parsed(candidates, detail=provider.name))
     own = registrable_domain(email.rpartition("@")[2])
     theirs = registrable_domain(hosts[0])
-    if theirs == own or "." not in theirs:
-        return MxInference(None, None, Parsed.nothing("none", f"{hosts[0]} is the domain's own"))
-    return MxInference(None, theirs, Parsed.nothing("none", f"mail is handled by {theirs}"))
+    if theirs == own:
+        return MxInference(None, None, Parsed.nothing("none", f"{hosts[0]}: the domain's own"))
+    if "." not in theirs:
+        return MxInference(None, None, Parsed.nothing("none", f"{hosts[0]}: no provider known"))
+    return MxInference(
+        None, theirs, Parsed.nothing("none", f"{hosts[0]}: run by {theirs}, asking the ISPDB")
+    )
 
 
 def guess_candidates(domain: str, email: str) -> tuple[Candidate, ...]:

@@ -107,7 +107,7 @@ class Fetcher:
             port = parts.port or self.https_port or 443
             address = await self._address(host)
             if isinstance(address, Fetched):
-                return address
+                return Fetched(url, "dns", detail=address.detail, final_url=current)
             target = f"[{address}]" if ":" in address else address
             path = parts.path or "/"
             if parts.query:
@@ -126,13 +126,18 @@ class Fetcher:
             pass
         else:
             return host
+        statuses = []
         for rdtype in ("A", "AAAA"):
             answer = await self.dns.query(host, rdtype)
             if answer.ok and answer.values:
                 return str(answer.values[0])
             if not answer.missing:
-                return Fetched(host, "dns", detail=f"{host}: DNS {answer.status} {answer.detail}")
-        return Fetched(host, "dns", detail=f"{host} does not exist in DNS")
+                detail = f" ({answer.detail})" if answer.detail else ""
+                return Fetched(host, "dns", detail=f"{host}: DNS {answer.status}{detail}")
+            statuses.append(answer.status)
+        if "nxdomain" in statuses:
+            return Fetched(host, "dns", detail=f"{host} does not exist in DNS")
+        return Fetched(host, "dns", detail=f"{host} has no address in DNS")
 
     async def _request(self, url: str, current: str, address_url: str, host: str) -> Fetched | str:
         import httpx
