@@ -89,6 +89,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Find an address's submission settings (presets, autoconfig, SRV, MX, Autodiscover), "
         "ranked, with their sources; --probe checks the best servers.",
     ),
+    "probe": (
+        "probe",
+        "Probe a mail server's ports at once (greeting, EHLO, STARTTLS, TLS, certificate) and "
+        "recommend a port and security, with reasons.",
+    ),
     "users": ("users", "Import or export the users table."),
     "profile": ("profile", "Create a profile, or import or export one as TOML."),
     "secret": (
