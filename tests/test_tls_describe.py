@@ -281,3 +281,25 @@ print(sorted(m for m in sys.modules if m.startswith("cryptography")))
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["CN=mail.example.com, O=Example Org", "[]"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Jan  1 00:00:00 3000 GMT",
+        "Feb 29 12:34:56 2040 GMT",
+        "Dec 31 23:59:59 1999 GMT",
+        "Jun 15 08:05:09 2038 GMT",
+    ],
+)
+def test_certificate_times_read_as_ssl_reads_them(text: str) -> None:
+    assert tls._cert_time(text) == dt.datetime.fromtimestamp(ssl.cert_time_to_seconds(text), UTC)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Jan  1 00:00:00 3000 UTC", "Foo  1 00:00:00 3000 GMT", "Jan  1 00:00 3000 GMT", "", "x"],
+)
+def test_other_time_forms_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="not a certificate time"):
+        tls._cert_time(text)

@@ -83,6 +83,28 @@ def _peer_name(rdns: Any) -> str | None:
     return ", ".join(parts) or None
 
 
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _cert_time(text: str) -> datetime:
+    """``getpeercert()``'s ``Jan  1 00:00:00 3000 GMT`` as a UTC datetime.
+
+    What ``ssl.cert_time_to_seconds`` reads, without ``time.strptime``, whose first call loads
+    the locale machinery (about 7 ms of a test send). ValueError for any other form.
+    """
+    fields = text.replace(":", " ").split()
+    if (
+        len(fields) != 7
+        or fields[0] not in _MONTHS
+        or fields[6] != "GMT"
+        or not all(n.isascii() and n.isdigit() for n in fields[1:6])
+    ):
+        raise ValueError(f"not a certificate time: {text!r}")
+    day, hour, minute, second, year = (int(n) for n in fields[1:6])
+    month = _MONTHS.index(fields[0]) + 1
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+
+
 def _from_peercert(cert: dict[str, Any]) -> _Described | None:
     """The same description from the dict ``ssl`` decoded during a verified handshake, so a
     verified send never loads cryptography's certificate parser (about 20 ms of start-up).
@@ -95,11 +117,7 @@ def _from_peercert(cert: dict[str, Any]) -> _Described | None:
         # OpenSSL spells IPv6 in full and in capitals; the ipaddress module as RFC 5952 does.
         addresses = [str(ip_address(v)) for k, v in entries if k == "IP Address"]
         expires = cert.get("notAfter")
-        not_after = (
-            datetime.fromtimestamp(ssl.cert_time_to_seconds(expires), UTC)
-            if isinstance(expires, str)
-            else None
-        )
+        not_after = _cert_time(expires) if isinstance(expires, str) else None
     except ValueError:  # a form this parser does not know: ask cryptography
         return None
     if not_after is None:
