@@ -80,6 +80,9 @@ FIELDS: dict[str, FieldWords] = {
     "oauth_client_id": FieldWords(None, "OAuth client id"),
     "oauth_tenant": FieldWords(None, "Tenant"),
     "api_url": FieldWords("--api-url", "API URL of the organisation settings"),
+    "ews_url": FieldWords("--ews-url", "EWS URL"),
+    "ews_autodiscover": FieldWords("--autodiscover", "Autodiscover"),
+    "ews_autodiscover_url": FieldWords("--autodiscover-url", "Autodiscover URL"),
     # The delivery check's settings: arguments of a test send, no form field of their own.
     "verify_imap": FieldWords(
         "--verify-imap", "mailbox the delivery check searches", python="VerifySpec(mailbox=...)"

@@ -38,6 +38,11 @@ GUARDED: Final = (
     "google.auth",
     "google.oauth2",
     "google_auth_oauthlib",
+    # Exchange Web Services: exchangelib logs each request with its headers, pyspnego each
+    # NTLM message it makes or reads.
+    "exchangelib",
+    "spnego",
+    "requests_ntlm",
 )
 
 _MASK: Final = "********"
@@ -49,8 +54,8 @@ _KEYS: Final = (
 _FORM = re.compile(rf"(?i)(?<![A-Za-z0-9_])({_KEYS})=([^&\s'\"]+)")
 # "key": "value" / 'key': 'value' in JSON and Python reprs of dicts.
 _JSON = re.compile(rf"(?i)([\"']({_KEYS})[\"']\s*:\s*)([\"'])([^\"']*)\3")
-# Authorization header values.
-_AUTH = re.compile(r"(?i)\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+")
+# Authorization header values (NTLM and Negotiate blobs too).
+_AUTH = re.compile(r"(?i)\b(Bearer|Basic|NTLM|Negotiate)\s+[A-Za-z0-9._~+/=-]+")
 # JWTs (Microsoft access tokens, id tokens) and Google's token shapes.
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 _GOOGLE = re.compile(r"\b(ya29\.|1//)[A-Za-z0-9._-]+")

@@ -148,6 +148,10 @@ class Cause(StrEnum):
     COMMAND_TIMEOUT = "command_timeout"
     OUTCOME_UNKNOWN = "outcome_unknown"  # timeout/disconnect after the final dot
     SERVER_ERROR = "server_error"  # an error reply nothing more specific explains
+    # Exchange Web Services
+    AUTODISCOVER_FAILED = "autodiscover_failed"  # no step of Autodiscover named an EWS URL
+    EWS_UNAVAILABLE = "ews_unavailable"  # EWS switched off for the mailbox, or retired (Online)
+    ACCOUNT_LOCKED = "account_locked"  # the server says the account is locked out
     # delivery (accepted, then checked in the recipient's mailbox; see mailkit.verify)
     DELIVERED_TO_SPAM = "delivered_to_spam"
     NOT_DELIVERED = "not_delivered"  # not found within the delivery check's timeout
@@ -203,6 +207,9 @@ class SendContext:
     #: Whose OAuth / mail API this send used ("google" | "microsoft"), when the host alone
     #: cannot tell (a test double on 127.0.0.1, a proxy). None for plain SMTP.
     oauth_provider: str | None = None
+    #: The service a non-SMTP send spoke ("ews" for Exchange Web Services), when it matters
+    #: to the diagnosis; None for SMTP and the mail APIs.
+    service: str | None = None
     #: The desktop mode (outlook, mapi, lotus_notes) whose client a hand-off wrote the .eml
     #: for; None when mailkit itself sent.
     desktop_client: str | None = None

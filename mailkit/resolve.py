@@ -91,6 +91,9 @@ class Effective:
     provenance: Mapping[str, Provenance]
     #: The org the values were resolved against: TLS trust, timeouts and routes live there.
     org: OrgSettings = field(repr=False)
+    #: Mode exchange_ews: the EWS endpoint, the user's own when their override sets one
+    #: (its source is ``provenance["ews_url"]``).
+    ews_url: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values (enums as strings), for tables and JSON."""
@@ -139,6 +142,12 @@ def effective(org: OrgSettings, user: UserSettings | None = None) -> Effective:
         values["port"], provenance["port"] = org.port, Provenance.ORG
     else:
         values["port"], provenance["port"] = default_port(values["security"]), Provenance.DEFAULT
+    if overriding and user is not None and user.ews_url is not None:
+        values["ews_url"], provenance["ews_url"] = user.ews_url, Provenance.USER
+    elif org.ews_url is not None:
+        values["ews_url"], provenance["ews_url"] = org.ews_url, Provenance.ORG
+    else:
+        values["ews_url"], provenance["ews_url"] = None, Provenance.DEFAULT
     if org.edition is Edition.CLOUD and user is not None:
         # The cloud edition's rule: the user code is the user's address, and it is both the
         # account that signs in and the From address, whatever else is set. So the password

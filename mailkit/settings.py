@@ -927,6 +927,12 @@ class OrgSettings(_Settings):
     command_timeout: float = Field(default=60.0, gt=0, le=3600)
     #: Exchange Web Services endpoint (mode exchange_ews).
     ews_url: OptUrl = None
+    #: Mode exchange_ews: find the EWS URL by Autodiscover from the From address (also done
+    #: when no EWS URL is set).
+    ews_autodiscover: bool = False
+    #: Mode exchange_ews: ask this Autodiscover endpoint (an autodiscover.xml or
+    #: autodiscover.json URL, or a server's base URL) instead of looking it up by domain.
+    ews_autodiscover_url: OptUrl = None
     #: Desktop modes (outlook, mapi, lotus_notes): the folder a test writes its .eml draft to.
     eml_folder: OptPath = None
     #: Base URL of the Gmail API / Microsoft Graph (modes gmail_api, microsoft_graph); empty
@@ -1011,6 +1017,9 @@ class UserSettings(_Settings):
     port: OptPort = None
     security: OptSecurity = None
     auth: OptAuth = None
+    #: Mode exchange_ews: this user's own EWS endpoint (their mailbox on another server);
+    #: applies when ``override_enabled`` is set, like the override fields.
+    ews_url: OptUrl = None
 
     @field_validator("override_enabled", mode="before")
     @classmethod

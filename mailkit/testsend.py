@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from mailkit.errors import SecretStoreError
 from mailkit.providers import provider_for_host
-from mailkit.resolve import effective
+from mailkit.resolve import Effective, effective
 from mailkit.result import TestResult, TokenProvider
 from mailkit.runner import run_sync
 from mailkit.secret import Secret
@@ -97,10 +97,22 @@ async def send_test_async(
         return result
     # A password given for this send is the credential to use over SMTP: no stored consent is
     # looked up (nor the secret store opened for it).
-    given_password = password is not None and eff.mode is Mode.SMTP
+    given_password = password is not None and eff.mode in (Mode.SMTP, Mode.EXCHANGE_EWS)
     if token is None and secrets is not None and not given_password:
         token = stored_token(org, user, secrets=secrets, profile=profile)
-    if eff.mode in _API_MODES:
+    if eff.mode is Mode.EXCHANGE_EWS:
+        result = await _send_ews(
+            eff,
+            credential_account(org, user),
+            to=to,
+            secrets=secrets,
+            profile=profile,
+            password=password,
+            token=token,
+            timeout=timeout,
+            on_row=on_row,
+        )
+    elif eff.mode in _API_MODES:
         from mailkit.senders.http import ApiPlan  # requests and google-auth: API modes only
 
         api_plan = ApiPlan.from_effective(eff)
@@ -164,12 +176,15 @@ def stored_token(
     when the sender asks for it, so a refusal becomes the send's diagnosis.
     """
     eff = effective(org, user)
-    if eff.mode is Mode.SMTP and eff.auth not in (AuthType.XOAUTH2, AuthType.AUTO):
+    if eff.mode in (Mode.SMTP, Mode.EXCHANGE_EWS) and eff.auth not in (
+        AuthType.XOAUTH2,
+        AuthType.AUTO,
+    ):
         return None
     kinds: tuple[str, ...] = (GOOGLE_TOKEN_KIND, MICROSOFT_TOKEN_KIND)
     if eff.mode is Mode.GMAIL_API:
         kinds = (GOOGLE_TOKEN_KIND,)
-    elif eff.mode is Mode.MICROSOFT_GRAPH:
+    elif eff.mode in (Mode.MICROSOFT_GRAPH, Mode.EXCHANGE_EWS):
         kinds = (MICROSOFT_TOKEN_KIND,)
     elif eff.mode is Mode.SMTP and eff.host:
         known = provider_for_host(eff.host)
@@ -217,6 +232,45 @@ def send_test(
 _API_MODES = frozenset({Mode.GMAIL_API, Mode.MICROSOFT_GRAPH})
 
 
+async def _send_ews(
+    eff: Effective,
+    account: str,
+    *,
+    to: Sequence[str],
+    secrets: SecretStore | None,
+    profile: str,
+    password: Secret | None,
+    token: TokenProvider | None,
+    timeout: float | None,
+    on_row: Callable[[Row], None] | None,
+) -> TestResult:
+    """The EWS send: a password from the store as for SMTP (NTLM and Basic), or the token."""
+    from mailkit.senders.ews import EwsPlan, EwsSender  # exchangelib: this mode only
+
+    ews_plan = EwsPlan.from_effective(eff)
+    if timeout is not None:
+        ews_plan = replace(
+            ews_plan,
+            connect_timeout=min(timeout, ews_plan.connect_timeout),
+            command_timeout=timeout,
+        )
+    secrets_problem: str | None = None
+    if password is None and secrets is not None and ews_plan.auth is not AuthType.XOAUTH2:
+        try:
+            password = secrets.get(secret_key(profile, account))
+        except SecretStoreError as exc:  # unknown, not absent: diagnosed as such
+            secrets_problem = str(exc)
+    return await EwsSender.send_async(
+        ews_plan,
+        to=to,
+        password=password,
+        token=token,
+        priority=eff.priority,
+        on_row=on_row,
+        secrets_problem=secrets_problem,
+    )
+
+
 def _api_sender(mode: Mode) -> type[ApiSender]:
     """The mode's API sender, imported on first use so SMTP-only work never loads google-auth."""
     if mode is Mode.GMAIL_API:
@@ -253,6 +307,8 @@ def record(
 
 
 def _mode_of(result: TestResult) -> str:
+    if result.context.service == "ews":
+        return Mode.EXCHANGE_EWS.value
     if result.context.auth == "oauth":
         provider = result.context.oauth_provider
         if provider == "google":

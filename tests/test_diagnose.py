@@ -50,6 +50,17 @@ GOOGLE_TOKEN = replace(
 MS_TOKEN = replace(M365, host="login.microsoftonline.com", port=443, security="ssl", auth="xoauth2")
 GMAIL_API = replace(GMAIL, host="gmail.googleapis.com", port=443, security="ssl", auth="oauth")
 GRAPH = replace(M365, host="graph.microsoft.com", port=443, security="ssl", auth="oauth")
+# Exchange Web Services (mailkit.senders.ews): on-premises on loopback, and Exchange Online.
+EWS = SendContext(
+    host="mail.contoso.example",
+    port=443,
+    security="ssl",
+    auth="ntlm",
+    username="ann@contoso.example",
+    from_address="ann@contoso.example",
+    service="ews",
+)
+EWS_ONLINE = replace(EWS, host="outlook.office365.com", auth="basic")
 # The demo's fake provider on loopback: neither host nor address names the provider.
 FAKE_API = SendContext(
     host="127.0.0.1",
@@ -678,6 +689,67 @@ CASES: tuple[Case, ...] = (
          Cause.CERTIFICATE_UNTRUSTED, CONFIG, context=FAKE_API, fix=("ca_file", "proxy")),
     Case("api read timeout after the request", F(P.END_OF_DATA, S.TIMEOUT),
          Cause.OUTCOME_UNKNOWN, Kind.OUTCOME_UNKNOWN, context=GRAPH, provider="microsoft365"),
+    # -- Exchange Web Services (what mailkit.senders.ews reports; its tests reach each through
+    # real exchangelib against the fake Exchange)
+    Case("ews no url", F(P.SETUP, S.MISSING, detail="ews_url"), Cause.SETTING_INVALID, CONFIG,
+         context=EWS, title=("EWS URL",), fix=("ews_url", "ews_autodiscover")),
+    Case("ews smtp mechanism", F(P.SETUP, S.MISSING, detail="auth cram_md5 cannot sign in to "
+         "EWS"), Cause.SETTING_INVALID, CONFIG, context=replace(EWS, auth="cram_md5"),
+         fix=("ntlm", "xoauth2")),
+    Case("ews autodiscover failed", F(P.REQUEST, S.MISSING, detail="autodiscover: POX at "
+         "contoso.example: dns; POX at autodiscover.contoso.example: HTTP 404"),
+         Cause.AUTODISCOVER_FAILED, CONFIG, context=EWS, explanation=("HTTP 404",),
+         fix=("ews_url", "ews_autodiscover_url", "_autodiscover._tcp")),
+    Case("ews dns", F(P.CONNECT, S.DNS, detail="Name or service not known"), Cause.DNS_FAILURE,
+         CONFIG, context=EWS, fix=("ews_url",)),
+    Case("ews refused", F(P.CONNECT, S.REFUSED, detail="Connection refused"),
+         Cause.CONNECTION_REFUSED, CONFIG, context=EWS, fix=("ews_url", "443")),
+    Case("ews ntlm not offered", F(P.AUTH, S.HTTP, 401, "Unauthorized",
+         auth_mechanisms=frozenset({"BASIC"})), Cause.MECHANISM_NOT_OFFERED, CONFIG,
+         context=EWS, explanation=("BASIC",), fix=("login", "WindowsAuthentication")),
+    Case("ews nothing offered", F(P.AUTH, S.NOT_OFFERED, 401,
+         auth_mechanisms=frozenset({"NEGOTIATE"})), Cause.MECHANISM_NOT_OFFERED, CONFIG,
+         context=replace(EWS, auth="auto"), explanation=("NEGOTIATE",)),
+    Case("ews bad password", F(P.AUTH, S.HTTP, 401, "Unauthorized",
+         auth_mechanisms=frozenset({"NTLM", "BASIC"})), Cause.BAD_CREDENTIALS, PERMANENT,
+         context=EWS, explanation=("401", "locked"), fix=("password", "LockedOut")),
+    Case("ews locked out", F(P.AUTH, S.HTTP, 401, "The referenced account is currently locked "
+         "out"), Cause.ACCOUNT_LOCKED, PERMANENT, context=EWS, fix=("Unlock-ADAccount",)),
+    Case("ews online basic refused", F(P.AUTH, S.HTTP, 401, "Unauthorized"),
+         Cause.BAD_CREDENTIALS, PERMANENT, context=EWS_ONLINE, provider="microsoft365",
+         fix=("xoauth2", "microsoft_graph")),
+    Case("ews token refused", F(P.AUTH, S.HTTP, 401, "Unauthorized"), Cause.OAUTH_TOKEN_INVALID,
+         PERMANENT, context=replace(EWS_ONLINE, auth="oauth"), provider="microsoft365",
+         fix=("EWS.AccessAsUser.All",)),
+    Case("ews disabled", F(P.REQUEST, S.HTTP, 403, "Forbidden"), Cause.EWS_UNAVAILABLE,
+         PERMANENT, context=EWS, fix=("EwsEnabled",)),
+    Case("ews retired online", F(P.REQUEST, S.HTTP, 403, "EWS is retired.\nx-feserver: AM0P"),
+         Cause.EWS_UNAVAILABLE, PERMANENT, context=EWS, title=("Exchange Online",),
+         fix=("microsoft_graph",)),
+    Case("ews wrong url", F(P.REQUEST, S.HTTP, 404, "Not Found"), Cause.SETTING_INVALID, CONFIG,
+         context=EWS, fix=("ews_url", "/EWS/Exchange.asmx")),
+    Case("ews send as", F(P.MAIL, S.HTTP, 200, "no right to send as", enhanced="ErrorSendAsDenied"),
+         Cause.SEND_AS_DENIED, PERMANENT, context=EWS, fix=("Send As", "from_address")),
+    Case("ews impersonation", F(P.MAIL, S.HTTP, 500, "may not impersonate",
+         enhanced="ErrorImpersonateUserDenied"), Cause.SEND_AS_DENIED, PERMANENT, context=EWS,
+         fix=("ApplicationImpersonation",)),
+    Case("ews access denied", F(P.REQUEST, S.HTTP, 200, "Access is denied.",
+         enhanced="ErrorAccessDenied"), Cause.API_ACCESS_DENIED, PERMANENT, context=EWS,
+         fix=("FullAccess",)),
+    Case("ews quota", F(P.REQUEST, S.HTTP, 200, "Mailbox quota exceeded.",
+         enhanced="ErrorQuotaExceeded"), Cause.MAILBOX_FULL, PERMANENT, context=EWS,
+         fix=("Deleted Items",)),
+    Case("ews server busy", F(P.REQUEST, S.HTTP, 500, "The server cannot service this request "
+         "right now.", enhanced="ErrorServerBusy", retry_after=5), Cause.RATE_LIMITED,
+         TRANSIENT, context=EWS, fix=("Wait 5 seconds",)),
+    Case("ews invalid recipients", F(P.RCPT, S.HTTP, 200, "invalid",
+         enhanced="ErrorInvalidRecipients"), Cause.RECIPIENT_REJECTED, PERMANENT, context=EWS,
+         fix=("Mail To",)),
+    Case("ews other code", F(P.REQUEST, S.HTTP, 200, "Item not found",
+         enhanced="ErrorItemNotFound"), Cause.SERVER_ERROR, PERMANENT, context=EWS,
+         title=("ErrorItemNotFound",)),
+    Case("ews cut after CreateItem", F(P.END_OF_DATA, S.DISCONNECTED), Cause.OUTCOME_UNKNOWN,
+         Kind.OUTCOME_UNKNOWN, context=EWS),
 )
 # fmt: on
 
@@ -1113,8 +1185,12 @@ def test_near_misses_do_not_get_the_cause(
 OAUTH_CONFIG = {Cause.OAUTH_CLIENT_INVALID, Cause.OAUTH_REDIRECT_MISMATCH}
 
 
+# EWS is not judged by its HTTP status: Exchange sends SOAP faults (ErrorImpersonateUserDenied,
+# ErrorServerBusy) as HTTP 500; tests/test_ews_sender.py checks its kinds by response code.
 @pytest.mark.parametrize(
-    "case", [c for c in CASES if c.failure.signal in (S.HTTP, S.OAUTH)], ids=by_id
+    "case",
+    [c for c in CASES if c.failure.signal in (S.HTTP, S.OAUTH) and c.context.service != "ews"],
+    ids=by_id,
 )
 def test_oauth_and_api_kinds(case: Case) -> None:
     """429 and 5xx pass; client and redirect problems are settings; the rest is permanent."""

@@ -155,6 +155,7 @@ ORG_GOOD = {
     "ca_file": "/etc/ssl/private-ca.pem",
     "tls_pin_sha256": "ab" * 32,
     "ews_url": "https://mail.example.com/EWS/Exchange.asmx",
+    "ews_autodiscover_url": "https://mail.example.com/autodiscover/autodiscover.xml",
     "api_url": "https://graph.microsoft.com",
     "oauth_client_id": "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
     "oauth_tenant": "contoso.onmicrosoft.com",
@@ -166,6 +167,7 @@ USER_GOOD = {
     "username": "alice",
     "from_address": "alice@example.org",
     "host": "smtp.example.com",
+    "ews_url": "https://mail2.example.com/EWS/Exchange.asmx",
 }
 ROUTE_GOOD = {
     "sender": "alice",

@@ -73,6 +73,9 @@ _AD_HOC_FIELDS = (
     "from_address",
     "ca_file",
     "api_url",
+    "ews_url",
+    "ews_autodiscover",
+    "ews_autodiscover_url",
 )
 
 
@@ -204,8 +207,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--user", metavar="CODE", help="test this user's effective settings")
     parser.add_argument(
         "--mode",
-        help="smtp, gmail_api or microsoft_graph (the API modes use the OAuth consent stored "
-        "in the secret store)",
+        help="smtp, gmail_api, microsoft_graph or exchange_ews (the API modes use the OAuth "
+        "consent stored in the secret store; EWS a password, or that consent with --auth xoauth2)",
     )
     parser.add_argument("--host")
     parser.add_argument("--port")
@@ -216,6 +219,23 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ca-file", help="trust this CA bundle (a private server)")
     parser.add_argument(
         "--api-url", metavar="URL", help="Gmail API / Graph base URL (default: the real service)"
+    )
+    parser.add_argument(
+        "--ews-url", metavar="URL", help="exchange_ews: https://SERVER/EWS/Exchange.asmx"
+    )
+    parser.add_argument(
+        "--autodiscover",
+        dest="ews_autodiscover",
+        action="store_true",
+        default=None,
+        help="exchange_ews: find the EWS URL by Autodiscover from the --from address",
+    )
+    parser.add_argument(
+        "--autodiscover-url",
+        dest="ews_autodiscover_url",
+        metavar="URL",
+        help="exchange_ews: ask this Autodiscover endpoint (autodiscover.xml or "
+        "autodiscover.json URL, or a server's https://SERVER) instead of the domain's",
     )
     parser.add_argument("--pin-sha256", help="trust exactly this certificate (SHA-256 hex)")
     parser.add_argument(

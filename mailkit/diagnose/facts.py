@@ -446,8 +446,8 @@ def _oauth_vendor(failure: Failure, context: SendContext) -> str | None:
         return "google"
     if any(host == h or host.endswith("." + h) for h in _MICROSOFT_HOSTS):
         return "microsoft"
-    if failure.signal not in (Signal.HTTP, Signal.OAUTH):
-        return None
+    if failure.signal not in (Signal.HTTP, Signal.OAUTH) or context.service == "ews":
+        return None  # EWS codes are Exchange's on any server: Online only by its host
     words = f"{failure.enhanced or ''}\n{failure.text}"
     if _MICROSOFT_WORDS.search(words):
         return "microsoft"

@@ -88,6 +88,30 @@ from mailkit.diagnose.api_advice import (
     token_revoked,
 )
 from mailkit.diagnose.desktop import eml_folder_unusable
+from mailkit.diagnose.ews_advice import (
+    AUTODISCOVER_FAILED,
+    EWS,
+    EWS_CODE,
+    EWS_SETTING,
+    LOCKED_OUT,
+    NTLM_REFUSED,
+    SEND_AS_CODES,
+    autodiscover_failed,
+    ews_access_denied,
+    ews_account_locked,
+    ews_bad_credentials,
+    ews_error,
+    ews_invalid_recipients,
+    ews_ntlm_not_offered,
+    ews_quota_exceeded,
+    ews_send_as_denied,
+    ews_server_busy,
+    ews_setting_missing,
+    ews_token_invalid,
+    ews_unavailable,
+    ews_unreachable,
+    ews_url_wrong,
+)
 from mailkit.diagnose.facts import (
     ANY,
     API_RATE,
@@ -183,7 +207,16 @@ RULES: tuple[Rule, ...] = (
     Rule(Cause.SETTING_INVALID, CONFIG, sig(MISSING) & names("ca_file"), ca_file_invalid),
     Rule(Cause.SETTING_INVALID, CONFIG, sig(MISSING) & names("eml_folder"), eml_folder_unusable),
     Rule(Cause.PLAINTEXT_AUTH_REFUSED, CONFIG, sig(POLICY), plaintext_auth_refused),
-    # -- reaching the server (whatever phase the sender names)
+    Rule(Cause.SETTING_INVALID, CONFIG, EWS & sig(MISSING) & EWS_SETTING, ews_setting_missing),
+    Rule(
+        Cause.AUTODISCOVER_FAILED,
+        CONFIG,
+        EWS & sig(MISSING) & AUTODISCOVER_FAILED,
+        autodiscover_failed,
+    ),
+    # -- reaching the server (whatever phase the sender names); EWS names its URL, not a host
+    Rule(Cause.DNS_FAILURE, CONFIG, EWS & sig(Signal.DNS), ews_unreachable),
+    Rule(Cause.CONNECTION_REFUSED, CONFIG, EWS & sig(Signal.REFUSED), ews_unreachable),
     Rule(Cause.DNS_FAILURE, TRANSIENT, sig(Signal.DNS) & TEMPORARY_DNS & ~TYPO, dns_failure),
     Rule(Cause.DNS_FAILURE, CONFIG, sig(Signal.DNS), dns_failure),
     Rule(Cause.CONNECTION_REFUSED, CONFIG, sig(Signal.REFUSED), connection_refused),
@@ -264,6 +297,54 @@ RULES: tuple[Rule, ...] = (
         OAUTH & oauth_error("invalid_scope"),
         insufficient_scope,
     ),
+    # -- Exchange Web Services: the sign-in's 401, EWS switched off, then EWS response codes
+    Rule(
+        Cause.MECHANISM_NOT_OFFERED,
+        CONFIG,
+        EWS & AUTH & (sig(NOT_OFFERED) | (HTTP & status(401) & NTLM_REFUSED)),
+        ews_ntlm_not_offered,
+    ),
+    Rule(
+        Cause.OAUTH_TOKEN_INVALID,
+        PERMANENT,
+        EWS & HTTP & status(401) & auth_is("oauth"),
+        ews_token_invalid,
+    ),
+    Rule(
+        Cause.ACCOUNT_LOCKED,
+        PERMANENT,
+        EWS & HTTP & status(401) & LOCKED_OUT,
+        ews_account_locked,
+    ),
+    Rule(Cause.BAD_CREDENTIALS, PERMANENT, EWS & HTTP & status(401), ews_bad_credentials),
+    Rule(
+        Cause.EWS_UNAVAILABLE,
+        PERMANENT,
+        EWS & HTTP & status(403) & ~EWS_CODE,
+        ews_unavailable,
+    ),
+    Rule(Cause.SETTING_INVALID, CONFIG, EWS & HTTP & status(404, 405, 410), ews_url_wrong),
+    Rule(Cause.SEND_AS_DENIED, PERMANENT, EWS & SEND_AS_CODES, ews_send_as_denied),
+    Rule(
+        Cause.API_ACCESS_DENIED,
+        PERMANENT,
+        EWS & oauth_error("ErrorAccessDenied"),
+        ews_access_denied,
+    ),
+    Rule(
+        Cause.MAILBOX_FULL,
+        PERMANENT,
+        EWS & oauth_error("ErrorQuotaExceeded"),
+        ews_quota_exceeded,
+    ),
+    Rule(Cause.RATE_LIMITED, TRANSIENT, EWS & oauth_error("ErrorServerBusy"), ews_server_busy),
+    Rule(
+        Cause.RECIPIENT_REJECTED,
+        PERMANENT,
+        EWS & oauth_error("ErrorInvalidRecipients"),
+        ews_invalid_recipients,
+    ),
+    Rule(Cause.SERVER_ERROR, PERMANENT, EWS & HTTP & EWS_CODE, ews_error),
     # -- OAuth endpoints and mail APIs alike: limits and outages pass
     Rule(
         Cause.RATE_LIMITED,

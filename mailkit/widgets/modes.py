@@ -139,6 +139,16 @@ class ModeSections(Panel):
         ews_url = text_field(
             "ews_url", "EWS URL", placeholder="https://mail.example.com/EWS/Exchange.asmx"
         )
+        autodiscover = checkbox_field(
+            "ews_autodiscover",
+            "Autodiscover",
+            note="find the EWS URL from the From address (also when no EWS URL is set)",
+        )
+        autodiscover_url = text_field(
+            "ews_autodiscover_url",
+            "Autodiscover URL",
+            placeholder="optional: https://mail.example.com/autodiscover/autodiscover.xml",
+        )
         eml_folder = text_field(
             "eml_folder",
             "Folder for test drafts",
@@ -150,6 +160,8 @@ class ModeSections(Panel):
             client_id.name: client_id,
             tenant.name: tenant,
             ews_url.name: ews_url,
+            autodiscover.name: autodiscover,
+            autodiscover_url.name: autodiscover_url,
             eml_folder.name: eml_folder,
         }
         username = self.smtp.fields["username"]
@@ -172,6 +184,8 @@ class ModeSections(Panel):
                 "Exchange Web Services",
                 widgets.HTML(warning_html(EWS_RETIREMENT)),
                 ews_url.widget,
+                autodiscover.widget,
+                autodiscover_url.widget,
                 username.widget,
             ),
             Mode.EXCHANGE_WEBDAV: section(
