@@ -16,6 +16,7 @@ from mailkit.widgets.org import OrgForm, RoutesEditor
 from mailkit.widgets.passphrase import PassphrasePanel
 from mailkit.widgets.password import PasswordFields, PasswordPanel, SecretInput
 from mailkit.widgets.presets import PresetChooser
+from mailkit.widgets.probe import ProbePanel
 from mailkit.widgets.testsend import TestSendPanel
 from mailkit.widgets.users import UserForm, UsersPanel
 
@@ -33,6 +34,7 @@ __all__ = [
     "PasswordFields",
     "PasswordPanel",
     "PresetChooser",
+    "ProbePanel",
     "RoutesEditor",
     "SecretInput",
     "SmtpSection",

@@ -41,6 +41,7 @@ from mailkit.widgets.common import (
 from mailkit.widgets.discover import DiscoverPanel
 from mailkit.widgets.modes import ModeSections
 from mailkit.widgets.presets import PresetChooser
+from mailkit.widgets.probe import ProbePanel
 
 __all__ = ["PRIORITY_NOTE", "OrgForm", "RoutesEditor"]
 
@@ -148,8 +149,10 @@ class OrgForm(Form):
     Attributes tests and notebooks use: ``fields`` (name → :class:`Field`), ``save_button``,
     ``status``, ``general``, ``sections`` (:class:`ModeSections`), ``presets``
     (:class:`PresetChooser`), ``routes`` (:class:`RoutesEditor`), ``org`` (the last org loaded
-    or saved), ``on_saved`` (callbacks given the saved org) and ``discover`` (the "Find my
-    settings" step, :class:`DiscoverPanel`; ``dns_server`` and ``ca_file`` go to it).
+    or saved), ``on_saved`` (callbacks given the saved org), ``discover`` (the "Find my
+    settings" step, :class:`DiscoverPanel`; ``dns_server`` and ``ca_file`` go to it) and
+    ``probe`` (what the server offers, :class:`ProbePanel`, whose "Apply to form" fills the
+    server, port and security; ``ca_file`` goes to it too).
     """
 
     def __init__(
@@ -188,6 +191,7 @@ class OrgForm(Form):
         self.discover = DiscoverPanel(
             self.fields, dns_server=dns_server, ca_file=ca_file, on_filled=self._discovered
         )
+        self.probe = ProbePanel(self.fields, ca_file=ca_file)
         self.routes = RoutesEditor(self.add)
         self.save_button: Any = widgets.Button(
             description="Save", button_style="primary", icon="save"
@@ -199,6 +203,8 @@ class OrgForm(Form):
                 widgets.HTML("<h3>Organisation settings</h3>"),
                 widgets.HTML("<h4>Find my settings</h4>"),
                 self.discover.widget,
+                widgets.HTML("<h4>Check what the server offers</h4>"),
+                self.probe.widget,
                 widgets.HTML("<h4>Suggest settings from an email address</h4>"),
                 self.presets.widget,
                 widgets.HTML("<h4>General</h4>"),
