@@ -89,6 +89,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Find an address's submission settings (presets, autoconfig, SRV, MX, Autodiscover), "
         "ranked, with their sources; --probe checks the best servers.",
     ),
+    "domain": (
+        "domain",
+        "Check a sending domain's health (MX, SPF for the sending server, DMARC, DKIM): "
+        "findings with severity, message and fix.",
+    ),
     "probe": (
         "probe",
         "Probe a mail server's ports at once (greeting, EHLO, STARTTLS, TLS, certificate) and "

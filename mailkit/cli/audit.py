@@ -31,6 +31,14 @@ _SECRETS_NOT_IN_SOURCE = (
 )
 
 
+#: The flags of the domain check, as its errors name them.
+_DNS_NAMES = {"dns_server": "--dns-server", "timeout": "--dns-timeout"}
+
+
+def _dns_timeout(args: argparse.Namespace) -> float:
+    return 3.0 if args.dns_timeout is None else float(args.dns_timeout)
+
+
 def _accounts_with_secret(
     choice: str, store: Any, frame: Any
 ) -> tuple[frozenset[str] | None, tuple[str, str] | None]:
@@ -94,6 +102,14 @@ def cmd_audit(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError("say where the users are: --profile DB, --csv, --excel or --sql")
     if args.format == "xlsx" and not args.output:
         raise UsageError("--format xlsx writes a file: add -o OUT.xlsx")
+    if not args.check_domains and (args.dns_server is not None or args.dns_timeout is not None):
+        given = "--dns-server" if args.dns_server is not None else "--dns-timeout"
+        raise UsageError(f"{given} goes with --check-domains; add --check-domains")
+    if args.check_domains:
+        from mailkit.domainhealth.check import dns_client
+
+        # Refused before any user is read: a bad server or timeout names its flag.
+        dns_client(args.dns_server, _dns_timeout(args), _DNS_NAMES)
     mapping = parse_mapping(args.map)
     store = open_store(spec) if spec else None
     try:
@@ -113,7 +129,24 @@ def cmd_audit(args: argparse.Namespace, out: TextIO) -> int:
         else:
             why, fix = _SECRETS_NOT_IN_SOURCE
             accounts, not_checked = None, (why.format(origin=source.origin), fix)
-        found = audit(org, source.frame, accounts_with_secret=accounts, history=history)
+        domains = None
+        if args.check_domains:
+            from mailkit.audit.domains import check_user_domains
+
+            domains = check_user_domains(
+                org,
+                source.frame,
+                dns_server=args.dns_server,
+                timeout=_dns_timeout(args),
+                names=_DNS_NAMES,
+            )
+        found = audit(
+            org,
+            source.frame,
+            accounts_with_secret=accounts,
+            history=history,
+            domains=domains,
+        )
         # Shown in every format; counted and judged (--fail-on) without the note row.
         findings = found if not_checked is None else _with_secrets_note(found, not_checked)
     finally:
@@ -186,4 +219,22 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--fail-on",
         choices=["critical", "warning"],
         help="exit 1 when findings at or above this severity exist",
+    )
+    parser.add_argument(
+        "--check-domains",
+        action="store_true",
+        help="also check every user's From domain over DNS (SPF for their server, DMARC, "
+        "DKIM, MX): each domain once, many at a time",
+    )
+    parser.add_argument(
+        "--dns-server",
+        metavar="HOST:PORT",
+        help="with --check-domains: ask this DNS server (default: $MAILKIT_DNS_SERVER, else "
+        "the system's resolvers)",
+    )
+    parser.add_argument(
+        "--dns-timeout",
+        type=float,
+        metavar="S",
+        help="with --check-domains: seconds each DNS lookup may take (default 3)",
     )
