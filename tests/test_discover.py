@@ -19,6 +19,7 @@ from autoconfig_server import BILLION_LAUGHS, XXE, AutoconfigServer, Route, auto
 
 from mailkit.demo.dns import DnsServer
 from mailkit.discovery.candidates import DiscoveryReport
+from mailkit.discovery.fetch import MAX_BYTES
 from mailkit.discovery.run import AUTODISCOVER_ENV, ISPDB_ENV, discover
 from mailkit.settings import AuthType, Mode, Security
 
@@ -61,6 +62,9 @@ autoconfig.xxe IN A 127.0.0.1
 ; Exchange on premises
 autodiscover.onprem IN A 127.0.0.1
 onprem IN MX 10 mail.onprem.test.
+; a redirect loop and an endless file
+autoconfig.loop IN A 127.0.0.1
+autoconfig.huge IN A 127.0.0.1
 ; a domain that exists with nothing for mail
 bare IN A 192.0.2.1
 """
@@ -75,6 +79,8 @@ NAMES = [
     "autoconfig.lol.test",
     "autoconfig.xxe.test",
     "autodiscover.onprem.test",
+    "autoconfig.loop.test",
+    "autoconfig.huge.test",
 ]
 AUTOCONFIG = "/mail/config-v1.1.xml"
 WELL_KNOWN = "/.well-known/autoconfig/mail/config-v1.1.xml"
@@ -124,6 +130,12 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AutoconfigServer]:
         AUTOCONFIG,
         Route(status=301, headers={"Location": "http://autoconfig.insecure.test/x.xml"}),
     )
+    server.route(
+        "autoconfig.loop.test",
+        AUTOCONFIG,
+        Route(status=307, headers={"Location": "/mail/config-v1.1.xml?again=1"}),
+    )
+    server.route("autoconfig.huge.test", AUTOCONFIG, Route(b"<!--" + b"x" * (MAX_BYTES + 10)))
     server.route("autoconfig.broken.test", AUTOCONFIG, Route(b"<clientConfig><emailProvider>"))
     server.route("autoconfig.lol.test", AUTOCONFIG, Route(BILLION_LAUGHS))
     server.route("autoconfig.xxe.test", AUTOCONFIG, Route(XXE))
@@ -471,3 +483,64 @@ def test_without_a_usable_probe_the_best_candidate_stands_unconfirmed(find: Find
     assert proposal is not None
     assert (proposal.port, proposal.security) == (465, Security.IMPLICIT_TLS)
     assert proposal.provenance["port"] == "srv (confidence 85) - not confirmed by a probe"
+
+
+def test_a_redirect_loop_ends_after_the_limit(find: Find) -> None:
+    report = find("jane@loop.test")
+    loop = next(s for s in report.lookups if s.source == "autoconfig")
+    assert loop.outcome == "failed"
+    assert "redirects" in loop.detail
+
+
+def test_an_endless_file_is_cut_off(find: Find) -> None:
+    report = find("jane@huge.test")
+    huge = next(s for s in report.lookups if s.source == "autoconfig")
+    assert huge.outcome == "failed"
+    assert f"more than {MAX_BYTES} bytes" in huge.detail
+
+
+def test_an_untrusted_certificate_is_a_finding(
+    dns_server: DnsServer, web: AutoconfigServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the test CA the autoconfig server's certificate is refused, not ignored."""
+    monkeypatch.setenv(ISPDB_ENV, f"{web.base}/v1.1/")
+    report = discover("jane@ac.test", dns_server=dns_server.address, https_port=web.port)
+    refused = next(s for s in report.lookups if s.source == "autoconfig")
+    assert refused.outcome == "failed"
+    assert "not trusted" in refused.detail
+    assert all(c.host != "smtp.ac.test" or "autoconfig" not in c.sources for c in report.candidates)
+
+
+def test_a_stalled_https_server_costs_only_its_own_source(
+    find: Find, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that accepts the connection and never speaks TLS: that lookup times out, the
+    others are in the report."""
+    import socket
+
+    with socket.socket() as stalled:
+        stalled.bind(("127.0.0.1", 0))
+        stalled.listen(8)
+        monkeypatch.setenv(ISPDB_ENV, f"https://127.0.0.1:{stalled.getsockname()[1]}/v1.1/")
+        report = find("jane@srv.test", timeout=2.0)
+    assert lookup(report, "ispdb") == ["timeout"]
+    assert report.smtp()[0].host == "mail.srv.test"
+
+
+def test_sources_run_at_once(web: AutoconfigServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every answer 0.4 s late: one after another, the dozen lookups would overrun the 2.5 s
+    limit and show as timeouts; at once, all of them finish."""
+    monkeypatch.setenv(ISPDB_ENV, f"{web.base}/v1.1/")
+    with DnsServer({"test.": ZONE}, latency=0.4) as slow:
+        report = discover(
+            "jane@ac.test",
+            dns_server=slow.address,
+            timeout=2.5,
+            ca_file=str(web.ca_file),
+            https_port=web.port,
+        )
+        asked = sum(slow.queries().values())
+    assert asked >= 7
+    assert not report.cut_short
+    assert "timeout" not in {s.outcome for s in report.lookups}
+    assert report.smtp()[0].sources == ("autoconfig",)

@@ -393,7 +393,7 @@ def srv_candidates(
         return Parsed.nothing("none", "the domain says it offers no such service (target '.')")
     found: list[Candidate] = []
     skipped: list[str] = []
-    for index, (_priority, _weight, port, target) in enumerate(ordered):
+    for _priority, _weight, port, target in ordered:
         if not target:
             continue
         if not is_host_name(target, labels=1) or not 0 < port < 65536:
@@ -408,7 +408,7 @@ def srv_candidates(
                 auth=AuthType.AUTO,
                 auth_advice="a password, inside TLS (the records do not say which)",
                 sources=("srv",),
-                confidence=max(CONFIDENCE["srv"] - 5 * index, 1),
+                confidence=max(CONFIDENCE["srv"] - 5 * len(found), 1),
                 username=email,
             )
         )

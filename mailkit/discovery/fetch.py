@@ -15,6 +15,11 @@ Rules, decided here once:
 - At most :data:`MAX_REDIRECTS` redirects, each to an ``https://`` URL, each host resolved anew.
 - Bodies above :data:`MAX_BYTES` are cut off and reported, never read whole.
 - No proxy settings and no cookies are used; trust is the system's CA store, or ``ca_file``.
+- Every request ends by its own timeout, within the fetcher's ``timeout`` from its start:
+  each step gets half of the time left (httpx times connect, TLS and each read separately).
+  A request cancelled from outside in the middle of its TLS handshake would leave its socket
+  to the garbage collector (httpcore closes it on errors, not on cancellation), so the
+  caller's overall limit is only a backstop.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import ipaddress
 import ssl
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urljoin, urlsplit
 
 from mailkit.dnslookup import DnsClient
@@ -73,10 +78,12 @@ class Fetcher:
         self.ca_file = ca_file
         self.https_port = https_port
         self._client: httpx.AsyncClient | None = None
+        self._deadline = 0.0
 
     async def __aenter__(self) -> Fetcher:
         import httpx
 
+        self._deadline = time.monotonic() + self.timeout
         context = ssl.create_default_context(cafile=self.ca_file)
         self._client = httpx.AsyncClient(
             verify=context,
@@ -143,11 +150,18 @@ class Fetcher:
         import httpx
 
         assert self._client is not None, "use the Fetcher as an async context manager"
-        extensions = {} if _is_ip(host) else {"sni_hostname": host}
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            return Fetched(url, "timeout", detail=f"no answer within {self.timeout:g} s")
+        extensions: dict[str, Any] = {} if _is_ip(host) else {"sni_hostname": host}
         headers = {"Host": urlsplit(current).netloc}
         try:
             async with self._client.stream(
-                "GET", address_url, headers=headers, extensions=extensions
+                "GET",
+                address_url,
+                headers=headers,
+                extensions=extensions,
+                timeout=httpx.Timeout(max(left / 2, 0.05)),
             ) as response:
                 if response.status_code in (301, 302, 303, 307, 308):
                     location = str(response.headers.get("location", ""))
