@@ -33,6 +33,28 @@ password = demo.settings.password_secret()
 accounts_table()[["user", "shows", "cause"]]
 
 # %% [markdown]
+# ## What the server offers
+#
+# Before any send, a probe asks the server on each of its ports what it offers — greeting, EHLO
+# extensions before and after TLS, AUTH mechanisms, TLS version, cipher and certificate — all
+# ports at once, with no password and no mail sent. Its verdict names the port and security to
+# use, and why (RFC 8314 prefers TLS from the first byte; AUTH only after TLS).
+
+# %%
+report = mailkit.probe(
+    demo.settings.host,
+    [demo.settings.tls_port, demo.settings.starttls_port],
+    tls_ports=[demo.settings.tls_port],  # the demo's implicit-TLS port is not 465
+    ca_file=str(demo.settings.ca_file),  # the demo's private CA, as an admin would trust it
+)
+columns = ["port", "outcome", "security", "recommended", "auth_before_tls", "auth_after_tls"]
+columns += ["tls_version", "cert_subject", "cert_expires", "cert_verified", "total_ms"]
+report.frame()[columns]
+
+# %%
+print(report.text())
+
+# %% [markdown]
 # ## The profile
 #
 # The sends below are recorded in the profile `demo` (the one `01-onboarding.ipynb` saves), with
