@@ -16,6 +16,22 @@ from __future__ import annotations
 DEMO_DOMAIN = "example.com"
 #: The name the demo's certificate is issued for, which every SRV/MX target points at.
 DEMO_TARGET = "localhost"
+#: The demo domain's DKIM selector and public key (Ed25519, RFC 8463). The demo does not sign,
+#: so no private key exists anywhere: the record is there for the domain-health check to find.
+DEMO_DKIM_SELECTOR = "mail"
+DEMO_DKIM_KEY = "eEkjevhWmyP1e2VO42/D4Lb4sSub+8ffI2UFtQkG/Mk="
+
+
+def _spf_terms(address: str) -> str:
+    """The SPF terms that authorise the demo's address (both loopbacks for 127.0.0.1, since
+    the settings name ``localhost``)."""
+    import ipaddress
+
+    ip = ipaddress.ip_address(address)
+    terms = [f"ip{ip.version}:{ip}"]
+    if ip.is_loopback and ip.version == 4:
+        terms.append("ip6:::1")
+    return " ".join(terms)
 
 
 def demo_zone(
@@ -46,5 +62,10 @@ def demo_zone(
         "_imap._tcp IN SRV 0 0 0 .",
         "_pop3._tcp IN SRV 0 0 0 .",
         # --- domain health (SPF, DMARC, DKIM) records go below this line.
+        # SPF: the demo server is the domain's only sender; everything else fails.
+        f'@ IN TXT "v=spf1 {_spf_terms(address)} -all"',
+        # DMARC: failing mail goes to spam, and aggregate reports to the domain's own mailbox.
+        f'_dmarc IN TXT "v=DMARC1; p=quarantine; rua=mailto:dmarc-reports@{domain}"',
+        f'{DEMO_DKIM_SELECTOR}._domainkey IN TXT "v=DKIM1; k=ed25519; p={DEMO_DKIM_KEY}"',
     ]
     return {origin: "\n".join(records) + "\n"}

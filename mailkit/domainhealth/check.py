@@ -44,6 +44,7 @@ __all__ = [
 ]
 
 _FAILED: Final = ("timeout", "servfail", "refused", "error")
+_LOOPBACK: Final = ("127.0.0.1", "::1")
 #: How the API names its arguments in errors; the command line passes its flags instead.
 API_NAMES: Final = {
     "domain": "domain",
@@ -160,6 +161,8 @@ async def _addresses(host: str, client: DnsClient) -> tuple[list[str], str]:
     """The host's addresses (itself when it is an address), and why there are none."""
     if _is_ip(host):
         return [host], ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return list(_LOOPBACK), ""  # RFC 6761 §6.3: never asked of DNS
     v4, v6 = await asyncio.gather(client.query(host, "A"), client.query(host, "AAAA"))
     found = [str(v) for v in (*v4.values, *v6.values)]
     if found:
