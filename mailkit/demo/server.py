@@ -62,11 +62,13 @@ import platformdirs
 import trustme
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, TLSSetupException
 
+from mailkit.delivery import MailboxSpec, VerifySpec
 from mailkit.demo import scenarios
 from mailkit.demo.chunking import ChunkingSMTP
 from mailkit.demo.dns import DnsServer
 from mailkit.demo.ews import scenarios as ews_accounts
 from mailkit.demo.ews.server import EwsMessage, FakeExchange
+from mailkit.demo.imap import DemoImapServer, password_checker
 from mailkit.demo.oauth import (
     DEMO_TENANT,
     SMTP_SCOPES,
@@ -98,6 +100,8 @@ def configured_password() -> str | None:
     return os.environ.get(PASSWORD_ENV) or None
 
 
+#: Mail to this address is flagged as spam and shows in the demo mailbox's Junk folder (IMAP).
+SPAM_TRAP = "spamtrap@example.com"
 DEMO_TOKEN = "demo-token"  # noqa: S105 - the demo XOAUTH2 bearer token, public too
 SETTINGS_FILE = "demo.json"
 CA_FILE = "ca.pem"
@@ -331,6 +335,9 @@ class DemoSettings:
     #: it was turned off or for an older ``demo.json``.
     ews_url: str | None = None
     ews_autodiscover_url: str | None = None
+    #: The demo mailbox over IMAPS (:mod:`mailkit.demo.imap`); None when turned off or for an
+    #: older ``demo.json``.
+    imap_port: int | None = None
 
     @property
     def api_url(self) -> str:
@@ -409,6 +416,23 @@ class DemoSettings:
         """The demo OAuth token; pass the method itself as a send's token provider."""
         return Secret(self.oauth_token)
 
+    def verify(self, which: DemoAccount | str = "demo", *, timeout: float = 10.0) -> VerifySpec:
+        """A delivery check of the demo mailbox over IMAPS, signed in as ``which``: pass it as
+        ``send_test(..., verify=...)``. Mail to :data:`SPAM_TRAP` lands in its Junk folder."""
+        if self.imap_port is None:
+            raise DemoServerError(
+                "this demo server runs without its IMAP mailbox; restart it with IMAP enabled "
+                "(the default)"
+            )
+        mailbox = MailboxSpec(
+            host=self.host,
+            port=self.imap_port,
+            username=self.account(which).user,
+            password=self.password_secret(),
+            ca_file=str(self.ca_file),
+        )
+        return VerifySpec(mailbox=mailbox, timeout=timeout, poll_interval=0.2)
+
     def as_dict(self) -> dict[str, Any]:
         """The ``demo.json`` / ``--json`` shape (passwords included: they are demo values)."""
         return {
@@ -428,6 +452,7 @@ class DemoSettings:
             "dns_server": self.dns_server,
             "ews_url": self.ews_url,
             "ews_autodiscover_url": self.ews_autodiscover_url,
+            "imap_port": self.imap_port,
             "accounts": [account.as_dict() for account in self.accounts],
         }
 
@@ -456,6 +481,7 @@ class DemoSettings:
                 if data.get("ews_autodiscover_url") is None
                 else str(data["ews_autodiscover_url"])
             ),
+            imap_port=None if data.get("imap_port") is None else int(data["imap_port"]),
         )
 
     def to_text(self) -> str:
@@ -483,6 +509,11 @@ class DemoSettings:
                     f"  sign-in pages   {self.oauth_browser_url}   (consent with Approve / Deny; "
                     "plain HTTP on loopback, no CA needed)"
                 )
+        if self.imap_port is not None:
+            lines.append(
+                f"  IMAPS port      {self.imap_port}   (the demo mailbox; mail to {SPAM_TRAP} "
+                "lands in Junk)"
+            )
         if self.dns_server is not None:
             lines.append(
                 f"  DNS server      {self.dns_server}   (--dns-server: the demo domain "
@@ -798,6 +829,12 @@ class _DemoHandler(SubmissionHandler):
             f"\t{format_datetime(now)}",
             f"Authentication-Results: {DEMO_HOST}; auth=pass smtp.auth={session.auth_data}",
         ]
+        if any(r.casefold() == SPAM_TRAP for r in envelope.rcpt_tos):
+            # The demo's spam rule: its IMAP mailbox files this message into Junk.
+            lines += [
+                "X-Spam-Flag: YES",
+                "X-Spam-Status: Yes, score=9.9 required=5.0 tests=SPAM_TRAP",
+            ]
         return "".join(f"{line}\r\n" for line in lines).encode("utf-8", "surrogateescape")
 
     def deliver_api(self, message: SentMessage) -> None:
@@ -924,9 +961,11 @@ class DemoServer:
         oauth_port: int = 0,
         ews: bool = True,
         ews_port: int = 0,
+        imap: bool = True,
+        imap_port: int = 0,
     ) -> None:
         """``oauth=False`` leaves out the fake OAuth provider, ``ews=False`` the fake
-        Exchange."""
+        Exchange, ``imap=False`` the mailbox over IMAPS."""
         self.directory = Path(directory) if directory is not None else default_directory()
         #: A private password (given, or from MAILKIT_DEMO_PASSWORD) is never written anywhere.
         self._private_password = password or configured_password()
@@ -937,6 +976,9 @@ class DemoServer:
         self._ews_wanted = ews
         self._ews_port = ews_port
         self._ews: FakeExchange | None = None
+        self._imap_wanted = imap
+        self._imap_port = imap_port
+        self._imap: DemoImapServer | None = None
         self._dns: DnsServer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -1026,14 +1068,17 @@ class DemoServer:
             ews = self._start_ews(_server_context(leaf), sockets, oauth)
             if ews is not None:
                 ews.on_send = handler.deliver_ews
+            imap_sock = self._imap_socket(sockets, oauth, ews)
             self._run_loop()
             try:
                 self._call(self._serve(sockets, leaf, handler))
                 self._call(self._open_dns(ports[0], ports[1]))
+                if imap_sock is not None:
+                    self._call(self._open_imap(imap_sock, leaf))
             except BaseException:
                 with contextlib.suppress(Exception):
                     self._call(self._shutdown())
-                for sock in sockets:
+                for sock in [*sockets, *([imap_sock] if imap_sock is not None else [])]:
                     sock.close()
                 self._end_loop()
                 if oauth is not None:
@@ -1058,6 +1103,7 @@ class DemoServer:
                 dns_server=self._dns.address if self._dns is not None else None,
                 ews_url=ews.ews_url if ews is not None else None,
                 ews_autodiscover_url=ews.autodiscover_xml_url if ews is not None else None,
+                imap_port=imap_sock.getsockname()[1] if imap_sock is not None else None,
             )
             data = json.dumps(self._settings.as_dict(), ensure_ascii=False, indent=2)
             _atomic_write(self.directory / SETTINGS_FILE, data.encode("utf-8"))
@@ -1208,7 +1254,39 @@ class DemoServer:
         await dns.open()
         self._dns = dns
 
+    def _imap_socket(
+        self,
+        sockets: list[socket.socket],
+        oauth: FakeOAuthProvider | None,
+        ews: FakeExchange | None,
+    ) -> socket.socket | None:
+        """The IMAPS port, bound last: if it is taken, everything started so far stops."""
+        if not self._imap_wanted:
+            return None
+        try:
+            return _listening_socket(self._imap_port, "IMAPS")
+        except DemoServerError:
+            for sock in sockets:
+                sock.close()
+            for fake in (oauth, ews):
+                if fake is not None:
+                    fake.stop()
+            raise
+
+    async def _open_imap(self, sock: socket.socket, leaf: trustme.LeafCert) -> None:
+        """The demo mailbox over IMAPS (implicit TLS, the demo CA), on this loop."""
+        password = self._private_password or DEMO_PASSWORD
+        server = DemoImapServer(
+            self.mailbox_path,
+            password_checker(password, lambda user: user.casefold() in _KNOWN_USERS),
+        )
+        await server.start(sock, _server_context(leaf, f"IMAPS port {sock.getsockname()[1]}"))
+        self._imap = server
+
     async def _shutdown(self) -> None:
+        if self._imap is not None:
+            await self._imap.close()
+            self._imap = None
         if self._dns is not None:
             await self._dns.close()
             self._dns = None
