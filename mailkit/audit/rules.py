@@ -31,7 +31,7 @@ import pandas as pd
 from mailkit.audit.domainrules import domain_pieces
 from mailkit.columns import USERS_COLUMNS
 from mailkit.domainhealth.records import DomainHealth, DomainQuery
-from mailkit.providers import exchange_online_host
+from mailkit.providers import exchange_online_host, provider_for_domain, provider_for_host
 from mailkit.resolve import effective_frame, strings_at
 from mailkit.settings import (
     AUTH_ALIASES,
@@ -901,12 +901,25 @@ def _provider_slips(frame: pd.DataFrame) -> tuple[pd.Series[Any], pd.Series[Any]
         host_codes < 0, -1, host_codes * width + np.where(user_codes < 0, len(users), user_codes)
     )
     pair_codes, pairs = pd.factorize(pair)
+    # account_mismatch says something only for a host that is a known provider's server and a
+    # user name at a provider's own domain (provider_mismatch's first two questions, neither
+    # of which depends on the other value): ask those once per host and per domain, and the
+    # predicate itself only for the pairs where both hold (none in most organisations).
+    server_known = [provider_for_host(str(h)) is not None for h in hosts]
+    account_domains = [str(u).rpartition("@")[2] if "@" in str(u) else None for u in users]
+    known_domains = {
+        d: provider_for_domain(d) is not None for d in set(account_domains) if d is not None
+    }
+    account_known = [d is not None and known_domains[d] for d in account_domains]
     notes: list[str | None] = []
     for value in pairs:
         if value < 0:
             notes.append(None)
             continue
         host, user = divmod(int(value), width)
+        if not server_known[host] or user >= len(users) or not account_known[user]:
+            notes.append(None)
+            continue
         notes.append(
             account_mismatch(str(hosts[host]), str(users[user]) if user < len(users) else None)
         )
