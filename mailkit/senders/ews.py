@@ -907,7 +907,12 @@ class EwsSender:
             if "@" in username and "\\" not in username:
                 username = "\\" + username  # a UPN, as exchangelib sends it
             return HttpNtlmAuth(username, self.password.reveal())
-        return requests.auth.HTTPBasicAuth(self.plan.username, self.password.reveal())
+        # UTF-8, as RFC 7617 has it (requests would send a str as Latin-1, which the scrubber's
+        # base64 forms would not match either).
+        return requests.auth.HTTPBasicAuth(
+            self.plan.username.encode(),
+            self.password.reveal().encode(),
+        )
 
     def _request_failure(self, exc: BaseException, *, final: bool = False) -> Failure:
         """A connection-level problem as the SMTP and API senders report it."""
@@ -1006,7 +1011,9 @@ class EwsSender:
                     response = http.get(step.url, headers=headers, allow_redirects=False)
         except OSError as exc:
             failure = self._request_failure(exc)
-            return _StepOutcome(step, problem=f"{failure.signal.value}", failure=failure)
+            said = f"{failure.signal.value} ({failure.detail})" if failure.detail else ""
+            self.recorder.info(f"{step.name}: {said or failure.signal.value}")
+            return _StepOutcome(step, problem=failure.signal.value, failure=failure)
         status = response.status_code
         if step.kind == "redirect":
             location = response.headers.get("Location", "")
@@ -1148,7 +1155,9 @@ class EwsSender:
         else:
             assert self.password is not None
             assert plan.username is not None
-            credentials = Credentials(plan.username, self.password.reveal())
+            secret = self.password.reveal()
+            # Basic sends the password as UTF-8 (see _password_auth); NTLM needs the text.
+            credentials = Credentials(plan.username, secret.encode() if auth == "basic" else secret)
         auth_type = {"ntlm": NTLM, "basic": BASIC, "oauth": OAUTH2}[auth]
         config = Configuration(
             service_endpoint=self.url, credentials=credentials, auth_type=auth_type
