@@ -14,6 +14,7 @@ from mailkit.diagnose.facts import Facts, When, first_word, oauth_error, says
 from mailkit.diagnose.fields import S
 from mailkit.faces import setting
 from mailkit.outcome import Signal
+from mailkit.providers import exchange_online_host
 
 #: The settings only EWS advice names.
 EWS_URL = setting("ews_url")
@@ -39,8 +40,9 @@ NTLM_REFUSED = When(
 LOCKED_OUT = says("locked out")
 #: Autodiscover ran and no step of it named an EWS URL.
 AUTODISCOVER_FAILED = When(lambda f: first_word(f.failure.detail) == "autodiscover")
-#: Exchange Online is answering: its host, or the headers its front ends add to every answer.
-ONLINE = When(lambda f: f.microsoft) | says(
+#: Exchange Online is answering: its host (the audit's ews-exchange-online asks the same
+#: question of the same predicate), or the headers its front ends add to every answer.
+ONLINE = When(lambda f: exchange_online_host(f.context.host)) | says(
     "x-calculatedbetarget", "x-feserver", "outlook.com", "office365", "retire"
 )
 #: What the sender names as missing before any connection (the first word of its detail).
