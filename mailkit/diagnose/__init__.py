@@ -12,6 +12,8 @@ The package is split by concept:
   (first match wins; the last rule matches everything), and :func:`diagnose`;
 - :mod:`~mailkit.diagnose.advice` and :mod:`~mailkit.diagnose.api_advice` — the words
   (:class:`Advice`) per cause and provider, for SMTP and for OAuth and the mail APIs;
+- :mod:`~mailkit.diagnose.ews_advice` — Exchange Web Services: its questions (the send spoke
+  EWS, NTLM was not offered, Autodiscover failed, Exchange Online answered) and its words;
 - :mod:`~mailkit.diagnose.fields` — the settings the words name, rendered by each face.
 """
 
