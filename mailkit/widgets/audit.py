@@ -4,6 +4,11 @@ The panel composes: :func:`mailkit.audit.audit` finds, :func:`mailkit.audit.effe
 gives each user's effective mode, and the :class:`~mailkit.widgets.users.UserForm` edits and
 saves a user exactly as the users panel does. After a save the audit runs again, so a fixed
 override visibly removes its findings — the loop an admin works in.
+
+"Check sending domains" adds each user's From-domain findings (SPF for their server, DMARC,
+DKIM, MX) from :func:`mailkit.audit.domains.check_user_domains`. A domain's health is kept
+between audits of the panel (a save re-audits without asking DNS again for known domains);
+"Audit again" asks afresh.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ import pandas as pd
 from mailkit.audit import SEVERITIES, audit, effective_settings
 from mailkit.audit.report import affected_users
 from mailkit.audit.sources import users_from_store
-from mailkit.errors import SecretStoreError
+from mailkit.domainhealth.records import DomainHealth, DomainQuery
+from mailkit.errors import SecretStoreError, SettingsError
 from mailkit.secrets import SecretStore, accounts_with_secret
 from mailkit.settings import Mode, UserSettings
 from mailkit.store import Store
@@ -36,6 +42,8 @@ _TABLE_COLUMNS: Final = ("user_code", "mode", "severity", "rule", "message", "fi
 #: A route's sender that means the organisation itself (FeatureRoute.sender).
 _ORG_SENDER: Final = "org"
 _SHOWN_ROWS: Final = 200  # more rows than this make a notebook sluggish; the filters narrow
+#: The labels of the domain check's fields, as its errors name them.
+_DNS_LABELS: Final = {"dns_server": "DNS server", "timeout": "DNS timeout"}
 
 
 def _findings(count: int) -> str:
@@ -49,7 +57,8 @@ class AuditDashboard(Panel):
     settings, the test history and saving always go through ``store``. With ``secrets``, the
     ``missing-secret`` rule runs too, and the user form takes a user's own password (typed
     twice, saved with the user), so that finding is fixed where it is shown. ``now`` fixes the
-    clock for ``test-stale``.
+    clock for ``test-stale``. ``check_domains`` ticks "Check sending domains" at the start;
+    ``dns_server`` fills "DNS server" (``HOST:PORT``; empty: the system's resolvers).
 
     Attributes: ``severity``, ``rule``, ``mode`` (the filters; ``""`` means all), ``count``,
     ``table`` (the filtered findings), ``user_list`` (a Select of the filtered users; picking one
@@ -65,8 +74,11 @@ class AuditDashboard(Panel):
         secrets: SecretStore | None = None,
         stale_days: int = 30,
         now: Callable[[], datetime] | None = None,
+        check_domains: bool = False,
+        dns_server: str | None = None,
     ) -> None:
         self.store = store
+        self._domain_checks: dict[DomainQuery, DomainHealth] = {}
         self._load = users if users is not None else lambda: users_from_store(store).frame
         self._secrets = secrets
         self._stale_days = stale_days
@@ -79,6 +91,16 @@ class AuditDashboard(Panel):
         self.rule: Any = widgets.Dropdown(description="Rule", style=style)
         self.mode: Any = widgets.Dropdown(description="Mode", style=style)
         self.refresh_button: Any = widgets.Button(description="Audit again", icon="refresh")
+        self.check_domains: Any = widgets.Checkbox(
+            value=check_domains, description="Check sending domains", indent=False
+        )
+        self.dns_server: Any = widgets.Text(
+            value=dns_server or "",
+            description="DNS server",
+            placeholder="HOST:PORT (empty: the system's)",
+            style={"description_width": "80px"},
+        )
+        self.domain_note: Any = widgets.HTML()
         self.count: Any = widgets.HTML()
         self.table: Any = widgets.HTML()
         self.user_list: Any = widgets.Select(
@@ -90,12 +112,14 @@ class AuditDashboard(Panel):
         for control in (self.severity, self.rule, self.mode):
             control.observe(lambda _change: self._filter(), names="value")
         self.user_list.observe(self._picked, names="value")
-        self.refresh_button.on_click(lambda _button: self.refresh())
+        self.refresh_button.on_click(lambda _button: self.refresh(recheck=True))
         self.form.on_saved.append(lambda _user: self.refresh())
         self.widget: Any = widgets.VBox(
             [
                 widgets.HTML("<h3>Audit</h3>"),
                 widgets.HBox([self.severity, self.rule, self.mode, self.refresh_button]),
+                widgets.HBox([self.check_domains, self.dns_server]),
+                self.domain_note,
                 self.count,
                 self.table,
                 self.user_list,
@@ -117,11 +141,42 @@ class AuditDashboard(Panel):
         except SecretStoreError:
             return None
 
-    def refresh(self) -> None:
-        """Re-read users, org and history; audit; keep the filters and the selection if valid."""
+    def _domains(self, org: Any, users: pd.DataFrame) -> dict[DomainQuery, DomainHealth] | None:
+        """The users' domain health (None when not asked for, or when the field is wrong)."""
+        self.domain_note.value = ""
+        if not self.check_domains.value:
+            return None
+        from mailkit.audit.domainrules import user_queries
+        from mailkit.domainhealth.check import check_domains, dns_client
+        from mailkit.runner import run_sync
+
+        try:
+            client = dns_client(self.dns_server.value.strip() or None, 3.0, _DNS_LABELS)
+        except SettingsError as exc:
+            self.domain_note.value = warning_html(
+                "; ".join(str(problem) for problem in exc.problems)
+                + " — sending domains were not checked."
+            )
+            return None
+        _codes, queries = user_queries(effective_settings(org, users))
+        missing = [query for query in queries if query not in self._domain_checks]
+        if missing:
+            self._domain_checks.update(run_sync(check_domains(missing, client)))
+        self.domain_note.value = note_html(
+            f"{len(queries)} sending domain(s) checked over DNS ({len(missing)} looked up now)."
+        )
+        return {query: self._domain_checks[query] for query in queries}
+
+    def refresh(self, *, recheck: bool = False) -> None:
+        """Re-read users, org and history; audit; keep the filters and the selection if valid.
+
+        ``recheck``: ask DNS again about domains checked before ("Audit again").
+        """
         users = self._load()
         org = self.store.get_org()
         moment = self._now() if self._now is not None else None
+        if recheck:
+            self._domain_checks.clear()
         findings = audit(
             org,
             users,
@@ -129,6 +184,7 @@ class AuditDashboard(Panel):
             history=self.store.history_frame(),
             stale_days=self._stale_days,
             now=moment,
+            domains=self._domains(org, users),
         )
         modes = effective_settings(org, users)[["user_code", "mode"]]
         modes = modes.assign(key=modes["user_code"].str.casefold()).drop_duplicates("key")
