@@ -25,7 +25,7 @@ import ipaddress
 import socket
 import ssl
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -90,6 +90,7 @@ class _Attempt:
     """One connection's findings, filled as the dialog goes."""
 
     implicit: bool
+    address: str = ""
     steps: list[tuple[str, float]] = field(default_factory=list)
     waiting_for: str = "connect"
     connected: bool = False
@@ -113,7 +114,8 @@ class _Target:
     """What every port's probe shares."""
 
     host: str
-    address: str
+    #: Every address the name resolved to, in the order a client tries them.
+    addresses: tuple[str, ...]
     server_name: str
     #: Built in a worker thread while the first steps run: the system store takes ~50 ms.
     context: asyncio.Future[ssl.SSLContext]
@@ -205,6 +207,24 @@ class _PortProbe:
                 task.cancel()
             await asyncio.gather(*both, return_exceptions=True)
 
+    async def _connect(
+        self, attempt: _Attempt
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Connect to the first address that takes the connection, as a client would."""
+        refused = False
+        failure: OSError | None = None
+        for address in self.target.addresses:
+            attempt.address = address
+            try:
+                return await asyncio.open_connection(address, self.port, limit=LINE_LIMIT * 2)
+            except ConnectionRefusedError:
+                refused = True
+            except OSError as exc:
+                failure = failure or exc
+        if refused or failure is None:
+            raise _Ended(Outcome.REFUSED, "connection refused: nothing listens there")
+        raise failure
+
     def _heard(self, attempt: _Attempt) -> None:
         attempt.spoke = True
         self._spoke.set()
@@ -275,14 +295,8 @@ class _PortProbe:
         )
 
     async def _dialog(self, attempt: _Attempt, describe: bool) -> None:
-        target = self.target
         since = time.monotonic()
-        try:
-            reader, writer = await asyncio.open_connection(
-                target.address, self.port, limit=LINE_LIMIT * 2
-            )
-        except ConnectionRefusedError:
-            raise _Ended(Outcome.REFUSED, "connection refused: nothing listens there") from None
+        reader, writer = await self._connect(attempt)
         attempt.writer = writer
         attempt.connected = True
         since = self._step(attempt, "connect", since, "tls" if attempt.implicit else "greeting")
@@ -290,9 +304,15 @@ class _PortProbe:
             await self._start_tls(attempt, writer, describe, since)
             since = self._step(attempt, "tls", since, "greeting")
             attempt.security = Security.IMPLICIT_TLS
-        code, lines = await _read_reply(reader)
-        self._heard(attempt)
-        attempt.greeting = lines[0] if len(lines) == 1 else " / ".join(lines)
+
+        def greeting_line(text: str) -> None:
+            # A greeting can come line by line, seconds apart (Postfix's postscreen holds the
+            # last line back to catch clients that talk too early): each line is progress.
+            attempt.greeting = f"{attempt.greeting} / {text}" if attempt.greeting else text
+            self._heard(attempt)
+            self.last_progress = time.monotonic()
+
+        code, lines = await _read_reply(reader, greeting_line)
         since = self._step(attempt, "greeting", since, "ehlo")
         if code != 220:
             await _quit(reader, writer)
@@ -352,7 +372,7 @@ class _PortProbe:
             port=self.port,
             outcome=outcome,
             security=attempt.security if outcome is Outcome.OK else None,
-            address=self.target.address,
+            address=attempt.address,
             greeting=attempt.greeting,
             ehlo_before=attempt.ehlo_before,
             ehlo_after=attempt.ehlo_after,
@@ -375,14 +395,23 @@ def _unfinished(attempt: _Attempt, why: str, port: _PortProbe) -> tuple[Outcome,
             waited = "no greeting came, and no answer to a TLS hello either"
     else:
         outcome = Outcome.STALLED
+        if attempt.waiting_for == "greeting" and attempt.greeting:
+            waited = (
+                "the greeting began but did not finish (some servers, such as Postfix's "
+                "postscreen, hold its last line back for several seconds on purpose; waiting "
+                "longer for silent ports lets it finish)"
+            )
     return outcome, f"{waited}; {why}" if why else waited
 
 
 # ---------------------------------------------------------------------- SMTP on the wire
 
 
-async def _read_reply(reader: asyncio.StreamReader) -> tuple[int, list[str]]:
-    """One SMTP reply: its code and its lines' text (after the code), bounded in size."""
+async def _read_reply(
+    reader: asyncio.StreamReader, on_line: Callable[[str], None] | None = None
+) -> tuple[int, list[str]]:
+    """One SMTP reply: its code and its lines, bounded in size; ``on_line`` sees each line
+    as it arrives."""
     lines: list[str] = []
     while len(lines) < REPLY_LINES:
         try:
@@ -403,6 +432,8 @@ async def _read_reply(reader: asyncio.StreamReader) -> tuple[int, list[str]]:
                 raise _Ended(Outcome.NOT_SMTP, "the server answered with TLS, not SMTP")
             raise _Ended(Outcome.NOT_SMTP, f"the server does not speak SMTP: {text[:80]!r}")
         lines.append(text)
+        if on_line is not None:
+            on_line(text)
         if text[3:4] != "-":
             return int(text[:3]), lines
     raise _Ended(Outcome.NOT_SMTP, f"the server sent a reply of more than {REPLY_LINES} lines")
@@ -518,20 +549,21 @@ def _tls_ports(ports: Iterable[int | str] | str) -> frozenset[int]:
         raise SettingsError([FieldProblem("tls_ports", str(exc))], "probe arguments") from None
 
 
-async def _resolve(host: str, timeout: float) -> tuple[str | None, float, str]:
-    """The address to connect to (first of getaddrinfo's, as a send would pick), the time
-    taken, and why there is none."""
+async def _resolve(host: str, timeout: float) -> tuple[tuple[str, ...], float, str]:
+    """The addresses to connect to, in getaddrinfo's order (a send tries them so), the time
+    taken, and why there are none. Resolved once for all ports."""
     since = time.monotonic()
     loop = asyncio.get_running_loop()
     try:
         async with asyncio.timeout(timeout):
             infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except TimeoutError:
-        return None, (time.monotonic() - since) * 1000, f"no DNS answer within {timeout:g} s"
+        return (), (time.monotonic() - since) * 1000, f"no DNS answer within {timeout:g} s"
     except (socket.gaierror, UnicodeError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
-        return None, (time.monotonic() - since) * 1000, f"the host name does not resolve ({reason})"
-    return str(infos[0][4][0]), (time.monotonic() - since) * 1000, ""
+        return (), (time.monotonic() - since) * 1000, f"the host name does not resolve ({reason})"
+    addresses = tuple(dict.fromkeys(str(info[4][0]) for info in infos))
+    return addresses, (time.monotonic() - since) * 1000, ""
 
 
 async def _settle(probes: Sequence[_PortProbe], silent_after: float) -> dict[_PortProbe, str]:
@@ -610,14 +642,14 @@ async def probe_async(
         asyncio.to_thread(_verifying_context, str(ca_file) if ca_file else None)
     )
     try:
-        address, dns_ms, dns_problem = await _resolve(name, timeout)
-        if address is None:
+        addresses, dns_ms, dns_problem = await _resolve(name, timeout)
+        if not addresses:
             reports = tuple(
                 PortReport(port, Outcome.DNS, detail=dns_problem, steps=(("dns", dns_ms),))
                 for port in numbers
             )
         else:
-            target = _Target(name, address, verified_name, context, trust, timeout, implicit)
+            target = _Target(name, addresses, verified_name, context, trust, timeout, implicit)
             probes = [_PortProbe(port, target, time.monotonic()) for port in numbers]
             for p in probes:
                 p.dns_ms = dns_ms

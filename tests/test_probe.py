@@ -144,6 +144,25 @@ def test_without_its_ca_the_certificate_is_described_and_not_trusted(demo: DemoS
     assert any("“CA file”" in w for w in widget_warnings)
 
 
+def test_a_host_name_is_resolved_once_and_verified_by_name(demo: DemoSettings) -> None:
+    report = probe("localhost", [demo.starttls_port], ca_file=str(demo.ca_file))
+    (port,) = report.ports
+    assert port.trusted
+    assert port.address == "127.0.0.1"
+    assert report.server_name == "localhost"
+    assert port.step_ms("dns") is not None
+
+
+def test_a_certificate_is_checked_against_the_server_name_given(demo: DemoSettings) -> None:
+    """An address, verified as another name: the certificate carries no such name."""
+    report = probe(
+        HOST, [demo.starttls_port], ca_file=str(demo.ca_file), server_name="mail.example.com"
+    )
+    (port,) = report.ports
+    assert port.cert_problem is not None
+    assert "mail.example.com" in port.cert_problem
+
+
 def test_the_report_is_json_a_frame_and_text(demo: DemoSettings) -> None:
     report = probe(
         HOST, demo_ports(demo), ca_file=str(demo.ca_file), tls_ports=[demo.tls_port], timeout=LONG
@@ -222,6 +241,37 @@ def test_a_blackholed_port_is_cut_as_unreachable(
     assert cut.outcome is Outcome.UNREACHABLE
     assert cut.detail.startswith("the TCP connection was not accepted; stopped waiting")
     assert report.verdict.port == demo.starttls_port
+
+
+def test_a_greeting_held_back_is_cut_with_what_it_said(
+    demo: DemoSettings, bad_ports: MisbehavingPorts
+) -> None:
+    """Postfix's postscreen sends "220-" at once and the last line seconds later."""
+    slow = bad_ports.slow_greeting(hold=LONG)
+    report = probe(
+        HOST, [demo.starttls_port, slow], ca_file=str(demo.ca_file), timeout=LONG, silent_after=0.5
+    )
+    held = report.port(slow)
+    assert held is not None
+    assert held.outcome is Outcome.STALLED
+    assert held.greeting == "220-slow.example.test ESMTP (mailkit misbehaving port)"
+    assert held.detail.startswith("the greeting began but did not finish")
+    assert "postscreen" in held.detail
+    assert bad_ports.accepted[slow] == 1  # its first line ruled out implicit TLS
+    assert report.verdict.port == demo.starttls_port
+
+
+def test_a_greeting_held_back_within_silent_after_is_waited_for(
+    demo: DemoSettings, bad_ports: MisbehavingPorts
+) -> None:
+    slow = bad_ports.slow_greeting(hold=0.3)
+    report = probe(HOST, [demo.starttls_port, slow], ca_file=str(demo.ca_file), timeout=LONG)
+    held = report.port(slow)
+    assert held is not None
+    assert held.outcome is Outcome.OK
+    assert held.security is Security.NONE
+    assert held.greeting.endswith(" / 220 slow.example.test ESMTP")
+    assert held.ehlo_before == ("PIPELINING",)
 
 
 def test_every_port_silent_waits_for_the_time_limit(bad_ports: MisbehavingPorts) -> None:

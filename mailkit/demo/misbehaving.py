@@ -22,6 +22,9 @@ What each stands in for:
   answers ``220`` to STARTTLS, and then never completes (never even answers) the handshake.
 - :meth:`MisbehavingPorts.stalls_in_tls`: expects TLS from the first byte, reads the
   ClientHello, sends the first bytes of a ServerHello record, and stalls there.
+- :meth:`MisbehavingPorts.slow_greeting`: greets the way Postfix's postscreen does, with a
+  first ``220-`` line at once and the last line ``hold`` seconds later (postscreen holds it
+  back to catch spambots that talk too early), then plain SMTP without STARTTLS.
 """
 
 from __future__ import annotations
@@ -84,6 +87,18 @@ class MisbehavingPorts:
         """An implicit-TLS port that starts its ServerHello and never finishes it."""
         return self._serve(self._tls_stall)
 
+    def slow_greeting(self, hold: float) -> int:
+        """A port whose greeting's last line comes ``hold`` seconds after its first."""
+
+        async def behaviour(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(b"220-slow.example.test ESMTP (mailkit misbehaving port)\r\n")
+            await writer.drain()
+            await asyncio.sleep(hold)
+            writer.write(b"220 slow.example.test ESMTP\r\n")
+            await self._plain_smtp(reader, writer, b"250-slow.example.test\r\n250 PIPELINING\r\n")
+
+        return self._serve(behaviour)
+
     def blackholed(self) -> int:
         """A port whose connects never complete (a full accept queue: SYNs are dropped)."""
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -112,13 +127,20 @@ class MisbehavingPorts:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         writer.write(b"220 stall.example.test ESMTP (mailkit misbehaving port)\r\n")
+        await self._plain_smtp(
+            reader,
+            writer,
+            b"250-stall.example.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250 STARTTLS\r\n",
+        )
+
+    async def _plain_smtp(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ehlo: bytes
+    ) -> None:
+        """EHLO gets ``ehlo``, QUIT a goodbye, STARTTLS a 220 and then silence."""
         while line := await reader.readline():
             verb = line.strip().split(b" ", 1)[0].upper()
             if verb in (b"EHLO", b"HELO"):
-                writer.write(
-                    b"250-stall.example.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n"
-                    b"250 STARTTLS\r\n"
-                )
+                writer.write(ehlo)
             elif verb == b"STARTTLS":
                 writer.write(b"220 2.0.0 Ready to start TLS\r\n")
                 await writer.drain()
