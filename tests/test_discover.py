@@ -18,6 +18,7 @@ import pytest
 from autoconfig_server import BILLION_LAUGHS, XXE, AutoconfigServer, Route, autoconfig_xml
 
 from mailkit.demo.dns import DnsServer
+from mailkit.demo.ews.server import FakeExchange
 from mailkit.discovery.candidates import DiscoveryReport
 from mailkit.discovery.fetch import MAX_BYTES
 from mailkit.discovery.run import AUTODISCOVER_ENV, ISPDB_ENV, discover
@@ -544,3 +545,57 @@ def test_sources_run_at_once(web: AutoconfigServer, monkeypatch: pytest.MonkeyPa
     assert not report.cut_short
     assert "timeout" not in {s.outcome for s in report.lookups}
     assert report.smtp()[0].sources == ("autoconfig",)
+
+
+@pytest.fixture
+def exchange_zone() -> Iterator[DnsServer]:
+    """The fake Exchange's domain, its mail handled by Microsoft 365 (a hybrid setup)."""
+    zone = """
+$TTL 60
+@ IN SOA ns1 hostmaster 1 3600 600 86400 60
+@ IN NS ns1
+ns1 IN A 127.0.0.1
+@ IN MX 0 example-com.mail.protection.outlook.com.
+"""
+    with DnsServer({"example.com.": zone}) as server:
+        yield server
+
+
+@pytest.mark.parametrize(
+    ("local", "outcome", "words"),
+    [
+        ("ews", "found", ""),
+        ("ad-redirect", "found", "demo-redirected"),
+        ("ad-404", "none", "HTTP 404"),
+        ("ad-malformed", "malformed", "not JSON"),
+        ("ad-no-ews", "none", "no EWS URL"),
+    ],
+)
+def test_autodiscover_v2_against_the_fake_exchange(
+    fake_exchange: FakeExchange,
+    exchange_zone: DnsServer,
+    monkeypatch: pytest.MonkeyPatch,
+    local: str,
+    outcome: str,
+    words: str,
+) -> None:
+    """Exchange Online's endpoint (here the fake Exchange, answering as Exchange does) is
+    asked because the MX is Microsoft 365's; its EWS URL becomes an exchange_ews candidate."""
+    monkeypatch.setenv(AUTODISCOVER_ENV, f"{fake_exchange.base_url}/autodiscover/autodiscover.json")
+    monkeypatch.setenv(ISPDB_ENV, f"{fake_exchange.base_url}/no-ispdb/")
+    report = discover(
+        f"{local}@example.com",
+        dns_server=exchange_zone.address,
+        timeout=5.0,
+        ca_file=str(fake_exchange.ca_file),
+    )
+    asked = [s for s in report.lookups if s.source == "autodiscover" and "127.0.0.1" in s.target]
+    assert [s.outcome for s in asked] == [outcome]
+    assert words in asked[0].detail
+    ews = [c for c in report.candidates if c.mode is Mode.EXCHANGE_EWS]
+    if outcome == "found":
+        assert [c.url for c in ews] == [fake_exchange.ews_url]
+    else:
+        assert ews == []
+    # The MX still gives Microsoft 365's SMTP submission, whatever Autodiscover said.
+    assert report.smtp()[0].host == "smtp.office365.com"

@@ -575,10 +575,12 @@ def parse_autodiscover(body: bytes, email: str) -> Parsed:
         return Parsed.nothing("malformed", f"not JSON ({exc})")
     if not isinstance(data, dict):
         return Parsed.nothing("malformed", "not a JSON object")
-    if "ErrorCode" in data or "Url" not in data:
-        code = data.get("ErrorCode", "no Url")
-        return Parsed.nothing("none", f"{code}: {data.get('ErrorMessage', '')}".strip(": "))
-    url = str(data.get("Url", ""))
+    if "ErrorCode" in data:
+        code, message = data.get("ErrorCode"), data.get("ErrorMessage", "")
+        return Parsed.nothing("none", f"{code}: {message}".strip(": "))
+    if not data.get("Url"):
+        return Parsed.nothing("none", "the answer names no EWS URL")
+    url = str(data["Url"])
     parts = urlsplit(url)
     if parts.scheme != "https" or not parts.hostname:
         return Parsed.nothing("malformed", f"the EWS URL {url!r} is not an https:// URL")
