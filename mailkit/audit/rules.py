@@ -353,6 +353,9 @@ def _from_username_mismatch(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[boo
     # Domains only for rows that have both: most users inherit the org's login.
     username, sender = _texts(f["username"]), _texts(f["from_address"])
     rows = ~pd.isna(username) & ~pd.isna(sender)
+    # A user name that is the From address itself has its domain: no need to split either
+    # (the usual case: people sign in with their own address).
+    rows[rows] = username[rows] != sender[rows]
     mismatch = np.zeros(len(f), dtype=bool)
     mismatch[rows] = [
         "@" in user and _domain(user) != _domain(address)
