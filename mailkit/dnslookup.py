@@ -76,7 +76,7 @@ def parse_dns_server(text: str, *, flag: str = "--dns-server") -> tuple[str, int
         ) from None
     if not port_text:
         return host, 53
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
         raise ValueError(f"{flag}: the port {port_text!r} is not a number from 1 to 65535")
     return host, int(port_text)
 

@@ -486,7 +486,7 @@ def parse_autoconfig(body: bytes, email: str, source: str) -> Parsed:
         if not is_host_name(host, labels=1) and not _is_ip(host):
             problems.append(f"hostname {host!r} is not a host name")
             continue
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
             problems.append(f"port {port_text!r} of {host} is not a port number")
             continue
         security = _SOCKET_TYPES.get(socket_type)

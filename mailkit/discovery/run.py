@@ -98,7 +98,7 @@ async def discover_async(
         parse_dns_server(dns_server, flag="dns_server")
     if https_port is None and os.environ.get(HTTPS_PORT_ENV):
         text = os.environ[HTTPS_PORT_ENV].strip()
-        if not text.isdigit():
+        if not (text.isascii() and text.isdigit()):
             raise ValueError(f"{HTTPS_PORT_ENV}: {text!r} is not a port number from 1 to 65535")
         https_port = int(text)
     if https_port is not None and not 0 < https_port < 65536:
