@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.headerregistry import Address
@@ -40,6 +41,11 @@ TEST_BODY_LINES: tuple[tuple[str, str], ...] = (
 
 #: Short enough to fit one encoded-word: CPython drops the space between folded encoded-words.
 TEST_SUBJECT = "mailkit test — Prueba, 测试, Prüfung"
+
+#: The subject of the test messages built in this context, when not :data:`TEST_SUBJECT`: a
+#: route test sets its rendered subject template for the one send it makes
+#: (:func:`mailkit.testsend.send_route_test_async`), so no sender needs to know about routes.
+MESSAGE_SUBJECT: ContextVar[str | None] = ContextVar("mailkit_message_subject", default=None)
 
 
 @dataclass(frozen=True)
@@ -95,11 +101,14 @@ def build_test_message(
     recipients: list[str] | tuple[str, ...],
     sender_name: str | None = None,
     priority: Priority = Priority.NORMAL,
-    subject: str = TEST_SUBJECT,
+    subject: str | None = None,
     now: datetime | None = None,
     note: str | None = None,
 ) -> TestMessage:
-    """Build the test message from ``sender`` to ``recipients`` (validated addresses)."""
+    """Build the test message from ``sender`` to ``recipients`` (validated addresses).
+
+    ``subject`` defaults to the context's :data:`MESSAGE_SUBJECT`, else :data:`TEST_SUBJECT`."""
+    subject = subject or MESSAGE_SUBJECT.get() or TEST_SUBJECT
     sender = check_address(sender)
     recipients = tuple(check_address(r) for r in recipients)
     if not recipients:

@@ -705,25 +705,56 @@ def check_route_name(value: str) -> str:
     return value
 
 
-def check_subject_template(value: str) -> str:
-    text = check_text(value, max_length=998)
+@audited("route-template-invalid")
+def subject_template_problem(template: str) -> str | None:
+    """Why a feature route's subject template cannot be filled in, or None.
+
+    Unbalanced braces, a format spec or conversion after a name, or a placeholder that is not
+    one of :data:`SUBJECT_FIELDS`: the validator refuses the template with these words, the
+    audit's ``route-template-invalid`` reports a stored one that bypassed validation, and a
+    route test refuses to render it (:func:`mailkit.routes.render_subject`).
+    """
     try:
-        parts = [(n, spec, conv) for _, n, spec, conv in string.Formatter().parse(text)]
+        parts = [(n, spec, conv) for _, n, spec, conv in string.Formatter().parse(template)]
     except ValueError as exc:
-        raise ValueError(
+        return (
             f"has unbalanced braces ({exc}); write placeholders as {{number}} and literal braces "
             "as {{ and }}"
-        ) from None
+        )
     if any(n is not None and (spec or conv) for n, spec, conv in parts):
-        raise ValueError("write placeholders as {number}, without : or ! after the name")
+        return "write placeholders as {number}, without : or ! after the name"
     fields = [n for n, _, _ in parts if n is not None]
     unknown = sorted({f for f in fields if f not in SUBJECT_FIELDS})
     if unknown:
-        raise ValueError(
-            f"uses unknown placeholder(s) {', '.join(unknown)}; use only: "
-            + ", ".join(sorted(SUBJECT_FIELDS))
-        )
+        known = ", ".join(sorted(SUBJECT_FIELDS))
+        return f"uses unknown placeholder(s) {', '.join(unknown)}; use only: {known}"
+    return None
+
+
+def check_subject_template(value: str) -> str:
+    text = check_text(value, max_length=998)
+    if (problem := subject_template_problem(text)) is not None:
+        raise ValueError(problem)
     return text
+
+
+@audited("route-sender-not-sendable")
+def route_sender_problem(mode: Mode | None) -> str | None:
+    """Why a feature route cannot send as a sender whose effective mode is ``mode``, or None.
+
+    A route sends from the application server, unattended: a desktop mode (outlook, mapi,
+    lotus_notes) hands mail to a client on a workstation where someone is signed in, which a
+    server does not have, so the route's mail would never leave. Warned when an enabled route
+    is saved with such a sender; the audit's ``route-sender-not-sendable`` reports it.
+    """
+    if mode is None or not mode.is_desktop_client:
+        return None
+    return (
+        f"mode {mode.value} hands mail to a desktop client on a workstation; a "
+        "feature route sends from the application server, where nobody is signed in to a "
+        "desktop, so its mail would never leave: set that sender's mode to smtp (or "
+        "microsoft_graph or exchange_ews)"
+    )
 
 
 SUBJECT_FIELDS = frozenset({"feature", "number", "title", "sender", "date"})
@@ -978,6 +1009,17 @@ class OrgSettings(_Settings):
             )
         if problems:
             raise ProblemsError(problems)
+        for name, route in self.routes.items():
+            if (
+                route.enabled
+                and user_code_key(route.sender) == "org"
+                and (problem := route_sender_problem(self.mode))
+            ):
+                warnings.warn(
+                    f"the {name} route sends as the organisation, but {problem}",
+                    UnsafeSettingWarning,
+                    stacklevel=2,
+                )
         if sends_unencrypted(self.security):
             warnings.warn(
                 "security is none: mail and any credentials cross the network unencrypted; use "
@@ -1151,7 +1193,25 @@ class Profile(BaseModel):
             problems.extend(user_problems(self.org, user))
         if problems:
             raise ProblemsError(problems)
+        _warn_route_senders(self.org, self.users)
         return self
+
+
+def _warn_route_senders(org: OrgSettings, users: list[UserSettings]) -> None:
+    """An enabled route whose user sender is in a desktop mode (see :func:`route_sender_problem`);
+    the org as sender is warned by the org's own validation."""
+    by_code = {user_code_key(user.user_code): user for user in users}
+    for name, route in org.routes.items():
+        user = by_code.get(user_code_key(route.sender))
+        if not route.enabled or user is None:
+            continue
+        mode = user.mode if user.override_enabled and user.mode is not None else org.mode
+        if problem := route_sender_problem(mode):
+            warnings.warn(
+                f"the {name} route sends as {user.user_code}, but {problem}",
+                UnsafeSettingWarning,
+                stacklevel=3,
+            )
 
 
 # --------------------------------------------------------------------------- errors for people

@@ -9,11 +9,13 @@ Microsoft Graph — and appends the outcome to the profile's history.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from mailkit.errors import SecretStoreError
+from mailkit.message import MESSAGE_SUBJECT
 from mailkit.providers import provider_for_host
 from mailkit.resolve import Effective, effective
 from mailkit.result import TestResult, TokenProvider
@@ -158,6 +160,37 @@ async def send_test_async(
             mode=eff.mode.value,
         )
     return result
+
+
+async def send_route_test_async(
+    org: OrgSettings,
+    feature: str,
+    users: Iterable[UserSettings],
+    *,
+    today: date | None = None,
+    **kwargs: Any,
+) -> TestResult:
+    """Test the feature route ``feature``: the test message with the route's subject template
+    rendered with sample values, sent by the route's sender (the org, or that user with their
+    own mode and credentials) to the route's recipients; the same result and diagnosis as any
+    test send. ``kwargs`` go to :func:`send_test_async` (``secrets``, ``store``, ``on_row``,
+    ``eml_folder``, ...). Raises :class:`~mailkit.errors.SettingsError` naming the field when
+    the route cannot be tested (see :func:`mailkit.routes.route_test`)."""
+    from mailkit.routes import route_test
+
+    test = route_test(org, feature, users, today=today or date.today())
+    token = MESSAGE_SUBJECT.set(test.subject)
+    try:
+        return await send_test_async(org, test.user, to=test.recipients, **kwargs)
+    finally:
+        MESSAGE_SUBJECT.reset(token)
+
+
+def send_route_test(
+    org: OrgSettings, feature: str, users: Iterable[UserSettings], **kwargs: Any
+) -> TestResult:
+    """Blocking :func:`send_route_test_async`; works inside a notebook's running event loop."""
+    return run_sync(send_route_test_async(org, feature, users, **kwargs))
 
 
 def stored_token(

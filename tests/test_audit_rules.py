@@ -15,11 +15,28 @@ from matplotlib.figure import Figure
 import mailkit.audit.rules as rules_module
 from mailkit.audit import FINDINGS_COLUMNS, RULES, audit, effective_settings
 from mailkit.audit.report import affected_users, charts, export, summary, to_html
-from mailkit.settings import AddressDomain, OrgSettings, address_domain, check_address
+from mailkit.settings import (
+    AddressDomain,
+    FeatureRoute,
+    OrgSettings,
+    address_domain,
+    check_address,
+)
 
 BASE_ORG: dict[str, Any] = {"host": "smtp.example.com", "from_address": "org@example.com"}
 NOW = datetime(2026, 6, 30, tzinfo=UTC)
 ROUTE_TO = ["office@example.org"]
+
+
+def org_of(fields: dict[str, Any]) -> OrgSettings:
+    """The org of a case or of the record; its ``unvalidated_routes`` are stored as they come,
+    like data that bypassed validation (what ``route-template-invalid`` exists to catch)."""
+    given = dict(fields)
+    raw = given.pop("unvalidated_routes", {})
+    org = OrgSettings(**given)
+    for name, route in raw.items():
+        org.routes[name] = FeatureRoute.model_construct(**route)
+    return org
 
 
 def user(code: str, **fields: Any) -> dict[str, Any]:
@@ -324,6 +341,35 @@ CASES: list[tuple[str, dict[str, Any], list[dict[str, Any]], dict[str, Any], set
         {"org"},
     ),
     (
+        "route-sender-not-sendable",
+        {
+            "routes": {
+                "work_orders": {"enabled": True, "sender": A, "recipients": ROUTE_TO},
+                "requests": {"enabled": True, "sender": B, "recipients": ROUTE_TO},
+                "purchase_orders": {"enabled": False, "sender": C, "recipients": ROUTE_TO},
+            }
+        },
+        [user(A, mode="outlook"), user(B), user(C, mode="lotus_notes")],
+        {},
+        {A},
+    ),
+    (
+        "route-template-invalid",
+        {
+            "unvalidated_routes": {
+                "invoices": {
+                    "enabled": False,
+                    "sender": "org",
+                    "recipients": ROUTE_TO,
+                    "subject_template": "Invoice {customer}",
+                }
+            }
+        },
+        [user(A)],
+        {},
+        {"org"},
+    ),
+    (
         "route-no-recipients",
         {
             "routes": {
@@ -381,7 +427,7 @@ def test_rule(
     kwargs: dict[str, Any],
     expected: set[str],
 ) -> None:
-    org = OrgSettings(**{**BASE_ORG, **org_kwargs})
+    org = org_of({**BASE_ORG, **org_kwargs})
     findings = audit(org, pd.DataFrame(rows), **kwargs)
     hits = set(findings.loc[findings["rule"] == rule, "user_code"])
     assert hits == expected
@@ -570,7 +616,7 @@ def test_findings_match_the_recorded_ones_on_messy_input() -> None:
     found: list[list[Any]] = []
     for i, org_kwargs in enumerate(record["orgs"]):
         kwargs = {**extra, "now": NOW} if i in (0, 5) else {}
-        findings = audit(OrgSettings(**org_kwargs), users, **kwargs)
+        findings = audit(org_of(org_kwargs), users, **kwargs)
         shown = findings[["user_code", "rule", "message"]].itertuples(index=False)
         found += [[i, *row] for row in shown]
     assert found == record["findings"]

@@ -28,6 +28,7 @@ from mailkit.settings import (
     AUDITED_CHECKS,
     MODE_ALIASES,
     AuthType,
+    FeatureRoute,
     Mode,
     OrgSettings,
     Profile,
@@ -503,6 +504,72 @@ def agree_account_mismatch(pairs: list[tuple[str, str | None]]) -> None:
         assert messages.get(code) == (warned[0] if warned else None), (host, user)
 
 
+TEMPLATES = st.one_of(
+    st.sampled_from(
+        [
+            "{feature} {number}: {title}",
+            "Order {number} ({date}, {sender})",
+            "Literal {{braces}}",
+            "PO {customer}",
+            "WO {number",
+            "WO {number:>5}",
+            "WO {title!r}",
+            "{}",
+            "}",
+            "",
+        ]
+    ),
+    st.text(alphabet="{}:!abdefilmnrstu ", max_size=24),
+)
+
+
+@given(st.lists(TEMPLATES, min_size=1, max_size=6))
+@CASES
+def agree_subject_template_problem(templates: list[str]) -> None:
+    org = quiet_org(**ORG)
+    refused: dict[str, bool] = {}
+    for i, template in enumerate(templates):
+        name = f"route{i}"
+        try:
+            FeatureRoute(subject_template=template)
+        except ValueError:
+            refused[name] = True
+        else:
+            refused[name] = False
+        # Stored as it came, as data that bypassed validation would be.
+        org.routes[name] = FeatureRoute.model_construct(
+            enabled=False, sender="org", recipients=[], subject_template=template
+        )
+    findings = audit(org, rows("host", ["smtp.example.com"]))
+    messages = findings.loc[findings["rule"] == "route-template-invalid", "message"]
+    reported = {message.split(" ")[1] for message in messages}
+    assert reported == {name for name, bad in refused.items() if bad}
+
+
+@given(st.lists(st.sampled_from([None, *Mode]), min_size=1, max_size=6), st.sampled_from([*Mode]))
+@CASES
+def agree_route_sender_problem(modes: list[Mode | None], org_mode: Mode) -> None:
+    users = [
+        {"user_code": f"u{i}", "override_enabled": True, "mode": mode}
+        for i, mode in enumerate(modes)
+    ]
+    routes = {
+        f"route{i}": {"enabled": True, "sender": f"u{i}", "recipients": ["a@example.com"]}
+        for i in range(len(modes))
+    }
+    routes["by_org"] = {"enabled": True, "sender": "org", "recipients": ["a@example.com"]}
+    data = {"org": {**ORG, "mode": org_mode, "routes": routes}, "users": users}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        profile = Profile.model_validate(data)
+    warned = {str(w.message).split(" ")[1] for w in caught if " route sends as " in str(w.message)}
+    table = pd.DataFrame(users).astype({"mode": object})
+    table["mode"] = [m.value if m is not None else None for m in modes]
+    findings = audit(profile.org, table)
+    messages = findings.loc[findings["rule"] == "route-sender-not-sendable", "message"]
+    assert {message.split(" ")[1] for message in messages} == warned
+
+
 #: Every registered predicate's agreement test, by the predicate's name.
 AGREEMENT: dict[str, Callable[[], None]] = {
     "host_ip": agree_host_ip,
@@ -518,6 +585,8 @@ AGREEMENT: dict[str, Callable[[], None]] = {
     "cloud_account_conflicts": agree_cloud_account_conflicts,
     "host_typo": agree_host_typo,
     "account_mismatch": agree_account_mismatch,
+    "subject_template_problem": agree_subject_template_problem,
+    "route_sender_problem": agree_route_sender_problem,
 }
 
 

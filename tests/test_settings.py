@@ -157,6 +157,7 @@ ORG_GOOD = {
     "ews_url": "https://mail.example.com/EWS/Exchange.asmx",
     "ews_autodiscover_url": "https://mail.example.com/autodiscover/autodiscover.xml",
     "api_url": "https://graph.microsoft.com",
+    "eml_folder": "/srv/mailkit/test-drafts",
     "oauth_client_id": "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
     "oauth_tenant": "contoso.onmicrosoft.com",
 }

@@ -59,7 +59,9 @@ from mailkit.settings import (
     parse_flag,
     port_security_conflict,
     read_choice,
+    route_sender_problem,
     sends_unencrypted,
+    subject_template_problem,
     user_code_key,
 )
 
@@ -573,6 +575,14 @@ def _route_no_recipients(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
     return f["enabled"] & (f["recipients"] == 0)
 
 
+def _route_template_invalid(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
+    return f["template_problem"].notna()
+
+
+def _route_sender_not_sendable(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
+    return f["enabled"] & f["sender_not_sendable"].notna()
+
+
 def _test_failed(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
     if not ctx.has_history:
         return _false(f)
@@ -811,6 +821,25 @@ RULES: Final[tuple[Rule, ...]] = (
         "the {route} route is enabled but has no recipients",
         "Add at least one recipient to the route, or disable it.",
         _route_no_recipients,
+        scope="route",
+    ),
+    Rule(
+        "route-template-invalid",
+        "critical",
+        "the {route} route's subject template {template_problem}",
+        "Edit the route's subject template (the org form's feature routes, or the profile's "
+        "routes) and keep only the placeholders {date}, {feature}, {number}, {sender} and "
+        "{title}; a route test shows the subject filled in.",
+        _route_template_invalid,
+        scope="route",
+    ),
+    Rule(
+        "route-sender-not-sendable",
+        "critical",
+        "the {route} route sends as {user_code}, but {sender_not_sendable}",
+        "Pick a sender whose mode sends from a server (smtp, microsoft_graph or exchange_ews), "
+        "or change that sender's mode; then run the route's test.",
+        _route_sender_not_sendable,
         scope="route",
     ),
     Rule(
@@ -1196,6 +1225,7 @@ def _routes_frame(org: OrgSettings, shared: SharedColumns) -> pd.DataFrame:
     frame = shared.frame
     senders = {user_code_key(route.sender) for route in org.routes.values()} - {"org"}
     known: dict[str, bool] = {}
+    modes: dict[str, Mode | None] = {}
     if senders:
         keys = shared.user_keys()
         wanted = keys.isin(list(senders)).fillna(False).astype(bool)
@@ -1203,6 +1233,8 @@ def _routes_frame(org: OrgSettings, shared: SharedColumns) -> pd.DataFrame:
         mode, host = frame["mode"][wanted], frame["host"][wanted]
         usable = ~(_eq(mode, Mode.SMTP.value) & host.isna()) & _isin(mode, [m.value for m in Mode])
         known = dict(zip(keys[wanted], usable, strict=True))
+        values = {m.value: m for m in Mode}
+        modes = {key: values.get(str(value)) for key, value in zip(keys[wanted], mode, strict=True)}
     org_usable = not (
         (org.mode in (None, Mode.SMTP) and org.host is None) or org.mode is Mode.EXCHANGE_WEBDAV
     )
@@ -1215,6 +1247,8 @@ def _routes_frame(org: OrgSettings, shared: SharedColumns) -> pd.DataFrame:
             ok, problem = False, "is not a user"
         else:
             ok, problem = bool(known[user_code_key(sender)]), "has no usable mode or server"
+        key = user_code_key(sender)
+        sender_mode = org.mode if key == "org" else modes.get(key)
         rows.append(
             {
                 "user_code": sender,
@@ -1223,9 +1257,22 @@ def _routes_frame(org: OrgSettings, shared: SharedColumns) -> pd.DataFrame:
                 "recipients": len(route.recipients),
                 "sender_usable": ok,
                 "sender_problem": problem,
+                # The settings' own predicates, once per route: a stored route that bypassed
+                # validation is reported with the validator's words.
+                "template_problem": subject_template_problem(str(route.subject_template)),
+                "sender_not_sendable": route_sender_problem(sender_mode),
             }
         )
-    columns = ["user_code", "route", "enabled", "recipients", "sender_usable", "sender_problem"]
+    columns = [
+        "user_code",
+        "route",
+        "enabled",
+        "recipients",
+        "sender_usable",
+        "sender_problem",
+        "template_problem",
+        "sender_not_sendable",
+    ]
     return pd.DataFrame(rows, columns=columns).astype({"enabled": bool, "sender_usable": bool})
 
 

@@ -36,7 +36,7 @@ from mailkit.diagnose.desktop import (
     linux_mail_client,
     windows_mail_client,
 )
-from mailkit.message import TEST_SUBJECT, TestMessage, build_test_message
+from mailkit.message import TestMessage, build_test_message
 from mailkit.outcome import Failure, Phase, SendContext, Signal
 from mailkit.resolve import Effective
 from mailkit.result import TestResult
@@ -356,7 +356,7 @@ def hand_off(
                 recipients=list(to),
                 sender_name=eff.from_name,
                 priority=priority or eff.priority,
-                subject=subject or TEST_SUBJECT,
+                subject=subject,
             )
         except ValueError as exc:
             raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail=f"address: {exc}")) from None
