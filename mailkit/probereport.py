@@ -63,19 +63,30 @@ class Outcome(StrEnum):
     NOT_SMTP = "not_smtp"  # something answered, but not in SMTP
 
 
-def parse_ports(text: str | Iterable[int | str]) -> tuple[int, ...]:
-    """Ports from ``"465,587"`` or a sequence, in order, without repeats.
+#: More ports than this in one probe is a scan, not a probe of a mail server.
+MAX_PORTS = 32
+
+
+def parse_ports(text: str | int | Iterable[int | str]) -> tuple[int, ...]:
+    """Ports from ``"465,587"``, one number or a sequence, in order, without repeats.
 
     Raises ValueError naming the item and why, so each face can put its own name in front.
     """
-    items = text.split(",") if isinstance(text, str) else list(text)
+    if isinstance(text, str):
+        items: list[object] = list(text.split(","))
+    elif isinstance(text, int):
+        items = [text]
+    else:
+        items = list(text)
     ports: list[int] = []
     for position, item in enumerate(items, 1):
         raw = item.strip() if isinstance(item, str) else item
-        if isinstance(raw, bool) or raw == "":
+        if raw == "" or raw is None:
             raise ValueError(f"item {position} is empty; give port numbers separated by commas")
         try:
-            port = int(raw)
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+                raise ValueError(raw)
+            port = int(raw)  # type: ignore[call-overload]
         except (TypeError, ValueError):
             raise ValueError(
                 f"item {position} ({raw!r}) is not a port number; use whole numbers 1-65535"
@@ -86,12 +97,17 @@ def parse_ports(text: str | Iterable[int | str]) -> tuple[int, ...]:
             ports.append(port)
     if not ports:
         raise ValueError("no port given; for example 465,587")
+    if len(ports) > MAX_PORTS:
+        raise ValueError(
+            f"{len(ports)} ports is a scan, not a probe; give at most {MAX_PORTS} "
+            "(mail is submitted on 465 or 587, relayed on 25, sometimes offered on 2525)"
+        )
     return tuple(ports)
 
 
 def check_arguments(
     host: str,
-    ports: str | Iterable[int | str],
+    ports: str | int | Iterable[int | str],
     timeout: float,
     silent_after: float,
 ) -> tuple[str, tuple[int, ...]]:
@@ -101,11 +117,30 @@ def check_arguments(
     """
     problems: list[FieldProblem] = []
     name = host.strip() if isinstance(host, str) else ""
+    if name.startswith("[") and name.endswith("]"):  # an IPv6 literal as in a URL
+        name = name[1:-1]
+    before, colon, after = name.rpartition(":")
     if not name:
         problems.append(FieldProblem("host", "is empty; give the mail server's host name"))
     elif any(c.isspace() or not c.isprintable() for c in name) or len(name) > 253:
         problems.append(
             FieldProblem("host", "is not a host name (spaces, control characters or too long)")
+        )
+    elif "://" in name or "/" in name or "@" in name:
+        problems.append(
+            FieldProblem(
+                "host",
+                f"{name!r} is not a host name: give the server alone, e.g. smtp.example.com "
+                "(an email address goes to discovery, which finds its server)",
+            )
+        )
+    elif colon and ":" not in before and after.isdigit():
+        problems.append(
+            FieldProblem(
+                "host",
+                f"{name!r} has a port in it; give the host alone, and the port among the "
+                "ports to probe",
+            )
         )
     parsed: tuple[int, ...] = ()
     try:

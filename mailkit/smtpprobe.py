@@ -539,12 +539,13 @@ def _describing_context() -> ssl.SSLContext:
 # ---------------------------------------------------------------------- the probe
 
 
-def _tls_ports(ports: Iterable[int | str] | str) -> frozenset[int]:
-    text = ports.strip() if isinstance(ports, str) else None
-    if text == "" or (text is None and not list(ports)):
+def _tls_ports(ports: Iterable[int | str] | str | int) -> frozenset[int]:
+    """The implicit-TLS ports; none for ``""`` or an empty sequence."""
+    given: str | int | list[int | str] = ports if isinstance(ports, str | int) else list(ports)
+    if given == [] or (isinstance(given, str) and not given.strip()):
         return frozenset()
     try:
-        return frozenset(parse_ports(ports))
+        return frozenset(parse_ports(given))
     except ValueError as exc:
         raise SettingsError([FieldProblem("tls_ports", str(exc))], "probe arguments") from None
 
@@ -609,13 +610,13 @@ async def _settle(probes: Sequence[_PortProbe], silent_after: float) -> dict[_Po
 
 async def probe_async(
     host: str,
-    ports: Iterable[int | str] | str = DEFAULT_PORTS,
+    ports: Iterable[int | str] | str | int = DEFAULT_PORTS,
     *,
     timeout: float = 10.0,
     ca_file: str | None = None,
     silent_after: float = 1.5,
     server_name: str | None = None,
-    tls_ports: Iterable[int | str] | str = IMPLICIT_TLS_PORTS,
+    tls_ports: Iterable[int | str] | str | int = IMPLICIT_TLS_PORTS,
 ) -> ProbeReport:
     """Probe ``host``'s SMTP ports in parallel and decide which port and security to use.
 
@@ -671,13 +672,13 @@ async def probe_async(
 
 def probe(
     host: str,
-    ports: Iterable[int | str] | str = DEFAULT_PORTS,
+    ports: Iterable[int | str] | str | int = DEFAULT_PORTS,
     *,
     timeout: float = 10.0,
     ca_file: str | None = None,
     silent_after: float = 1.5,
     server_name: str | None = None,
-    tls_ports: Iterable[int | str] | str = IMPLICIT_TLS_PORTS,
+    tls_ports: Iterable[int | str] | str | int = IMPLICIT_TLS_PORTS,
 ) -> ProbeReport:
     """Blocking :func:`probe_async`; works in a notebook cell too (its loop is running).
 

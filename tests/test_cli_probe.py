@@ -118,6 +118,7 @@ def test_nothing_answering_exits_2() -> None:
         (["--silent-after", "nan"], "--silent-after: must be a number of seconds above 0"),
         (["--timeout", "soon"], "argument --timeout: invalid float value: 'soon'"),
         (["--ca-file", "/nonexistent/ca.pem"], "--ca-file: /nonexistent/ca.pem does not exist"),
+        (["--ports", ",".join(map(str, range(1, 50)))], "--ports: 49 ports is a scan"),
     ],
 )
 def test_bad_flags_name_the_flag(argv: list[str], words: str) -> None:
@@ -126,6 +127,12 @@ def test_bad_flags_name_the_flag(argv: list[str], words: str) -> None:
     assert out == ""
     assert words in err
     assert "Traceback" not in err
+
+
+def test_a_host_with_a_port_in_it() -> None:
+    code, _, err = run("probe", "mail.example.com:587")
+    assert code == EXIT_USAGE
+    assert "HOST: 'mail.example.com:587' has a port in it" in err
 
 
 def test_a_bad_host_names_it() -> None:

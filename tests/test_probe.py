@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 import struct
 from collections.abc import Iterator
@@ -493,6 +494,59 @@ def test_bad_arguments_raise_one_error_naming_each() -> None:
         check_arguments(" ", "x", 0, float("nan"))
     fields = [p.field for p in caught.value.problems]
     assert fields == ["host", "ports", "timeout", "silent_after"]
+
+
+@pytest.mark.parametrize(
+    ("host", "words"),
+    [
+        ("mail.example.com:587", "has a port in it"),
+        ("smtps://mail.example.com", "is not a host name"),
+        ("jane@example.com", "an email address goes to discovery"),
+        ("mail example.com", "spaces, control characters"),
+        ("mail.example.com\x1b[31m", "spaces, control characters"),
+    ],
+)
+def test_a_host_that_is_not_a_host_name_is_refused(host: str, words: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        check_arguments(host, DEFAULT_PORTS, 10, 1.5)
+    (problem,) = caught.value.problems
+    assert problem.field == "host"
+    assert words in problem.message
+
+
+def test_host_and_port_forms_that_are_accepted() -> None:
+    assert check_arguments(" [::1] ", 587, 10, 1.5) == ("::1", (587,))
+    numbers: list[object] = [465.0, "587"]  # a whole float, as from a spreadsheet
+    assert check_arguments("::1", numbers, 10, 1.5) == ("::1", (465, 587))  # type: ignore[arg-type]
+    assert check_arguments("mail.example.com", (p for p in [25]), 1, 1) == (
+        "mail.example.com",
+        (25,),
+    )
+
+
+@pytest.mark.parametrize(
+    ("ports", "words"),
+    [
+        ([465.5], "item 1 (465.5) is not a port number"),
+        ([True], "item 1 (True) is not a port number"),
+        (range(1, 40), "39 ports is a scan, not a probe; give at most 32"),
+    ],
+)
+def test_odd_port_values_are_refused(ports: object, words: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(words)):
+        parse_ports(ports)  # type: ignore[arg-type]
+
+
+def test_tls_ports_from_a_generator_are_all_read(demo: DemoSettings) -> None:
+    report = probe(
+        HOST,
+        demo_ports(demo),
+        ca_file=str(demo.ca_file),
+        tls_ports=(p for p in [demo.tls_port]),
+    )
+    implicit = report.port(demo.tls_port)
+    assert implicit is not None
+    assert implicit.notes == ()  # tried with TLS first: no guess was needed
 
 
 def test_a_missing_ca_file_is_named(tmp_path: Path) -> None:
