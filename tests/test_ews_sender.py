@@ -713,6 +713,32 @@ def test_no_form_of_the_password_in_any_output(
 # --------------------------------------------------------------------------- kinds
 
 
+def test_an_exchange_older_than_2013_is_named() -> None:
+    context = EwsSender(EwsPlan(from_address=USER, username=USER, ews_url="https://x/")).context()
+    failure = Failure(
+        Phase.REQUEST, Signal.HTTP, code=500, enhanced="ErrorInvalidServerVersion", text="old"
+    )
+    d = diagnose(failure, context)
+    assert d.cause is Cause.SERVER_ERROR
+    assert "older than 2013" in d.title
+
+
+def test_a_send_is_one_create_item_after_the_sign_in(fake_exchange: FakeExchange) -> None:
+    """No version guess and no folder look-up: Basic is one request, NTLM its handshake and
+    the CreateItem on the same connection."""
+    assert send(fake_exchange, auth=AuthType.LOGIN).ok
+    assert [r.operation for r in fake_exchange.requests] == ["CreateItem"]
+    fake_exchange.reset()
+    assert send(fake_exchange, auth=AuthType.NTLM).ok
+    requests = fake_exchange.requests
+    assert [(r.operation, r.status) for r in requests] == [
+        (None, 401),
+        (None, 401),
+        ("CreateItem", 200),
+    ]
+    assert len({r.connection for r in requests[1:]}) == 1  # NTLM is bound to its connection
+
+
 def test_ews_kinds_follow_the_response_code_not_the_http_status() -> None:
     """Exchange sends SOAP faults with HTTP 500: a refused impersonation is permanent, a busy
     server transient, whatever the status."""

@@ -367,7 +367,25 @@ def ews_invalid_recipients(f: Facts) -> Advice:
     )
 
 
+#: What Exchange answers a request in a schema it does not know (a server older than 2013).
+_OLD_SERVER = ("ErrorInvalidServerVersion", "ErrorInvalidSchemaVersionForMailboxVersion")
+
+
 def ews_error(f: Facts) -> Advice:
+    if f.error in _OLD_SERVER or f.says("specified server version is invalid"):
+        return Advice(
+            "The Exchange server is older than 2013",
+            f"{_said(f)}: mailkit speaks EWS in Exchange 2013's schema, which Exchange 2013 "
+            "and later (and Exchange Online) take; this server or mailbox is on an older "
+            "version.",
+            (
+                "Send through the server's SMTP submission instead: set "
+                f"{S.mode} to smtp with the Exchange server as {S.host}.",
+                "Exchange 2010 and older are out of support: plan the upgrade with the "
+                "Exchange administrator.",
+            ),
+            refs(f),
+        )
     return Advice(
         f"Exchange refused the message ({f.error or 'error'})",
         f"{_said(f)}. The message was not sent.",

@@ -1142,6 +1142,15 @@ class EwsSender:
             EWSError,
             ResponseMessageError,
         )
+        from exchangelib.items import (  # type: ignore[import-untyped, unused-ignore]
+            SEND_AND_SAVE_COPY,
+            SEND_TO_NONE,
+        )
+        from exchangelib.services import CreateItem  # type: ignore[import-untyped, unused-ignore]
+        from exchangelib.version import (  # type: ignore[import-untyped, unused-ignore]
+            EXCHANGE_2013,
+            Version,
+        )
         from oauthlib.oauth2 import OAuth2Token
 
         plan = self.plan
@@ -1159,8 +1168,13 @@ class EwsSender:
             # Basic sends the password as UTF-8 (see _password_auth); NTLM needs the text.
             credentials = Credentials(plan.username, secret.encode() if auth == "basic" else secret)
         auth_type = {"ntlm": NTLM, "basic": BASIC, "oauth": OAUTH2}[auth]
+        # Exchange 2013's schema, which every supported server (2013 and later, Exchange Online)
+        # takes: exchangelib would otherwise spend a round trip guessing the version first.
         config = Configuration(
-            service_endpoint=self.url, credentials=credentials, auth_type=auth_type
+            service_endpoint=self.url,
+            credentials=credentials,
+            auth_type=auth_type,
+            version=Version(build=EXCHANGE_2013),
         )
         protocol = _protocol_class()(config=config, send=self)
         mime = message.message
@@ -1182,8 +1196,16 @@ class EwsSender:
                 importance=IMPORTANCE[priority],
                 message_id=message.message_id,
             )
-            item.send_and_save()
+            # Message.send_and_save() without its folder look-up: the same CreateItem.
+            CreateItem(account=account).get(
+                items=[item],
+                folder=_sent_items(account),
+                message_disposition=SEND_AND_SAVE_COPY,
+                send_meeting_invitations=SEND_TO_NONE,
+            )
         except (EWSError, OSError, ValueError, KeyError) as exc:
+            raise _Stop(self._send_failure(exc, ResponseMessageError)) from None
+        except Exception as exc:  # exchangelib's own surprise must not crash the send
             raise _Stop(self._send_failure(exc, ResponseMessageError)) from None
         finally:
             protocol.close()
@@ -1357,6 +1379,27 @@ def _account(account_cls: Any, address: str, protocol: Any, access_type: str) ->
     if made is not protocol and (before is None or before[0] is not made):
         made.close()
     return account
+
+
+def _sent_items(account: Any) -> Any:
+    """The mailbox's Sent Items by its distinguished id, as Outlook names it in CreateItem.
+
+    Without a folder exchangelib looks the folder up first (two GetFolder round trips before
+    every send); the distinguished id with the mailbox is what EWS itself takes.
+    """
+    from exchangelib.properties import (  # type: ignore[import-untyped, unused-ignore]
+        DistinguishedFolderId,
+        Mailbox,
+    )
+
+    class _SentItemsId(DistinguishedFolderId):  # type: ignore[misc]
+        """A distinguished folder id that knows its account (CreateItem checks it)."""
+
+        @property
+        def account(self) -> Any:
+            return account
+
+    return _SentItemsId(id="sentitems", mailbox=Mailbox(email_address=account.primary_smtp_address))
 
 
 def _utc() -> Any:
