@@ -39,11 +39,36 @@ __all__ = [
     "load_sample",
     "on_demo_server",
     "sample_org",
+    "sample_zones",
 ]
 
 #: The sample organisation's mail domain (``example.com`` is reserved for documentation).
 SAMPLE_DOMAIN: Final = "acme.example.com"
 _ORG_HOST: Final = f"mail.{SAMPLE_DOMAIN}"
+
+
+def sample_zones() -> dict[str, str]:
+    """DNS zones for the sample's domain, as a DNS server takes them (origin → zone text).
+
+    Acme's records have the gaps a real organisation's grow: the SPF was written for the own
+    servers before some users moved to Microsoft 365 (no ``include:spf.protection.outlook.com``)
+    and ends in ``~all``; DMARC is still ``p=none``; no DKIM key for Microsoft's selectors.
+    ``audit --check-domains`` against them finds each gap for the users it affects.
+    """
+    origin = f"{SAMPLE_DOMAIN}."
+    records = [
+        "$TTL 300",
+        f"@ IN SOA ns1.{origin} hostmaster.{origin} 1 3600 600 86400 300",
+        f"@ IN NS ns1.{origin}",
+        "ns1 IN A 203.0.113.2",
+        f"@ IN MX 10 {_ORG_HOST}.",
+        "mail IN A 203.0.113.10",
+        "exchange IN A 203.0.113.11",
+        '@ IN TXT "v=spf1 mx a:exchange.acme.example.com ~all"',
+        f'_dmarc IN TXT "v=DMARC1; p=none; rua=mailto:dmarc@{SAMPLE_DOMAIN}"',
+    ]
+    return {origin: "\n".join(records) + "\n"}
+
 
 # fmt: off
 _FIRST: Final = (
