@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from smtpd_servers import ScenarioServer
 
 from mailkit.demo import DemoServer, DemoSettings
 from mailkit.demo.misbehaving import MisbehavingPorts
@@ -104,3 +105,24 @@ def test_bad_input_names_the_box(box: str, value: str, words: str) -> None:
     assert words in panel.status.value
     assert panel.results.value == ""
     assert panel.apply_button.disabled
+
+
+HOSTILE_GREETING = b"220-<img src=x onerror=alert(1)> \x1b[2J\x1b[31mred\x07\r\n"
+
+
+@pytest.mark.smtp_scenario("hostile_reply", verb="GREETING", data=HOSTILE_GREETING)
+def test_a_hostile_greeting_is_shown_as_text(scenario_server: ScenarioServer) -> None:
+    """Markup and terminal escapes a server sends are shown, never run or obeyed."""
+    panel = ProbePanel()
+    panel.host.value = "127.0.0.1"
+    panel.ports.value = str(scenario_server.port)
+    panel.ca_file.value = str(scenario_server.ca_file)
+    report = panel.run()
+    assert report is not None
+    (port,) = report.ports
+    assert "\x1b" not in port.greeting
+    assert "\x07" not in port.greeting
+    assert "<img" in port.greeting  # kept as the server said it ...
+    assert "<img" not in panel.results.value  # ... and escaped in the panel
+    assert "&lt;img src=x onerror=alert(1)&gt;" in panel.results.value
+    assert "\x1b" not in report.text()
