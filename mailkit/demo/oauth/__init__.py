@@ -6,10 +6,12 @@ its paths mirror the real services under one root (``https://127.0.0.1:PORT``)::
 
     accounts.google.com/o/oauth2/auth           {base}/o/oauth2/auth
     oauth2.googleapis.com/token | /revoke       {base}/token | {base}/revoke
-    gmail.googleapis.com                        {base}   (POST /gmail/v1/users/me/messages/send)
+    gmail.googleapis.com                        {base}   (POST /gmail/v1/users/me/messages/send;
+                                                GET .../messages?q= and .../messages/{id})
     login.microsoftonline.com/{tenant}          {base}/{tenant}  (openid-configuration,
                                                 oauth2/v2.0/authorize | token | devicecode)
-    graph.microsoft.com                         {base}   (POST /v1.0/me/sendMail)
+    graph.microsoft.com                         {base}   (POST /v1.0/me/sendMail; GET
+                                                /v1.0/me/messages, .../$value, mailFolders)
 
 Tokens and APIs are on HTTPS (MSAL refuses an ``http://`` authority, oauthlib an ``http://``
 token endpoint), with a certificate for ``127.0.0.1`` and ``localhost`` from a local CA. The
@@ -60,6 +62,7 @@ from mailkit.demo.oauth.google import (
     GoogleEndpoints,
     google_client_config,
 )
+from mailkit.demo.oauth.mailbox import GMAIL_READ_SCOPES, GRAPH_READ_SCOPES, MailboxEndpoints
 from mailkit.demo.oauth.microsoft import (
     DEMO_TENANT,
     GRAPH_SEND_SCOPES,
@@ -75,9 +78,11 @@ __all__ = [
     "DEFAULT_ACCOUNT",
     "DEMO_TENANT",
     "GMAIL_API_SCOPES",
+    "GMAIL_READ_SCOPES",
     "GOOGLE_CLIENT_ID",
     "GOOGLE_CLIENT_SECRET",
     "GOOGLE_PROJECT_ID",
+    "GRAPH_READ_SCOPES",
     "GRAPH_SEND_SCOPES",
     "MICROSOFT_CLIENT_ID",
     "NATIVE_CLIENT_REDIRECT",
@@ -95,7 +100,7 @@ __all__ = [
 ]
 
 
-class FakeOAuthProvider(GoogleEndpoints, MicrosoftEndpoints):
+class FakeOAuthProvider(GoogleEndpoints, MicrosoftEndpoints, MailboxEndpoints):
     """Google's and Microsoft's sign-in, tokens, Gmail API and Graph send, on loopback HTTPS.
 
     Thread-safe: the HTTP server answers each connection in its own thread while a test changes
@@ -176,6 +181,19 @@ class FakeOAuthProvider(GoogleEndpoints, MicrosoftEndpoints):
             m := re.fullmatch(r"/(upload/)?gmail/v1/users/([^/]+)/messages/send", path)
         ):
             return self._gmail_send(unquote(m.group(2)), bool(m.group(1)), headers, body)
+        if method == "GET" and (
+            m := re.fullmatch(r"/gmail/v1/users/([^/]+)/messages(?:/([^/]+))?", path)
+        ):
+            if m.group(2) is None:
+                return self._gmail_list(unquote(m.group(1)), query, headers)
+            return self._gmail_get(unquote(m.group(1)), unquote(m.group(2)), query, headers)
+        if method == "GET" and segments[:2] == ["v1.0", "me"]:
+            if segments[2:] == ["messages"]:
+                return self._graph_messages(query, headers)
+            if len(segments) == 5 and segments[2] == "messages" and segments[4] == "$value":
+                return self._graph_value(segments[3], headers)
+            if len(segments) == 4 and segments[2] == "mailFolders":
+                return self._graph_mail_folder(segments[3], headers)
         if method == "POST" and segments[:1] == ["v1.0"] and segments[-1:] == ["sendMail"]:
             if segments == ["v1.0", "me", "sendMail"]:
                 return self._graph_send(None, headers, body)
