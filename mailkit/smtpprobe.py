@@ -63,8 +63,6 @@ QUIT_WAIT = 0.5
 LINE_LIMIT = 4096
 REPLY_LINES = 200
 
-_TLS_CLOSE_WAIT = 0.2
-
 _WAITING_WORDS = {
     "connect": "the TCP connection was not accepted",
     "tls": "the TLS handshake did not complete",
