@@ -30,18 +30,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from latency_proxy import ThreadedLatencyProxy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from ews_fixtures import trust  # noqa: E402 - the tests' per-protocol trust, not a global one
+from ews_fixtures import trust
 
-from mailkit.demo.ews import FakeExchange  # noqa: E402
-from mailkit.secret import Secret  # noqa: E402
-from mailkit.senders.ews import EwsPlan, EwsSender  # noqa: E402
-from mailkit.settings import AuthType  # noqa: E402
+from mailkit.demo.ews import FakeExchange
+from mailkit.secret import Secret
+from mailkit.senders.ews import EwsPlan, EwsSender
+from mailkit.settings import AuthType
 
 USER = "ews@example.com"
 TO = "bob@example.com"
