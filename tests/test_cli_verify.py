@@ -31,9 +31,15 @@ from mailstack import (
 
 from mailkit.cli import EXIT_OK, EXIT_OUTCOME_UNKNOWN, EXIT_USAGE, main
 from mailkit.cli.common import EXIT_NOT_DELIVERED
+from mailkit.demo import DemoServer
+from mailkit.demo.oauth import visit
+from mailkit.oauth import GMAIL_SEND_SCOPE, GoogleClientConfig, GoogleCredentials, GoogleOAuth
+from mailkit.secrets import EnvSecretStore, MemorySecretStore, secret_key
 from mailkit.transcript import secret_forms
 
 pytestmark = pytest.mark.timeout(180)
+
+GMAIL_READ = "https://www.googleapis.com/auth/gmail.readonly"
 
 
 @pytest.fixture(scope="module")
@@ -165,3 +171,49 @@ def test_canary_the_mailbox_password_in_no_output_of_the_real_command_at_debug(
     for form in secret_forms(RECIPIENT_PASSWORD, RECIPIENT) | secret_forms(SENDER_PASSWORD, SENDER):
         assert form not in done.stdout
         assert form not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("read", "code", "placement"),
+    [(True, EXIT_OK, "inbox"), (False, EXIT_NOT_DELIVERED, "unchecked")],
+)
+def test_verify_api_searches_the_gmail_mailbox_with_the_stored_consent(
+    fake_oauth_demo: DemoServer,
+    monkeypatch: pytest.MonkeyPatch,
+    read: bool,
+    code: int,
+    placement: str,
+) -> None:
+    """The real consent flow (paste mode, against the demo's fake Google), stored where
+    ``--secrets env`` reads it; a consent with ``gmail.readonly`` lets the check read the
+    mailbox, a send-only one is reported as such (exit 10), never as a crash."""
+    demo = fake_oauth_demo.settings
+    memory = MemorySecretStore()
+    google = GoogleOAuth(
+        GoogleClientConfig.load(demo.google_client_config()), secrets=memory, ca_file=demo.ca_file
+    )
+    consent = google.start_paste([GMAIL_SEND_SCOPE, *([GMAIL_READ] if read else [])])
+    token = consent.finish(visit(consent.url, demo.ca_file))
+    key = secret_key("default", "org", GoogleCredentials.kind)
+    stored = memory.get(key)
+    assert stored is not None
+    monkeypatch.setenv(EnvSecretStore().env_var_name(key), stored.reveal())
+    done, out, err = run(
+        "test",
+        "--mode", "gmail_api",
+        "--api-url", demo.api_url,
+        "--ca-file", str(demo.ca_file),
+        "--from", "demo@example.com",
+        "--to", "demo@example.com",
+        "--secrets", "env",
+        "--verify-api", "gmail",
+        "--verify-timeout", "5",
+        "--json",
+    )  # fmt: skip
+    assert done == code, out + err
+    data = json.loads(out)
+    assert data["delivery"]["placement"] == placement
+    if not read:
+        assert "gmail.readonly" in data["delivery"]["error"]
+        assert data["diagnosis"]["cause"] == "mailbox_unchecked"
+    assert token.access_token.reveal() not in out + err
