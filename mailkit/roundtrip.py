@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from mailkit.delivery import DeliveryReport, MailboxSpec, Placement, VerifySpec
 from mailkit.diagnose.delivery import diagnose_delivery
+from mailkit.outcome import Phase
 from mailkit.result import TestResult, TokenProvider
 from mailkit.secret import Secret
-from mailkit.transcript import SecretScrubber
+from mailkit.transcript import Direction, Row, SecretScrubber, Transcript
 
 __all__ = ["check_delivery"]
 
@@ -53,15 +54,47 @@ async def check_delivery(
     )
     sent_at = result.started + timedelta(milliseconds=result.duration_ms)
     sender = result.context.from_address
+    began = _row(
+        result,
+        f"delivery check: looking for {result.message_id} in {spec.mailbox.label}"
+        f" (inbox, then spam; up to {spec.timeout:g} s)",
+    )
     report = await _search(spec, result.message_id, sent_at, sender, scrubber, token)
     diagnosis = diagnose_delivery(report, sender=sender)
+    ended = _row(result, f"delivery check: {_outcome(report)}")
     return dataclasses.replace(
         result,
         ok=diagnosis is None,
         diagnosis=diagnosis,
         delivery=report,
+        transcript=Transcript(rows=(*result.transcript.rows, began, ended)),
         scrub=scrubber,
     )
+
+
+def _row(result: TestResult, text: str) -> Row:
+    """An information row of the send's transcript, timed from the send's start."""
+    now = datetime.now(UTC)
+    return Row(
+        t_ms=round((now - result.started).total_seconds() * 1000, 3),
+        time=now,
+        dir=Direction.INFO,
+        phase=Phase.DELIVERY,
+        tls=False,
+        code=None,
+        text=text,
+    )
+
+
+def _outcome(report: DeliveryReport) -> str:
+    waited = f"after {report.waited_s:.1f} s"
+    if report.placement in (Placement.INBOX, Placement.JUNK, Placement.OTHER):
+        return f"found in {report.folder} ({report.placement.value}) {waited}"
+    if report.bounce is not None:
+        return f"a bounce came back ({report.bounce.action} {report.bounce.status}) {waited}"
+    if report.placement is Placement.UNCHECKED:
+        return f"the mailbox could not be searched: {report.error}"
+    return f"not found in {', '.join(report.searched) or 'the mailbox'} {waited}"
 
 
 async def _search(

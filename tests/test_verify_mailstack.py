@@ -107,6 +107,10 @@ def test_delivered_to_the_inbox_with_its_received_chain(stack: MailStack) -> Non
     assert 0 <= report.latency_s < 20
     assert "Junk" in report.searched  # found by SPECIAL-USE, searched after INBOX
     assert report.searched[0] == "INBOX"
+    info = [r.text for r in result.transcript.rows if r.phase.value == "delivery"]
+    assert info[0].startswith(f"delivery check: looking for {result.message_id}")
+    assert info[1].startswith("delivery check: found in INBOX (inbox) after")
+    assert "delivery" in result.timings
     data = result.as_dict()["delivery"]
     assert data["placement"] == "inbox"
     assert data["received"][0]["with"].upper().startswith("ESMTPSA")
