@@ -119,6 +119,9 @@ class SpfTerm:
         text = ("" if self.qualifier == "+" else self.qualifier) + self.mechanism
         if self.value is not None:
             text += ":" + self.value
+        if self.mechanism in ("ip4", "ip6"):  # a single prefix length
+            bits = self.cidr4 if self.mechanism == "ip4" else self.cidr6
+            return text + (f"/{bits}" if bits is not None else "")
         if self.cidr4 is not None:
             text += f"/{self.cidr4}"
         if self.cidr6 is not None:

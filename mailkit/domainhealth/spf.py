@@ -187,13 +187,15 @@ async def _matches(
         target = expand(term.value, ip=str(ip), sender=sender, domain=domain)
     bits = term.cidr4 if ip.version == 4 else term.cidr6
     if mechanism == "include":
-        result, _ = await _check(ip, target, sender, lookup, state, depth + 1)
+        result, why = await _check(ip, target, sender, lookup, state, depth + 1)
         if result == "pass":
             return True
         if result == "temperror":
-            raise _TempError(f"include:{target} could not be checked")
-        if result in ("permerror", "none"):
-            raise _PermError(f"include:{target} has no usable SPF record ({result})")
+            raise _TempError(why)
+        if result == "permerror":
+            raise _PermError(why)  # the include's own reason: a limit, a syntax error …
+        if result == "none":
+            raise _PermError(f"include:{target}: {target} has no SPF record")
         return False
     if mechanism == "a":
         return any(_in(ip, a, bits) for a in await _addresses(target, ip.version, lookup, state))
