@@ -10,11 +10,13 @@ in anything a send produces, with the root logger at DEBUG.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import json
 import logging
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -173,6 +175,28 @@ def test_a_refused_token_is_diagnosed(fake_exchange: FakeExchange) -> None:
 
 
 # --------------------------------------------------------------------------- the transcript
+
+
+def test_rows_stream_to_on_row_on_the_callers_thread(fake_exchange: FakeExchange) -> None:
+    """A widget gets each row as it is made, on the loop's thread (exchangelib runs in a
+    worker thread): the same rows the result's transcript holds."""
+    seen: list[tuple[object, int]] = []
+
+    async def run() -> TestResult:
+        loop_thread = threading.get_ident()
+        result = await EwsSender.send_async(
+            plan_for(fake_exchange),
+            to=[TO],
+            password=Secret(fake_exchange.password),
+            on_row=lambda row: seen.append((row, threading.get_ident())),
+        )
+        await asyncio.sleep(0)  # rows handed over from the worker are delivered
+        assert {thread for _, thread in seen} == {loop_thread}
+        return result
+
+    result = asyncio.run(run())
+    assert result.ok
+    assert [row for row, _ in seen] == list(result.transcript.rows)
 
 
 def test_transcript_names_operations_and_response_codes_and_hides_ntlm(
