@@ -181,3 +181,23 @@ def test_audit_dns_flags_are_checked_first(profile: Path, extra: list[str], word
     assert code == EXIT_USAGE
     assert out == ""
     assert words in err
+
+
+def test_help_loads_no_lookup_library() -> None:
+    """``mailkit domain --help`` stays quick: no DNS, crypto, DKIM or pandas import."""
+    script = (
+        "import contextlib, io, sys\n"
+        "from mailkit.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as shown:\n"
+        "    try:\n"
+        "        main(['domain', '--help'])\n"
+        "    except SystemExit as exc:\n"
+        "        code = exc.code\n"
+        "heavy = ('dns', 'dkim', 'cryptography', 'pandas', 'publicsuffixlist')\n"
+        "assert '--dkim-selector' in shown.getvalue()\n"
+        "print(code, sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.stdout.strip() == "0 []", done.stderr
