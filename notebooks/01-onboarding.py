@@ -116,6 +116,7 @@ org_form
 
 # %%
 org_form.discover.find_button.click()  # what pressing "Find my settings" does
+await org_form.discover.last_task  # wait for the lookups and the probe
 print(org_form.discover.proposal.provenance if org_form.discover.proposal else "nothing found")
 
 # %% [markdown]

@@ -7,6 +7,7 @@ verdict, each field noting where its value came from; then Save stores it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -95,3 +96,22 @@ def test_nothing_found_says_so_and_fills_nothing(store: Store, demo: DemoSetting
     assert form.discover.proposal is None
     assert "Nothing found" in form.discover.results.value
     assert form.sections.smtp.fields["host"].input.value == ""
+
+
+def test_in_a_live_kernel_the_lookups_run_as_a_task(store: Store, demo: DemoSettings) -> None:
+    """With a loop running (a kernel's), the button starts a task and returns at once: the
+    notebook stays responsive, the button is disabled until the task ends."""
+    form = form_for(store, demo)
+    form.discover.email.value = "demo@example.com"
+
+    async def press() -> None:
+        form.discover.find_button.click()
+        task = form.discover.last_task
+        assert task is not None
+        assert form.discover.find_button.disabled
+        assert "Looking up demo@example.com" in form.discover.status.value
+        await task
+
+    asyncio.run(press())
+    assert not form.discover.find_button.disabled
+    assert form.sections.smtp.fields["port"].input.value == str(demo.tls_port)

@@ -71,8 +71,9 @@ def cmd_discover(args: argparse.Namespace, out: TextIO) -> int:
         else:
             security = verdict.security.value if verdict.security else "?"
             lines.append(f"Probe of {host}: port {verdict.port}, {security}")
-        lines.extend(f"  {reason}" for reason in verdict.reasons)
-        lines.extend(f"  warning: {warning}" for warning in verdict.warnings)
+        reasons, warnings = verdict.render("cli")  # in the command line's words (--ca-file)
+        lines.extend(f"  {reason}" for reason in reasons)
+        lines.extend(f"  warning: {warning}" for warning in warnings)
     confirmed = proposal is not None and proposal.probe is not None
     if proposal is not None:
         lines += ["", "Proposed settings (and where each came from):"]

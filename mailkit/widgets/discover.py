@@ -9,15 +9,17 @@ naming its source and confidence. Nothing is saved: the person reviews and press
 
 from __future__ import annotations
 
+import asyncio
 import html
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import ipywidgets as widgets  # type: ignore[import-untyped]
 
-from mailkit.discovery.candidates import DiscoveryReport, Proposal, split_address
-from mailkit.discovery.run import DEFAULT_TIMEOUT, discover, discover_and_probe
+from mailkit.discovery.candidates import DiscoveryReport, Proposal, propose, split_address
+from mailkit.discovery.run import DEFAULT_TIMEOUT, discover_and_probe_async, discover_async
 from mailkit.dnslookup import dns_server_from_env, parse_dns_server
+from mailkit.runner import run_sync
 from mailkit.widgets.common import (
     DESCRIPTION_WIDTH,
     Field,
@@ -70,8 +72,9 @@ def _proposal_html(proposal: Proposal | None) -> str:
     verdict = getattr(probe, "verdict", None)
     lines = ""
     if verdict is not None:
-        reasons = "".join(f"<li>{html.escape(r)}</li>" for r in verdict.reasons)
-        warnings = "".join(f"<li>{html.escape(w)}</li>" for w in verdict.warnings)
+        said, warned = verdict.render("widget")  # in the form's words ("CA file")
+        reasons = "".join(f"<li>{html.escape(r)}</li>" for r in said)
+        warnings = "".join(f"<li>{html.escape(w)}</li>" for w in warned)
         lines = f"<ul>{reasons}</ul>" + (warning_html(f"<ul>{warnings}</ul>") if warnings else "")
     title = (
         ok_html("Filled the form, confirmed by a probe:")
@@ -89,7 +92,8 @@ class DiscoverPanel(Panel):
     after the fields were filled. ``dns_server``, ``ca_file`` and ``https_port`` are as in
     :func:`mailkit.discovery.run.discover` (the demo's DNS server and CA, for instance).
     Attributes tests use: ``email``, ``dns_server``, ``probe``, ``find_button``, ``status``,
-    ``results``, ``report``, ``probes``, ``proposal``.
+    ``results``, ``report``, ``probes``, ``proposal``, and ``last_task`` (in a live kernel the
+    lookups run as a task on its loop, so the notebook stays responsive; ``await`` it).
     """
 
     def __init__(
@@ -134,6 +138,7 @@ class DiscoverPanel(Panel):
         self.report: DiscoveryReport | None = None
         self.probes: dict[str, Any] = {}
         self.proposal: Proposal | None = None
+        self.last_task: asyncio.Task[None] | None = None
         self.widget: Any = widgets.VBox(
             [
                 widgets.HBox([self.email, self.find_button]),
@@ -156,32 +161,49 @@ class DiscoverPanel(Panel):
             return None
         return f"{local}@{domain}", server
 
-    def find(self) -> Proposal | None:
-        """Discover (and probe, if ticked), show what was found, and fill the form."""
+    def find(self) -> None:
+        """Discover (and probe, if ticked), show what was found, and fill the form: a task on
+        the running loop if there is one (``last_task``), else to completion."""
         inputs = self._inputs()
         if inputs is None:
-            return None
+            return
         email, server = inputs
+        self.status.value = note_html(f"Looking up {email}…")
+        self.results.value = ""
+        self.find_button.disabled = True
+        work = self._find(email, server)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.last_task = None
+            run_sync(work)
+        else:
+            self.last_task = loop.create_task(work)
+
+    async def _find(self, email: str, server: str | None) -> None:
         options: dict[str, Any] = {
             "dns_server": server,
             "timeout": self._timeout,
             "ca_file": self._ca_file,
             "https_port": self._https_port,
         }
-        self.status.value = note_html(f"Looking up {email}…")
-        self.proposal = None
-        if self.probe.value:
-            self.report, self.probes, self.proposal = discover_and_probe(email, **options)
-        else:
-            from mailkit.discovery.candidates import propose
-
-            self.report, self.probes = discover(email, **options), {}
-            self.proposal = propose(self.report, {})
+        try:
+            if self.probe.value:
+                self.report, self.probes, self.proposal = await discover_and_probe_async(
+                    email, **options
+                )
+            else:
+                self.report, self.probes = await discover_async(email, **options), {}
+                self.proposal = propose(self.report, {})
+        except Exception as exc:  # shown, not lost in a task nobody awaits
+            self.status.value = error_html(f"Discovery could not run: {exc}")
+            return
+        finally:
+            self.find_button.disabled = False
         self.results.value = _candidates_html(self.report) + _proposal_html(self.proposal)
         self.status.value = ""
         if self.proposal is not None:
             self.fill(self.proposal)
-        return self.proposal
 
     def fill(self, proposal: Proposal) -> None:
         """Copy the proposal into the form's fields, each with a note naming its source."""
