@@ -317,3 +317,14 @@ def test_json_shape(dns: DnsServer) -> None:
     assert set(data) >= {"domain", "mx", "spf", "dmarc", "dkim", "findings", "ok"}
     assert data["findings"][0].keys() == {"domain", "rule", "severity", "message", "fix"}
     assert data["ok"] is False
+
+
+def test_a_refusing_server_is_could_not_check_not_a_missing_domain(dns: DnsServer) -> None:
+    """A name outside the server's zones is REFUSED: no verdict about the domain at all."""
+    health = check(dns, "elsewhere.example", host="smtp.healthy.test")
+    assert health.mx.status == "unknown"
+    assert "domain-not-found" not in rules(health)
+    assert "spf-missing" not in rules(health)
+    assert "dmarc-missing" not in rules(health)
+    assert set(rules(health)) == {"dns-lookup-failed"}
+    assert any("refused" in f.message for f in health.findings)
