@@ -41,6 +41,8 @@ __all__ = [
     "RECIPIENT_PASSWORD",
     "SENDER",
     "SENDER_PASSWORD",
+    "UNICODE_PASSWORD",
+    "UNICODE_USER",
     "UNKNOWN_USER",
     "VOID_RECIPIENT",
     "MailStack",
@@ -57,7 +59,15 @@ JUNK_PASSWORD = "canary-Junk-2m$Px"
 UNKNOWN_USER = "nobody-here@example.test"
 #: Accepted by Postfix and dropped by its discard transport: never delivered, never bounced.
 VOID_RECIPIENT = "bob@void.test"
-ACCOUNTS = {SENDER: SENDER_PASSWORD, RECIPIENT: RECIPIENT_PASSWORD, JUNK_USER: JUNK_PASSWORD}
+#: A mailbox whose password IMAP LOGIN cannot carry (non-ASCII): AUTHENTICATE PLAIN is used.
+UNICODE_USER = "dora@example.test"
+UNICODE_PASSWORD = "canary-Pässwörd-Ü8"
+ACCOUNTS = {
+    SENDER: SENDER_PASSWORD,
+    RECIPIENT: RECIPIENT_PASSWORD,
+    JUNK_USER: JUNK_PASSWORD,
+    UNICODE_USER: UNICODE_PASSWORD,
+}
 
 _SIEVE = """\
 require ["fileinto", "mailbox"];
@@ -101,7 +111,7 @@ class MailStack(PostfixServer):
         lines = "".join(
             f"{user}:{{PLAIN}}{password}::::::\n" for user, password in ACCOUNTS.items()
         )
-        users.write_text(lines)
+        users.write_text(lines, encoding="utf-8")
         for path in (self.vmail, self.sieve_dir):
             path.mkdir(mode=0o700)
             os.chown(path, nobody.pw_uid, nobody.pw_gid)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from mailkit.outcome import Cause
 from mailkit.result import TestResult
 from mailkit.secret import Secret
 from mailkit.testsend import send_test
+from mailkit.verify.imap import verify_imap
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -117,3 +119,21 @@ def test_the_verify_spec_uses_the_demo_ca_and_account(demo: DemoSettings) -> Non
     assert isinstance(spec.mailbox.password, Secret)
     assert spec.timeout == 3
     assert Path(str(demo.ca_file)).is_file()
+
+
+def test_a_non_ascii_demo_password_signs_in_with_authenticate_plain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """IMAP LOGIN carries ASCII only: the check falls back to AUTHENTICATE PLAIN (UTF-8)."""
+    password = "Démo-Pässwort-ß1"
+    monkeypatch.setenv("MAILKIT_DEMO_PASSWORD", password)
+    with DemoServer(tmp_path / "demo", password=password, oauth=False, ews=False) as server:
+        spec = server.settings.verify(timeout=0.3)
+        found = verify_imap(spec, "<nowhere@example.com>", sent_at=None)
+        wrong = replace(spec, mailbox=replace(spec.mailbox, password=Secret("Démo-falsch-ß")))
+        refused = verify_imap(wrong, "<nowhere@example.com>", sent_at=None)
+    assert found.placement is Placement.NOT_FOUND, found.error  # signed in and searched
+    assert found.searched == ("INBOX", "Junk")
+    assert refused.placement is Placement.UNCHECKED
+    assert refused.error_kind == "auth"
+    assert "Démo-falsch-ß" not in refused.error

@@ -22,6 +22,8 @@ from mailstack import (
     RECIPIENT_PASSWORD,
     SENDER,
     SENDER_PASSWORD,
+    UNICODE_PASSWORD,
+    UNICODE_USER,
     UNKNOWN_USER,
     VOID_RECIPIENT,
     MailStack,
@@ -235,4 +237,18 @@ def test_canary_the_imap_password_appears_in_no_output(
         ]
     text = "\n".join(outputs)
     for form in secret_forms(RECIPIENT_PASSWORD, RECIPIENT):
+        assert form not in text, form
+
+
+def test_a_non_ascii_mailbox_password_signs_in_with_authenticate_plain(
+    stack: MailStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    result = send(stack, UNICODE_USER, spec(stack, UNICODE_USER, UNICODE_PASSWORD))
+    assert result.delivery is not None
+    assert result.delivery.placement is Placement.INBOX, result.delivery.error
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "AUTHENTICATE" in logged  # control: the dialog was logged
+    text = logged + repr(result) + str(result.as_dict())
+    for form in secret_forms(UNICODE_PASSWORD, UNICODE_USER):
         assert form not in text, form

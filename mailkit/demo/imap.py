@@ -7,16 +7,17 @@ without a mail account. Any demo account signs in with the demo password and see
 mailbox: ``INBOX``, and ``Junk`` (SPECIAL-USE ``\\Junk``) holding what the demo's spam rule
 flagged (``X-Spam-Flag: YES``, stamped on mail for the demo's spam-trap recipient).
 
-It speaks what that needs and no more: CAPABILITY, LOGIN, LIST (with SPECIAL-USE flags),
-SELECT / EXAMINE, SEARCH and UID SEARCH (ALL, HEADER, TEXT, SUBJECT, FROM, TO), FETCH and UID
-FETCH (UID, FLAGS, INTERNALDATE, RFC822.SIZE, BODY[] / BODY.PEEK[]), NOOP, CLOSE, UNSELECT and
-LOGOUT; anything else is answered ``BAD``. The mailbox is read-only through IMAP. Real IMAP
-servers (Dovecot) are what the tests use; this is the demo's stand-in.
+It speaks what that needs and no more: CAPABILITY, LOGIN, AUTHENTICATE PLAIN, LIST (with
+SPECIAL-USE flags), SELECT / EXAMINE, SEARCH and UID SEARCH (ALL, HEADER, TEXT, SUBJECT, FROM,
+TO), FETCH and UID FETCH (UID, FLAGS, INTERNALDATE, RFC822.SIZE, BODY[] / BODY.PEEK[]), NOOP,
+CLOSE, UNSELECT and LOGOUT; anything else is answered ``BAD``. The mailbox is read-only through
+IMAP. Real IMAP servers (Dovecot) are what the tests use; this is the demo's stand-in.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hmac
 import logging
@@ -164,10 +165,41 @@ class DemoImapServer:
                 if not args:
                     raise _Bad("UID needs a command")
                 command, args = args[0].upper(), args[1:]
-            reply = self._command(command, args, uid, state)
+            if command == "AUTHENTICATE":
+                reply = await self._authenticate(args, reader, writer, state)
+            else:
+                reply = self._command(command, args, uid, state)
             writer.write(reply.replace(b"\x00TAG", tag_text.encode()))
         except _Bad as bad:
             writer.write(tag + f" BAD {bad}\r\n".encode())
+
+    async def _authenticate(
+        self,
+        args: list[str],
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        state: _State,
+    ) -> bytes:
+        """AUTHENTICATE PLAIN (RFC 4616): the one way to sign in with a non-ASCII password."""
+        if not args or args[0].upper() != "PLAIN":
+            return b"\x00TAG NO [CANNOT] Only AUTHENTICATE PLAIN is supported\r\n"
+        if len(args) > 1:
+            response = args[1].encode()
+        else:
+            writer.write(b"+ \r\n")
+            await writer.drain()
+            response = (await asyncio.wait_for(reader.readline(), _IDLE)).strip()
+        if response == b"*":
+            return b"\x00TAG BAD AUTHENTICATE cancelled\r\n"
+        try:
+            _authzid, user, password = base64.b64decode(response, validate=True).split(b"\0")
+            user_text, password_text = user.decode(), password.decode()
+        except (ValueError, UnicodeDecodeError):
+            return b"\x00TAG BAD Invalid PLAIN response\r\n"
+        if not self._check(user_text, password_text):
+            return b"\x00TAG NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"
+        state.user = user_text
+        return f"\x00TAG OK [CAPABILITY {_CAPABILITIES}] Logged in\r\n".encode()
 
     def _command(self, command: str, args: list[str], uid: bool, state: _State) -> bytes:
         if command == "CAPABILITY":

@@ -192,7 +192,11 @@ def _signed_in(mailbox: MailboxSpec, timeout: float) -> Iterator[IMAPClient]:
         raise ImapProblem("connect", f"cannot connect to {where}: {exc.strerror or exc}") from None
     try:
         try:
-            client.login(mailbox.username, mailbox.password.reveal())
+            try:
+                client.login(mailbox.username, mailbox.password.reveal())
+            except UnicodeEncodeError:
+                # LOGIN carries ASCII only; AUTHENTICATE PLAIN carries UTF-8 (RFC 4616).
+                client.plain_login(mailbox.username, mailbox.password.reveal())
         except LoginError as exc:
             raise ImapProblem(
                 "auth", f"{where} refused the sign-in of {mailbox.username}: {_said(exc)}"
