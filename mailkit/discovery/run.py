@@ -103,6 +103,7 @@ async def discover_async(
         https_port = int(text)
     if https_port is not None and not 0 < https_port < 65536:
         raise ValueError(f"https_port: {https_port!r} is not a port number from 1 to 65535")
+    _load_libraries()
     started = time.perf_counter()
     preset = preset_for_address(address)
     lookups: list[SourceReport] = [
@@ -263,6 +264,13 @@ async def discover_async(
         cut_short=cut_short,
         mx=tuple(mx_hosts),
     )
+
+
+def _load_libraries() -> None:
+    """Import the DNS and HTTP libraries before the clock starts: loading them can take a
+    second on a cold machine, once per process, and that is not time the sources had."""
+    import dns.asyncresolver  # noqa: F401
+    import httpx  # noqa: F401
 
 
 async def _on_premises(web: Fetcher, domain: str, address: str) -> _Found:
