@@ -548,27 +548,44 @@ def test_autodiscover_walks_the_domains_steps_down_to_the_srv_record(
     corp_exchange: FakeExchange, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No URL is configured: the domain's hosts do not resolve, and the SRV record (through
-    mailkit's DNS client, pointed at a local server as --dns-server would) names the fake."""
+    mailkit's DNS client, pointed at a local server as --dns-server would) names a server
+    outside the domain. mailkit does not sign in there unasked (Microsoft has clients ask the
+    user first); the diagnosis names the server and how to trust it."""
     with DnsServer({"corp.test.": ZONE.format(port=corp_exchange.port)}) as dns_server:
         monkeypatch.setenv("MAILKIT_DNS_SERVER", dns_server.address)
-        result = send(
+        refused = send(
             corp_exchange,
             ews_url=None,
             autodiscover=True,
             from_address="ews@corp.test",
             username="ews@corp.test",
         )
-    assert result.ok, transcript_text(result)
-    text = transcript_text(result)
+    text = transcript_text(refused)
     for step in (
         "POST https://corp.test/autodiscover/autodiscover.xml",
         "POST https://autodiscover.corp.test/autodiscover/autodiscover.xml",
         "GET https://autodiscover.corp.test/autodiscover/autodiscover.json/v1.0/",
         "GET http://autodiscover.corp.test/autodiscover/autodiscover.xml",
-        f"POST https://localhost:{corp_exchange.port}/autodiscover/autodiscover.xml",
     ):
         assert step in text
-    assert text.index("https://corp.test/") < text.index("https://localhost:")
+    srv_url = f"https://localhost:{corp_exchange.port}/autodiscover/autodiscover.xml"
+    assert "DNS SRV → localhost: not asked: localhost is outside corp.test" in text
+    assert f"when it is the Autodiscover URL ({srv_url})" in text
+    assert corp_exchange.requests == []  # no credentials went to the SRV record's server
+    assert refused.diagnosis is not None
+    assert refused.diagnosis.cause is Cause.AUTODISCOVER_FAILED
+    assert "DNS SRV → localhost: not asked, outside corp.test" in refused.diagnosis.explanation
+    assert "ews_autodiscover_url to that URL" in refused.diagnosis.fix[0]
+    # Trusting that server as the Autodiscover URL, the same lookup signs in there.
+    trusted = send(
+        corp_exchange,
+        ews_url=None,
+        autodiscover=True,
+        autodiscover_url=srv_url,
+        from_address="ews@corp.test",
+        username="ews@corp.test",
+    )
+    assert trusted.ok, transcript_text(trusted)
 
 
 def test_autodiscover_with_no_srv_record_names_every_step(

@@ -151,11 +151,20 @@ def ews_unreachable(f: Facts) -> Advice:
 
 def autodiscover_failed(f: Facts) -> Advice:
     steps = f.failure.detail.partition(":")[2].strip()
+    elsewhere: tuple[str, ...] = ()
+    if f.says("not asked"):
+        elsewhere = (
+            "A DNS SRV record or a redirect named a server outside the address's domain "
+            "(its URL is in the transcript). mailkit sends no credentials there on its own, as "
+            f"Microsoft has clients ask first: if that server is yours, set {AUTODISCOVER_URL} "
+            "to that URL.",
+        )
     return Advice(
         "Autodiscover found no EWS URL",
         f"mailkit asked Autodiscover for the EWS URL of {_sender(f)} in the order Microsoft "
         f"documents, and no step named one: {steps}",
         (
+            *elsewhere,
             f"Set {EWS_URL} directly (https://<server>/EWS/Exchange.asmx) and turn "
             f"{AUTODISCOVER} off: Autodiscover is only a way to find that URL.",
             "Or make Autodiscover answer: publish autodiscover.<domain> in DNS (an A/CNAME "

@@ -989,10 +989,27 @@ class EwsSender:
             for target, port in records
         ]
 
+    def _trusted_with_credentials(self, url: str, address: str) -> bool:
+        """Whether Autodiscover may sign in at ``url``: a host of the address's own domain, or
+        the configured Autodiscover server. An SRV record or an HTTP redirect can name any
+        server; Microsoft has clients ask the user before sending credentials there, and
+        mailkit, which cannot ask, does not send them (the diagnosis says how to allow it)."""
+        host = (urlsplit(url).hostname or "").lower().rstrip(".")
+        domain = address.rpartition("@")[2].lower().rstrip(".")
+        configured = urlsplit(self.plan.autodiscover_url or "").hostname
+        return host == domain or host.endswith("." + domain) or host == (configured or "").lower()
+
     def _ask(self, step: AutodiscoverStep, address: str, token: Secret | None) -> _StepOutcome:
         """One Autodiscover step; a failure is a result here, the next step is tried."""
         auth = None
         headers = {"Accept": "application/json"} if step.kind == "json" else {}
+        if step.kind == "pox" and not self._trusted_with_credentials(step.url, address):
+            domain = address.rpartition("@")[2]
+            self.recorder.info(
+                f"{step.name}: not asked: {urlsplit(step.url).hostname} is outside {domain}, and "
+                f"mailkit signs in there only when it is the Autodiscover URL ({step.url})"
+            )
+            return _StepOutcome(step, problem=f"not asked, outside {domain}")
         if step.kind == "pox":
             if token is not None:
                 headers["Authorization"] = f"Bearer {token.reveal()}"
