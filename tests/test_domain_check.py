@@ -328,3 +328,17 @@ def test_a_refusing_server_is_could_not_check_not_a_missing_domain(dns: DnsServe
     assert "dmarc-missing" not in rules(health)
     assert set(rules(health)) == {"dns-lookup-failed"}
     assert any("refused" in f.message for f in health.findings)
+
+
+def test_a_server_without_an_address_is_could_not_check(dns: DnsServer) -> None:
+    health = check(dns, "healthy.test", host="nowhere.healthy.test", selectors=["mail"])
+    assert health.spf.authorized is None
+    (finding,) = health.findings
+    assert finding.rule == "dns-lookup-failed"
+    assert "nowhere.healthy.test has no address in DNS" in finding.message
+
+
+def test_a_single_label_intranet_host_is_accepted() -> None:
+    from mailkit.domainhealth.check import domain_query
+
+    assert domain_query("Example.TEST", host="MailHost").host == "mailhost"

@@ -89,7 +89,10 @@ def domain_query(
             ipaddress.ip_address(server.strip("[]"))
             server = server.strip("[]")
         except ValueError:
-            if normal_domain(server) is None and server != "localhost":
+            # A single label (an intranet's "mailhost") is a host name too.
+            if normal_domain(server) is not None or is_label_list(server):
+                server = normal_domain(server) or server
+            else:
                 problems.append(
                     FieldProblem(
                         names["host"],
@@ -207,8 +210,9 @@ async def _spf(query: DomainQuery, client: DnsClient) -> tuple[SpfReport, str]:
     if query.host is None:
         return report, ""
     found, why_none = await _addresses(query.host, client)
-    if not found:
-        return _replace(report, checked=query.host, detail=why_none), ""
+    if not found:  # no verdict: the server's addresses are what SPF is checked against
+        detail = f"whether it authorises {query.host} could not be checked: {why_none}"
+        return _replace(report, status="unknown", checked=query.host, detail=detail), ""
     results = await asyncio.gather(*(check_host(a, query.domain, client.query) for a in found))
     pairs = tuple((a, r[0]) for a, r in zip(found, results, strict=True))
     label = query.host if _is_ip(query.host) else f"{query.host} ({', '.join(found)})"
