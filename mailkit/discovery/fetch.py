@@ -40,7 +40,16 @@ MAX_REDIRECTS = 5
 MAX_BYTES = 512 * 1024
 
 FetchStatus = Literal[
-    "ok", "not_found", "http_error", "dns", "refused", "tls", "timeout", "too_large", "error"
+    "ok",
+    "not_found",
+    "http_error",
+    "no_host",
+    "dns",
+    "refused",
+    "tls",
+    "timeout",
+    "too_large",
+    "error",
 ]
 
 
@@ -114,7 +123,7 @@ class Fetcher:
             port = parts.port or self.https_port or 443
             address = await self._address(host)
             if isinstance(address, Fetched):
-                return Fetched(url, "dns", detail=address.detail, final_url=current)
+                return Fetched(url, address.status, detail=address.detail, final_url=current)
             target = f"[{address}]" if ":" in address else address
             path = parts.path or "/"
             if parts.query:
@@ -143,8 +152,8 @@ class Fetcher:
                 return Fetched(host, "dns", detail=f"{host}: DNS {answer.status}{detail}")
             statuses.append(answer.status)
         if "nxdomain" in statuses:
-            return Fetched(host, "dns", detail=f"{host} does not exist in DNS")
-        return Fetched(host, "dns", detail=f"{host} has no address in DNS")
+            return Fetched(host, "no_host", detail=f"{host} does not exist in DNS")
+        return Fetched(host, "no_host", detail=f"{host} has no address in DNS")
 
     async def _request(self, url: str, current: str, address_url: str, host: str) -> Fetched | str:
         import httpx

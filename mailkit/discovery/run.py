@@ -16,13 +16,13 @@ import asyncio
 import os
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from mailkit.discovery.candidates import (
     Candidate,
     DiscoveryReport,
+    Outcome,
     Parsed,
     Proposal,
     SourceReport,
@@ -290,17 +290,15 @@ def _dns_report(
         "nodata": "no such records",
         "timeout": "the DNS server did not answer",
     }
-    outcome = (
-        "none"
-        if status in ("nxdomain", "nodata")
-        else "timeout"
-        if status == "timeout"
-        else "failed"
-    )
+    outcome: Outcome = "failed"
+    if status in ("nxdomain", "nodata"):
+        outcome = "none"
+    elif status == "timeout":
+        outcome = "timeout"
     text = words.get(status, f"DNS {status}")
     if detail and status not in ("nxdomain", "nodata"):
         text += f" ({detail})"
-    return SourceReport(source, target, outcome, text, 0, elapsed_ms)  # type: ignore[arg-type]
+    return SourceReport(source, target, outcome, text, 0, elapsed_ms)
 
 
 def _from_fetch(
@@ -308,11 +306,14 @@ def _from_fetch(
 ) -> tuple[SourceReport, Parsed]:
     where = fetched.final_url or fetched.url
     if not fetched.ok:
-        outcome = (
-            "none" if fetched.status in ("not_found", "dns") else
-            "timeout" if fetched.status == "timeout" else "failed"
-        )  # fmt: skip
-        report = SourceReport(source, fetched.url, outcome, fetched.detail, 0, fetched.elapsed_ms)  # type: ignore[arg-type]
+        outcome: Outcome = "failed"
+        if fetched.status in ("not_found", "no_host"):
+            outcome = "none"
+        elif fetched.status == "timeout" or (
+            fetched.status == "dns" and "timeout" in fetched.detail
+        ):
+            outcome = "timeout"
+        report = SourceReport(source, fetched.url, outcome, fetched.detail, 0, fetched.elapsed_ms)
         return report, Parsed.nothing("none", fetched.detail)
     parsed = parse(fetched.body)
     detail = parsed.detail
@@ -321,7 +322,7 @@ def _from_fetch(
     report = SourceReport(
         source, fetched.url, parsed.outcome, detail, len(parsed.candidates), fetched.elapsed_ms
     )
-    return report, replace(parsed)
+    return report, parsed
 
 
 #: How many of the best SMTP candidates' hosts the probe checks.
