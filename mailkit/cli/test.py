@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import TextIO
+from contextvars import Token
+from datetime import date
+from typing import TYPE_CHECKING, TextIO
 
 from mailkit.cli.common import (
     EXIT_AUTH,
@@ -33,6 +35,11 @@ from mailkit.errors import (
     FieldProblem,
     SettingsError,
 )
+
+if TYPE_CHECKING:
+    from mailkit.routes import RouteTest
+    from mailkit.settings import OrgSettings
+    from mailkit.store import Store
 
 _PHASE_EXIT = {
     "setup": EXIT_USAGE,
@@ -100,6 +107,7 @@ def _check_test_flags(args: argparse.Namespace) -> None:
 def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
     """``mailkit test``: one test send; the exit code says in which phase it failed."""
     from mailkit.faces import Face, Where, name_setting, rename_settings
+    from mailkit.message import MESSAGE_SUBJECT
     from mailkit.profiles import locate_profile
     from mailkit.settings import OrgSettings, validate
     from mailkit.testsend import credential_account, send_test
@@ -112,6 +120,7 @@ def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
     password = read_password(args) if args.password_env or args.password_stdin else None
     spec = profile_spec(args)
     store = open_store(spec) if spec else None
+    subject: Token[str | None] | None = None
     try:
         org = store.get_org() if store is not None else OrgSettings()
         user = None
@@ -124,6 +133,15 @@ def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
         given = {f: getattr(args, f) for f in _AD_HOC_FIELDS if getattr(args, f) is not None}
         if args.pin_sha256:
             given["tls_pin_sha256"] = args.pin_sha256
+        route = _route_test(args, store, org, given) if args.route else None
+        if route is not None:
+            user = route.user
+            # A route's test is the test message with the route's subject, to its recipients.
+            subject = MESSAGE_SUBJECT.set(route.subject)
+        elif not args.to:
+            raise UsageError(
+                "--to ADDR is required (or --route NAME, which sends to the route's recipients)"
+            )
         _check_test_flags(args)
         verify = verify_spec(args, args.ca_file or org.ca_file)
         if given:
@@ -150,7 +168,7 @@ def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
         result = send_test(
             org,
             user,
-            to=args.to,
+            to=list(route.recipients) if route is not None else args.to,
             secrets=secrets,
             profile=store.profile_name if store is not None else "default",
             password=password,
@@ -161,6 +179,8 @@ def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
             verify=verify,
         )
     finally:
+        if subject is not None:
+            MESSAGE_SUBJECT.reset(subject)
         if store is not None:
             store.close()
     # The diagnosis in command-line words: --ca-file, and `mailkit secret set` for a password.
@@ -173,9 +193,13 @@ def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         data = result.as_dict()
         data["diagnosis"] = diagnosis.as_dict() if diagnosis is not None else None
+        if route is not None:
+            data["route"] = _route_record(route)
         json.dump(data, out, ensure_ascii=False, indent=2, default=str)
         out.write("\n")
     else:
+        if route is not None:
+            out.write(_route_line(route) + "\n\n")
         out.write(result.transcript.to_text() + "\n\n")
         if result.delivery is not None:
             out.write(result.delivery.to_text() + "\n\n")
@@ -197,11 +221,58 @@ def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
     return _PHASE_EXIT.get(result.diagnosis.phase.value, EXIT_USAGE)
 
 
+def _route_test(
+    args: argparse.Namespace, store: Store | None, org: OrgSettings, given: dict[str, object]
+) -> RouteTest:
+    """``--route NAME``: the route as the profile configures it (sender, recipients, subject)."""
+    from mailkit.faces import Face, name_setting
+    from mailkit.routes import route_test
+
+    if store is None:
+        raise UsageError("--route needs --profile: feature routes live in a profile's settings")
+    clashing = [flag for flag, value in (("--user", args.user), ("--to", args.to)) if value]
+    clashing += [name_setting(name, Face.CLI) for name in given]
+    if clashing:
+        raise UsageError(
+            f"--route tests the route as the profile configures it (its sender, recipients and "
+            f"that sender's settings); leave out {', '.join(clashing)}, or change the route or "
+            "the sender in the profile"
+        )
+    return route_test(org, args.route, store.users(), today=date.today())
+
+
+def _route_record(route: RouteTest) -> dict[str, object]:
+    return {
+        "name": route.feature,
+        "sender": route.sender,
+        "recipients": list(route.recipients),
+        "subject": route.subject,
+        "enabled": route.enabled,
+    }
+
+
+def _route_line(route: RouteTest) -> str:
+    state = "" if route.enabled else " (disabled: tested all the same)"
+    return (
+        f"Route {route.feature}{state}: as {route.sender} to {', '.join(route.recipients)}, "
+        f"subject {route.subject!r}"
+    )
+
+
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the command's arguments to its ``parser`` (made by mailkit.cli from COMMANDS)."""
     parser.set_defaults(func=cmd_test)
     parser.add_argument(
-        "--to", required=True, action="append", metavar="ADDR", help="recipient (repeatable)"
+        "--to",
+        action="append",
+        metavar="ADDR",
+        help="recipient (repeatable; required without --route)",
+    )
+    parser.add_argument(
+        "--route",
+        metavar="NAME",
+        help="test a feature route of the profile (requests, purchase_orders, work_orders or "
+        "another): its subject template with sample values, from its sender to its recipients",
     )
     parser.add_argument("--profile", metavar="DB", help=PROFILE_HELP)
     parser.add_argument("--user", metavar="CODE", help="test this user's effective settings")
