@@ -233,3 +233,7 @@ def test_equal_confidence_prefers_implicit_tls() -> None:
 def test_split_address_names_the_field(email: str) -> None:
     with pytest.raises(ValueError, match=r"^Email address: "):
         split_address(email, field_name="Email address")
+
+
+def test_an_internationalised_domain_is_looked_up_in_its_ascii_form() -> None:
+    assert split_address("jürgen@Bücher.example") == ("jürgen", "xn--bcher-kva.example")

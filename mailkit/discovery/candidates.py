@@ -225,7 +225,11 @@ class DiscoveryReport:
 
 
 def split_address(email: str, *, field_name: str = "email") -> tuple[str, str]:
-    """``(local part, domain)`` of an address; ValueError naming ``field_name`` if it is not one."""
+    """``(local part, domain)`` of an address; ValueError naming ``field_name`` if it is not one.
+
+    An internationalised domain comes back in its ASCII (IDNA) form, the one DNS, TLS and the
+    ``Host`` header use: ``bücher.example`` is ``xn--bcher-kva.example``.
+    """
     text = email.strip()
     local, at, domain = text.rpartition("@")
     domain = domain.lower().rstrip(".")
@@ -240,6 +244,8 @@ def split_address(email: str, *, field_name: str = "email") -> tuple[str, str]:
         raise ValueError(
             f"{field_name}: the domain {domain!r} of {email!r} is not a valid domain name"
         )
+    if not domain.isascii():
+        domain = domain.encode("idna").decode("ascii")
     return local, domain
 
 
