@@ -17,6 +17,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from mailkit.columns import users_to_frame
+from mailkit.providers import ews_url_for
 from mailkit.settings import (
     AuthType,
     Edition,
@@ -91,8 +92,9 @@ class Effective:
     provenance: Mapping[str, Provenance]
     #: The org the values were resolved against: TLS trust, timeouts and routes live there.
     org: OrgSettings = field(repr=False)
-    #: Mode exchange_ews: the EWS endpoint, the user's own when their override sets one
-    #: (its source is ``provenance["ews_url"]``).
+    #: Mode exchange_ews: the EWS endpoint — on the user's own server when their override sets
+    #: one (as the audit's ews-exchange-online reads it), else the org's; the source is
+    #: ``provenance["ews_url"]``.
     ews_url: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -142,8 +144,9 @@ def effective(org: OrgSettings, user: UserSettings | None = None) -> Effective:
         values["port"], provenance["port"] = org.port, Provenance.ORG
     else:
         values["port"], provenance["port"] = default_port(values["security"]), Provenance.DEFAULT
-    if overriding and user is not None and user.ews_url is not None:
-        values["ews_url"], provenance["ews_url"] = user.ews_url, Provenance.USER
+    if overriding and user is not None and user.host is not None:
+        # A user on another Exchange server: EWS is at its standard path there.
+        values["ews_url"], provenance["ews_url"] = ews_url_for(user.host), Provenance.USER
     elif org.ews_url is not None:
         values["ews_url"], provenance["ews_url"] = org.ews_url, Provenance.ORG
     else:

@@ -1059,9 +1059,6 @@ class UserSettings(_Settings):
     port: OptPort = None
     security: OptSecurity = None
     auth: OptAuth = None
-    #: Mode exchange_ews: this user's own EWS endpoint (their mailbox on another server);
-    #: applies when ``override_enabled`` is set, like the override fields.
-    ews_url: OptUrl = None
 
     @field_validator("override_enabled", mode="before")
     @classmethod

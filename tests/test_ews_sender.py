@@ -629,25 +629,30 @@ def test_send_test_routes_exchange_ews_and_reads_the_stored_password(
         assert list(history["ok"]) == [True]
 
 
-def test_a_user_override_carries_its_own_ews_url(fake_exchange: FakeExchange) -> None:
+def test_a_user_on_another_server_sends_to_its_ews(fake_exchange: FakeExchange) -> None:
+    """A user whose override names their own server gets EWS at that server's standard path
+    (the audit's ews-exchange-online reads the user's server the same way)."""
     org = OrgSettings(
         mode="exchange_ews",
-        ews_url=fake_exchange.ews_url_retired,
+        ews_url=fake_exchange.ews_url,
         auth="login",
         username=USER,
         from_address=USER,
         ca_file=str(fake_exchange.ca_file),
     )
-    user = UserSettings(user_code="ann", override_enabled=True, ews_url=fake_exchange.ews_url)
+    user = UserSettings(user_code="ann", override_enabled=True, host="mail2.corp.test")
     eff = effective(org, user)
-    assert eff.ews_url == fake_exchange.ews_url
+    assert eff.ews_url == "https://mail2.corp.test/EWS/Exchange.asmx"
     assert eff.provenance["ews_url"] is Provenance.USER
     assert effective(org).provenance["ews_url"] is Provenance.ORG
+    assert effective(OrgSettings()).provenance["ews_url"] is Provenance.DEFAULT
     off = effective(org, user.model_copy(update={"override_enabled": False}))
-    assert off.ews_url == fake_exchange.ews_url_retired
+    assert (off.ews_url, off.provenance["ews_url"]) == (fake_exchange.ews_url, Provenance.ORG)
     result = send_test(org, user, to=[TO], password=Secret(fake_exchange.password))
-    assert result.ok, transcript_text(result)
-    assert {r.path for r in fake_exchange.requests} == {"/EWS/Exchange.asmx"}
+    assert judged(result) == (Phase.CONNECT, Kind.CONFIGURATION, Cause.DNS_FAILURE)
+    assert result.context.host == "mail2.corp.test"
+    assert fake_exchange.requests == []
+    assert send_test(org, None, to=[TO], password=Secret(fake_exchange.password)).ok
 
 
 # --------------------------------------------------------------------------- the canary

@@ -168,7 +168,6 @@ USER_GOOD = {
     "username": "alice",
     "from_address": "alice@example.org",
     "host": "smtp.example.com",
-    "ews_url": "https://mail2.example.com/EWS/Exchange.asmx",
 }
 ROUTE_GOOD = {
     "sender": "alice",
