@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from mailkit.delivery import DeliveryReport, MailboxSpec, Placement, VerifySpec
 from mailkit.diagnose.delivery import diagnose_delivery
@@ -23,7 +24,10 @@ from mailkit.result import TestResult, TokenProvider
 from mailkit.secret import Secret
 from mailkit.transcript import Direction, Row, SecretScrubber, Transcript
 
-__all__ = ["check_delivery"]
+if TYPE_CHECKING:  # the secret store is the caller's
+    from mailkit.secrets import SecretStore
+
+__all__ = ["check_delivery", "mailbox_consent"]
 
 
 async def check_delivery(
@@ -128,3 +132,31 @@ def _unchecked(mailbox: MailboxSpec, message_id: str, why: str) -> DeliveryRepor
         error=why,
         error_kind="protocol",
     )
+
+
+def mailbox_consent(
+    spec: VerifySpec,
+    secrets: SecretStore,
+    profile: str,
+    owner: str,
+    ca_file: str | None,
+) -> TokenProvider | None:
+    """The token provider of the OAuth consent stored for ``owner`` with the provider whose
+    API reads ``spec``'s mailbox (Google for ``gmail_api``, Microsoft for ``graph``), or None.
+
+    The consent must include a read scope (``gmail.readonly``, ``Mail.Read``); one that may
+    only send is reported by the check as such.
+    """
+    from mailkit.errors import SecretStoreError
+    from mailkit.secrets import GOOGLE_TOKEN_KIND, MICROSOFT_TOKEN_KIND, secret_key
+
+    kind = GOOGLE_TOKEN_KIND if spec.mailbox.kind == "gmail_api" else MICROSOFT_TOKEN_KIND
+    try:
+        if secrets.get(secret_key(profile, owner, kind)) is None:
+            return None
+    except SecretStoreError:
+        return None  # the send itself reports an unreadable store
+    from mailkit.oauth import GoogleCredentials, MicrosoftCredentials
+
+    credentials = GoogleCredentials if kind == GOOGLE_TOKEN_KIND else MicrosoftCredentials
+    return credentials(secrets, profile=profile, owner=owner, ca_file=ca_file).token_provider()

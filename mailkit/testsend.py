@@ -149,8 +149,13 @@ async def send_test_async(
             secrets_problem=secrets_problem,
         )
     if verify is not None:
-        from mailkit.roundtrip import check_delivery  # IMAP or API search: only when asked
+        from mailkit.roundtrip import check_delivery, mailbox_consent  # only when asked
 
+        if secrets is not None and verify.mailbox.kind != "imap":
+            # A Gmail or Graph mailbox is read with that provider's stored consent, whatever
+            # the send used (an SMTP send has none; an API send the same one).
+            owner = credential_account(org, user)
+            token = mailbox_consent(verify, secrets, profile, owner, org.ca_file) or token
         result = await check_delivery(result, verify, token=token, password=password)
     if store is not None:
         record(

@@ -18,9 +18,13 @@ from typing import Literal
 import pytest
 
 from mailkit.delivery import DeliveryReport, MailboxSpec, Placement, VerifySpec
-from mailkit.demo.oauth import FakeOAuthProvider
+from mailkit.demo import DemoServer
+from mailkit.demo.oauth import FakeOAuthProvider, visit
+from mailkit.demo.server import SPAM_TRAP
+from mailkit.oauth import GoogleClientConfig, GoogleOAuth
 from mailkit.outcome import Cause
 from mailkit.secret import Secret
+from mailkit.secrets import MemorySecretStore
 from mailkit.settings import OrgSettings
 from mailkit.testsend import send_test
 from mailkit.verify.api import verify_api
@@ -181,3 +185,39 @@ def test_a_spam_placement_through_send_test_is_diagnosed(fake_oauth: FakeOAuthPr
     assert result.delivery.placement is Placement.JUNK
     assert result.diagnosis is not None
     assert result.diagnosis.cause is Cause.DELIVERED_TO_SPAM
+
+
+@pytest.mark.parametrize(
+    ("to", "placement"), [(ACCOUNT, Placement.INBOX), (SPAM_TRAP, Placement.JUNK)]
+)
+def test_an_smtp_send_is_checked_in_the_gmail_mailbox_with_the_stored_consent(
+    fake_oauth_demo: DemoServer, to: str, placement: Placement
+) -> None:
+    """The send signs in with a password over SMTP; the check reads the recipient's Gmail
+    mailbox with the Google consent stored for the same account (from the real sign-in flow,
+    granting gmail.readonly): the send's own credentials play no part in it."""
+    demo = fake_oauth_demo.settings
+    memory = MemorySecretStore()
+    google = GoogleOAuth(
+        GoogleClientConfig.load(demo.google_client_config()), secrets=memory, ca_file=demo.ca_file
+    )
+    consent = google.start_paste([GMAIL_READ])
+    token = consent.finish(visit(consent.url, demo.ca_file))
+    if to == SPAM_TRAP:  # the check reads the spam trap's mailbox, as the spam trap
+        fake_oauth_demo.oauth.signed_in = SPAM_TRAP
+        consent = google.start_paste([GMAIL_READ])
+        token = consent.finish(visit(consent.url, demo.ca_file))
+    mailbox = MailboxSpec(
+        kind="gmail_api", host=demo.api_url, username=to, ca_file=str(demo.ca_file)
+    )
+    result = send_test(
+        demo.org(),
+        to=[to],
+        password=demo.password_secret(),
+        secrets=memory,
+        verify=VerifySpec(mailbox=mailbox, timeout=5, poll_interval=0.1),
+    )
+    assert result.delivery is not None
+    assert result.delivery.placement is placement, result.delivery.error
+    assert result.delivery.hops[-1].protocol == "ESMTPSA"
+    assert token.access_token.reveal() not in str(result.as_dict()) + repr(result)

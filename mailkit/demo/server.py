@@ -68,7 +68,7 @@ from mailkit.demo.chunking import ChunkingSMTP
 from mailkit.demo.dns import DnsServer
 from mailkit.demo.ews import scenarios as ews_accounts
 from mailkit.demo.ews.server import EwsMessage, FakeExchange
-from mailkit.demo.imap import DemoImapServer, password_checker
+from mailkit.demo.imap import DemoImapServer, is_junk, password_checker
 from mailkit.demo.oauth import (
     DEMO_TENANT,
     SMTP_SCOPES,
@@ -811,6 +811,13 @@ class _DemoHandler(SubmissionHandler):
             self._deliver(trace + (envelope.original_content or b""))
         except OSError as exc:
             return f"451 4.3.0 The demo mailbox cannot be written ({exc.strerror}); try again"
+        if self.oauth is not None:
+            # The demo's recipients have Gmail API and Graph mailboxes too (the fake's), so a
+            # delivery check through the APIs finds what was sent over SMTP.
+            raw = trace + (envelope.original_content or b"")
+            labels = ("SPAM",) if is_junk(raw) else ("INBOX",)
+            for recipient in envelope.rcpt_tos:
+                self.oauth.deliver_to(recipient, raw, labels=labels)
         return f"250 2.0.0 OK: queued as {queue_id} in the demo mailbox"
 
     @staticmethod
