@@ -599,3 +599,22 @@ def test_autodiscover_v2_against_the_fake_exchange(
         assert ews == []
     # The MX still gives Microsoft 365's SMTP submission, whatever Autodiscover said.
     assert report.smtp()[0].host == "smtp.office365.com"
+
+
+def test_one_source_failing_unexpectedly_costs_only_that_source(
+    find: Find, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A surprise in one source (here the SRV parser raising) is a failed lookup in the report;
+    the other sources' candidates are still there."""
+    from mailkit.discovery import run
+
+    def broken(*_args: object) -> object:
+        raise RuntimeError("surprise")
+
+    monkeypatch.setattr(run, "srv_candidates", broken)
+    report = find("jane@both.test")
+    best = report.smtp()[0]
+    assert (best.host, best.sources) == ("smtp.both.test", ("autoconfig",))
+    failed = [s for s in report.lookups if s.outcome == "failed"]
+    assert [s.source for s in failed] == ["srv"]
+    assert "RuntimeError: surprise" in failed[0].detail

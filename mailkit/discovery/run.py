@@ -236,8 +236,11 @@ async def discover_async(
             )
             continue
         error = task.exception()
-        if error is not None:
-            raise error
+        if error is not None:  # one source's surprise must not cost the others' answers
+            source = name.split()[0]
+            detail = f"{type(error).__name__}: {error}"
+            lookups.append(SourceReport(source, targets[name], "failed", detail))
+            continue
         for report, parsed in task.result():
             lookups.append(report)
             candidates.extend(parsed.candidates)
