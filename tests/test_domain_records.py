@@ -9,15 +9,17 @@ one promise: any text is parsed or refused with :class:`RecordSyntaxError`, noth
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mailkit.domainhealth.keys import dkim_key
 from mailkit.domainhealth.records import (
     RecordSyntaxError,
     SpfTerm,
@@ -355,3 +357,40 @@ def test_walk_tells_a_failed_lookup_from_a_missing_record() -> None:
     failed = asyncio.run(walk("example.com", lookups({("example.com", "TXT"): "servfail"})))
     assert failed.status == "unknown"
     assert asyncio.run(walk("example.com", lookups({}))).status == "missing"
+
+
+# --------------------------------------------------------------------------- DKIM key records
+
+
+@settings(deadline=None)  # the first example imports dkimpy and cryptography
+@given(
+    st.one_of(
+        st.text(max_size=60),
+        st.binary(max_size=300).map(lambda b: "v=DKIM1; k=rsa; p=" + base64.b64encode(b).decode()),
+        st.binary(max_size=40).map(
+            lambda b: "v=DKIM1; k=ed25519; p=" + base64.b64encode(b).decode()
+        ),
+    )
+)
+def test_any_key_record_is_judged_never_raised(text: str) -> None:
+    key = dkim_key("s1", "s1._domainkey.example.com", text)
+    assert key.status in ("ok", "revoked", "invalid")
+    assert key.status != "invalid" or key.detail
+
+
+def test_key_records_ok_revoked_and_wrong_type() -> None:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    raw = ed25519.Ed25519PrivateKey.generate().public_key()
+    ed = base64.b64encode(raw.public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
+    spki = base64.b64encode(
+        raw.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    ).decode()
+    name = "s1._domainkey.example.com"
+    assert dkim_key("s1", name, f"v=DKIM1; k=ed25519; p={ed}").status == "ok"
+    assert dkim_key("s1", name, "v=DKIM1; k=rsa; p=").status == "revoked"
+    wrong = dkim_key("s1", name, f"v=DKIM1; k=rsa; p={spki}")  # an Ed25519 key called RSA
+    assert wrong.status == "invalid"
+    assert dkim_key("s1", name, f"v=DKIM2; p={ed}").detail == "v=DKIM2 (must be DKIM1)"
+    assert "k=dsa" in dkim_key("s1", name, f"k=dsa; p={ed}").detail
