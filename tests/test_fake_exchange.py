@@ -703,3 +703,18 @@ def test_a_draft_is_saved_not_sent(fake_exchange: FakeExchange) -> None:
     assert draft.id == fake_exchange.drafts[0].item_id  # SaveOnly answers with the ItemId
     assert fake_exchange.drafts[0].disposition == "SaveOnly"
     assert fake_exchange.sent == []
+
+
+def test_plain_http_redirects_autodiscover_and_refuses_ews(fake_exchange: FakeExchange) -> None:
+    """Autodiscover's HTTP redirect step, and IIS's 403.4 for EWS without TLS."""
+    session = requests.Session()
+    session.trust_env = False
+    redirect = session.get(
+        fake_exchange.autodiscover_redirect_url, allow_redirects=False, timeout=10
+    )
+    assert redirect.status_code == 302
+    assert redirect.headers["Location"] == fake_exchange.autodiscover_xml_url
+    assert fake_exchange.autodiscover_redirect_url.startswith("http://127.0.0.1:")
+    plain_ews = session.post(fake_exchange.http_url + "/EWS/Exchange.asmx", data=b"", timeout=10)
+    assert plain_ews.status_code == 403
+    assert "SSL is required" in plain_ews.text

@@ -202,9 +202,11 @@ class FakeExchange:
         netbios_domain: str = NETBIOS_DOMAIN,
         version: str = "Exchange2016",
         stall_seconds: float = 30.0,
+        http_port: int = 0,
     ) -> None:
         """``context`` is a server context whose certificate covers 127.0.0.1 (and
-        localhost), issued by the CA in ``ca_file``, which clients must trust."""
+        localhost), issued by the CA in ``ca_file``, which clients must trust. ``port`` is the
+        HTTPS port, ``http_port`` the plain-HTTP one (Autodiscover's redirect step)."""
         if version not in soap.SERVER_VERSIONS:
             raise ValueError(
                 f"version must be one of {', '.join(soap.SERVER_VERSIONS)}, not {version!r}"
@@ -227,8 +229,10 @@ class FakeExchange:
         self._sent: list[EwsMessage] = []
         self._drafts: list[EwsMessage] = []
         self._connection = _Connection()
+        self._http_port = http_port
         self._httpd: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._plain: _Server | None = None
+        self._threads: list[threading.Thread] = []
 
     @classmethod
     def from_files(
@@ -268,31 +272,42 @@ class FakeExchange:
         return int(self._httpd.server_address[1])
 
     def start(self) -> Self:
-        """Listen on 127.0.0.1 (never another address) and answer in background threads."""
+        """Listen on 127.0.0.1 (never another address) and answer in background threads:
+        HTTPS, and plain HTTP for Autodiscover's redirect step."""
         with self._lock:
             if self._httpd is None:
                 httpd = _Server((BIND_ADDRESS, self._port), self._handle, self.context)
-                httpd.RequestHandlerClass = _IisHandler
-                self._thread = threading.Thread(
-                    target=httpd.serve_forever,
-                    kwargs={"poll_interval": 0.2},
-                    name="mailkit-fake-exchange",
-                    daemon=True,
-                )
-                self._httpd = httpd
-                self._thread.start()
+                try:
+                    plain = _Server((BIND_ADDRESS, self._http_port), self._handle, None)
+                except BaseException:
+                    httpd.server_close()
+                    raise
+                self._threads = []
+                for server, name in ((httpd, "https"), (plain, "http")):
+                    server.RequestHandlerClass = _IisHandler
+                    thread = threading.Thread(
+                        target=server.serve_forever,
+                        kwargs={"poll_interval": 0.2},
+                        name=f"mailkit-fake-exchange-{name}",
+                        daemon=True,
+                    )
+                    self._threads.append(thread)
+                self._httpd, self._plain = httpd, plain
+                for thread in self._threads:
+                    thread.start()
         return self
 
     def stop(self) -> None:
-        """Close the port and every open connection."""
+        """Close both ports and every open connection."""
         with self._lock:
-            httpd, thread = self._httpd, self._thread
-            self._httpd = self._thread = None
-        if httpd is not None:
-            httpd.shutdown()
-            httpd.close_connections()
-            httpd.server_close()
-        if thread is not None:
+            servers = [s for s in (self._httpd, self._plain) if s is not None]
+            threads, self._threads = self._threads, []
+            self._httpd = self._plain = None
+        for server in servers:
+            server.shutdown()
+            server.close_connections()
+            server.server_close()
+        for thread in threads:
             thread.join(10)
 
     def __enter__(self) -> Self:
@@ -315,6 +330,19 @@ class FakeExchange:
     @property
     def base_url(self) -> str:
         return f"https://{BIND_ADDRESS}:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        """The plain-HTTP root, e.g. ``http://127.0.0.1:50124``."""
+        if self._plain is None:
+            raise RuntimeError("the fake Exchange is not running; call start() first")
+        return f"http://{BIND_ADDRESS}:{self._plain.server_address[1]}"
+
+    @property
+    def autodiscover_redirect_url(self) -> str:
+        """Autodiscover's HTTP redirect step: a GET here answers 302 to the POX URL over
+        HTTPS (what ``http://autodiscover.DOMAIN/autodiscover/autodiscover.xml`` does)."""
+        return self.http_url + AUTODISCOVER_XML_PATH
 
     @property
     def ews_url(self) -> str:
@@ -399,7 +427,9 @@ class FakeExchange:
         auth = _Auth()
         served: _Served
         lower = rest.lower()
-        if lower == EWS_PATH.lower() and method == "POST":
+        if browser:  # the plain-HTTP port
+            served = _Served(self._plain_http(method, lower))
+        elif lower == EWS_PATH.lower() and method == "POST":
             auth = self._authenticate(headers, _SCHEMES.get(variant, _SCHEMES[""]))
             served = _Served(auth.reply) if auth.reply else self._ews(variant, body, auth)
         elif lower == AUTODISCOVER_SVC_PATH.lower() and method == "POST" and not variant:
@@ -417,6 +447,14 @@ class FakeExchange:
             served = _Served(_Reply(404, b"", "text/html"))
         self._record(method, parts, headers, auth, served)
         return served.reply
+
+    def _plain_http(self, method: str, path: str) -> _Reply:
+        """Plain HTTP: Autodiscover's redirect to HTTPS, IIS's "SSL required" for the rest."""
+        if path == AUTODISCOVER_XML_PATH.lower() and method == "GET":
+            return _Reply(302, b"", "text/html", {"Location": self.autodiscover_xml_url})
+        if path in (EWS_PATH.lower(), AUTODISCOVER_SVC_PATH.lower(), AUTODISCOVER_XML_PATH.lower()):
+            return _Reply(403, b"403.4 - SSL is required to view this resource.", "text/html")
+        return _Reply(404, b"", "text/html")
 
     def _record(
         self,
