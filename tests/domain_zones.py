@@ -142,6 +142,9 @@ def zones() -> dict[str, str]:
                 extra=(
                     "selector1._domainkey IN CNAME "
                     "selector1-m365-test._domainkey.m365test.onmicrosoft.com.",
+                    # Published, but DKIM was never turned on: the target has no key.
+                    "selector2._domainkey IN CNAME "
+                    "selector2-m365-test._domainkey.m365test.onmicrosoft.com.",
                 ),
             ),
             _mail_domain("m365bare.test", spf="v=spf1 a:smtp.healthy.test -all"),

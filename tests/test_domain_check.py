@@ -224,6 +224,13 @@ def test_provider_selectors_are_expected(dns: DnsServer) -> None:
     assert keys["selector2"].status == "missing"
     (finding,) = [f for f in health.findings if f.rule == "dkim-key-missing"]
     assert "selector2._domainkey.m365.test" in finding.message
+    # The CNAME is there; its target publishes nothing: DKIM was never turned on.
+    target = "selector2-m365-test._domainkey.m365test.onmicrosoft.com"
+    assert keys["selector2"].cname == target
+    assert f"is a CNAME to {target}, which publishes no key" in finding.message
+    assert "turn DKIM signing on" in finding.fix
+    bare = check(dns, "m365bare.test", provider="microsoft365")
+    assert all(k.cname is None for k in bare.dkim)  # no CNAME at all: "does not exist"
 
 
 @pytest.mark.parametrize(

@@ -296,7 +296,11 @@ async def _dkim_key(name: str, selector: str, client: DnsClient, expected: bool)
         )
     texts = [str(v) for v in answer.values if looks_like_dkim(str(v))]
     if not texts:
-        return DkimKey(selector, where, "missing", expected, detail="no key record")
+        # A provider's selector is a CNAME to its own record: say where it points.
+        alias = await client.query(where, "CNAME") if expected else None
+        target = str(alias.values[0]).rstrip(".").lower() if alias and alias.values else None
+        detail = f"CNAME to {target}, which publishes no key" if target else "no key record"
+        return DkimKey(selector, where, "missing", expected, detail=detail, cname=target)
     return dkim_key(selector, where, texts[0], expected=expected)
 
 

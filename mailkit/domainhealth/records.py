@@ -424,6 +424,8 @@ class DkimKey:
     key_type: str | None = None
     bits: int | None = None
     detail: str = ""
+    #: Where the selector's CNAME points, when it is one and no key was found there.
+    cname: str | None = None
 
 
 @dataclass(frozen=True)

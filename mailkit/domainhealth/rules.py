@@ -294,14 +294,23 @@ def _dkim_findings(domain: str, dkim: tuple[DkimKey, ...], probed: bool) -> list
     for key in expected:
         if key.status in ("missing", "revoked"):
             why = "is revoked (p= is empty)" if key.status == "revoked" else "does not exist"
+            fix = (
+                f"publish the key (or the provider's CNAME) at {key.name}, as the "
+                "provider's DKIM settings show it"
+            )
+            if key.cname:
+                why = f"is a CNAME to {key.cname}, which publishes no key"
+                fix = (
+                    f"turn DKIM signing on for {domain} in the provider's settings, so that "
+                    f"{key.cname} publishes the key (the CNAME itself is in place)"
+                )
             found.append(
                 _finding(
                     domain,
                     "dkim-key-missing",
                     f"the DKIM key {key.name} {why}: mail signed with selector "
                     f"{key.selector} fails DKIM",
-                    f"publish the key (or the provider's CNAME) at {key.name}, as the "
-                    "provider's DKIM settings show it",
+                    fix,
                 )
             )
     for key in dkim:
