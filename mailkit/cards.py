@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from mailkit.outcome import Diagnosis
 
 if TYPE_CHECKING:  # a result asks for its cards lazily; the value never imports rendering
+    from mailkit.delivery import DeliveryReport
     from mailkit.result import TestResult
 
 ERROR_COLOUR = "#c62828"
@@ -109,9 +110,58 @@ def diagnosis_card(diagnosis: Diagnosis) -> str:
 
 
 def result_html(result: TestResult) -> str:
-    """A result as a notebook shows it: its card, then the whole transcript."""
+    """A result as a notebook shows it: its card, the delivery check's, then the transcript."""
     if result.ok or result.diagnosis is None:
         head = success_card(result)
     else:
         head = diagnosis_card(result.diagnosis)
+    if result.delivery is not None:
+        head += delivery_card(result.delivery)
     return head + result.transcript.to_html()
+
+
+def delivery_card(report: DeliveryReport) -> str:
+    """Where the message landed, when, by which path, and what the receiver's checks said."""
+    e = html.escape
+    colour = OK_COLOUR if report.delivered else ERROR_COLOUR
+    facts = [f"Mailbox: {e(report.mailbox)}"]
+    if report.folder:
+        facts.append(f"Folder: {e(report.folder)} ({e(report.placement.value)})")
+    if report.arrived is not None:
+        latency = (
+            f", {report.latency_s:.1f} s after the send" if report.latency_s is not None else ""
+        )
+        facts.append(f"Arrived: {e(report.arrived.isoformat())}{latency}")
+    if report.auth:
+        facts.append(
+            "Authentication-Results: "
+            + ", ".join(f"{e(a.method)}=<b>{e(a.result)}</b>" for a in report.auth)
+        )
+    if report.spam is not None:
+        verdict = {True: "spam", False: "not spam", None: "no verdict"}[report.spam.flagged]
+        score = f", score {report.spam.score:g}" if report.spam.score is not None else ""
+        facts.append(f"Spam filter: {verdict}{score}")
+    if report.bounce is not None:
+        b = report.bounce
+        facts.append(
+            f"Bounce: {e(b.action)} {e(b.status)} for {e(b.final_recipient or '?')}: "
+            f"<code>{e(b.diagnostic_code)}</code>"
+        )
+    if report.error:
+        facts.append(f"Could not search: {e(report.error)}")
+    items = "".join(f"<li>{fact}</li>" for fact in facts)
+    hops = ""
+    if report.hops:
+        cells = "".join(
+            f"<tr><td>{h.index}</td><td>{e(h.from_host)}</td><td>{e(h.by_host)}</td>"
+            f"<td>{e(h.protocol)}</td><td>{e(h.tls)}</td>"
+            f"<td>{'' if h.delay_s is None else f'{h.delay_s:+.1f} s'}</td></tr>"
+            for h in report.hops
+        )
+        hops = (
+            "<table><thead><tr><th>hop</th><th>from</th><th>by</th><th>with</th><th>TLS</th>"
+            f"<th>delay</th></tr></thead><tbody>{cells}</tbody></table>"
+        )
+    mark = "✔" if report.delivered else "✘"
+    title = f"{mark} Delivery check: {e(report.placement.value.replace('_', ' '))}"
+    return card_html(colour, f'<b style="color:{colour}">{title}</b><ul>{items}</ul>{hops}')

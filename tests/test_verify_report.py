@@ -500,3 +500,31 @@ def test_the_bounces_status_and_words_are_the_diagnosis_reply() -> None:
 def test_delivered_or_moved_by_the_recipients_rule_is_no_problem() -> None:
     assert diagnose_delivery(report(Placement.INBOX, folder="INBOX")) is None
     assert diagnose_delivery(report(Placement.OTHER, folder="Archive")) is None
+
+
+def test_the_delivery_card_shows_the_path_and_escapes_what_servers_wrote() -> None:
+    from mailkit.cards import delivery_card
+
+    hostile = "by <script>alert(1)</script> with ESMTPS id x; Mon, 7 Dec 2026 02:44:37 +0000"
+    raw = (
+        f"Received: {hostile}\r\nAuthentication-Results: {GMAIL_AR}\r\n"
+        "X-Spam-Status: No, score=0.5 required=5.0\r\nMessage-ID: <m@x>\r\n\r\nhi\r\n"
+    ).encode()
+    found = found_report(
+        raw,
+        mailbox="imaps://bob@h:993",
+        message_id="<m@x>",
+        folder="INBOX",
+        placement=Placement.INBOX,
+        sent_at=None,
+    )
+    card = delivery_card(found)
+    assert "✔ Delivery check: inbox" in card
+    assert "<script" not in card
+    assert "</script" not in card
+    assert "&lt;/script" in card
+    assert "dmarc=<b>pass</b>" in card
+    assert "<table>" in card
+    bounced = delivery_card(report(Placement.BOUNCED, bounce=bounce("5.1.1", "550 <a@b> unknown")))
+    assert "✘ Delivery check: bounced" in bounced
+    assert "&lt;a@b&gt;" in bounced
