@@ -17,6 +17,7 @@ from mailkit.widgets.passphrase import PassphrasePanel
 from mailkit.widgets.password import PasswordFields, PasswordPanel, SecretInput
 from mailkit.widgets.presets import PresetChooser
 from mailkit.widgets.probe import ProbePanel
+from mailkit.widgets.routes import RoutesPanel
 from mailkit.widgets.testsend import TestSendPanel
 from mailkit.widgets.users import UserForm, UsersPanel
 
@@ -36,6 +37,7 @@ __all__ = [
     "PresetChooser",
     "ProbePanel",
     "RoutesEditor",
+    "RoutesPanel",
     "SecretInput",
     "SmtpSection",
     "TestSendPanel",

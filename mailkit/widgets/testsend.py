@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets  # type: ignore[import-untyped]
 
@@ -39,6 +39,9 @@ from mailkit.widgets.common import (
     note_html,
     split_addresses,
 )
+
+if TYPE_CHECKING:
+    from mailkit.senders.desktop import Launcher
 
 __all__ = ["TestSendPanel", "diagnosis_card", "success_card", "whose_test"]
 
@@ -118,8 +121,11 @@ class TestSendPanel(Panel):
         secrets: SecretStore,
         profile: str = "default",
         store: Store | None = None,
+        launcher: Launcher | None = None,
     ) -> None:
         self._org = org_or_getter
+        #: Opens a desktop hand-off's .eml (default: the system's handler); tests pass their own.
+        self.launcher = launcher
         self._user = user
         self.secrets = secrets
         self.profile = profile
@@ -137,6 +143,11 @@ class TestSendPanel(Panel):
             description="Send test", button_style="primary", icon="paper-plane"
         )
         self.send_button.on_click(lambda _button: self.send())
+        #: Shown after a desktop mode's hand-off: opens the .eml in the mail client, which sends.
+        self.open_button: Any = widgets.Button(
+            description="Open it", icon="envelope-open", layout={"display": "none"}
+        )
+        self.open_button.on_click(lambda _button: self.open_eml())
         self.state: Any = widgets.HTML()
         self.transcript: Any = widgets.HTML()
         self.card: Any = widgets.HTML()
@@ -146,7 +157,7 @@ class TestSendPanel(Panel):
         self.widget: Any = widgets.VBox(
             [
                 self.who,
-                widgets.HBox([self.to, self.send_button, self.state]),
+                widgets.HBox([self.to, self.send_button, self.open_button, self.state]),
                 self.error,
                 self.card,
                 self.transcript,
@@ -183,6 +194,7 @@ class TestSendPanel(Panel):
         self.rows = []
         self.result = None
         self.transcript.value = self.card.value = self.error.value = ""
+        self.open_button.layout.display = "none"
         try:
             org, user = self._subject()
         except MailkitError as exc:  # e.g. a getter that validates an unsaved form
@@ -227,11 +239,28 @@ class TestSendPanel(Panel):
                 self.card.value = card_html(ERROR_COLOUR, "<b>The test message was not sent.</b>")
             self.rows = list(result.transcript.rows)
             self._draw(result.transcript)
+            if result.eml_path is not None:
+                self.open_button.layout.display = ""
             self.state.value = note_html(
                 f"{len(result.transcript)} transcript rows, {result.duration_ms:.0f} ms"
             )
         finally:
             self.send_button.disabled = False
+
+    def open_eml(self) -> str | None:
+        """Open the last hand-off's .eml with the launcher; None when opened, else why not
+        (also shown in the panel)."""
+        from mailkit.senders.desktop import open_file
+
+        path = self.result.eml_path if self.result is not None else None
+        if path is None:
+            return None
+        problem = open_file(path, self.launcher)
+        if problem is None:
+            self.state.value = note_html(f"Opened {path} with the system's mail program.")
+        else:
+            self.state.value = error_html(f"Not opened: {problem}.")
+        return problem
 
     def clear(self) -> None:
         """Forget the last result's card and transcript when what it tested has changed (a new
