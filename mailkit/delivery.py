@@ -467,7 +467,8 @@ def _unfold(value: str) -> str:
     return re.sub(r"\s+", " ", value).strip()
 
 
-_RECEIVED_WORD = re.compile(r"(?i)(?:^|\s)(from|by|via|with|id|for)\s+(\S+)")
+# "with Microsoft SMTP Server" is Exchange's protocol, three words long.
+_RECEIVED_WORD = re.compile(r"(?i)(?:^|\s)(from|by|via|with|id|for)\s+(Microsoft SMTP Server|\S+)")
 # Postfix: "using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384"; Exchange: "version=TLS1_2,
 # cipher=TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"; Gmail: "version=TLS1_3 cipher=...".
 _TLS = re.compile(

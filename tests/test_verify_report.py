@@ -74,7 +74,7 @@ def test_received_lines_become_hops_oldest_first_with_per_hop_delays() -> None:
     assert first.tls == "TLSv1.3 TLS_AES_256_GCM_SHA384"
     assert first.delay_s == 1.0  # from the Date
     assert (second.by_host, second.protocol, second.delay_s) == ("vm", "LMTP", 2.0)
-    assert third.protocol == "Microsoft"
+    assert third.protocol == "Microsoft SMTP Server"
     assert third.tls == "TLS1_2 TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"
     assert third.delay_s == 1.0
     assert third.as_dict()["by"] == "DB9PR04MB5678.eurprd04.prod.outlook.com"
