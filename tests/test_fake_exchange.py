@@ -192,12 +192,16 @@ def test_probe_offers_each_scheme_in_its_own_header(fake_exchange: FakeExchange)
         "/basic-only/EWS/Exchange.asmx": ['Basic realm="127.0.0.1"'],
         "/ntlm-only/EWS/Exchange.asmx": ["NTLM"],
     }
+    retired = "/retired/EWS/Exchange.asmx"  # Exchange Online: OAuth, and Basic still named
     with closing(_raw(fake_exchange)) as connection:
         for path, offered in paths.items():
             response = _post(connection, path, b"", {})
             assert response.status == 401
             assert response.headers.get_all("WWW-Authenticate") == offered
             assert response.headers["Server"] == "Microsoft-IIS/10.0"
+        online = _post(connection, retired, b"", {}).headers.get_all("WWW-Authenticate") or []
+    assert [value.split(" ")[0] for value in online] == ["Bearer", "Basic"]
+    assert 'client_id="00000002-0000-0ff1-ce00-000000000000"' in online[0]
 
 
 def test_ntlm_handshake_is_bound_to_its_connection(fake_exchange: FakeExchange) -> None:

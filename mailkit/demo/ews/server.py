@@ -60,7 +60,21 @@ AUTODISCOVER_XML_PATH = "/autodiscover/autodiscover.xml"
 AUTODISCOVER_JSON_PATH = "/autodiscover/autodiscover.json/v1.0/"
 
 #: Which schemes each EWS URL variant offers (``url`` faults are path prefixes).
-_SCHEMES = {"": ("NTLM", "Basic"), "basic-only": ("Basic",), "ntlm-only": ("NTLM",)}
+_SCHEMES = {
+    "": ("NTLM", "Basic"),
+    "basic-only": ("Basic",),
+    "ntlm-only": ("NTLM",),
+    # Exchange Online: OAuth first, Basic still named (and refused per tenant).
+    "retired": ("Bearer", "Basic"),
+}
+#: Exchange Online's OAuth challenge (its resource id and Microsoft's sign-in URL).
+_BEARER_CHALLENGE = (
+    'Bearer client_id="00000002-0000-0ff1-ce00-000000000000", '
+    'trusted_issuers="00000001-0000-0000-c000-000000000000@*", '
+    'token_types="app_asserted_user_v1 service_asserted_app_v1", '
+    'authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", '
+    'error="invalid_token"'
+)
 #: What Exchange Online's front end adds to its answers (the sender can tell Online by them).
 _ONLINE_HEADERS = {
     "X-CalculatedBETarget": "am0pr01mb1234.eurprd01.prod.outlook.com",
@@ -486,8 +500,9 @@ class FakeExchange:
     def _challenge(self, schemes: tuple[str, ...], body: bytes = b"") -> _Reply:
         """401 with one ``WWW-Authenticate`` header per scheme offered (as IIS sends them)."""
         headers: dict[str, str] = {}
+        values = {"NTLM": "NTLM", "Basic": f'Basic realm="{BIND_ADDRESS}"'}
         for index, scheme in enumerate(schemes):
-            value = "NTLM" if scheme == "NTLM" else f'Basic realm="{BIND_ADDRESS}"'
+            value = values.get(scheme, _BEARER_CHALLENGE)
             # Header names are case-insensitive on the wire; distinct keys give distinct lines.
             headers[_header_name("WWW-Authenticate", index)] = value
         return _Reply(401, body, "text/html", headers=headers)
