@@ -137,3 +137,45 @@ def test_a_non_ascii_demo_password_signs_in_with_authenticate_plain(
     assert refused.placement is Placement.UNCHECKED
     assert refused.error_kind == "auth"
     assert "Démo-falsch-ß" not in refused.error
+
+
+def raw_session(demo: DemoSettings, lines: list[bytes]) -> bytes:
+    """Send ``lines`` over IMAPS as they are and return everything the server said."""
+    import socket
+
+    assert demo.imap_port is not None
+    context = ssl.create_default_context(cafile=str(demo.ca_file))
+    plain = socket.create_connection(("127.0.0.1", demo.imap_port), timeout=5)
+    with context.wrap_socket(plain, server_hostname="localhost") as tls:
+        for line in lines:
+            tls.sendall(line)
+        tls.sendall(b"z LOGOUT\r\n")
+        said = b""
+        while chunk := tls.recv(65536):
+            said += chunk
+    return said
+
+
+def test_the_demo_imap_answers_nonsense_with_bad_and_keeps_serving(demo: DemoSettings) -> None:
+    said = raw_session(
+        demo,
+        [
+            b"\r\n",
+            b"a1\r\n",
+            b'a2 LOGIN "unterminated\r\n',
+            b"a3 SELECT INBOX\r\n",  # not signed in
+            b"a4 FROBNICATE\r\n",
+            b"a5 UID\r\n",
+            b"a6 LOGIN demo@example.com wrong\r\n",
+            b"a7 APPEND INBOX {999999999}\r\n",
+        ],
+    )
+    assert said.startswith(b"* OK [CAPABILITY IMAP4rev1 SPECIAL-USE")
+    assert b"a1 BAD" in said
+    assert b"a2 BAD" in said or b"a2 NO" in said
+    assert b"a3 NO Sign in first" in said
+    assert b"a4 NO Sign in first" in said or b"a4 BAD" in said
+    assert b"a5 BAD" in said
+    assert b"a6 NO [AUTHENTICATIONFAILED]" in said
+    assert b"a7 BAD literal too large" in said
+    assert said.rstrip().endswith(b"z OK LOGOUT completed")
