@@ -349,3 +349,12 @@ def test_a_single_label_intranet_host_is_accepted() -> None:
     from mailkit.domainhealth.check import domain_query
 
     assert domain_query("Example.TEST", host="MailHost").host == "mailhost"
+
+
+def test_void_lookups_are_found_without_a_server(dns: DnsServer) -> None:
+    """Three a: terms naming nothing fail every message, whatever server sends."""
+    health = check(dns, "void.test")
+    assert health.spf.void_lookups == 3
+    (finding,) = [f for f in health.findings if f.rule == "spf-too-many-lookups"]
+    assert "void lookups" in finding.message
+    assert check(dns, "healthy.test").spf.void_lookups == 0  # control

@@ -394,3 +394,17 @@ def test_key_records_ok_revoked_and_wrong_type() -> None:
     assert wrong.status == "invalid"
     assert dkim_key("s1", name, f"v=DKIM2; p={ed}").detail == "v=DKIM2 (must be DKIM1)"
     assert "k=dsa" in dkim_key("s1", name, f"k=dsa; p={ed}").detail
+
+
+def test_walk_counts_void_lookups() -> None:
+    table = {
+        ("example.com", "TXT"): ("v=spf1 a:n1.example mx:n2.example include:_i.example -all",),
+        ("_i.example", "TXT"): ("v=spf1 exists:n3.example a:ok.example ~all",),
+        ("ok.example", "A"): ("192.0.2.1",),
+    }
+    tree = asyncio.run(walk("example.com", lookups(table)))
+    assert tree.void_lookups == 3
+    assert tree.status == "invalid"
+    del table[("_i.example", "TXT")]
+    table[("_i.example", "TXT")] = ("v=spf1 a:ok.example ~all",)
+    assert asyncio.run(walk("example.com", lookups(table))).void_lookups == 2

@@ -185,6 +185,7 @@ async def _spf(query: DomainQuery, client: DnsClient) -> tuple[SpfReport, str]:
         status=tree.status,
         record=tree.record.text if tree.record else None,
         lookups=tree.lookups,
+        void_lookups=tree.void_lookups,
         all_term=tree.all_term,
         includes=tuple(tree.includes),
         problems=tuple(tree.problems),

@@ -21,7 +21,7 @@ from mailkit.domainhealth.records import (
     Severity,
     SpfReport,
 )
-from mailkit.domainhealth.spf import LOOKUP_LIMIT
+from mailkit.domainhealth.spf import LOOKUP_LIMIT, VOID_LIMIT
 
 __all__ = ["COMMON_SELECTORS", "DOMAIN_RULES", "domain_findings"]
 
@@ -172,6 +172,18 @@ def _spf_findings(domain: str, spf: SpfReport, authorize_fix: str) -> list[Domai
                 f"receivers stop at {LOOKUP_LIMIT} and fail SPF (permerror) for every message",
                 "remove includes of services that no longer send for the domain, replace a "
                 "and mx terms by ip4/ip6 ranges, or split senders across subdomains",
+            )
+        )
+    if spf.void_lookups > VOID_LIMIT:
+        found.append(
+            _finding(
+                domain,
+                "spf-too-many-lookups",
+                f"{spf.void_lookups} terms of the SPF of {domain} and its includes look up "
+                f"names that do not exist or have no such record; receivers allow "
+                f"{VOID_LIMIT} such void lookups and then fail SPF (permerror)",
+                "remove the a, mx and exists terms that point at names without records "
+                "(servers retired, typos)",
             )
         )
     if spf.all_term == "+all":

@@ -286,6 +286,8 @@ class SpfTree:
     #: ok, missing, invalid, unknown (a lookup failed).
     status: str = "missing"
     lookups: int = 0
+    #: Terms whose lookup finds nothing (RFC 7208 allows two per evaluation).
+    void_lookups: int = 0
     #: Include and redirect targets, in the order met (lower case, no trailing dot).
     includes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -324,6 +326,13 @@ async def walk(domain: str, lookup: Lookup) -> SpfTree:
         for term in record.terms:
             if term.mechanism in ("include", "a", "mx", "ptr", "exists"):
                 tree.lookups += 1
+            if term.mechanism in ("a", "mx", "exists") and "%" not in (term.value or ""):
+                # What a receiver asks for this term (A for an IPv4 sender): nothing there is
+                # a void lookup, and more than two fail every message.
+                name = (term.value or key).rstrip(".").lower()
+                answer = await lookup(name, "MX" if term.mechanism == "mx" else "A")
+                if answer.status in ("nxdomain", "nodata"):
+                    tree.void_lookups += 1
             if term.mechanism == "include" and term.value and "%" not in term.value:
                 tree.includes.append(term.value.rstrip(".").lower())
                 await visit(term.value, False, f"include:{term.value} in {key}")
@@ -342,7 +351,7 @@ async def walk(domain: str, lookup: Lookup) -> SpfTree:
         tree.all_term = record.all_term.qualifier + "all"
     if record is None and not tree.problems:
         tree.status = "unknown" if tree.failures else "missing"
-    elif tree.problems or tree.lookups > LOOKUP_LIMIT:
+    elif tree.problems or tree.lookups > LOOKUP_LIMIT or tree.void_lookups > VOID_LIMIT:
         tree.status = "invalid"
     elif tree.failures:
         tree.status = "unknown"
