@@ -275,14 +275,18 @@ def report(table: list[Command], runs: int, warmup: int, swaks: str | None) -> N
     by_name = {c.name: c for c in table}
     print(f"Goal (issue 12): mailkit --help and mailkit test within {GOAL:g}x that, in wall time.")
     print("mailkit test's start-up is the refused-port run; the whole send adds the loopback send.")
+    print(
+        f"CPU time is the steadier measure on a busy machine (load average above {os.cpu_count()}"
+        "): a verdict is given for both."
+    )
     for name in ("mailkit --help", "mailkit test (refused port)", "mailkit test (a whole send)"):
         command = by_name[name]
         if command.times:
             ratio = _median(command.times) / anchor
-            verdict = "meets" if ratio <= GOAL else "misses"
+            cpu_ratio = _median(command.cpu) / anchor_cpu
             print(
-                f"  {name}: {ratio:.2f}x wall ({verdict} the goal), "
-                f"{_median(command.cpu) / anchor_cpu:.2f}x CPU"
+                f"  {name}: {ratio:.2f}x wall ({_verdict(ratio)} the goal of {GOAL:g}x), "
+                f"{cpu_ratio:.2f}x CPU ({_verdict(cpu_ratio)} it)"
             )
     swaks_send = by_name.get("swaks (the same send)")
     ours = by_name["mailkit test (a whole send)"]
@@ -295,6 +299,10 @@ def report(table: list[Command], runs: int, warmup: int, swaks: str | None) -> N
         for problem in sorted(set(command.failures)):
             count = command.failures.count(problem)
             print(f"FAILED {command.name} ({count}x): {problem}")
+
+
+def _verdict(ratio: float) -> str:
+    return "meets" if ratio <= GOAL else "MISSES"
 
 
 def _median(values: list[float]) -> float:
