@@ -722,3 +722,31 @@ def test_plain_http_redirects_autodiscover_and_refuses_ews(fake_exchange: FakeEx
     plain_ews = session.post(fake_exchange.http_url + "/EWS/Exchange.asmx", data=b"", timeout=10)
     assert plain_ews.status_code == 403
     assert "SSL is required" in plain_ews.text
+
+
+def test_parallel_ntlm_sign_ins_keep_to_their_connections(fake_exchange: FakeExchange) -> None:
+    """Each connection has its own handshake: parallel clients with different accounts (one
+    of them refused) never sign in on another's connection."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from exchangelib import NTLM  # type: ignore[import-untyped, unused-ignore]
+
+    users = [fake_exchange.address(f"user{n}") for n in range(6)]
+
+    def send(user: str) -> str:
+        password = "wrong" if user.startswith("user5") else None
+        try:
+            _send(ews_account(fake_exchange, user=user, password=password, auth_type=NTLM))
+        except Exception as exc:
+            return type(exc).__name__
+        return "sent"
+
+    with ThreadPoolExecutor(len(users)) as pool:
+        outcomes = dict(zip(users, pool.map(send, users), strict=True))
+    assert outcomes == dict.fromkeys(users[:5], "sent") | {users[5]: "UnauthorizedError"}
+    assert sorted(m.user for m in fake_exchange.sent) == users[:5]
+    by_connection: dict[int, set[str]] = {}
+    for request in fake_exchange.requests:
+        if request.user is not None:
+            by_connection.setdefault(request.connection, set()).add(request.user)
+    assert all(len(signed_in) == 1 for signed_in in by_connection.values())
