@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import http.server
 import json
 import logging
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -267,7 +269,7 @@ FAULTS = [
     ("ews disabled", {"username": "ews-disabled@example.com",
                       "from_address": "ews-disabled@example.com"}, TO,
      Phase.REQUEST, Kind.PERMANENT, Cause.EWS_UNAVAILABLE, "EwsEnabled"),
-    ("ews retired", {"ews_url": "retired"}, TO,
+    ("ews retired", {"ews_url": "retired", "auth": AuthType.LOGIN}, TO,
      Phase.REQUEST, Kind.PERMANENT, Cause.EWS_UNAVAILABLE, "microsoft_graph"),
     ("access denied", {"from_address": "denied@example.com"}, TO,
      Phase.REQUEST, Kind.PERMANENT, Cause.API_ACCESS_DENIED, "FullAccess"),
@@ -475,6 +477,71 @@ def test_autodiscover_pox_with_ntlm(fake_exchange: FakeExchange) -> None:
     pox = [r for r in fake_exchange.requests if r.path == "/autodiscover/autodiscover.xml"]
     assert {r.auth_scheme for r in pox} >= {"NTLM"}
     assert "<POX Autodiscover answer: EwsUrl" in transcript_text(result)
+
+
+def test_autodiscover_http_redirect_step(fake_exchange: FakeExchange) -> None:
+    """Microsoft's redirect step: an anonymous GET over http whose 302 names the POX URL over
+    https, where the sign-in happens; nothing but that GET goes over http."""
+    result = send(
+        fake_exchange, ews_url=None, autodiscover_url=fake_exchange.autodiscover_redirect_url
+    )
+    assert result.ok, transcript_text(result)
+    plain = [r for r in fake_exchange.requests if r.method == "GET"]
+    assert [(r.auth_scheme, r.status) for r in plain] == [(None, 302)]
+    text = transcript_text(result)
+    assert f"GET {fake_exchange.autodiscover_redirect_url}" in text
+    assert f"redirected to {fake_exchange.autodiscover_xml_url}" in text
+
+
+def test_the_retired_endpoint_offers_no_ntlm(fake_exchange: FakeExchange) -> None:
+    """Exchange Online challenges with Bearer and Basic: NTLM is refused before any EWS
+    answer, auth auto takes Basic and meets the retirement."""
+    ntlm = send(fake_exchange, ews_url=fake_exchange.ews_url_retired)
+    assert judged(ntlm) == (Phase.AUTH, Kind.CONFIGURATION, Cause.MECHANISM_NOT_OFFERED)
+    auto = send(fake_exchange, ews_url=fake_exchange.ews_url_retired, auth=AuthType.AUTO)
+    assert judged(auto) == (Phase.REQUEST, Kind.PERMANENT, Cause.EWS_UNAVAILABLE)
+    assert auto.diagnosis is not None
+    assert "Exchange Online" in auto.diagnosis.title
+
+
+class _RedirectForever(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(302)
+        self.send_header(
+            "Location", f"https://127.0.0.1:{self.server.server_address[1]}{self.path}"
+        )
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_an_autodiscover_redirect_loop_ends(tls_material: TLSMaterial) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RedirectForever)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tls_material.server.cert_file, tls_material.server.key_file)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"https://127.0.0.1:{server.server_address[1]}/autodiscover/autodiscover.json"
+        result = EwsSender.send(
+            EwsPlan(
+                from_address=USER,
+                username=USER,
+                autodiscover_url=url,
+                ca_file=str(tls_material.ca_file),
+            ),
+            to=[TO],
+            password=Secret("x-password"),
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.diagnosis is not None
+    assert result.diagnosis.cause is Cause.AUTODISCOVER_FAILED
+    assert "too many redirects" in result.diagnosis.explanation
 
 
 def test_autodiscover_follows_a_redirect_address(fake_exchange: FakeExchange) -> None:

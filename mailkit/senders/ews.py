@@ -522,8 +522,8 @@ def autodiscover_steps(email: str, explicit_url: str | None = None) -> list[Auto
     HTTP redirect at ``http://autodiscover.DOMAIN``. (The SCP lookup needs a domain-joined
     machine and Active Directory, which mailkit does not use; the SRV record comes last and is
     :meth:`EwsSender._srv_step`'s.) With ``explicit_url``: that endpoint only — POX for an
-    ``.xml`` URL, JSON for an ``autodiscover.json`` URL — or, for a bare server URL, the JSON
-    endpoint and then POX there.
+    ``.xml`` URL, JSON for an ``autodiscover.json`` URL, the redirect step for an ``http://``
+    URL — or, for a bare server URL, the JSON endpoint and then POX there.
     """
     domain = email.rpartition("@")[2].lower()
     json_tail = f"/autodiscover/autodiscover.json/v1.0/{quote(email, safe='@')}?Protocol=EWS"
@@ -531,6 +531,8 @@ def autodiscover_steps(email: str, explicit_url: str | None = None) -> list[Auto
         parts = urlsplit(explicit_url)
         base = f"{parts.scheme}://{parts.netloc}"
         path = parts.path.rstrip("/")
+        if parts.scheme == "http":  # only ever the redirect step: nothing is sent but a GET
+            return [AutodiscoverStep("configured HTTP redirect", explicit_url, "redirect")]
         if path.lower().endswith(".xml"):
             return [AutodiscoverStep("configured POX endpoint", explicit_url, "pox")]
         if "autodiscover.json" in path.lower():
@@ -999,8 +1001,13 @@ class EwsSender:
         configured = urlsplit(self.plan.autodiscover_url or "").hostname
         return host == domain or host.endswith("." + domain) or host == (configured or "").lower()
 
-    def _ask(self, step: AutodiscoverStep, address: str, token: Secret | None) -> _StepOutcome:
-        """One Autodiscover step; a failure is a result here, the next step is tried."""
+    def _ask(
+        self, step: AutodiscoverStep, address: str, token: Secret | None, hops: int = 0
+    ) -> _StepOutcome:
+        """One Autodiscover step (and the redirects it answers with, ``hops`` so far); a
+        failure is a result here, the next step is tried."""
+        if hops > MAX_AUTODISCOVER_REDIRECTS:
+            return _StepOutcome(step, problem="too many redirects")
         auth = None
         headers = {"Accept": "application/json"} if step.kind == "json" else {}
         if step.kind == "pox" and not self._trusted_with_credentials(step.url, address):
@@ -1035,15 +1042,23 @@ class EwsSender:
         if step.kind == "redirect":
             location = response.headers.get("Location", "")
             if status in (301, 302, 307, 308) and location.startswith("https://"):
+                self.recorder.info(f"{step.name}: redirected to {location}")
                 return self._ask(
-                    AutodiscoverStep(f"redirected to {location}", location, "pox"), address, token
+                    AutodiscoverStep(f"redirected to {location}", location, "pox"),
+                    address,
+                    token,
+                    hops + 1,
                 )
             return _StepOutcome(step, problem=f"HTTP {status}, no redirect", status=status)
         if step.kind == "json" and status in (301, 302, 307, 308):
             location = response.headers.get("Location", "")
             if location.startswith("https://"):
+                self.recorder.info(f"{step.name}: redirected to {location}")
                 return self._ask(
-                    AutodiscoverStep(f"redirected to {location}", location, "json"), address, token
+                    AutodiscoverStep(f"redirected to {location}", location, "json"),
+                    address,
+                    token,
+                    hops + 1,
                 )
         if status != 200:
             return _StepOutcome(step, problem=f"HTTP {status}", status=status)
@@ -1060,10 +1075,12 @@ class EwsSender:
                 step, problem=f"Error {pox.error_code} {pox.error_message or ''}", status=status
             )
         if pox.redirect_url and pox.redirect_url.startswith("https://"):
+            self.recorder.info(f"{step.name}: redirectUrl {pox.redirect_url}")
             return self._ask(
                 AutodiscoverStep(f"redirectUrl {pox.redirect_url}", pox.redirect_url, "pox"),
                 address,
                 token,
+                hops + 1,
             )
         if pox.redirect_address:
             return _StepOutcome(step, redirect_address=pox.redirect_address, status=status)
