@@ -507,9 +507,8 @@ def test_the_retired_endpoint_offers_no_ntlm(fake_exchange: FakeExchange) -> Non
 class _RedirectForever(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.send_response(302)
-        self.send_header(
-            "Location", f"https://127.0.0.1:{self.server.server_address[1]}{self.path}"
-        )
+        host = self.headers.get("Host", "")
+        self.send_header("Location", f"https://{host}{self.path}")
         self.send_header("Content-Length", "0")
         self.end_headers()
 
