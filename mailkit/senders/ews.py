@@ -439,10 +439,6 @@ class Exchange:
     error: BaseException | None = None
 
 
-class _PinMismatch(ssl.SSLError):
-    """The server's certificate is not the pinned one (raised before anything is sent)."""
-
-
 class EwsAdapter(HTTPAdapter):
     """requests' transport adapter for one send: its trust, its recorder, its timeouts.
 
@@ -630,7 +626,6 @@ class EwsSender:
         self.auth_used: str | None = None
         self.url: str | None = plan.ews_url
         self._autodiscover_host: str | None = None
-        self._lock = threading.Lock()
 
     # -- rows from worker threads go back to the loop's thread (a widget's on_row)
 
@@ -663,7 +658,7 @@ class EwsSender:
         raw = request.body.encode() if isinstance(request.body, str) else request.body or b""
         url = request.url or ""
         headers = dict(request.headers)
-        self.recorder.request(request.method or "POST", url, headers, raw, phase=self._phase(url))
+        self.recorder.request(request.method or "POST", url, headers, raw, phase=Phase.REQUEST)
         current = Exchange(request.method or "POST", url, soap_request(raw).operation)
         self.last = current
         try:
@@ -693,13 +688,10 @@ class EwsSender:
             response.reason or "",
             shown,
             content,
-            phase=self._phase(url),
+            phase=Phase.REQUEST,
             tls=url.startswith("https:"),
         )
         return response
-
-    def _phase(self, url: str) -> Phase:
-        return Phase.REQUEST
 
     # -- entry points
 
@@ -919,9 +911,9 @@ class EwsSender:
     def _request_failure(self, exc: BaseException, *, final: bool = False) -> Failure:
         """A connection-level problem as the SMTP and API senders report it."""
         chain = list(_chain(exc))
-        if any(isinstance(c, _PinMismatch) for c in chain) or any(
-            "fingerprints did not match" in str(c).lower() for c in chain
-        ):
+        # urllib3 checks the pin right after the handshake (assert_fingerprint), before the
+        # request is written, and says so in these words.
+        if any("fingerprints did not match" in str(c).lower() for c in chain):
             return Failure(Phase.TLS, Signal.TLS_PIN, detail=_fingerprint_said(chain))
         sent = final and request_went_out(exc)
         failure = failure_from_request_error(exc, sent=sent)
