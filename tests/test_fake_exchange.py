@@ -750,3 +750,15 @@ def test_parallel_ntlm_sign_ins_keep_to_their_connections(fake_exchange: FakeExc
         if request.user is not None:
             by_connection.setdefault(request.connection, set()).add(request.user)
     assert all(len(signed_in) == 1 for signed_in in by_connection.values())
+
+
+def test_answers_carry_exchange_front_end_headers(fake_exchange: FakeExchange) -> None:
+    """A request id on every answer (what an admin quotes to support), and the front end's
+    name: an on-premises server's, or Exchange Online's (how a client can tell them apart)."""
+    with closing(_raw(fake_exchange)) as connection:
+        first = _post(connection, "/EWS/Exchange.asmx", b"", {})
+        second = _post(connection, "/EWS/Exchange.asmx", b"", {})
+        online = _post(connection, "/retired/EWS/Exchange.asmx", b"", {})
+    assert first.headers["request-id"] != second.headers["request-id"]
+    assert first.headers["X-FEServer"] == "EXCH01"
+    assert online.headers["X-CalculatedBETarget"].endswith(".prod.outlook.com")

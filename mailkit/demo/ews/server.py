@@ -24,6 +24,7 @@ import logging
 import secrets
 import ssl
 import threading
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,11 +76,12 @@ _BEARER_CHALLENGE = (
     'authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", '
     'error="invalid_token"'
 )
+#: What an on-premises Exchange 2016/2019 front end adds to its answers.
+_ON_PREMISES_HEADERS = {"X-FEServer": "EXCH01", "X-Powered-By": "ASP.NET"}
 #: What Exchange Online's front end adds to its answers (the sender can tell Online by them).
 _ONLINE_HEADERS = {
     "X-CalculatedBETarget": "am0pr01mb1234.eurprd01.prod.outlook.com",
     "X-FEServer": "AM0PR01CA0001",
-    "X-BackEndHttpStatus": "403",
 }
 
 
@@ -459,8 +461,14 @@ class FakeExchange:
             served = _Served(self._challenge(_SCHEMES.get(variant, _SCHEMES[""])))
         else:
             served = _Served(_Reply(404, b"", "text/html"))
+        reply = served.reply
+        online = variant in URL_FAULTS and URL_FAULTS[variant].key == "ews-retired"
+        for name, value in (_ONLINE_HEADERS if online else _ON_PREMISES_HEADERS).items():
+            reply.headers.setdefault(name, value)
+        # Every Exchange answer carries an id support staff can look the request up by.
+        reply.headers.setdefault("request-id", str(uuid.uuid4()))
         self._record(method, parts, headers, auth, served)
-        return served.reply
+        return reply
 
     def _plain_http(self, method: str, path: str) -> _Reply:
         """Plain HTTP: Autodiscover's redirect to HTTPS, IIS's "SSL required" for the rest."""
@@ -622,7 +630,7 @@ class FakeExchange:
         url_fault = URL_FAULTS.get(variant)
         if url_fault is not None and url_fault.http_status == 403:
             text = (url_fault.text or "").encode()
-            return _Served(_Reply(403, text, "text/plain", headers=dict(_ONLINE_HEADERS)))
+            return _Served(_Reply(403, text, "text/plain", {"X-BackEndHttpStatus": "403"}))
         login_fault = LOGIN_FAULTS.get(self._local_part(auth.user))
         if login_fault is not None and login_fault.http_status == 403:
             return _Served(_Reply(403, b"", "text/html"))
