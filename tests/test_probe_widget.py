@@ -37,6 +37,7 @@ def probe_demo(panel: ProbePanel, demo: DemoSettings) -> None:
 
 def test_probe_apply_and_save(store: Store, demo: DemoSettings) -> None:
     form = OrgForm(store, ca_file=str(demo.ca_file))
+    form.sections.show("outlook")  # another mode's section is showing
     smtp = form.sections.smtp.fields
     smtp["host"].load(demo.host)  # the panel probes the form's server when its box is empty
     panel = form.probe
@@ -57,6 +58,7 @@ def test_probe_apply_and_save(store: Store, demo: DemoSettings) -> None:
     assert "the recommended port" in smtp["port"].note.value
     assert "implicit_tls (certificate verified)" in smtp["security"].note.value
     assert set(panel.applied) == {"host", "port", "security"}
+    assert form.sections.visible == "smtp"  # what was filled is in sight
     assert "Filled SMTP server, Port, Security" in panel.status.value
     form.save_button.click()
     saved = store.get_org()

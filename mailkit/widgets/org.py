@@ -191,7 +191,9 @@ class OrgForm(Form):
         self.discover = DiscoverPanel(
             self.fields, dns_server=dns_server, ca_file=ca_file, on_filled=self._discovered
         )
-        self.probe = ProbePanel(self.fields, ca_file=ca_file)
+        self.probe = ProbePanel(
+            self.fields, ca_file=ca_file, on_applied=lambda _report: self.sections.show(Mode.SMTP)
+        )
         self.routes = RoutesEditor(self.add)
         self.save_button: Any = widgets.Button(
             description="Save", button_style="primary", icon="save"
