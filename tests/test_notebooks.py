@@ -88,6 +88,7 @@ def test_there_are_notebooks_and_they_are_committed_clean() -> None:
         "04-oauth-google.ipynb",
         "05-oauth-microsoft.ipynb",
         "06-migrate-legacy.ipynb",
+        "07-exchange-and-desktop.ipynb",
     } <= names
     for path in all_repo_notebooks():
         assert_committed_clean(path)
@@ -158,6 +159,22 @@ def test_every_text_source_is_a_notebook_and_is_linted_and_type_checked() -> Non
                 "test-failed, test-stale",
                 "spf-server-not-authorized",  # the sending domains, checked over local DNS
                 "dmarc-policy-none",
+            ],
+        ),
+        (
+            "07-exchange-and-desktop.ipynb",
+            [
+                "Created the profile 'demo-exchange'",
+                "Secrets are kept in the encrypted file",
+                "EWS test accepted: True",
+                "send_as_denied",
+                "X-Unsent: 1",
+                "not mailkit, sends it",
+                "mode = exchange_ews",
+                "https://exchange.corp.example/EWS/Exchange.asmx",
+                "Exchange Online becomes: microsoft_graph",
+                "subject: Work order TEST-0001: mailkit route test",
+                "route test accepted: True",
             ],
         ),
         (

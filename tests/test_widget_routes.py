@@ -63,6 +63,7 @@ def test_each_route_shows_its_filled_subject_or_why_not(store: Store) -> None:
     assert set(panel.buttons) == {"requests", "purchase_orders", "work_orders"}
     assert "Work order TEST-0001: mailkit route test" in panel.lines["work_orders"].value
     assert "crew@example.org" in panel.lines["work_orders"].value
+    assert "&lt;" not in panel.lines["work_orders"].value  # escaped once, not twice
     said = panel.lines["requests"].value
     assert "“Sender” of the requests route" in said
     assert "“Recipients” of the requests route" in said
