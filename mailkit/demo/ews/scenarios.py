@@ -144,7 +144,7 @@ FAULTS: tuple[EwsFault, ...] = (
         "mailbox",
         "signs in, then ErrorQuotaExceeded at CreateItem: the mailbox is over its quota",
         response_code="ErrorQuotaExceeded",
-        text="The mailbox database is temporarily unavailable., Mailbox quota exceeded.",
+        text="Mailbox quota exceeded.",
         raises="ErrorQuotaExceeded",
     ),
     EwsFault(
