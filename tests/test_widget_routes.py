@@ -189,7 +189,8 @@ def test_the_ews_section_shows_the_url_and_the_user_name(store: Store) -> None:
     form = OrgForm(store)
     form.fields["mode"].input.value = "exchange_ews"
     assert form.sections.visible is Mode.EXCHANGE_EWS
-    assert {"EWS URL", "User name"} <= set(labels(form.sections.sections[Mode.EXCHANGE_EWS]))
+    ews = set(labels(form.sections.sections[Mode.EXCHANGE_EWS]))
+    assert {"EWS URL", "Autodiscover", "User name", "Authorization"} <= ews
     desktop = set(labels(form.sections.sections[Mode.MAPI]))
     assert "Folder for test drafts" in desktop
 

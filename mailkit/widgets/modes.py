@@ -56,6 +56,13 @@ EWS_RETIREMENT = (
     "Server."
 )
 
+_EWS_AUTH_NOTE = (
+    "Authorization for EWS: ntlm (the legacy msn too) signs in with the Windows account "
+    "(DOMAIN\\user or the address), login or plain with Basic authentication, xoauth2 with the "
+    "Microsoft OAuth consent (Exchange Online, while EWS lasts); auto takes what the server "
+    "offers. The password goes to the secret store, never into these settings."
+)
+
 _GMAIL_NOTE = (
     "Sends through the Gmail API (users.messages.send) with the OAuth scope gmail.send; no "
     "SMTP server is involved. Enter the OAuth client id of your Google Cloud project here. "
@@ -187,6 +194,8 @@ class ModeSections(Panel):
                 autodiscover.widget,
                 autodiscover_url.widget,
                 username.widget,
+                self.smtp.fields["auth"].widget,
+                widgets.HTML(note_html(_EWS_AUTH_NOTE)),
             ),
             Mode.EXCHANGE_WEBDAV: section(
                 "Exchange WebDAV (legacy)", widgets.HTML(warning_html(_WEBDAV_NOTE))
