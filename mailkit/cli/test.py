@@ -279,7 +279,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mode",
         help="smtp, gmail_api, microsoft_graph or exchange_ews (the API modes use the OAuth "
-        "consent stored in the secret store; EWS a password, or that consent with --auth xoauth2)",
+        "consent stored in the secret store; EWS a password, or that consent with --auth "
+        "xoauth2); outlook, mapi or lotus_notes write the test message as an .eml for the "
+        "desktop mail client (see --eml-out)",
     )
     parser.add_argument("--host")
     parser.add_argument("--port")
