@@ -75,6 +75,8 @@ def test_an_untrusted_certificate_is_said_in_the_forms_words(demo: DemoSettings)
     probe_demo(panel, demo)
     results = panel.results.value
     assert "its TLS is not trusted yet" in results
+    assert "&lt;" not in results  # markup of our own is markup, not text
+    assert results.index("not trusted yet") < results.index("mailkit-probe")  # verdict first
     assert "“CA file”" in results
     assert "ca_file" not in results
 

@@ -64,17 +64,15 @@ _COLUMNS = {
 }
 
 
+def _cell(row: dict[str, Any], column: str) -> str:
+    value = row[column]
+    if column == "cert_verified" and str(value).startswith("yes"):
+        value = "yes"  # against what is said once, under the table
+    return html.escape("" if value is None else str(value))
+
+
 def report_html(report: ProbeReport) -> str:
-    """The report as an HTML table and the verdict with its reasons and warnings."""
-    head = "".join(f"<th>{html.escape(title)}</th>" for title in _COLUMNS.values())
-    rows = []
-    for row in report.rows():
-        style = " style='font-weight:bold'" if row["recommended"] else ""
-        cells = "".join(
-            f"<td>{html.escape('' if row[c] is None else str(row[c]))}</td>" for c in _COLUMNS
-        )
-        rows.append(f"<tr{style}>{cells}</tr>")
-    table = f"<table class='mailkit-probe'><tr>{head}</tr>{''.join(rows)}</table>"
+    """The verdict with its reasons and warnings first, then one table row per port."""
     verdict = report.verdict
     reasons, warnings = verdict.render(Face.WIDGET)
     if verdict.port is None:
@@ -84,18 +82,23 @@ def report_html(report: ProbeReport) -> str:
     else:
         title = warning_html(f"Best found: {verdict.summary}, but its TLS is not trusted yet.")
     items = "".join(f"<li>{html.escape(r)}</li>" for r in reasons)
-    warned = "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
+    warned = "".join(f"<li>{warning_html(w)}</li>" for w in warnings)
+    head = "".join(f"<th>{html.escape(title)}</th>" for title in _COLUMNS.values())
+    rows = []
+    for row in report.rows():
+        style = " style='font-weight:bold'" if row["recommended"] else ""
+        cells = "".join(f"<td>{_cell(row, c)}</td>" for c in _COLUMNS)
+        rows.append(f"<tr{style}>{cells}</tr>")
+    table = (
+        "<div style='overflow-x:auto'><table class='mailkit-probe' "
+        "style='font-size:85%;line-height:1.3'>"
+        f"<tr>{head}</tr>{''.join(rows)}</table></div>"
+    )
     timing = note_html(
         f"Probed {len(report.ports)} port(s) of {report.host} at once in "
         f"{report.elapsed_ms / 1000:.2f} s; certificates checked against the {report.trust}."
     )
-    return (
-        table
-        + title
-        + f"<ul>{items}</ul>"
-        + (warning_html(f"<ul>{warned}</ul>") if warned else "")
-        + timing
-    )
+    return title + f"<ul>{items}</ul>" + (f"<ul>{warned}</ul>" if warned else "") + table + timing
 
 
 class ProbePanel(Panel):
@@ -180,7 +183,7 @@ class ProbePanel(Panel):
         ca_file = self.ca_file.value.strip() or self._form_value("ca_file") or None
         self.apply_button.disabled = True
         self.results.value = ""
-        self.status.value = note_html(f"Probing {html.escape(host)}…")
+        self.status.value = note_html(f"Probing {host}…")
         try:
             report = probe(
                 host,
@@ -235,8 +238,13 @@ class ProbePanel(Panel):
             field.set_note(f"from {origin}")
             self.applied[name] = origin
         filled = ", ".join(_FORM_LABELS[name] for name in self.applied)
-        self.status.value = ok_html(
-            f"Filled {filled} from the probe at {datetime.now():%H:%M:%S}; review and press Save."
+        self.status.value = (
+            ok_html(
+                f"Filled {filled} from the probe at {datetime.now():%H:%M:%S}; review and "
+                "press Save."
+            )
+            if filled
+            else note_html("This panel is not attached to a form: nothing to fill.")
         )
         for callback in self.on_applied:
             callback(report)
