@@ -425,3 +425,15 @@ def test_the_result_carries_the_notes(tmp_path: Path) -> None:
     assert result.ok
     assert any("No desktop session" in note for note in result.notes)
     assert "No desktop session" in result.transcript.to_text()
+
+
+def test_the_mailto_handler_is_asked_only_when_eml_files_have_none() -> None:
+    asked: list[str] = []
+
+    def run(command: Sequence[str]) -> str | None:
+        asked.append(command[-1])
+        return {"message/rfc822": "evolution.desktop"}.get(command[-1])
+
+    facts = gather_facts(Mode.OUTLOOK, environ={"DISPLAY": ":0"}, platform="linux", run=run)
+    assert facts.mail_client == "evolution.desktop"
+    assert asked == ["message/rfc822"]

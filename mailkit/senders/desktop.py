@@ -185,10 +185,13 @@ def gather_facts(
             )
         terminal = bool(env.get("XRDP_SESSION"))
         opener = (run is not None or shutil.which("xdg-open") is not None) and graphical
-        client = linux_mail_client(
-            runner(["xdg-mime", "query", "default", "x-scheme-handler/mailto"]),
-            runner(["xdg-mime", "query", "default", "message/rfc822"]),
+        # The .eml's own handler decides; the mailto one is asked only when there is none
+        # (each xdg-mime query is a shell script that takes a good fraction of a second).
+        rfc822 = runner(["xdg-mime", "query", "default", "message/rfc822"])
+        mailto = (
+            None if rfc822 else runner(["xdg-mime", "query", "default", "x-scheme-handler/mailto"])
         )
+        client = linux_mail_client(mailto, rfc822)
     elif system == "darwin":
         # Whether a user is signed in at the console is not knowable from here: unknown.
         opener = shutil.which("open") is not None
