@@ -37,6 +37,7 @@ from postfix_server import DIR_PREFIX, PostfixServer, reap_stale, require_postfi
 
 __all__ = [
     "ACCOUNTS",
+    "JUNK_PASSWORD",
     "JUNK_USER",
     "RECIPIENT",
     "RECIPIENT_PASSWORD",
