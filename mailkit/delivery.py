@@ -427,7 +427,8 @@ def found_report(
     """The report for the test message found in ``folder`` with these bytes.
 
     Arrival is the newest Received timestamp (stamped by the recipient's own server), else the
-    mailbox's INTERNALDATE; latency is arrival minus ``sent_at``.
+    mailbox's INTERNALDATE; latency is arrival minus ``sent_at``, never below 0. Both stamps
+    have whole seconds only, so a latency under a second shows as 0 or 1 s.
     """
     message = parse_message(raw)
     hops = received_hops(message.get_all("Received") or (), _date(message.get("Date")))
