@@ -580,6 +580,9 @@ class AddressDomain:
 
 def address_domain(domain: str) -> AddressDomain:
     """The verdict on ``domain`` for every address in it (see :class:`AddressDomain`)."""
+    plain = _plain_ascii_address("a@" + domain)
+    if plain is not None:  # a public ASCII domain: each form is as long as the typed one
+        return AddressDomain(True, len(plain) - len("a@"))
     try:
         result, _ = _validated_address("a@" + domain)
     except ValueError:

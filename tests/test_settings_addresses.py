@@ -98,6 +98,27 @@ def test_the_shortcut_agrees_with_email_validator(address: str) -> None:
         assert check_address(address) == shortcut
 
 
+def email_validators_domain(domain: str) -> settings.AddressDomain:
+    """address_domain through email-validator alone."""
+    try:
+        result, _ = settings._validated_address("a@" + domain)
+    except ValueError:
+        return settings.AddressDomain(False, 0)
+    typed = result.original.rpartition("@")[2]
+    forms = (typed.encode(), result.domain.encode(), result.ascii_domain.encode())
+    return settings.AddressDomain(True, max(len(form) for form in forms))
+
+
+@hsettings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(addresses())
+@example("a@Example.COM")
+@example("a@" + "b" * 63 + "." + "c" * 63 + ".com")
+def test_the_domain_verdict_agrees_with_email_validator(address: str) -> None:
+    """The audit's per-domain verdict (address_domain) takes the same shortcut."""
+    domain = address.rpartition("@")[2]
+    assert settings.address_domain(domain) == email_validators_domain(domain)
+
+
 def test_common_addresses_take_the_shortcut() -> None:
     """The shortcut is taken where it matters, so the agreement above is not vacuous."""
     cases = {
