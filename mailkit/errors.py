@@ -26,7 +26,8 @@ drawing with the classes, wherever in mailkit they are defined.
     ├── ImportFileError (ValueError)       a CSV / Excel / TOML / legacy file cannot be imported
     ├── OAuthConfigError (ValueError)      a downloaded client JSON / client settings are invalid
     ├── OAuthError                         consent, token refresh or revocation failed
-    └── DemoServerError (RuntimeError)     the demo server cannot start (in mailkit.demo)
+    ├── DemoServerError (RuntimeError)     the demo server cannot start (in mailkit.demo)
+    └── UsageError                         flags the command line cannot run (in mailkit.cli)
 
     UnsafeSettingWarning (UserWarning)     a setting that works but is risky (warned, not raised)
 
