@@ -21,7 +21,7 @@ from mailkit.audit.domains import check_user_domains, check_user_domains_async
 from mailkit.audit.rules import effective_settings
 from mailkit.demo.dns import DnsServer
 from mailkit.dnslookup import DnsClient
-from mailkit.domainhealth.records import DomainQuery
+from mailkit.domainhealth.records import DomainHealth, DomainQuery
 from mailkit.domainhealth.rules import DOMAIN_RULES
 from mailkit.errors import SettingsError
 from mailkit.settings import OrgSettings
@@ -54,13 +54,20 @@ def dns() -> Iterator[DnsServer]:
         yield server
 
 
+@pytest.fixture(scope="module")
+def checks(dns: DnsServer) -> dict[DomainQuery, DomainHealth]:
+    """The USERS' domains, checked once for the module (the silent one waits its timeout)."""
+    return check_user_domains(ORG, USERS, dns_server=dns.address, timeout=1.5)
+
+
 def by_user(findings: pd.DataFrame) -> dict[str, set[str]]:
     domain_rules = findings[findings["rule"].isin(list(DOMAIN_RULES))]
     return {str(code): set(group["rule"]) for code, group in domain_rules.groupby("user_code")}
 
 
-def test_each_user_gets_the_findings_of_their_domain(dns: DnsServer) -> None:
-    checks = check_user_domains(ORG, USERS, dns_server=dns.address, timeout=0.5)
+def test_each_user_gets_the_findings_of_their_domain(
+    dns: DnsServer, checks: dict[DomainQuery, DomainHealth]
+) -> None:
     found = by_user(audit(ORG, USERS, domains=checks))
     assert "anna" not in found  # control: healthy
     assert found["ben"] == found["cleo"] == {"spf-missing"}
@@ -71,26 +78,29 @@ def test_each_user_gets_the_findings_of_their_domain(dns: DnsServer) -> None:
     assert found["hal"] == {"dns-lookup-failed"}
 
 
-def test_without_domains_the_audit_is_unchanged(dns: DnsServer) -> None:
+def test_without_domains_the_audit_is_unchanged(
+    dns: DnsServer, checks: dict[DomainQuery, DomainHealth]
+) -> None:
     plain = audit(ORG, USERS)
     assert not plain["rule"].isin(list(DOMAIN_RULES)).any()
-    checks = check_user_domains(ORG, USERS, dns_server=dns.address, timeout=0.5)
     with_domains = audit(ORG, USERS, domains=checks)
     # Every finding of the plain audit is still there, in the same order.
     kept = with_domains[~with_domains["rule"].isin(list(DOMAIN_RULES))].reset_index(drop=True)
     pd.testing.assert_frame_equal(kept, plain.reset_index(drop=True))
 
 
-def test_findings_are_sorted_by_severity(dns: DnsServer) -> None:
-    checks = check_user_domains(ORG, USERS, dns_server=dns.address, timeout=0.5)
+def test_findings_are_sorted_by_severity(
+    dns: DnsServer, checks: dict[DomainQuery, DomainHealth]
+) -> None:
     order = {"critical": 0, "warning": 1, "info": 2}
     ranks = [order[s] for s in audit(ORG, USERS, domains=checks)["severity"]]
     assert ranks == sorted(ranks)
 
 
-def test_user_findings_agree_with_mailkit_domain(dns: DnsServer) -> None:
+def test_user_findings_agree_with_mailkit_domain(
+    dns: DnsServer, checks: dict[DomainQuery, DomainHealth]
+) -> None:
     """One rule, one place: the audit's findings for a user are mailkit.domain's."""
-    checks = check_user_domains(ORG, USERS, dns_server=dns.address, timeout=0.5)
     findings = audit(ORG, USERS, domains=checks)
     for code, domain, host, provider in [
         ("anna", "healthy.test", "smtp.healthy.test", None),
