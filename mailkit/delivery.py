@@ -16,20 +16,20 @@ non-standard formats) and returns neither the status nor the original Message-ID
 
 from __future__ import annotations
 
-import email
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email import policy
-from email.message import Message
-from email.utils import parsedate_to_datetime
 from enum import StrEnum
-from typing import Any
-from urllib.parse import unquote
+from typing import TYPE_CHECKING, Any
 
 from mailkit.errors import FieldProblem, SettingsError
 from mailkit.secret import Secret
+
+# The email parser loads with the first message read, not with the values: every test send's
+# result imports this module (TestResult names DeliveryReport), most never check delivery.
+if TYPE_CHECKING:
+    from email.message import Message
 
 __all__ = [
     "JUNK_NAMES",
@@ -187,10 +187,16 @@ def parse_imap_url(
         kind="imap",
         host=host,
         port=port,
-        username=unquote(user),
+        username=_unquote(user),
         password=password,
         ca_file=ca_file,
     )
+
+
+def _unquote(text: str) -> str:
+    from urllib.parse import unquote
+
+    return unquote(text)
 
 
 def _port(text: str, bad: Any) -> int:
@@ -237,7 +243,7 @@ class AuthCheck:
     method: str
     result: str
     #: What the result is about: ``smtp.mailfrom=...``, ``header.d=...``, ``header.from=...``.
-    properties: tuple[tuple[str, str], ...] = ()
+    properties: dict[str, str] = field(default_factory=dict)
     #: The comment or reason given, e.g. ``(p=REJECT sp=REJECT dis=QUARANTINE)``.
     comment: str = ""
     #: Who checked (the header's authserv-id); empty in Microsoft's headers, which omit it.
@@ -261,7 +267,8 @@ class AuthCheck:
 class SpamVerdict:
     """What the receiving side's filters said, from the headers they add."""
 
-    headers: tuple[tuple[str, str], ...]
+    #: Each spam header by its name as the message spells it (a repeated one: the first).
+    headers: dict[str, str]
     #: True when a filter flagged the message as spam, False when one said it is not.
     flagged: bool | None = None
     score: float | None = None
@@ -409,6 +416,9 @@ class DeliveryReport:
 
 
 def parse_message(raw: bytes) -> Message:
+    import email
+    from email import policy
+
     return email.message_from_bytes(raw, policy=policy.compat32)
 
 
@@ -456,6 +466,8 @@ def _date(value: object) -> datetime | None:
     if not value:
         return None
     try:
+        from email.utils import parsedate_to_datetime
+
         parsed = parsedate_to_datetime(_unfold(str(value)))
     except (TypeError, ValueError, IndexError):
         return None
@@ -579,10 +591,9 @@ def auth_results(headers: Iterable[str]) -> tuple[AuthCheck, ...]:
             method, result = match.group(1).lower(), match.group(2).lower()
             rest = segment[match.end() :]
             comments = " ".join(c.strip() for c in _COMMENT.findall(rest))
-            properties = tuple(
-                (key.lower(), value.strip('"'))
-                for key, value in _PROPERTY.findall(_strip_comments(rest))
-            )
+            properties: dict[str, str] = {}
+            for key, value in _PROPERTY.findall(_strip_comments(rest)):
+                properties.setdefault(key.lower(), value.strip('"'))
             checks.append(AuthCheck(method, result, properties, comments, authserv))
     return tuple(checks)
 
@@ -663,7 +674,10 @@ def spam_verdict(items: Iterable[tuple[str, Any]]) -> SpamVerdict | None:
                 say(True)
             elif re.search(r"(?i)\bSFV:\s*(NSPM|SKN|SFE)\b", value):
                 say(False)
-    return SpamVerdict(tuple(found), flagged, score, threshold, scl)
+    headers: dict[str, str] = {}
+    for name, value in found:
+        headers.setdefault(name, value)
+    return SpamVerdict(headers, flagged, score, threshold, scl)
 
 
 # -- bounces -------------------------------------------------------------------------------------
@@ -689,6 +703,8 @@ def bounce_of(raw: bytes, message_id: str) -> Bounce | None:
     that structure (some old servers') counts only if its text quotes the Message-ID, and its
     status is the first ``X.Y.Z`` code in it.
     """
+    from email.message import Message
+
     message = parse_message(raw)
     wanted = message_id.strip()
     if not wanted:
@@ -709,7 +725,7 @@ def bounce_of(raw: bytes, message_id: str) -> Bounce | None:
         elif content_type in ("text/rfc822-headers", "message/global-headers"):
             payload = part.get_payload(decode=True)
             if isinstance(payload, bytes):
-                headers = email.message_from_bytes(payload, policy=policy.compat32)
+                headers = parse_message(payload)
                 if headers.get("Message-ID"):
                     original_id = _unfold(str(headers.get("Message-ID")))
     if status_part is not None:

@@ -12,14 +12,12 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import InitVar, dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any, TypeAlias
 
+from mailkit.delivery import DeliveryReport
 from mailkit.outcome import Diagnosis, SendContext
 from mailkit.secret import Secret
 from mailkit.transcript import SecretScrubber, Transcript
-
-if TYPE_CHECKING:  # the delivery check's values load only with a delivery check
-    from mailkit.delivery import DeliveryReport
 
 #: What a sender calls for an OAuth access token just before it signs in: plain (run off the
 #: event loop, since it may refresh over the network) or a coroutine function.
