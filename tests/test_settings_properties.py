@@ -56,6 +56,8 @@ LIMITS: dict[tuple[type[BaseModel], str], int] = {
     (OrgSettings, "ca_file"): MAX_PATH_LENGTH,
     (OrgSettings, "tls_pin_sha256"): 64,
     (OrgSettings, "ews_url"): 2048,
+    (OrgSettings, "ews_autodiscover_url"): 2048,
+    (OrgSettings, "eml_folder"): MAX_PATH_LENGTH,
     (OrgSettings, "api_url"): 2048,
     (OrgSettings, "oauth_client_id"): MAX_TEXT_LENGTH,
     (OrgSettings, "oauth_tenant"): MAX_TEXT_LENGTH,
