@@ -23,6 +23,9 @@ _LAZY: dict[str, str] = {
     "migrate": "mailkit.legacy",
     "read_legacy": "mailkit.legacy",
     "domain": "mailkit.domainhealth.check",
+    "DeliveryReport": "mailkit.delivery",
+    "MailboxSpec": "mailkit.delivery",
+    "VerifySpec": "mailkit.delivery",
     "Cause": "mailkit.outcome",
     "Diagnosis": "mailkit.outcome",
     "Kind": "mailkit.outcome",
@@ -62,6 +65,8 @@ _LAZY: dict[str, str] = {
     "Store": "mailkit.store",
     "send_test": "mailkit.testsend",
     "send_test_async": "mailkit.testsend",
+    "send_route_test": "mailkit.testsend",
+    "send_route_test_async": "mailkit.testsend",
     "Transcript": "mailkit.transcript",
     "USERS_COLUMNS": "mailkit.columns",
     "read_users": "mailkit.users",
@@ -70,6 +75,7 @@ _LAZY: dict[str, str] = {
 
 if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__ provides them
     from mailkit.columns import USERS_COLUMNS
+    from mailkit.delivery import DeliveryReport, MailboxSpec, VerifySpec
     from mailkit.discovery.candidates import DiscoveryReport
     from mailkit.discovery.run import discover, discover_async
     from mailkit.domainhealth.check import domain
@@ -113,7 +119,12 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__
     )
     from mailkit.smtpprobe import probe, probe_async
     from mailkit.store import Store
-    from mailkit.testsend import send_test, send_test_async
+    from mailkit.testsend import (
+        send_route_test,
+        send_route_test_async,
+        send_test,
+        send_test_async,
+    )
     from mailkit.transcript import Transcript
     from mailkit.users import read_users, write_users
 
@@ -123,6 +134,7 @@ __all__ = [
     "USERS_COLUMNS",
     "AuthType",
     "Cause",
+    "DeliveryReport",
     "Diagnosis",
     "DiscoveryReport",
     "Edition",
@@ -133,6 +145,7 @@ __all__ = [
     "ImportFileError",
     "KeyringSecretStore",
     "Kind",
+    "MailboxSpec",
     "MailkitError",
     "MemorySecretStore",
     "Migration",
@@ -156,6 +169,7 @@ __all__ = [
     "Transcript",
     "UnsafeSettingWarning",
     "UserSettings",
+    "VerifySpec",
     "__version__",
     "default_secret_store",
     "discover",
@@ -173,6 +187,8 @@ __all__ = [
     "read_legacy",
     "read_users",
     "secret_key",
+    "send_route_test",
+    "send_route_test_async",
     "send_test",
     "send_test_async",
     "write_users",

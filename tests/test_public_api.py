@@ -63,6 +63,11 @@ EXPECTED = {
     "ProbeReport",
     "probe",
     "probe_async",
+    "DeliveryReport",
+    "MailboxSpec",
+    "VerifySpec",
+    "send_route_test",
+    "send_route_test_async",
 }
 
 
