@@ -27,11 +27,8 @@ import dataclasses
 import hashlib
 import re
 import ssl
-import threading
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
@@ -39,22 +36,25 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from mailkit import logguard
-from mailkit.diagnose import diagnose
-from mailkit.errors import OAuthError, SecretStoreError
-from mailkit.message import TestMessage, build_test_message
-from mailkit.outcome import MAX_DETAIL, Diagnosis, Failure, Phase, SendContext, Signal
+from mailkit.message import TestMessage
+from mailkit.outcome import Failure, Phase, SendContext, Signal
 from mailkit.result import TestResult, TlsInfo, TokenProvider
-from mailkit.runner import call_provider, run_sync
+from mailkit.runner import run_sync
 from mailkit.secret import Secret
 from mailkit.senders.http import (
     HttpRecorder,
+    HttpSend,
+    SendStop,
+    check_ca_file,
+    exception_chain,
     failure_from_request_error,
+    one_line,
     request_went_out,
     retry_after_seconds,
 )
-from mailkit.senders.tls import ca_file_problem, describe_certificate
+from mailkit.senders.tls import describe_certificate
 from mailkit.settings import AuthType, Priority
-from mailkit.transcript import MAX_SHOWN_LINE, Row
+from mailkit.transcript import Row
 
 if TYPE_CHECKING:
     from xml.etree.ElementTree import Element
@@ -95,11 +95,6 @@ _PROBE_BODY = (
 _BLOB_SCHEMES = ("NTLM", "Negotiate", "Kerberos")
 #: Answers that end a send at once: exchangelib would try every schema version on them.
 _FINAL_STATUSES = frozenset({403, 404, 405, 410})
-
-
-def _cut(text: str, limit: int = MAX_SHOWN_LINE) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit} more characters)"
 
 
 def _local(tag: str) -> str:
@@ -385,7 +380,7 @@ class EwsRecorder(HttpRecorder):
                 parts.append(f"BackOffMilliseconds={answer.back_off * 1000:g}")
             if answer.server_version:
                 parts.append(f"server version {answer.server_version}")
-            return _cut(self.scrub("; ".join(parts)))
+            return one_line(self.scrub("; ".join(parts)))
         pox = parse_pox(raw)
         if pox.well_formed:
             if pox.ews_url:
@@ -398,10 +393,10 @@ class EwsRecorder(HttpRecorder):
                 said = f"Error {pox.error_code}: {pox.error_message or ''}"
             else:
                 said = "no EWS URL in the answer"
-            return _cut(self.scrub(f"<POX Autodiscover answer: {said}>"))
+            return one_line(self.scrub(f"<POX Autodiscover answer: {said}>"))
         json_url = _json_ews_url(raw)
         if json_url is not None:
-            return _cut(self.scrub(f"<JSON Autodiscover answer: Url {json_url}>"))
+            return one_line(self.scrub(f"<JSON Autodiscover answer: Url {json_url}>"))
         return super()._response_body(raw, content_type)
 
 
@@ -577,13 +572,6 @@ class _StepOutcome:
 # --------------------------------------------------------------------------- the send
 
 
-class _Stop(Exception):
-    def __init__(self, failure: Failure | None = None, diagnosis: Diagnosis | None = None) -> None:
-        super().__init__("send stopped")
-        self.failure = failure
-        self.diagnosis = diagnosis
-
-
 #: How exchangelib's auth words map to mailkit's (the transcript and the context name these).
 _EWS_AUTH = {"ntlm": "NTLM", "basic": "basic", "oauth": "OAuth 2.0"}
 #: EWS response codes and the phase of the dialog each belongs to (the exit code follows it).
@@ -596,8 +584,10 @@ _CODE_PHASE = {
 MAX_AUTODISCOVER_REDIRECTS = 10
 
 
-class EwsSender:
+class EwsSender(HttpSend):
     """One test send through EWS. :meth:`run` never raises for a failed send."""
+
+    plan: EwsPlan
 
     def __init__(
         self,
@@ -608,34 +598,20 @@ class EwsSender:
         on_row: Callable[[Row], None] | None = None,
         srv_lookup: Callable[[str], list[tuple[str, int]]] | None = None,
     ) -> None:
+        super().__init__(token=token, on_row=on_row)
         self.plan = plan
         self.password = password
-        self.token = token
-        self._on_row = on_row
         self._srv_lookup = srv_lookup
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread: int | None = None
         self.recorder = EwsRecorder(
             secrets=[password] if password else (),
             on_row=self._deliver if on_row is not None else None,
         )
-        self.tls: TlsInfo | None = None
         self.last: Exchange | None = None
         #: Schemes the server offered in a 401's WWW-Authenticate (upper-case).
         self.offered: frozenset[str] = frozenset()
         self.auth_used: str | None = None
         self.url: str | None = plan.ews_url
         self._autodiscover_host: str | None = None
-
-    # -- rows from worker threads go back to the loop's thread (a widget's on_row)
-
-    def _deliver(self, row: Row) -> None:
-        assert self._on_row is not None
-        loop = self._loop
-        if loop is None or threading.get_ident() == self._loop_thread:
-            self._on_row(row)
-        else:
-            loop.call_soon_threadsafe(self._on_row, row)
 
     # -- what the adapter reports
 
@@ -757,77 +733,26 @@ class EwsSender:
         priority: Priority = Priority.NORMAL,
         secrets_problem: str | None = None,
     ) -> TestResult:
-        started = datetime.now(UTC)
-        t0 = time.perf_counter()
-        reply: str | None = None
-        message: TestMessage | None = None
-        failure: Failure | None = None
-        diagnosis: Diagnosis | None = None
-        self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
-        try:
-            message = self._message(list(to), priority)
+        async def steps(message: TestMessage) -> str:
             self._check_settings(secrets_problem)
             token = await self._token() if self._wants_token() else None
-            reply = await asyncio.to_thread(self._blocking, message, priority, token)
-        except _Stop as stop:
-            failure, diagnosis = stop.failure, stop.diagnosis
-        context = self.context()
-        scrubber = self.recorder.scrubber
-        diagnosis = scrubber.scrub_value(diagnosis)
-        if failure is not None:
-            failure = scrubber.scrub_value(failure)
-            if len(failure.detail) > MAX_DETAIL:
-                failure = dataclasses.replace(failure, detail=_cut(failure.detail, MAX_DETAIL))
-            diagnosis = diagnose(failure, context)
-            if failure.detail and failure.signal not in (Signal.MISSING,):
-                code = f" (OpenSSL {failure.verify_code})" if failure.verify_code else ""
-                self.recorder.info(f"{failure.signal.value}: {failure.detail}{code}", failure.phase)
-        if diagnosis is not None:
-            self.recorder.info(f"{diagnosis.title} ({diagnosis.cause.value})", diagnosis.phase)
-        ok = diagnosis is None
-        return TestResult(
-            ok=ok,
-            transcript=self.recorder.transcript(),
-            context=context,
-            scrub=scrubber,
-            diagnosis=diagnosis,
-            auth_mechanism=self.auth_used.upper() if ok and self.auth_used else None,
-            message_id=message.message_id if ok and message is not None else None,
-            server_reply=reply,
-            tls=self.tls,
-            started=started,
-            duration_ms=round((time.perf_counter() - t0) * 1000, 3),
-        )
+            return await asyncio.to_thread(self._blocking, message, priority, token)
+
+        return await self.run_steps(to, priority, steps)
+
+    def auth_mechanism(self) -> str | None:
+        return self.auth_used.upper() if self.auth_used else None
 
     # -- before any connection
 
-    def _message(self, to: list[str], priority: Priority) -> TestMessage:
-        if not self.plan.from_address:
-            raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail="from_address"))
-        try:
-            return build_test_message(
-                sender=self.plan.from_address,
-                recipients=to,
-                sender_name=self.plan.from_name,
-                priority=priority,
-            )
-        except ValueError as exc:
-            raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail=f"address: {exc}")) from None
-
     def _check_settings(self, secrets_problem: str | None) -> None:
         plan = self.plan
-        if plan.ca_file is not None and not plan.pin_sha256:
-            problem = ca_file_problem(plan.ca_file)
-            if problem is not None:
-                raise _Stop(
-                    Failure(
-                        Phase.SETUP, Signal.MISSING, detail=f"ca_file: {plan.ca_file} {problem}"
-                    )
-                )
+        if not plan.pin_sha256:  # a pin replaces the CA file's trust
+            check_ca_file(plan.ca_file)
         if not plan.ews_url and not plan.autodiscover and not plan.autodiscover_url:
-            raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail="ews_url"))
+            raise SendStop(Failure(Phase.SETUP, Signal.MISSING, detail="ews_url"))
         if plan.auth in (AuthType.CRAM_MD5, AuthType.NONE):
-            raise _Stop(
+            raise SendStop(
                 Failure(
                     Phase.SETUP,
                     Signal.MISSING,
@@ -838,38 +763,17 @@ class EwsSender:
             return
         if self.password is None or not self.password:
             if secrets_problem is not None:
-                raise _Stop(
+                raise SendStop(
                     Failure(Phase.SETUP, Signal.MISSING, detail=f"secrets: {secrets_problem}")
                 )
-            raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail="password"))
+            raise SendStop(Failure(Phase.SETUP, Signal.MISSING, detail="password"))
         if not plan.username:
-            raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail="username"))
+            raise SendStop(Failure(Phase.SETUP, Signal.MISSING, detail="username"))
 
     def _wants_token(self) -> bool:
         if self.plan.auth is AuthType.XOAUTH2:
             return True
         return self.plan.auth is AuthType.AUTO and self.password is None and self.token is not None
-
-    async def _token(self) -> Secret:
-        if self.token is None:
-            raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail="token"))
-        self.recorder.info(
-            "getting an access token (refreshed first if it expires soon)", Phase.TOKEN
-        )
-        try:
-            token = await call_provider(self.token)
-        except SecretStoreError as exc:
-            raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail=f"secrets: {exc}")) from None
-        except OAuthError as exc:
-            raise _Stop(diagnosis=exc.diagnosis) from None
-        except requests.RequestException as exc:
-            raise _Stop(failure_from_request_error(exc)) from None
-        except Exception as exc:  # a token source's own bug must not crash the send
-            raise _Stop(Failure(Phase.TOKEN, Signal.OAUTH, detail=type(exc).__name__)) from None
-        if not isinstance(token, Secret) or not token:
-            raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail="token"))
-        self.recorder.add_secret(token)
-        return token
 
     # -- the blocking part, in a worker thread
 
@@ -910,7 +814,7 @@ class EwsSender:
 
     def _request_failure(self, exc: BaseException, *, final: bool = False) -> Failure:
         """A connection-level problem as the SMTP and API senders report it."""
-        chain = list(_chain(exc))
+        chain = list(exception_chain(exc))
         # urllib3 checks the pin right after the handshake (assert_fingerprint), before the
         # request is written, and says so in these words.
         if any("fingerprints did not match" in str(c).lower() for c in chain):
@@ -964,7 +868,7 @@ class EwsSender:
                 break
             self.recorder.info(f"Autodiscover redirects to the address {redirected}")
             address = redirected
-        raise _Stop(self._autodiscover_failure(outcomes))
+        raise SendStop(self._autodiscover_failure(outcomes))
 
     def _srv_steps(self, address: str) -> list[AutodiscoverStep]:
         domain = address.rpartition("@")[2]
@@ -1128,16 +1032,16 @@ class EwsSender:
                     allow_redirects=False,
                 )
         except OSError as exc:
-            raise _Stop(self._request_failure(exc)) from None
+            raise SendStop(self._request_failure(exc)) from None
         if response.status_code != 401:
             if response.status_code == 200:
                 return "ntlm" if self.password is not None else "basic"
-            raise _Stop(self._http_failure())
+            raise SendStop(self._http_failure())
         if "NTLM" in self.offered:
             return "ntlm"
         if "BASIC" in self.offered:
             return "basic"
-        raise _Stop(
+        raise SendStop(
             Failure(
                 Phase.AUTH,
                 Signal.NOT_OFFERED,
@@ -1230,9 +1134,9 @@ class EwsSender:
                 send_meeting_invitations=SEND_TO_NONE,
             )
         except (EWSError, OSError, ValueError, KeyError) as exc:
-            raise _Stop(self._send_failure(exc, ResponseMessageError)) from None
+            raise SendStop(self._send_failure(exc, ResponseMessageError)) from None
         except Exception as exc:  # exchangelib's own surprise must not crash the send
-            raise _Stop(self._send_failure(exc, ResponseMessageError)) from None
+            raise SendStop(self._send_failure(exc, ResponseMessageError)) from None
         finally:
             protocol.close()
         last = self.last
@@ -1330,25 +1234,6 @@ class _NtlmOrBasic(requests.auth.AuthBase):
         retried: requests.Response = connection.send(request, **kwargs)
         retried.history.append(response)
         return retried
-
-
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    todo: list[BaseException] = [exc]
-    while todo:
-        current = todo.pop(0)
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        for nested in (
-            current.__cause__,
-            current.__context__,
-            getattr(current, "reason", None),
-            *current.args,
-        ):
-            if isinstance(nested, BaseException):
-                todo.append(nested)
 
 
 def _port(port: int) -> str:

@@ -9,9 +9,10 @@ fields, a JSON answer only by its error or its message id. Then, as with SMTP, e
 secret is scrubbed from every row in the encodings HTTP uses.
 
 :class:`RecordingAdapter` feeds the recorder from inside requests (a transport adapter sees the
-final request, headers added by google-auth included). :class:`ApiSender` is the send both APIs
-share: token, request, answer → :class:`~mailkit.result.TestResult`; subclasses only say
-where to POST and how the body looks.
+final request, headers added by google-auth included). :class:`HttpSend` is what every send over
+HTTP shares, EWS's too: the test message, the token, the result from a reply or a failure.
+:class:`ApiSender` is the send both APIs share: token, request, answer →
+:class:`~mailkit.result.TestResult`; subclasses only say where to POST and how the body looks.
 """
 
 from __future__ import annotations
@@ -28,11 +29,11 @@ import ssl
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.client import RemoteDisconnected
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 import requests
@@ -57,9 +58,14 @@ __all__ = [
     "ApiPlan",
     "ApiSender",
     "HttpRecorder",
+    "HttpSend",
     "RecordingAdapter",
+    "SendStop",
     "api_error",
+    "check_ca_file",
+    "exception_chain",
     "failure_from_request_error",
+    "one_line",
     "request_went_out",
     "retry_after_seconds",
 ]
@@ -82,7 +88,8 @@ _SAFE_JSON_FIELDS = ("id", "threadId", "labelIds", "token_type", "expires_in", "
 _HIDDEN_VALUE = "<hidden>"
 
 
-def _cut(text: str, limit: int = MAX_SHOWN_LINE) -> str:
+def one_line(text: str, limit: int = MAX_SHOWN_LINE) -> str:
+    """``text`` on one line, cut at ``limit`` characters saying how many more there were."""
     text = " ".join(text.split())
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit} more characters)"
 
@@ -209,7 +216,7 @@ class HttpRecorder:
         for name in SHOWN_REQUEST_HEADERS:
             value = _header(headers, name)
             if value is not None:
-                lines.append(f"{name}: {_cut(self._scrub(value))}")
+                lines.append(f"{name}: {one_line(self._scrub(value))}")
         raw = body.encode() if isinstance(body, str) else body
         if body_summary is not None:
             lines.append(body_summary)
@@ -232,7 +239,7 @@ class HttpRecorder:
         for name in SHOWN_RESPONSE_HEADERS:
             value = _header(headers, name)
             if value is not None:
-                lines.append(f"{name}: {_cut(self._scrub(value))}")
+                lines.append(f"{name}: {one_line(self._scrub(value))}")
         if body:
             lines.append(self._response_body(body, _header(headers, "Content-Type") or ""))
         self._emit(Direction.SERVER, phase, status, "\n".join(lines), tls=tls)
@@ -251,7 +258,7 @@ class HttpRecorder:
             except UnicodeDecodeError:
                 fields = []
             shown = [f"{k}={v if k in _SAFE_FORM_FIELDS else _HIDDEN_VALUE}" for k, v in fields]
-            return f"<form: {_cut(self._scrub('&'.join(shown)))}>"
+            return f"<form: {one_line(self._scrub('&'.join(shown)))}>"
         data = _json(raw) if kind == "application/json" else None
         if isinstance(data, dict):
             shown = [
@@ -267,14 +274,14 @@ class HttpRecorder:
             code, message = api_error(raw)
             if code is not None or message:
                 said = f"{code}: {message}" if code and message else code or message
-                return f"error {_cut(self._scrub(said))}"
+                return f"error {one_line(self._scrub(said))}"
             shown = [
                 f"{k}={json.dumps(data[k], ensure_ascii=False)}"
                 for k in _SAFE_JSON_FIELDS
                 if k in data
             ]
             others = len(data) - len(shown)
-            return _cut(
+            return one_line(
                 self._scrub(
                     "<JSON: "
                     + ", ".join(shown + ([f"{others} more field(s) hidden"] if others else []))
@@ -283,7 +290,7 @@ class HttpRecorder:
             )
         kind = content_type.split(";")[0].strip().lower()
         if kind == "text/plain":
-            return _cut(self._scrub(raw.decode("utf-8", "replace")), 200)
+            return one_line(self._scrub(raw.decode("utf-8", "replace")), 200)
         return f"<body: {len(raw):,} bytes{', ' + kind if kind else ''}>"
 
     # ------------------------------------------------------------------ rows
@@ -390,7 +397,7 @@ def record_session(
 # --------------------------------------------------------------------------- failures
 
 
-def _chain(exc: BaseException) -> Iterator[BaseException]:
+def exception_chain(exc: BaseException) -> Iterator[BaseException]:
     """The exception and everything it wraps: causes, contexts, urllib3's ``reason``, args."""
     seen: set[int] = set()
     todo: list[BaseException] = [exc]
@@ -416,7 +423,7 @@ def failure_from_request_error(exc: BaseException, *, sent: bool = False) -> Fai
     ``sent`` says the request went out before the trouble: a read timeout then leaves the
     outcome unknown (the API may have sent the message), which END_OF_DATA expresses.
     """
-    chain = list(_chain(exc))
+    chain = list(exception_chain(exc))
     for cause in chain:
         if isinstance(cause, ssl.SSLCertVerificationError):
             return Failure(
@@ -476,15 +483,161 @@ class ApiPlan:
         )
 
 
-class _Stop(Exception):
+class SendStop(Exception):
+    """Ends a send early: its failure (diagnosed later) or a diagnosis already made."""
+
     def __init__(self, failure: Failure | None = None, diagnosis: Diagnosis | None = None) -> None:
         super().__init__("send stopped")
         self.failure = failure
         self.diagnosis = diagnosis
 
 
-class ApiSender(ABC):
+def check_ca_file(ca_file: str | None) -> None:
+    """requests raises a bare OSError for a CA path that is not there (and a cryptic one
+    for a file that is no PEM): say which setting, which file and what is wrong."""
+    problem = ca_file_problem(ca_file) if ca_file is not None else None
+    if problem is not None:
+        detail = f"ca_file: {ca_file} {problem}"
+        raise SendStop(Failure(Phase.SETUP, Signal.MISSING, detail=detail))
+
+
+class _SenderPlan(Protocol):
+    @property
+    def from_address(self) -> str | None: ...
+
+    @property
+    def from_name(self) -> str | None: ...
+
+
+class HttpSend(ABC):
+    """What every send over HTTP shares (the mail APIs and EWS), so each rule is written once:
+    rows handed back to the loop's thread, the test message, the access token, and the
+    :class:`~mailkit.result.TestResult` made from a reply or a failure. Subclasses make the
+    requests; :meth:`run_steps` never raises for a failed send."""
+
+    plan: _SenderPlan
+    recorder: HttpRecorder
+    #: Failure signals whose detail is not repeated as an info row (the transcript says it).
+    quiet_signals: frozenset[Signal] = frozenset({Signal.MISSING})
+
+    def __init__(
+        self, *, token: TokenProvider | None, on_row: Callable[[Row], None] | None
+    ) -> None:
+        self.token = token
+        self._on_row = on_row
+        #: The loop the send runs on, and its thread: rows made in a worker go back to it.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        #: The TLS session the send's request went over (the result shows it as SMTP's do).
+        self.tls: TlsInfo | None = None
+
+    def _deliver(self, row: Row) -> None:
+        """Hand ``row`` to ``on_row`` on the loop's thread (the requests run in a worker thread,
+        and ``on_row`` is typically a widget, which must not be updated from another thread)."""
+        assert self._on_row is not None
+        loop = self._loop
+        if loop is None or threading.get_ident() == self._loop_thread:
+            self._on_row(row)
+        else:
+            loop.call_soon_threadsafe(self._on_row, row)
+
+    @abstractmethod
+    def context(self) -> SendContext:
+        """Where the send went, for the diagnosis."""
+
+    def auth_mechanism(self) -> str | None:
+        """The sign-in used, shown on a successful result."""
+        return None
+
+    async def run_steps(
+        self,
+        to: Iterable[str],
+        priority: Priority,
+        steps: Callable[[TestMessage], Awaitable[str]],
+    ) -> TestResult:
+        """Build the test message, run ``steps`` with it (the reply to show, or
+        :class:`SendStop`), and make the result: success, or the failure diagnosed."""
+        started = datetime.now(UTC)
+        t0 = time.perf_counter()
+        reply: str | None = None
+        message: TestMessage | None = None
+        failure: Failure | None = None
+        diagnosis: Diagnosis | None = None
+        self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
+        try:
+            message = self._message(list(to), priority)
+            reply = await steps(message)
+        except SendStop as stop:
+            failure, diagnosis = stop.failure, stop.diagnosis
+        context = self.context()
+        scrubber = self.recorder.scrubber
+        diagnosis = scrubber.scrub_value(diagnosis)
+        if failure is not None:
+            # The server's words reach the diagnosis only scrubbed (a body may echo a token).
+            failure = scrubber.scrub_value(failure)
+            if len(failure.detail) > MAX_DETAIL:  # cut only once scrubbed
+                failure = dataclasses.replace(failure, detail=one_line(failure.detail, MAX_DETAIL))
+            diagnosis = diagnose(failure, context)
+            if failure.detail and failure.signal not in self.quiet_signals:
+                code = f" (OpenSSL {failure.verify_code})" if failure.verify_code else ""
+                self.recorder.info(f"{failure.signal.value}: {failure.detail}{code}", failure.phase)
+        if diagnosis is not None:
+            self.recorder.info(f"{diagnosis.title} ({diagnosis.cause.value})", diagnosis.phase)
+        ok = diagnosis is None
+        return TestResult(
+            ok=ok,
+            transcript=self.recorder.transcript(),
+            context=context,
+            scrub=scrubber,
+            diagnosis=diagnosis,
+            auth_mechanism=self.auth_mechanism() if ok else None,
+            message_id=message.message_id if ok and message is not None else None,
+            server_reply=reply,
+            tls=self.tls,
+            started=started,
+            duration_ms=round((time.perf_counter() - t0) * 1000, 3),
+        )
+
+    def _message(self, to: list[str], priority: Priority) -> TestMessage:
+        if not self.plan.from_address:
+            raise SendStop(Failure(Phase.SETUP, Signal.MISSING, detail="from_address"))
+        try:
+            return build_test_message(
+                sender=self.plan.from_address,
+                recipients=to,
+                sender_name=self.plan.from_name,
+                priority=priority,
+            )
+        except ValueError as exc:
+            raise SendStop(Failure(Phase.SETUP, Signal.MISSING, detail=f"address: {exc}")) from None
+
+    async def _token(self) -> Secret:
+        if self.token is None:
+            raise SendStop(Failure(Phase.SETUP, Signal.MISSING, detail="token"))
+        self.recorder.info(
+            "getting an access token (refreshed first if it expires soon)", Phase.TOKEN
+        )
+        try:
+            token = await call_provider(self.token)
+        except SecretStoreError as exc:  # the consent is stored where it cannot be read
+            raise SendStop(Failure(Phase.SETUP, Signal.MISSING, detail=f"secrets: {exc}")) from None
+        except OAuthError as exc:
+            raise SendStop(diagnosis=exc.diagnosis) from None
+        except requests.RequestException as exc:
+            raise SendStop(failure_from_request_error(exc)) from None
+        except Exception as exc:  # a token source's own bug must not crash the send
+            raise SendStop(Failure(Phase.TOKEN, Signal.OAUTH, detail=type(exc).__name__)) from None
+        if not isinstance(token, Secret) or not token:
+            raise SendStop(Failure(Phase.SETUP, Signal.MISSING, detail="token"))
+        self.recorder.add_secret(token)
+        return token
+
+
+class ApiSender(HttpSend):
     """One test send through an HTTP mail API. :meth:`run` never raises for a failed send."""
+
+    plan: ApiPlan
+    quiet_signals = frozenset({Signal.HTTP, Signal.MISSING})
 
     #: The real service's base URL.
     default_base: str
@@ -500,26 +653,10 @@ class ApiSender(ABC):
         token: TokenProvider | None,
         on_row: Callable[[Row], None] | None = None,
     ) -> None:
+        super().__init__(token=token, on_row=on_row)
         self.plan = plan
-        self.token = token
         self.base = (plan.api_url or self.default_base).rstrip("/")
-        self._on_row = on_row
-        #: The loop :meth:`run` runs on, and its thread: rows made in a worker go back to it.
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread: int | None = None
         self.recorder = HttpRecorder(on_row=self._deliver if on_row is not None else None)
-        #: The TLS session the send's request went over (the result shows it as SMTP's do).
-        self.tls: TlsInfo | None = None
-
-    def _deliver(self, row: Row) -> None:
-        """Hand ``row`` to ``on_row`` on the loop's thread (the POST runs in a worker thread,
-        and ``on_row`` is typically a widget, which must not be updated from another thread)."""
-        assert self._on_row is not None
-        loop = self._loop
-        if loop is None or threading.get_ident() == self._loop_thread:
-            self._on_row(row)
-        else:
-            loop.call_soon_threadsafe(self._on_row, row)
 
     @classmethod
     async def send_async(
@@ -584,91 +721,12 @@ class ApiSender(ABC):
         return f"CA file {self.plan.ca_file}" if self.plan.ca_file else "system CA store"
 
     async def run(self, *, to: Iterable[str], priority: Priority = Priority.NORMAL) -> TestResult:
-        started = datetime.now(UTC)
-        t0 = time.perf_counter()
-        reply: str | None = None
-        message: TestMessage | None = None
-        failure: Failure | None = None
-        diagnosis: Diagnosis | None = None
-        self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
-        try:
-            message = self._message(list(to), priority)
-            self._check_ca_file()
+        async def steps(message: TestMessage) -> str:
+            check_ca_file(self.plan.ca_file)
             token = await self._token()
-            reply = await asyncio.to_thread(self._post, token, message)
-        except _Stop as stop:
-            failure, diagnosis = stop.failure, stop.diagnosis
-        context = self.context()
-        scrubber = self.recorder.scrubber
-        diagnosis = scrubber.scrub_value(diagnosis)
-        if failure is not None:
-            # The service's words reach the diagnosis only scrubbed (a body may echo a token).
-            failure = scrubber.scrub_value(failure)
-            if len(failure.detail) > MAX_DETAIL:  # cut only once scrubbed
-                failure = dataclasses.replace(failure, detail=_cut(failure.detail, MAX_DETAIL))
-            diagnosis = diagnose(failure, context)
-            if failure.detail and failure.signal not in (Signal.HTTP, Signal.MISSING):
-                code = f" (OpenSSL {failure.verify_code})" if failure.verify_code else ""
-                self.recorder.info(f"{failure.signal.value}: {failure.detail}{code}", failure.phase)
-        if diagnosis is not None:
-            self.recorder.info(f"{diagnosis.title} ({diagnosis.cause.value})", diagnosis.phase)
-        ok = diagnosis is None
-        return TestResult(
-            ok=ok,
-            transcript=self.recorder.transcript(),
-            context=context,
-            scrub=scrubber,
-            diagnosis=diagnosis,
-            message_id=message.message_id if ok and message is not None else None,
-            server_reply=reply,
-            tls=self.tls,
-            started=started,
-            duration_ms=round((time.perf_counter() - t0) * 1000, 3),
-        )
+            return await asyncio.to_thread(self._post, token, message)
 
-    def _message(self, to: list[str], priority: Priority) -> TestMessage:
-        if not self.plan.from_address:
-            raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail="from_address"))
-        try:
-            return build_test_message(
-                sender=self.plan.from_address,
-                recipients=to,
-                sender_name=self.plan.from_name,
-                priority=priority,
-            )
-        except ValueError as exc:
-            raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail=f"address: {exc}")) from None
-
-    def _check_ca_file(self) -> None:
-        """requests raises a bare OSError for a CA path that is not there (and a cryptic one
-        for a file that is no PEM): say which setting, which file and what is wrong."""
-        ca_file = self.plan.ca_file
-        problem = ca_file_problem(ca_file) if ca_file is not None else None
-        if problem is not None:
-            detail = f"ca_file: {ca_file} {problem}"
-            raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail=detail))
-
-    async def _token(self) -> Secret:
-        if self.token is None:
-            raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail="token"))
-        self.recorder.info(
-            "getting an access token (refreshed first if it expires soon)", Phase.TOKEN
-        )
-        try:
-            token = await call_provider(self.token)
-        except SecretStoreError as exc:  # the consent is stored where it cannot be read
-            raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail=f"secrets: {exc}")) from None
-        except OAuthError as exc:
-            raise _Stop(diagnosis=exc.diagnosis) from None
-        except requests.RequestException as exc:
-            failure = failure_from_request_error(exc)
-            raise _Stop(failure) from None
-        except Exception as exc:  # a token source's own bug must not crash the send
-            raise _Stop(Failure(Phase.TOKEN, Signal.OAUTH, detail=type(exc).__name__)) from None
-        if not isinstance(token, Secret) or not token:
-            raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail="token"))
-        self.recorder.add_secret(token)
-        return token
+        return await self.run_steps(to, priority, steps)
 
     def _post(self, token: Secret, message: TestMessage) -> str:
         """The blocking part, run in a thread: one POST, its answer judged."""
@@ -696,12 +754,12 @@ class ApiSender(ABC):
                 if isinstance(adapter, RecordingAdapter):
                     self.tls = adapter.tls
         except OSError as exc:  # requests' errors are OSErrors; so is an unreadable CA file
-            raise _Stop(failure_from_request_error(exc, sent=request_went_out(exc))) from None
+            raise SendStop(failure_from_request_error(exc, sent=request_went_out(exc))) from None
         if 200 <= response.status_code < 300:
             return self.accepted(response, message)
         code, text = api_error(response.content)
         scrub = self.recorder.scrub  # a server may echo the token; the diagnosis quotes it
-        raise _Stop(
+        raise SendStop(
             Failure(
                 Phase.REQUEST,
                 Signal.HTTP,
@@ -722,4 +780,4 @@ def request_went_out(exc: BaseException) -> bool:
     """
     if isinstance(exc, requests.exceptions.ReadTimeout | requests.exceptions.ChunkedEncodingError):
         return True
-    return any(isinstance(cause, RemoteDisconnected) for cause in _chain(exc))
+    return any(isinstance(cause, RemoteDisconnected) for cause in exception_chain(exc))
