@@ -28,8 +28,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 from xml.sax.saxutils import escape, quoteattr
 
@@ -45,11 +44,10 @@ from mailkit.demo.ews.scenarios import (
     URL_FAULTS,
     EwsFault,
 )
-from mailkit.demo.oauth.server import _Handler, _Reply, _Server
+from mailkit.demo.oauth.server import BIND_ADDRESS, TwoPortService, _Handler, _Reply
 
 _log = logging.getLogger("mailkit.demo.ews")
 
-BIND_ADDRESS = "127.0.0.1"
 DOMAIN = "example.com"
 NETBIOS_DOMAIN = "EXAMPLE"
 DEFAULT_PASSWORD = "ews-password"  # noqa: S105 - the fake's public default, printed on purpose
@@ -199,13 +197,26 @@ class _Served:
 # --------------------------------------------------------------------------- the server
 
 
-class FakeExchange:
+class _IisHandler(_Handler):
+    """The fakes' handler, introducing itself as Exchange's web server does."""
+
+    server_version = "Microsoft-IIS/10.0"
+
+    def version_string(self) -> str:
+        return self.server_version
+
+
+class FakeExchange(TwoPortService):
     """A local Exchange 2016/2019 for tests and the demo: EWS, Autodiscover, NTLM and Basic.
 
     Every address in ``domain`` signs in with ``password``; the failure addresses and URLs of
     :data:`~mailkit.demo.ews.scenarios.EWS_FAULTS` answer as Exchange does. Thread-safe; a
     context manager; ``start()`` / ``stop()`` too.
     """
+
+    service_name = "fake Exchange"
+    thread_prefix = "mailkit-fake-exchange"
+    handler_class = _IisHandler
 
     def __init__(
         self,
@@ -227,8 +238,7 @@ class FakeExchange:
             raise ValueError(
                 f"version must be one of {', '.join(soap.SERVER_VERSIONS)}, not {version!r}"
             )
-        self.context = context
-        self.ca_file = Path(ca_file)
+        super().__init__(context, ca_file, port=port, plain_port=http_port)
         self.domain = domain.lower()
         self.netbios_domain = netbios_domain.upper()
         self.version = soap.SERVER_VERSIONS[version]
@@ -239,120 +249,17 @@ class FakeExchange:
         #: Called with each accepted message (the demo server delivers it to its mailbox).
         self.on_send: Callable[[EwsMessage], None] | None = None
         self._password = password
-        self._port = port
-        self._lock = threading.RLock()
         self._requests: list[EwsRequest] = []
         self._sent: list[EwsMessage] = []
         self._drafts: list[EwsMessage] = []
         self._connection = _Connection()
-        self._http_port = http_port
-        self._httpd: _Server | None = None
-        self._plain: _Server | None = None
-        self._threads: list[threading.Thread] = []
-
-    @classmethod
-    def from_files(
-        cls, cert_file: Path | str, key_file: Path | str, ca_file: Path | str, **options: Any
-    ) -> Self:
-        """From a PEM certificate chain and key on disk (e.g. a test session's TLS material)."""
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(str(cert_file), str(key_file))
-        return cls(context, ca_file, **options)
-
-    @classmethod
-    def with_demo_ca(cls, directory: Path | str, **options: Any) -> Self:
-        """With a fresh local CA; its certificate is written to ``directory/ca.pem`` (the key
-        stays in memory)."""
-        import trustme
-
-        authority = trustme.CA(organization_name="mailkit demo CA")
-        leaf = authority.issue_cert("localhost", BIND_ADDRESS, organization_name="mailkit demo")
-        ca_file = Path(directory) / "ca.pem"
-        ca_file.parent.mkdir(parents=True, exist_ok=True)
-        ca_file.write_bytes(authority.cert_pem.bytes())
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        leaf.configure_cert(context)
-        return cls(context, ca_file, **options)
-
-    # -- lifecycle
-
-    @property
-    def running(self) -> bool:
-        return self._httpd is not None
-
-    @property
-    def port(self) -> int:
-        if self._httpd is None:
-            raise RuntimeError("the fake Exchange is not running; call start() first")
-        return int(self._httpd.server_address[1])
-
-    def start(self) -> Self:
-        """Listen on 127.0.0.1 (never another address) and answer in background threads:
-        HTTPS, and plain HTTP for Autodiscover's redirect step."""
-        with self._lock:
-            if self._httpd is None:
-                httpd = _Server((BIND_ADDRESS, self._port), self._handle, self.context)
-                try:
-                    plain = _Server((BIND_ADDRESS, self._http_port), self._handle, None)
-                except BaseException:
-                    httpd.server_close()
-                    raise
-                self._threads = []
-                for server, name in ((httpd, "https"), (plain, "http")):
-                    server.RequestHandlerClass = _IisHandler
-                    thread = threading.Thread(
-                        target=server.serve_forever,
-                        kwargs={"poll_interval": 0.2},
-                        name=f"mailkit-fake-exchange-{name}",
-                        daemon=True,
-                    )
-                    self._threads.append(thread)
-                self._httpd, self._plain = httpd, plain
-                for thread in self._threads:
-                    thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Close both ports and every open connection."""
-        with self._lock:
-            servers = [s for s in (self._httpd, self._plain) if s is not None]
-            threads, self._threads = self._threads, []
-            self._httpd = self._plain = None
-        for server in servers:
-            server.shutdown()
-            server.close_connections()
-            server.server_close()
-        for thread in threads:
-            thread.join(10)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        where = self.base_url if self._httpd is not None else "stopped"
-        return f"<FakeExchange {where}>"
 
     # -- where it answers
 
     @property
-    def base_url(self) -> str:
-        return f"https://{BIND_ADDRESS}:{self.port}"
-
-    @property
     def http_url(self) -> str:
         """The plain-HTTP root, e.g. ``http://127.0.0.1:50124``."""
-        if self._plain is None:
-            raise RuntimeError("the fake Exchange is not running; call start() first")
-        return f"http://{BIND_ADDRESS}:{self._plain.server_address[1]}"
+        return f"http://{BIND_ADDRESS}:{self.plain_port}"
 
     @property
     def autodiscover_redirect_url(self) -> str:
@@ -939,15 +846,6 @@ class FakeExchange:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-class _IisHandler(_Handler):
-    """The fake OAuth provider's handler, introducing itself as Exchange's web server does."""
-
-    server_version = "Microsoft-IIS/10.0"
-
-    def version_string(self) -> str:
-        return self.server_version
 
 
 _FOLDER_NAMES = {

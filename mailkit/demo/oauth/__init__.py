@@ -44,7 +44,6 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from mailkit.demo.oauth.browser import SignInError, visit
 from mailkit.demo.oauth.core import (
     _RESERVED,
-    BIND_ADDRESS,
     CONSENT_LIFETIME,
     DEFAULT_ACCOUNT,
     SMTP_SCOPES,
@@ -70,7 +69,7 @@ from mailkit.demo.oauth.microsoft import (
     NATIVE_CLIENT_REDIRECT,
     MicrosoftEndpoints,
 )
-from mailkit.demo.oauth.server import _Reply, tls_failure_line
+from mailkit.demo.oauth.server import BIND_ADDRESS, _Reply, tls_failure_line
 
 __all__ = [
     "BIND_ADDRESS",

@@ -33,18 +33,15 @@ from dataclasses import dataclass, field, replace
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
 
-import trustme
 from oauthlib.oauth2.rfc6749.grant_types.authorization_code import code_challenge_method_s256
 
-from mailkit.demo.oauth.server import _Reply, _Server
+from mailkit.demo.oauth.server import BIND_ADDRESS, TwoPortService, _Reply
 
 _log = logging.getLogger(__name__)
 
-BIND_ADDRESS = "127.0.0.1"
 
 #: Who "signs in" at the consent screen: the demo SMTP server's working account.
 DEFAULT_ACCOUNT = "demo@example.com"
@@ -270,7 +267,7 @@ def _default_injected_body(prefix: str, status: int) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the core
 
 
-class ProviderCore:
+class ProviderCore(TwoPortService):
     """Google's and Microsoft's sign-in, tokens, Gmail API and Graph send, on loopback HTTPS.
 
     Thread-safe: the HTTP server answers each connection in its own thread while a test changes
@@ -279,6 +276,10 @@ class ProviderCore:
     :meth:`fail_next` make the failures that otherwise take an hour or an admin. A context
     manager; ``start()`` / ``stop()`` too.
     """
+
+    service_name = "fake OAuth provider"
+    thread_prefix = "mailkit-fake-oauth"
+    plain_name = "browser"
 
     def __init__(
         self,
@@ -294,8 +295,7 @@ class ProviderCore:
         """``context`` is a server context whose certificate covers 127.0.0.1 and localhost,
         issued by the CA in ``ca_file`` (which clients must trust). ``port`` is the HTTPS port
         (tokens, APIs), ``browser_port`` the plain-HTTP one for the pages a browser opens."""
-        self.context = context
-        self.ca_file = Path(ca_file)
+        super().__init__(context, ca_file, port=port, plain_port=browser_port)
         self.token_lifetime = token_lifetime
         #: Seconds an authorization code can be redeemed (the real services: about ten minutes).
         self.code_lifetime = 600.0
@@ -312,9 +312,6 @@ class ProviderCore:
         self.on_send: Callable[[SentMessage], None] | None = None
         #: Every PKCE code verifier the token endpoints received, so tests can look for leaks.
         self.received_verifiers: list[str] = []
-        self._port = port
-        self._browser_port = browser_port
-        self._lock = threading.RLock()
         self._clients: dict[str, _Client] = {}
         self._tokens: dict[str, _Token] = {}
         self._codes: dict[str, _Code] = {}
@@ -323,113 +320,18 @@ class ProviderCore:
         self._injected: list[_Injected] = []
         #: The TLS parameters of the request this thread is answering.
         self._request_tls = threading.local()
-        self._httpd: _Server | None = None
-        self._browser_httpd: _Server | None = None
-        self._threads: list[threading.Thread] = []
-
-    @classmethod
-    def from_files(
-        cls, cert_file: Path | str, key_file: Path | str, ca_file: Path | str, **options: Any
-    ) -> Self:
-        """From a PEM certificate chain and key on disk (e.g. a test session's TLS material)."""
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(str(cert_file), str(key_file))
-        return cls(context, ca_file, **options)
-
-    @classmethod
-    def with_demo_ca(cls, directory: Path | str, **options: Any) -> Self:
-        """With a fresh local CA; its certificate is written to ``directory/ca.pem`` (the key
-        stays in memory, so nothing on disk can issue certificates)."""
-        authority = trustme.CA(organization_name="mailkit demo CA")
-        leaf = authority.issue_cert("localhost", BIND_ADDRESS, organization_name="mailkit demo")
-        ca_file = Path(directory) / "ca.pem"
-        ca_file.parent.mkdir(parents=True, exist_ok=True)
-        ca_file.write_bytes(authority.cert_pem.bytes())
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        leaf.configure_cert(context)
-        return cls(context, ca_file, **options)
 
     # -- lifecycle
 
     @property
-    def running(self) -> bool:
-        return self._httpd is not None
-
-    @property
-    def port(self) -> int:
-        if self._httpd is None:
-            raise RuntimeError("the fake OAuth provider is not running; call start() first")
-        return int(self._httpd.server_address[1])
-
-    @property
-    def base_url(self) -> str:
-        """The root of every token and API endpoint, e.g. ``https://127.0.0.1:50123``."""
-        return f"https://{BIND_ADDRESS}:{self.port}"
-
-    @property
     def browser_port(self) -> int:
-        if self._browser_httpd is None:
-            raise RuntimeError("the fake OAuth provider is not running; call start() first")
-        return int(self._browser_httpd.server_address[1])
+        return self.plain_port
 
     @property
     def browser_url(self) -> str:
         """The root of the pages a browser opens (consent, device login), plain HTTP on
         loopback: e.g. ``http://127.0.0.1:50124``."""
         return f"http://{BIND_ADDRESS}:{self.browser_port}"
-
-    def start(self) -> Self:
-        """Listen on 127.0.0.1 (never another address) and answer in background threads."""
-        with self._lock:
-            if self._httpd is None:
-                httpd = _Server((BIND_ADDRESS, self._port), self._handle, self.context)
-                try:
-                    browser = _Server((BIND_ADDRESS, self._browser_port), self._handle, None)
-                except BaseException:
-                    httpd.server_close()
-                    raise
-                self._threads = [
-                    threading.Thread(
-                        target=server.serve_forever,
-                        kwargs={"poll_interval": 0.2},
-                        name=f"mailkit-fake-oauth-{name}",
-                        daemon=True,
-                    )
-                    for server, name in ((httpd, "https"), (browser, "browser"))
-                ]
-                self._httpd, self._browser_httpd = httpd, browser
-                for thread in self._threads:
-                    thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Close both ports and every open connection."""
-        with self._lock:
-            servers = [s for s in (self._httpd, self._browser_httpd) if s is not None]
-            threads, self._threads = self._threads, []
-            self._httpd = self._browser_httpd = None
-        for httpd in servers:
-            httpd.shutdown()
-            httpd.close_connections()
-            httpd.server_close()
-        for thread in threads:
-            thread.join(10)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        where = self.base_url if self._httpd is not None else "stopped"
-        return f"<FakeOAuthProvider {where}>"
 
     # -- the answer to a request (the provider routes it)
 

@@ -2,7 +2,8 @@
 
 Two listeners share this code: the HTTPS port (tokens and APIs) and the plain-HTTP loopback port
 for the pages a browser opens. A client refusing the demo certificate is one console line
-(:func:`tls_failure_line`), never a traceback.
+(:func:`tls_failure_line`), never a traceback. :class:`TwoPortService` starts and stops the two
+listeners for the fake OAuth provider and the fake Exchange alike.
 """
 
 from __future__ import annotations
@@ -17,10 +18,15 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from pathlib import Path
+from types import TracebackType
+from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit
 
 _log = logging.getLogger("mailkit.demo.oauth")
+
+#: The only address the fakes listen on.
+BIND_ADDRESS = "127.0.0.1"
 
 #: What answers a request: (method, target, lower-case headers, body, TLS, browser port?).
 Answer = Callable[..., "_Reply"]
@@ -182,3 +188,134 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = _answer
     do_POST = _answer
+
+
+class TwoPortService:
+    """A fake service on two loopback ports answered in background threads: HTTPS with
+    ``context`` (its API) and plain HTTP (a browser's pages, Autodiscover's redirect step).
+    A context manager; ``start()`` / ``stop()`` too. Subclasses answer in :meth:`_handle`."""
+
+    #: How errors and thread names call the service ("fake Exchange").
+    service_name: ClassVar[str]
+    #: Thread names: ``{thread_prefix}-https`` and ``{thread_prefix}-{plain_name}``.
+    thread_prefix: ClassVar[str]
+    plain_name: ClassVar[str] = "http"
+    handler_class: ClassVar[type[_Handler]] = _Handler
+
+    def __init__(
+        self, context: ssl.SSLContext, ca_file: Path | str, *, port: int, plain_port: int
+    ) -> None:
+        self.context = context
+        self.ca_file = Path(ca_file)
+        self._port = port
+        self._plain_port = plain_port
+        self._lock = threading.RLock()
+        self._httpd: _Server | None = None
+        self._plain: _Server | None = None
+        self._threads: list[threading.Thread] = []
+
+    @classmethod
+    def from_files(
+        cls, cert_file: Path | str, key_file: Path | str, ca_file: Path | str, **options: Any
+    ) -> Self:
+        """From a PEM certificate chain and key on disk (e.g. a test session's TLS material)."""
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(str(cert_file), str(key_file))
+        return cls(context, ca_file, **options)
+
+    @classmethod
+    def with_demo_ca(cls, directory: Path | str, **options: Any) -> Self:
+        """With a fresh local CA; its certificate is written to ``directory/ca.pem`` (the key
+        stays in memory, so nothing on disk can issue certificates)."""
+        import trustme
+
+        authority = trustme.CA(organization_name="mailkit demo CA")
+        leaf = authority.issue_cert("localhost", BIND_ADDRESS, organization_name="mailkit demo")
+        ca_file = Path(directory) / "ca.pem"
+        ca_file.parent.mkdir(parents=True, exist_ok=True)
+        ca_file.write_bytes(authority.cert_pem.bytes())
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        leaf.configure_cert(context)
+        return cls(context, ca_file, **options)
+
+    def _handle(self, *args: Any, **kwargs: Any) -> _Reply:
+        """The answer to one request (see :data:`Answer`)."""
+        raise NotImplementedError
+
+    @property
+    def running(self) -> bool:
+        return self._httpd is not None
+
+    def _listening(self, server: _Server | None) -> int:
+        if server is None:
+            raise RuntimeError(f"the {self.service_name} is not running; call start() first")
+        return int(server.server_address[1])
+
+    @property
+    def port(self) -> int:
+        """The HTTPS port."""
+        return self._listening(self._httpd)
+
+    @property
+    def plain_port(self) -> int:
+        """The plain-HTTP port."""
+        return self._listening(self._plain)
+
+    @property
+    def base_url(self) -> str:
+        """The HTTPS root, e.g. ``https://127.0.0.1:50123``."""
+        return f"https://{BIND_ADDRESS}:{self.port}"
+
+    def start(self) -> Self:
+        """Listen on 127.0.0.1 (never another address) and answer in background threads."""
+        with self._lock:
+            if self._httpd is None:
+                httpd = _Server((BIND_ADDRESS, self._port), self._handle, self.context)
+                try:
+                    plain = _Server((BIND_ADDRESS, self._plain_port), self._handle, None)
+                except BaseException:
+                    httpd.server_close()
+                    raise
+                self._threads = []
+                for server, name in ((httpd, "https"), (plain, self.plain_name)):
+                    server.RequestHandlerClass = self.handler_class
+                    thread = threading.Thread(
+                        target=server.serve_forever,
+                        kwargs={"poll_interval": 0.2},
+                        name=f"{self.thread_prefix}-{name}",
+                        daemon=True,
+                    )
+                    self._threads.append(thread)
+                self._httpd, self._plain = httpd, plain
+                for thread in self._threads:
+                    thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Close both ports and every open connection."""
+        with self._lock:
+            servers = [s for s in (self._httpd, self._plain) if s is not None]
+            threads, self._threads = self._threads, []
+            self._httpd = self._plain = None
+        for server in servers:
+            server.shutdown()
+            server.close_connections()
+            server.server_close()
+        for thread in threads:
+            thread.join(10)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        where = self.base_url if self._httpd is not None else "stopped"
+        return f"<{type(self).__name__} {where}>"
