@@ -948,6 +948,15 @@ def auth_temporary_failure(f: Facts) -> Advice:
     )
 
 
+def wait_step(f: Facts, asked: str, otherwise: str) -> str:
+    """The step "wait, then test again": as long as the server ``asked`` (its Retry-After or
+    back-off, when the failure carries one), else ``otherwise`` ("a minute")."""
+    wait = f.failure.retry_after
+    if wait is None:
+        return f"Wait {otherwise} and test again."
+    return f"Wait {wait:g} seconds ({asked}) and test again."
+
+
 def refs(f: Facts) -> tuple[str, ...]:
     return f.provider.references if f.provider else ()
 

@@ -11,6 +11,7 @@ from mailkit.diagnose.advice import (
     Advice,
     answered,
     refs,
+    wait_step,
 )
 from mailkit.diagnose.facts import (
     API_DISABLED,
@@ -396,10 +397,7 @@ def api_access_denied(f: Facts) -> Advice:
 
 
 def _retry_words(f: Facts) -> str:
-    wait = f.failure.retry_after
-    if wait is None:
-        return "Wait a minute or two and test again."
-    return f"Wait {wait:g} seconds (the server's Retry-After) and test again."
+    return wait_step(f, "the server's Retry-After", "a minute or two")
 
 
 def api_rate_limited(f: Facts) -> Advice:
@@ -437,6 +435,9 @@ def api_server_error(f: Facts) -> Advice:
     return Advice(
         "The service had a temporary problem",
         f"{answered(f)}: an error on the provider's side, not in mailkit's settings.",
-        (_retry_words(f), f"If it persists, check {health}."),
+        (
+            _retry_words(f),
+            f"If it persists, check {health}.",
+        ),
         refs(f),
     )

@@ -9,7 +9,7 @@ Exchange Management Shell and mailkit's settings (as references each face render
 
 from __future__ import annotations
 
-from mailkit.diagnose.advice import Advice, refs
+from mailkit.diagnose.advice import Advice, refs, wait_step
 from mailkit.diagnose.facts import Facts, When, first_word, oauth_error, says
 from mailkit.diagnose.fields import S
 from mailkit.faces import setting
@@ -52,13 +52,6 @@ SEND_AS_CODES = oauth_error(
 )
 #: Any EWS response code the rows above did not take.
 EWS_CODE = When(lambda f: f.error.startswith("Error"))
-
-
-def _back_off(f: Facts) -> str:
-    wait = f.failure.retry_after
-    if wait is None:
-        return "Wait a minute and test again."
-    return f"Wait {wait:g} seconds (the back-off Exchange asked for) and test again."
 
 
 def _who(f: Facts) -> str:
@@ -295,8 +288,7 @@ def ews_unavailable(f: Facts) -> Advice:
 def ews_access_denied(f: Facts) -> Advice:
     return Advice(
         "Exchange denied access to the mailbox",
-        f"{_said(f)}: {_who(f)} signed in, but may not act on the mailbox of "
-        f"{f.context.from_address or 'the From address'}.",
+        f"{_said(f)}: {_who(f)} signed in, but may not act on the mailbox of {_sender(f)}.",
         (
             f"Set {S.from_address} to {_who(f)}'s own mailbox, or",
             f"grant {_who(f)} Full Access on that mailbox ({_EAC} → Recipients → Mailboxes → "
@@ -308,7 +300,7 @@ def ews_access_denied(f: Facts) -> Advice:
 
 
 def ews_send_as_denied(f: Facts) -> Advice:
-    sender = f.context.from_address or "the From address"
+    sender = _sender(f)
     user = _who(f)
     if f.error == "ErrorSendAsDenied":
         title = "Not allowed to send as this From address"
@@ -353,7 +345,7 @@ def ews_server_busy(f: Facts) -> Advice:
         f"{_said(f)}: EWS throttling (the throttling policy's budget for this user or app) "
         "is used up for now.",
         (
-            _back_off(f),
+            wait_step(f, "the back-off Exchange asked for", "a minute"),
             "If it keeps happening, lower how often and how many sends run at once, or ask the "
             "administrator about the throttling policy (Get-ThrottlingPolicyAssociation USER).",
         ),
