@@ -124,6 +124,16 @@ def secret_store(choice: str, where: Any, *, check: bool = False, lazy: bool = T
     return LazySecretStore(lambda: secret_store_from_name(choice))
 
 
+def add_dns_server(parser: argparse.ArgumentParser) -> None:
+    """``--dns-server HOST:PORT``: the one DNS server a command's every lookup asks."""
+    parser.add_argument(
+        "--dns-server",
+        metavar="HOST:PORT",
+        help="ask this DNS server for every lookup (default: $MAILKIT_DNS_SERVER, else the "
+        "system's resolvers)",
+    )
+
+
 def add_password_source(parser: argparse.ArgumentParser) -> None:
     """``--password-env NAME`` or ``--password-stdin``: never the password itself."""
     source = parser.add_mutually_exclusive_group()

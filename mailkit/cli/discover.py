@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
-from mailkit.cli.common import EXIT_OK, UsageError, report
+from mailkit.cli.common import EXIT_OK, UsageError, add_dns_server, report
 
 #: Nothing found (or, with ``--probe``, nothing confirmed): a script can tell it from success.
 EXIT_NOTHING_FOUND = 2
@@ -89,12 +89,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     """Add the command's arguments to its ``parser`` (made by mailkit.cli from COMMANDS)."""
     parser.set_defaults(func=cmd_discover)
     parser.add_argument("email", metavar="EMAIL", help="the address to find settings for")
-    parser.add_argument(
-        "--dns-server",
-        metavar="HOST:PORT",
-        help="ask this DNS server for every lookup (default: $MAILKIT_DNS_SERVER, else the "
-        "system's resolvers)",
-    )
+    add_dns_server(parser)
     parser.add_argument(
         "--timeout",
         type=float,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
-from mailkit.cli.common import EXIT_OK, report
+from mailkit.cli.common import EXIT_OK, add_dns_server, report
 
 #: The command line's words for the check's arguments (errors name these).
 NAMES = {
@@ -88,12 +88,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="a DKIM selector the server signs with (repeatable); without one, the provider's "
         "and then common selectors are tried",
     )
-    parser.add_argument(
-        "--dns-server",
-        metavar="HOST:PORT",
-        help="ask this DNS server for every lookup (default: $MAILKIT_DNS_SERVER, else the "
-        "system's resolvers)",
-    )
+    add_dns_server(parser)
     parser.add_argument(
         "--timeout",
         type=float,
