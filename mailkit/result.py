@@ -12,12 +12,14 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import InitVar, dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-from mailkit.delivery import DeliveryReport
 from mailkit.outcome import Diagnosis, SendContext
 from mailkit.secret import Secret
 from mailkit.transcript import SecretScrubber, Transcript
+
+if TYPE_CHECKING:  # the delivery check's module loads only for a send that verifies delivery
+    from mailkit.delivery import DeliveryReport
 
 #: What a sender calls for an OAuth access token just before it signs in: plain (run off the
 #: event loop, since it may refresh over the network) or a coroutine function.

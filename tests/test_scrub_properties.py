@@ -232,6 +232,13 @@ def _canary_text() -> str:
     return " | ".join(["x" * 395 + SECRET, *forms])
 
 
+def _hints(kind: Any) -> dict[str, Any]:
+    """A dataclass's field types; names its module imports for type checkers only resolve too."""
+    from mailkit.delivery import DeliveryReport  # TestResult.delivery, loaded lazily by mailkit
+
+    return get_type_hints(kind, localns={"DeliveryReport": DeliveryReport})
+
+
 def _fill(kind: Any, seen: set[str]) -> Any:
     """A value of type ``kind`` with the canary in every string it can hold."""
     origin = get_origin(kind)
@@ -259,7 +266,7 @@ def _fill(kind: Any, seen: set[str]) -> Any:
         key, value = get_args(kind)
         return {_fill(key, seen): _fill(value, seen)}
     if isinstance(kind, type) and dataclasses.is_dataclass(kind):
-        hints = get_type_hints(kind)
+        hints = _hints(kind)
         values = {
             f.name: _fill(hints[f.name], seen)
             for f in dataclasses.fields(kind)
@@ -319,8 +326,7 @@ def test_a_failure_and_a_diagnosis_are_scrubbed_field_by_field() -> None:
 def test_a_result_cannot_be_built_without_a_scrubber() -> None:
     seen: set[str] = set()
     values = {
-        f.name: _fill(get_type_hints(TestResult)[f.name], seen)
-        for f in dataclasses.fields(TestResult)
+        f.name: _fill(_hints(TestResult)[f.name], seen) for f in dataclasses.fields(TestResult)
     }
     with pytest.raises(TypeError):
         TestResult(**values)
