@@ -16,6 +16,7 @@ import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -423,13 +424,26 @@ def test_a_second_server_for_the_same_directory_is_refused(tmp_path: Path) -> No
         DemoServer(tmp_path).start()
 
 
-def test_a_taken_port_is_a_clear_error(tmp_path: Path) -> None:
+@contextmanager
+def _taken_port() -> Iterator[int]:
+    """A loopback port another socket is listening on, for as long as the block runs."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
-        port = taken.getsockname()[1]
-        with pytest.raises(DemoServerError, match=f"port {port}"):
-            DemoServer(tmp_path, tls_port=port).start()
+        yield int(taken.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("option", "named"),
+    [
+        ("tls_port", ""),
+        ("oauth_port", " for the fake OAuth"),
+        ("ews_port", " for the fake Exchange"),
+    ],
+)
+def test_a_taken_port_is_a_clear_error(tmp_path: Path, option: str, named: str) -> None:
+    with _taken_port() as port, pytest.raises(DemoServerError, match=f"port {port}{named}"):
+        DemoServer(tmp_path, **{option: port}).start()  # type: ignore[arg-type]
     assert not (tmp_path / "demo.json").exists()
 
 
@@ -507,10 +521,8 @@ def test_command_line_serves_until_signalled(
 
 def test_command_line_reports_a_taken_port(tmp_path: Path) -> None:
     exe = Path(sys.executable).with_name("mailkit")
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen(1)
-        port = str(taken.getsockname()[1])
+    with _taken_port() as taken:
+        port = str(taken)
         argv = [str(exe), "demo-server", "--dir", str(tmp_path), "--starttls-port", port]
         done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=30)
     assert done.returncode == 1
@@ -595,16 +607,6 @@ def test_the_fake_oauth_provider_stops_with_the_server(tmp_path: Path) -> None:
         assert server.settings.oauth_url == f"https://127.0.0.1:{port}"
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
-
-
-def test_a_taken_oauth_port_is_a_clear_error(tmp_path: Path) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen(1)
-        port = taken.getsockname()[1]
-        with pytest.raises(DemoServerError, match=f"port {port} for the fake OAuth"):
-            DemoServer(tmp_path, oauth_port=port).start()
-    assert not (tmp_path / "demo.json").exists()
 
 
 def test_command_line_prints_the_oauth_url(tmp_path: Path) -> None:

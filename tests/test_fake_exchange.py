@@ -630,18 +630,6 @@ def test_demo_server_command_serves_exchange(tmp_path: Path, with_ews: bool) -> 
                 proc.kill()
 
 
-def test_a_taken_ews_port_is_a_clear_error(tmp_path: Path) -> None:
-    from mailkit.demo import DemoServer, DemoServerError
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen(1)
-        port = taken.getsockname()[1]
-        with pytest.raises(DemoServerError, match=f"port {port} for the fake Exchange"):
-            DemoServer(tmp_path, ews_port=port).start()
-    assert not (tmp_path / "demo.json").exists()
-
-
 def test_the_mailbox_a_send_acts_for(fake_exchange: FakeExchange) -> None:
     """From (exchangelib's ``author``), the impersonated mailbox and the folder's mailbox are
     each read from the request, and each can trigger a mailbox fault."""
