@@ -769,6 +769,19 @@ class FakeExchange(TwoPortService):
             return "redirect", self.address(REDIRECT_TARGET)
         return fault.failure, None
 
+    def _xml_failure(self, what: str, operation: str) -> _Served | None:
+        """The failures SOAP and POX Autodiscover answer alike: a 404, a 401 challenge, or
+        XML cut short; None for the others."""
+        if what == "404":
+            return _Served(_Reply(404, b"", "text/html"), operation)
+        if what == "401":
+            return _Served(self._challenge(_SCHEMES[""]), operation)
+        if what == "malformed":
+            return _Served(
+                _Reply(200, autodiscover.MALFORMED_XML, soap.XML_CONTENT_TYPE), operation
+            )
+        return None
+
     def _autodiscover_soap(self, body: bytes, auth: _Auth) -> _Served:
         operation = "GetUserSettingsRequestMessage"
         try:
@@ -778,14 +791,8 @@ class FakeExchange(TwoPortService):
         addresses = autodiscover.soap_addresses(request.operation)
         address = addresses[0] if addresses else ""
         what, target = self._autodiscover_target(address)
-        if what == "404":
-            return _Served(_Reply(404, b"", "text/html"), operation)
-        if what == "401":
-            return _Served(self._challenge(_SCHEMES[""]), operation)
-        if what == "malformed":
-            return _Served(
-                _Reply(200, autodiscover.MALFORMED_XML, soap.XML_CONTENT_TYPE), operation
-            )
+        if (failed := self._xml_failure(what, operation)) is not None:
+            return failed
         if what == "redirect" and target is not None:
             answer = autodiscover.soap_redirect(self.version, target)
             return _Served(_Reply(200, answer, soap.XML_CONTENT_TYPE), operation, "RedirectAddress")
@@ -804,14 +811,8 @@ class FakeExchange(TwoPortService):
             answer = autodiscover.pox_error(600, "Invalid Request")
             return _Served(_Reply(200, answer, soap.XML_CONTENT_TYPE), operation, "600")
         what, target = self._autodiscover_target(address)
-        if what == "404":
-            return _Served(_Reply(404, b"", "text/html"), operation)
-        if what == "401":
-            return _Served(self._challenge(_SCHEMES[""]), operation)
-        if what == "malformed":
-            return _Served(
-                _Reply(200, autodiscover.MALFORMED_XML, soap.XML_CONTENT_TYPE), operation
-            )
+        if (failed := self._xml_failure(what, operation)) is not None:
+            return failed
         if what == "redirect" and target is not None:
             answer = autodiscover.pox_redirect(target)
             return _Served(_Reply(200, answer, soap.XML_CONTENT_TYPE), operation, "redirectAddr")
