@@ -222,6 +222,15 @@ def _shown(text: str, limit: int = 30) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
+def is_ip_address(text: str) -> bool:
+    """Whether ``text`` is an IPv4 or IPv6 address as written (no brackets, no final dot)."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 @audited("ip-address-host")
 def host_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """The IP address a host field holds (bare, in brackets, or with a final dot), or None.

@@ -30,7 +30,6 @@ implicit TLS to STARTTLS (RFC 8314 §3), then the lower port.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -39,7 +38,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from mailkit.providers import Provider, provider_by_id, provider_for_domain, provider_for_mx
-from mailkit.settings import AuthType, Mode, Security
+from mailkit.settings import AuthType, Mode, Security, is_ip_address
 
 #: Confidence of one source alone (see the module's docstring).
 CONFIDENCE: dict[str, int] = {
@@ -489,7 +488,7 @@ def parse_autoconfig(body: bytes, email: str, source: str) -> Parsed:
         host = expand(_first(fields, "hostname"), email).lower().rstrip(".")
         port_text = _first(fields, "port")
         socket_type = _first(fields, "socketType").upper()
-        if not is_host_name(host, labels=1) and not _is_ip(host):
+        if not is_host_name(host, labels=1) and not is_ip_address(host):
             problems.append(f"hostname {host!r} is not a host name")
             continue
         if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
@@ -543,14 +542,6 @@ def _local(tag: Any) -> str:
 def _first(fields: dict[str, list[str]], name: str) -> str:
     values = fields.get(name) or [""]
     return values[0]
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _auth_advice(methods: list[str]) -> tuple[AuthType, str, tuple[str, ...]]:

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urljoin, urlsplit
 
 from mailkit.dnslookup import DnsClient
+from mailkit.settings import is_ip_address
 
 if TYPE_CHECKING:
     import httpx
@@ -162,7 +163,7 @@ class Fetcher:
         left = self._deadline - time.monotonic()
         if left <= 0:
             return Fetched(url, "timeout", detail=f"no answer within {self.timeout:g} s")
-        extensions: dict[str, Any] = {} if _is_ip(host) else {"sni_hostname": host}
+        extensions: dict[str, Any] = {} if is_ip_address(host) else {"sni_hostname": host}
         headers = {"Host": urlsplit(current).netloc}
         try:
             async with self._client.stream(
@@ -212,14 +213,6 @@ class Fetcher:
             return Fetched(url, "refused", detail=f"cannot connect to {host} ({text or 'refused'})")
         except (httpx.HTTPError, ssl.SSLError, OSError) as exc:
             return Fetched(url, "error", detail=f"{type(exc).__name__}: {exc}")
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def _with_time(result: Fetched, started: float) -> Fetched:

@@ -29,6 +29,7 @@ from mailkit.domainhealth.records import (
 from mailkit.domainhealth.rules import COMMON_SELECTORS, domain_findings
 from mailkit.domainhealth.spf import Answer, check_host, walk
 from mailkit.errors import FieldProblem, SettingsError
+from mailkit.settings import is_ip_address
 
 if TYPE_CHECKING:
     from mailkit.dnslookup import DnsClient
@@ -124,18 +125,10 @@ def domain_query(
     if problems:
         raise SettingsError(problems, context="domain check arguments")
     assert name is not None
-    if provider is None and server and not _is_ip(server):
+    if provider is None and server and not is_ip_address(server):
         found = provider_for_host(server, name)
         provider = found.id if found is not None else None
     return DomainQuery(name, server or None, provider, tuple(wanted))
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 # --------------------------------------------------------------------------- the checks
@@ -162,7 +155,7 @@ def _why(answer: Answer) -> str:
 
 async def _addresses(host: str, client: DnsClient) -> tuple[list[str], str]:
     """The host's addresses (itself when it is an address), and why there are none."""
-    if _is_ip(host):
+    if is_ip_address(host):
         return [host], ""
     if host == "localhost" or host.endswith(".localhost"):
         return list(_LOOPBACK), ""  # RFC 6761 §6.3: never asked of DNS
@@ -199,7 +192,7 @@ async def _spf(query: DomainQuery, client: DnsClient) -> tuple[SpfReport, str]:
             fix = " ".join(_ip_term(a) for a in found)
         return report, fix
     auth = sending_auth(query.provider)
-    if auth is not None and (query.host is None or not _is_ip(query.host)):
+    if auth is not None and (query.host is None or not is_ip_address(query.host)):
         name = provider_by_id(query.provider or "").name
         include = auth.spf_includes[0]
         covered = any(i in tree.includes for i in auth.spf_includes)
@@ -216,7 +209,7 @@ async def _spf(query: DomainQuery, client: DnsClient) -> tuple[SpfReport, str]:
         return _replace(report, status="unknown", checked=query.host, detail=detail), ""
     results = await asyncio.gather(*(check_host(a, query.domain, client.query) for a in found))
     pairs = tuple((a, r[0]) for a, r in zip(found, results, strict=True))
-    label = query.host if _is_ip(query.host) else f"{query.host} ({', '.join(found)})"
+    label = query.host if is_ip_address(query.host) else f"{query.host} ({', '.join(found)})"
     if any(r == "temperror" for _a, r in pairs):
         why = next(r[1] for r in results if r[0] == "temperror")
         detail = f"whether it authorises {label} could not be checked: {why}"
