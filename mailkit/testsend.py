@@ -89,14 +89,7 @@ async def send_test_async(
             open_it=open_eml,
             on_row=on_row,
         )
-        if store is not None:
-            record(
-                store,
-                result,
-                user_code=user.user_code if user is not None else None,
-                mode=eff.mode.value,
-            )
-        return result
+        return _recorded(result, store, user, eff.mode)
     # A password given for this send is the credential to use over SMTP: no stored consent is
     # looked up (nor the secret store opened for it).
     given_password = password is not None and eff.mode in (Mode.SMTP, Mode.EXCHANGE_EWS)
@@ -157,14 +150,7 @@ async def send_test_async(
             owner = credential_account(org, user)
             token = mailbox_consent(verify, secrets, profile, owner, org.ca_file) or token
         result = await check_delivery(result, verify, token=token, password=password)
-    if store is not None:
-        record(
-            store,
-            result,
-            user_code=user.user_code if user is not None else None,
-            mode=eff.mode.value,
-        )
-    return result
+    return _recorded(result, store, user, eff.mode)
 
 
 async def send_route_test_async(
@@ -342,6 +328,17 @@ def record(
         duration_ms=result.duration_ms,
         detail=diagnosis.title if diagnosis else result.server_reply,
     )
+
+
+def _recorded(
+    result: TestResult, store: Store | None, user: UserSettings | None, mode: Mode
+) -> TestResult:
+    """``result``, appended first to the test history in ``store`` when there is one."""
+    if store is not None:
+        record(
+            store, result, user_code=user.user_code if user is not None else None, mode=mode.value
+        )
+    return result
 
 
 def _mode_of(result: TestResult) -> str:
