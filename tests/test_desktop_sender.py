@@ -330,33 +330,25 @@ def test_windows_session_zero_and_a_terminal_server() -> None:
 
 def test_notes_client_and_id_are_looked_for(tmp_path: Path) -> None:
     data = tmp_path / "notes" / "data"
-    none = gather_facts(
-        Mode.LOTUS_NOTES,
-        environ={"DISPLAY": ":0"},
-        platform="linux",
-        run=answers({}),
-        home=tmp_path,
-    )
+
+    def facts() -> DesktopFacts:
+        return gather_facts(
+            Mode.LOTUS_NOTES,
+            environ={"DISPLAY": ":0"},
+            platform="linux",
+            run=answers({}),
+            home=tmp_path,
+        )
+
+    none = facts()
     assert none.notes_client is False
     data.mkdir(parents=True)
     (data / "notes.ini").write_text("[Notes]\n")
-    client_only = gather_facts(
-        Mode.LOTUS_NOTES,
-        environ={"DISPLAY": ":0"},
-        platform="linux",
-        run=answers({}),
-        home=tmp_path,
-    )
+    client_only = facts()
     assert client_only.notes_client is True
     assert client_only.notes_id is False
     (data / "user.id").write_bytes(b"\x00id")
-    both = gather_facts(
-        Mode.LOTUS_NOTES,
-        environ={"DISPLAY": ":0"},
-        platform="linux",
-        run=answers({}),
-        home=tmp_path,
-    )
+    both = facts()
     assert both.notes_client is True
     assert both.notes_id is True
 
