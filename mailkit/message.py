@@ -17,6 +17,7 @@ from email.message import EmailMessage
 from email.policy import SMTP, SMTPUTF8
 from email.utils import format_datetime, make_msgid
 
+from mailkit.outcome import Failure, Phase, Signal
 from mailkit.settings import Priority, check_address
 
 #: English, Spanish, Chinese (traditional and simplified) and German, the lines application
@@ -93,6 +94,30 @@ def _content(note: str | None) -> EmailMessage:
     content = EmailMessage()
     content.set_content("\n".join(lines) + "\n", charset="utf-8", cte="quoted-printable")
     return content
+
+
+def checked_test_message(
+    *,
+    sender: str | None,
+    recipients: list[str] | tuple[str, ...],
+    sender_name: str | None = None,
+    priority: Priority = Priority.NORMAL,
+    subject: str | None = None,
+) -> TestMessage | Failure:
+    """:func:`build_test_message`, or the setup failure every sender reports before sending:
+    no From address (``from_address``), or an address that is none (``address: ...``)."""
+    if not sender:
+        return Failure(Phase.SETUP, Signal.MISSING, detail="from_address")
+    try:
+        return build_test_message(
+            sender=sender,
+            recipients=recipients,
+            sender_name=sender_name,
+            priority=priority,
+            subject=subject,
+        )
+    except ValueError as exc:
+        return Failure(Phase.SETUP, Signal.MISSING, detail=f"address: {exc}")
 
 
 def build_test_message(

@@ -36,7 +36,7 @@ from mailkit.diagnose.desktop import (
     linux_mail_client,
     windows_mail_client,
 )
-from mailkit.message import TestMessage, build_test_message
+from mailkit.message import TestMessage, checked_test_message
 from mailkit.outcome import Failure, Phase, SendContext, Signal
 from mailkit.resolve import Effective
 from mailkit.result import TestResult
@@ -351,18 +351,16 @@ def hand_off(
     message: TestMessage | None = None
     notes: tuple[str, ...] = ()
     try:
-        if not eff.from_address:
-            raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail="from_address"))
-        try:
-            message = build_test_message(
-                sender=eff.from_address,
-                recipients=list(to),
-                sender_name=eff.from_name,
-                priority=priority or eff.priority,
-                subject=subject,
-            )
-        except ValueError as exc:
-            raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail=f"address: {exc}")) from None
+        built = checked_test_message(
+            sender=eff.from_address,
+            recipients=list(to),
+            sender_name=eff.from_name,
+            priority=priority or eff.priority,
+            subject=subject,
+        )
+        if isinstance(built, Failure):
+            raise _Stop(built)
+        message = built
         if folder is None or not str(folder).strip():
             raise _Stop(Failure(Phase.SETUP, Signal.MISSING, detail="eml_folder: not set"))
         data = _draft(message)

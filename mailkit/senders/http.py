@@ -42,7 +42,7 @@ from requests.adapters import HTTPAdapter
 from mailkit import logguard as _logguard
 from mailkit.diagnose import diagnose
 from mailkit.errors import OAuthError, SecretStoreError
-from mailkit.message import TestMessage, build_test_message
+from mailkit.message import TestMessage, checked_test_message
 from mailkit.outcome import MAX_DETAIL, Diagnosis, Failure, Phase, SendContext, Signal
 from mailkit.resolve import Effective
 from mailkit.result import TestResult, TlsInfo, TokenProvider
@@ -599,17 +599,13 @@ class HttpSend(ABC):
         )
 
     def _message(self, to: list[str], priority: Priority) -> TestMessage:
-        if not self.plan.from_address:
-            raise SendStop(Failure(Phase.SETUP, Signal.MISSING, detail="from_address"))
-        try:
-            return build_test_message(
-                sender=self.plan.from_address,
-                recipients=to,
-                sender_name=self.plan.from_name,
-                priority=priority,
-            )
-        except ValueError as exc:
-            raise SendStop(Failure(Phase.SETUP, Signal.MISSING, detail=f"address: {exc}")) from None
+        plan = self.plan
+        message = checked_test_message(
+            sender=plan.from_address, recipients=to, sender_name=plan.from_name, priority=priority
+        )
+        if isinstance(message, Failure):
+            raise SendStop(message)
+        return message
 
     async def _token(self) -> Secret:
         if self.token is None:
