@@ -13,6 +13,7 @@ from mailkit.outcome import Diagnosis
 
 if TYPE_CHECKING:  # a result asks for its cards lazily; the value never imports rendering
     from mailkit.delivery import DeliveryReport
+    from mailkit.faces import Face, Where
     from mailkit.result import TestResult
 
 ERROR_COLOUR = "#c62828"
@@ -84,6 +85,16 @@ def success_card(result: TestResult) -> str:
         OK_COLOUR,
         f'<b style="color:{OK_COLOUR}">✔ Test message accepted</b><ul>{items}</ul>',
     )
+
+
+def outcome_card(result: TestResult, face: Face, where: Where) -> str:
+    """A panel's card for one finished test: green, or the diagnosis in ``face``'s words for
+    the form and account ``where`` names; a result with neither says the message was not sent."""
+    if result.ok:
+        return success_card(result)
+    if result.diagnosis is not None:
+        return diagnosis_card(result.diagnosis.for_face(face, where))
+    return card_html(ERROR_COLOUR, "<b>The test message was not sent.</b>")
 
 
 def diagnosis_card(diagnosis: Diagnosis) -> str:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets  # type: ignore[import-untyped]
 
-from mailkit.cards import ERROR_COLOUR, card_html, diagnosis_card, success_card
+from mailkit.cards import outcome_card
 from mailkit.errors import FieldProblem, MailkitError, SettingsError
 from mailkit.faces import Face, Where
 from mailkit.result import TestResult
@@ -206,13 +206,8 @@ class RoutesPanel(Panel):
             self.state.value = ""
         else:
             self.result = result
-            if result.ok:
-                self.card.value = success_card(result)
-            elif result.diagnosis is not None:
-                where = Where(profile=self.profile, account=credential_account(org, test.user))
-                self.card.value = diagnosis_card(result.diagnosis.for_face(Face.WIDGET, where))
-            else:
-                self.card.value = card_html(ERROR_COLOUR, "<b>The test message was not sent.</b>")
+            where = Where(profile=self.profile, account=credential_account(org, test.user))
+            self.card.value = outcome_card(result, Face.WIDGET, where)
             self.rows = list(result.transcript.rows)
             self.transcript.value = result.transcript.to_html()
             self.state.value = note_html(

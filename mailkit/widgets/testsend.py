@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets  # type: ignore[import-untyped]
 
-from mailkit.cards import ERROR_COLOUR, card_html, diagnosis_card, success_card
+from mailkit.cards import diagnosis_card, outcome_card, success_card
 from mailkit.errors import MailkitError
 from mailkit.faces import Face, Where
 from mailkit.resolve import effective
@@ -229,14 +229,9 @@ class TestSendPanel(Panel):
             self.state.value = ""
         else:
             self.result = result
-            if result.ok:
-                self.card.value = success_card(result)
-            elif result.diagnosis is not None:
-                # In the form's words: the "CA file" field, the password fields of whose form.
-                where = Where(profile=self.profile, account=credential_account(org, user))
-                self.card.value = diagnosis_card(result.diagnosis.for_face(Face.WIDGET, where))
-            else:
-                self.card.value = card_html(ERROR_COLOUR, "<b>The test message was not sent.</b>")
+            # In the form's words: the "CA file" field, the password fields of whose form.
+            where = Where(profile=self.profile, account=credential_account(org, user))
+            self.card.value = outcome_card(result, Face.WIDGET, where)
             self.rows = list(result.transcript.rows)
             self._draw(result.transcript)
             if result.eml_path is not None:
