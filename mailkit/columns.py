@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Final
 
-from mailkit.settings import OVERRIDE_FIELDS
+from mailkit.fields import OVERRIDE_FIELDS
 
 if TYPE_CHECKING:
     import pandas as pd

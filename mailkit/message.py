@@ -17,8 +17,8 @@ from email.message import EmailMessage
 from email.policy import SMTP, SMTPUTF8
 from email.utils import format_datetime, make_msgid
 
+from mailkit.fields import Priority, check_address
 from mailkit.outcome import Failure, Phase, Signal
-from mailkit.settings import Priority, check_address
 
 #: English, Spanish, Chinese (traditional and simplified) and German, the lines application
 #: test tools have long sent, then more scripts (right-to-left, Indic, Thai, emoji) so every

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from mailkit.errors import FieldProblem, SettingsError
 from mailkit.faces import Face, render, setting
+from mailkit.fields import Security
 from mailkit.result import TlsInfo
-from mailkit.settings import Security
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from mailkit.settings import AuthType, Mode, Security, host_ip
+from mailkit.fields import AuthType, Mode, Security, host_ip
 
 __all__ = [
     "PROVIDERS",

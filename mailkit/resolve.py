@@ -12,27 +12,29 @@ column operations, so an audit of a large organisation never loops over users in
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from mailkit.columns import users_to_frame
-from mailkit.providers import ews_url_for
-from mailkit.settings import (
+from mailkit.fields import (
+    ORG_SEND_DEFAULTS,
     AuthType,
     Edition,
     Mode,
-    OrgSettings,
     Priority,
     Provenance,
     Security,
-    UserSettings,
     default_port,
 )
+from mailkit.providers import ews_url_for
 
 if TYPE_CHECKING:  # numpy and pandas load when a frame is built: a test send needs neither
     import numpy as np
     import pandas as pd
+
+    # Values of the models are read, never built here: a send from flags never loads pydantic.
+    from mailkit.settings import OrgSettings, UserSettings
 
 #: Values used when neither the user nor the org sets a field. ``port`` follows ``security``.
 DEFAULTS: dict[str, Any] = {
@@ -90,8 +92,17 @@ class Effective:
     from_name: str | None
     priority: Priority
     provenance: Mapping[str, Provenance]
-    #: The org the values were resolved against: TLS trust, timeouts and routes live there.
-    org: OrgSettings = field(repr=False)
+    #: The org's TLS trust, timeouts and each mode's endpoints (only the org sets them).
+    ca_file: str | None
+    tls_pin_sha256: str | None
+    tls_min_version: str
+    allow_plaintext_auth: bool
+    connect_timeout: float
+    command_timeout: float
+    api_url: str | None
+    ews_autodiscover: bool
+    ews_autodiscover_url: str | None
+    eml_folder: str | None
     #: Mode exchange_ews: the EWS endpoint — on the user's own server when their override sets
     #: one (as the audit's ews-exchange-online reads it), else the org's; the source is
     #: ``provenance["ews_url"]``.
@@ -119,8 +130,47 @@ class Effective:
         )
 
 
+#: The org's own settings a send reads beyond the effective fields (:class:`Effective`).
+ORG_ONLY_FIELDS: tuple[str, ...] = (
+    "ca_file",
+    "tls_pin_sha256",
+    "tls_min_version",
+    "allow_plaintext_auth",
+    "connect_timeout",
+    "command_timeout",
+    "api_url",
+    "ews_autodiscover",
+    "ews_autodiscover_url",
+    "eml_folder",
+)
+
+
 def effective(org: OrgSettings, user: UserSettings | None = None) -> Effective:
     """Resolve the settings for ``user`` (or for the org itself when ``user`` is None)."""
+    return _resolve(org, user)
+
+
+def effective_from_flags(values: Mapping[str, Any]) -> Effective:
+    """The org's effective settings when flags alone set them (no profile, no user): ``values``
+    as :func:`mailkit.fields.org_values_from_flags` read them, every other org setting at the
+    model's default. The same resolution as :func:`effective`, without building a model."""
+    return _resolve(_OrgValues({**ORG_SEND_DEFAULTS, **values}), None)
+
+
+class _OrgValues:
+    """Org values read by attribute, as :func:`_resolve` reads an ``OrgSettings``."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self._values = values
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def _resolve(org: OrgSettings | _OrgValues, user: UserSettings | None) -> Effective:
     overriding = user is not None and user.override_enabled
     values: dict[str, Any] = {}
     provenance: dict[str, Provenance] = {}
@@ -160,7 +210,7 @@ def effective(org: OrgSettings, user: UserSettings | None = None) -> Effective:
     return Effective(
         user_code=user.user_code if user is not None else None,
         provenance=provenance,
-        org=org,
+        **{name: getattr(org, name) for name in ORG_ONLY_FIELDS},
         **values,
     )
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from mailkit.errors import FieldProblem, SettingsError
+from mailkit.fields import Security
 from mailkit.probereport import (
     DEFAULT_PORTS,
     Outcome,
@@ -43,7 +44,6 @@ from mailkit.probereport import (
 from mailkit.result import TlsInfo
 from mailkit.runner import run_sync
 from mailkit.senders.tls import ca_file_problem, describe_certificate
-from mailkit.settings import Security
 
 __all__ = ["IMPLICIT_TLS_PORTS", "probe", "probe_async"]
 

@@ -15,6 +15,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from mailkit.errors import SecretStoreError
+from mailkit.fields import AuthType, Mode, Provenance
 from mailkit.message import MESSAGE_SUBJECT
 from mailkit.providers import provider_for_host
 from mailkit.resolve import Effective, effective
@@ -24,7 +25,6 @@ from mailkit.secret import Secret
 from mailkit.secrets import GOOGLE_TOKEN_KIND, MICROSOFT_TOKEN_KIND, SecretStore, secret_key
 from mailkit.senders.smtp.plan import SmtpPlan, TlsContexts
 from mailkit.senders.smtp.sender import send_plan_async
-from mailkit.settings import AuthType, Mode, OrgSettings, Provenance, UserSettings
 from mailkit.transcript import Row
 
 if TYPE_CHECKING:  # the store (SQLite, pandas) is the caller's: a send without one never loads it
@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # the store (SQLite, pandas) is the caller's: a send without 
     from mailkit.diagnose.desktop import DesktopFacts
     from mailkit.senders.desktop import Launcher
     from mailkit.senders.http import ApiSender
+    from mailkit.settings import OrgSettings, UserSettings  # read, never built: see send_resolved
     from mailkit.store import Store
 
 ORG_ACCOUNT = "org"
@@ -39,15 +40,27 @@ ORG_ACCOUNT = "org"
 
 def credential_account(org: OrgSettings, user: UserSettings | None) -> str:
     """Whose secret to use: the account the effective user name comes from."""
-    if user is None:
-        return ORG_ACCOUNT
-    username_from = effective(org, user).provenance["username"]
-    return user.user_code if username_from is Provenance.USER else ORG_ACCOUNT
+    return account_of(effective(org, user)) if user is not None else ORG_ACCOUNT
+
+
+def account_of(eff: Effective) -> str:
+    """Whose secret a send with ``eff`` uses: the user's when their override sets the user
+    name, else the org's."""
+    if eff.user_code is not None and eff.provenance["username"] is Provenance.USER:
+        return eff.user_code
+    return ORG_ACCOUNT
 
 
 async def send_test_async(
-    org: OrgSettings,
-    user: UserSettings | None = None,
+    org: OrgSettings, user: UserSettings | None = None, **kwargs: Any
+) -> TestResult:
+    """Send the test message as the org (``user=None``) or as ``user`` with their effective
+    settings; never raises for a failed send. See :func:`send_resolved_async`."""
+    return await send_resolved_async(effective(org, user), **kwargs)
+
+
+async def send_resolved_async(
+    eff: Effective,
     *,
     to: Sequence[str],
     secrets: SecretStore | None = None,
@@ -65,8 +78,10 @@ async def send_test_async(
     launcher: Launcher | None = None,
     desktop_facts: DesktopFacts | None = None,
 ) -> TestResult:
-    """Send the test message as the org (``user=None``) or as ``user``; never raises for a
-    failed send. Without ``token``, a consented OAuth token in ``secrets`` is used (see
+    """Send the test message with the effective settings ``eff``; never raises for a failed
+    send. (:func:`send_test_async` resolves them from the models; the command line's flags
+    alone give them without a model, see :func:`mailkit.resolve.effective_from_flags`.)
+    Without ``token``, a consented OAuth token in ``secrets`` is used (see
     :func:`stored_token`); ``plan`` applies to SMTP only. ``timeout`` (``--timeout``) replaces
     every phase's own wait for each reply, and caps the connect wait. ``tls_contexts``: the
     SMTP TLS contexts shared by the sends of one run (a bulk test). ``verify``: after an
@@ -76,29 +91,29 @@ async def send_test_async(
     written as an .eml draft into ``eml_folder`` (default: the org's ``eml_folder``) and,
     with ``open_eml``, opened by ``launcher`` (default: the system's handler); see
     :func:`mailkit.senders.desktop.hand_off`."""
-    eff = effective(org, user)
+    account = account_of(eff)
     if eff.mode.is_desktop_client:
         from mailkit.senders.desktop import hand_off  # file and desktop probes: these modes only
 
         result = hand_off(
             eff,
             to=to,
-            folder=eml_folder if eml_folder is not None else org.eml_folder,
+            folder=eml_folder if eml_folder is not None else eff.eml_folder,
             facts=desktop_facts,
             launcher=launcher,
             open_it=open_eml,
             on_row=on_row,
         )
-        return _recorded(result, store, user, eff.mode)
+        return _recorded(result, store, eff)
     # A password given for this send is the credential to use over SMTP: no stored consent is
     # looked up (nor the secret store opened for it).
     given_password = password is not None and eff.mode in (Mode.SMTP, Mode.EXCHANGE_EWS)
     if token is None and secrets is not None and not given_password:
-        token = stored_token(org, user, secrets=secrets, profile=profile)
+        token = resolved_token(eff, secrets=secrets, profile=profile)
     if eff.mode is Mode.EXCHANGE_EWS:
         result = await _send_ews(
             eff,
-            credential_account(org, user),
+            account,
             to=to,
             secrets=secrets,
             profile=profile,
@@ -128,7 +143,7 @@ async def send_test_async(
         secrets_problem: str | None = None
         if password is None and secrets is not None:
             try:
-                password = secrets.get(secret_key(profile, credential_account(org, user)))
+                password = secrets.get(secret_key(profile, account))
             except SecretStoreError as exc:  # unknown, not absent: diagnosed as such
                 secrets_problem = str(exc)
         result = await send_plan_async(
@@ -147,10 +162,9 @@ async def send_test_async(
         if secrets is not None and verify.mailbox.kind != "imap":
             # A Gmail or Graph mailbox is read with that provider's stored consent, whatever
             # the send used (an SMTP send has none; an API send the same one).
-            owner = credential_account(org, user)
-            token = mailbox_consent(verify, secrets, profile, owner, org.ca_file) or token
+            token = mailbox_consent(verify, secrets, profile, account, eff.ca_file) or token
         result = await check_delivery(result, verify, token=token, password=password)
-    return _recorded(result, store, user, eff.mode)
+    return _recorded(result, store, eff)
 
 
 async def send_route_test_async(
@@ -199,7 +213,13 @@ def stored_token(
     consent is stored. Only presence is checked here: the token is read, and refreshed when due,
     when the sender asks for it, so a refusal becomes the send's diagnosis.
     """
-    eff = effective(org, user)
+    return resolved_token(effective(org, user), secrets=secrets, profile=profile)
+
+
+def resolved_token(
+    eff: Effective, *, secrets: SecretStore, profile: str = "default"
+) -> TokenProvider | None:
+    """:func:`stored_token` for the effective settings ``eff``."""
     if eff.mode in (Mode.SMTP, Mode.EXCHANGE_EWS) and eff.auth not in (
         AuthType.XOAUTH2,
         AuthType.AUTO,
@@ -216,7 +236,7 @@ def stored_token(
             kinds = (GOOGLE_TOKEN_KIND,)
         elif known is not None and known.id == "microsoft365":
             kinds = (MICROSOFT_TOKEN_KIND,)
-    account = credential_account(org, user)
+    account = account_of(eff)
     unreadable: SecretStoreError | None = None
     for kind in kinds:
         try:
@@ -230,7 +250,7 @@ def stored_token(
 
         credentials = GoogleCredentials if kind == GOOGLE_TOKEN_KIND else MicrosoftCredentials
         return credentials(
-            secrets, profile=profile, owner=account, ca_file=org.ca_file
+            secrets, profile=profile, owner=account, ca_file=eff.ca_file
         ).token_provider()
     if unreadable is not None and eff.mode is not Mode.SMTP:
         # An API send has no other way to sign in: a provider that raises the store's error
@@ -251,6 +271,11 @@ def send_test(
 ) -> TestResult:
     """Blocking :func:`send_test_async`; works inside a notebook's running event loop too."""
     return run_sync(send_test_async(org, user, **kwargs))
+
+
+def send_resolved(eff: Effective, **kwargs: Any) -> TestResult:
+    """Blocking :func:`send_resolved_async`."""
+    return run_sync(send_resolved_async(eff, **kwargs))
 
 
 _API_MODES = frozenset({Mode.GMAIL_API, Mode.MICROSOFT_GRAPH})
@@ -330,14 +355,10 @@ def record(
     )
 
 
-def _recorded(
-    result: TestResult, store: Store | None, user: UserSettings | None, mode: Mode
-) -> TestResult:
+def _recorded(result: TestResult, store: Store | None, eff: Effective) -> TestResult:
     """``result``, appended first to the test history in ``store`` when there is one."""
     if store is not None:
-        record(
-            store, result, user_code=user.user_code if user is not None else None, mode=mode.value
-        )
+        record(store, result, user_code=eff.user_code, mode=eff.mode.value)
     return result
 
 

@@ -1,6 +1,6 @@
 """check_address's shortcut for plain ASCII addresses gives email-validator's answer.
 
-:func:`mailkit.settings.check_address` answers ``Alice.Smith@Example.com``-shaped addresses
+:func:`mailkit.fields.check_address` answers ``Alice.Smith@Example.com``-shaped addresses
 without loading email-validator (a test send's start-up). The shortcut may decline any address
 (then email-validator decides, as before), but whatever it accepts must be exactly what
 email-validator accepts, normalised the same way. Generated addresses lean on the edges: case,
@@ -19,14 +19,14 @@ from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from mailkit import settings
+from mailkit import fields
 from mailkit.settings import check_address
 
 
 def email_validators_answer(address: str) -> str | None:
     """What check_address says through email-validator alone: the address, or None (refused)."""
     try:
-        result, suffix = settings._validated_address(address)
+        result, suffix = fields._validated_address(address)
     except ValueError:
         return None
     assert suffix is None, "the shortcut never takes an internal domain"
@@ -92,21 +92,21 @@ def addresses(draw: st.DrawFn) -> str:
 @example("." + "a@example.com")
 @example("a" * 64 + "@" + "b" * 63 + ".com")
 def test_the_shortcut_agrees_with_email_validator(address: str) -> None:
-    shortcut = settings._plain_ascii_address(address)
+    shortcut = fields._plain_ascii_address(address)
     if shortcut is not None:
         assert shortcut == email_validators_answer(address)
         assert check_address(address) == shortcut
 
 
-def email_validators_domain(domain: str) -> settings.AddressDomain:
+def email_validators_domain(domain: str) -> fields.AddressDomain:
     """address_domain through email-validator alone."""
     try:
-        result, _ = settings._validated_address("a@" + domain)
+        result, _ = fields._validated_address("a@" + domain)
     except ValueError:
-        return settings.AddressDomain(False, 0)
+        return fields.AddressDomain(False, 0)
     typed = result.original.rpartition("@")[2]
     forms = (typed.encode(), result.domain.encode(), result.ascii_domain.encode())
-    return settings.AddressDomain(True, max(len(form) for form in forms))
+    return fields.AddressDomain(True, max(len(form) for form in forms))
 
 
 @hsettings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -116,7 +116,7 @@ def email_validators_domain(domain: str) -> settings.AddressDomain:
 def test_the_domain_verdict_agrees_with_email_validator(address: str) -> None:
     """The audit's per-domain verdict (address_domain) takes the same shortcut."""
     domain = address.rpartition("@")[2]
-    assert settings.address_domain(domain) == email_validators_domain(domain)
+    assert fields.address_domain(domain) == email_validators_domain(domain)
 
 
 def test_common_addresses_take_the_shortcut() -> None:
@@ -129,16 +129,16 @@ def test_common_addresses_take_the_shortcut() -> None:
         "x_y{z}@123.example.net": "x_y{z}@123.example.net",
     }
     for address, normalised in cases.items():
-        assert settings._plain_ascii_address(address) == normalised
+        assert fields._plain_ascii_address(address) == normalised
         assert email_validators_answer(address) == normalised
     for declined in ("jürgen@example.com", "a@corp.local", "a@xn--bcher-kva.example", "a@b"):
-        assert settings._plain_ascii_address(declined) is None
+        assert fields._plain_ascii_address(declined) is None
 
 
 def test_the_copied_lists_match_the_installed_email_validator() -> None:
     """The shortcut's two lists are email-validator's; an upgrade that changes them fails here."""
-    assert list(settings._SPECIAL_USE_DOMAINS) == email_validator.SPECIAL_USE_DOMAIN_NAMES
-    assert set(rfc_constants.CASE_INSENSITIVE_MAILBOX_NAMES) == settings._CASE_INSENSITIVE_MAILBOXES
+    assert list(fields._SPECIAL_USE_DOMAINS) == email_validator.SPECIAL_USE_DOMAIN_NAMES
+    assert set(rfc_constants.CASE_INSENSITIVE_MAILBOX_NAMES) == fields._CASE_INSENSITIVE_MAILBOXES
 
 
 def test_a_plain_address_loads_no_email_validator() -> None:

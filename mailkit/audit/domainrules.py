@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from mailkit.domainhealth.records import DomainHealth, DomainQuery, normal_domain
-from mailkit.settings import Mode
+from mailkit.fields import Mode
 
 __all__ = ["domain_pieces", "user_queries", "user_query"]
 

@@ -22,6 +22,7 @@ import pandas as pd
 from mailkit.columns import USERS_COLUMNS, USERS_DTYPES
 from mailkit.credentials import MASK, hide_credentials
 from mailkit.errors import ImportFileError
+from mailkit.resolve import strings_at
 from mailkit.users import place_columns, read_table
 
 if TYPE_CHECKING:
@@ -86,10 +87,19 @@ def _canonical(
     out["override_enabled"] = (
         _flag(flags, notes) if flags is not None else pd.Series(False, index=index, dtype="bool")
     )
-    for series in out.values():
-        series.index = index
-    frame = pd.DataFrame(out, index=index)[list(USERS_COLUMNS)].astype(dict(USERS_DTYPES))
-    blank = frame[[*_TEXT_COLUMNS, "port"]].isna().all(axis=1) & ~frame["override_enabled"]
+    # The arrays, in the canonical order: Series would be aligned and copied, and selecting
+    # the columns afterwards would copy them again. Each array is new and held only here.
+    frame = pd.DataFrame(
+        {name: out[name].array for name in USERS_COLUMNS}, index=index, copy=False
+    )
+    frame = frame.astype(dict(USERS_DTYPES))
+    # A row is blank when nothing is set: column by column, stopping as soon as every row has
+    # something (the user codes usually settle it), not a copy of ten columns tested at once.
+    blank = ~frame["override_enabled"].to_numpy(dtype=bool)
+    for name in (*_TEXT_COLUMNS, "port"):
+        if not blank.any():
+            break
+        blank &= frame[name].isna().to_numpy(dtype=bool)
     if blank.any():
         notes.append(f"skipped {int(blank.sum())} empty row(s)")
         frame = frame[~blank].reset_index(drop=True)
@@ -122,15 +132,25 @@ def _text(series: pd.Series[Any]) -> pd.Series[Any]:
     values = series.to_numpy(dtype=object)
     is_set = ~pd.isna(values)
     try:
-        trimmed = np.array(list(map(str.strip, values[is_set])), dtype=object)
+        trimmed = _objects(list(map(str.strip, values[is_set])))
     except TypeError:  # not all text
         values = series.astype("string").to_numpy(dtype=object)
         is_set = ~pd.isna(values)
-        trimmed = np.array(list(map(str.strip, values[is_set])), dtype=object)
-    trimmed[trimmed == ""] = None
-    out = np.full(len(values), None, dtype=object)
-    out[is_set] = trimmed
-    return pd.Series(pd.array(out, dtype="string"), index=series.index)
+        trimmed = _objects(list(map(str.strip, values[is_set])))
+    blank = trimmed == ""
+    if blank.any():
+        is_set[is_set] = ~blank
+        trimmed = trimmed[~blank]
+    # From the set values alone: pandas validates an array of many NA cells several times
+    # slower than one of strings (most override columns are mostly empty).
+    return pd.Series(strings_at(trimmed, is_set), index=series.index)
+
+
+def _objects(values: list[str]) -> np.ndarray[Any, np.dtype[np.object_]]:
+    array: np.ndarray[Any, np.dtype[np.object_]] = np.fromiter(
+        values, dtype=object, count=len(values)
+    )
+    return array
 
 
 def _distinct(series: pd.Series[Any]) -> tuple[np.ndarray[Any, Any], pd.Series[Any], Any]:

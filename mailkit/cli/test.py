@@ -37,6 +37,8 @@ from mailkit.errors import (
 )
 
 if TYPE_CHECKING:
+    from mailkit.delivery import VerifySpec
+    from mailkit.resolve import Effective
     from mailkit.routes import RouteTest
     from mailkit.settings import OrgSettings
     from mailkit.store import Store
@@ -106,11 +108,12 @@ def _check_test_flags(args: argparse.Namespace) -> None:
 
 def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
     """``mailkit test``: one test send; the exit code says in which phase it failed."""
-    from mailkit.faces import Face, Where, name_setting, rename_settings
+    from mailkit.faces import Face, Where
+    from mailkit.fields import org_values_from_flags
     from mailkit.message import MESSAGE_SUBJECT
     from mailkit.profiles import locate_profile
-    from mailkit.settings import OrgSettings, validate
-    from mailkit.testsend import credential_account, send_test
+    from mailkit.resolve import effective_from_flags
+    from mailkit.testsend import account_of, send_resolved
 
     if args.password is not None:
         raise UsageError(
@@ -122,52 +125,33 @@ def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
     store = open_store(spec) if spec else None
     subject: Token[str | None] | None = None
     try:
-        org = store.get_org() if store is not None else OrgSettings()
-        user = None
-        if args.user:
-            if store is None:
-                raise UsageError("--user needs --profile: users live in a profile")
-            user = store.get_user(args.user)
-            if user is None:
-                raise UsageError(f"no user {args.user!r} in {store.path}; check the user code")
         given = {f: getattr(args, f) for f in _AD_HOC_FIELDS if getattr(args, f) is not None}
         if args.pin_sha256:
             given["tls_pin_sha256"] = args.pin_sha256
-        route = _route_test(args, store, org, given) if args.route else None
-        if route is not None:
-            user = route.user
-            # A route's test is the test message with the route's subject, to its recipients.
-            subject = MESSAGE_SUBJECT.set(route.subject)
-        elif not args.to:
-            raise UsageError(
-                "--to ADDR is required (or --route NAME, which sends to the route's recipients)"
-            )
-        _check_test_flags(args)
-        verify = verify_spec(args, args.ca_file or org.ca_file)
-        if given:
-            # Ad hoc values replace the org's for this run only (nothing is saved).
-            data = org.model_dump(exclude_none=True)
-            if user is not None and user.override_enabled:
-                given.setdefault("mode", "smtp")
-            try:
-                org = validate(OrgSettings, {**data, **given}, context="test settings")
-            except SettingsError as exc:  # named by the flags that gave the values
-                raise SettingsError(
-                    [
-                        FieldProblem(
-                            name_setting(p.field, Face.CLI), rename_settings(p.message, Face.CLI)
-                        )
-                        for p in exc.problems
-                    ],
-                    exc.context,
-                ) from None
-            if user is not None:
-                user = user.model_copy(update={"override_enabled": False})
+        if args.user and store is None:
+            raise UsageError("--user needs --profile: users live in a profile")
+        if store is None and not args.route:
+            if not args.to:
+                raise UsageError(
+                    "--to ADDR is required (or --route NAME, which sends to the route's recipients)"
+                )
+            _check_test_flags(args)
+            verify = verify_spec(args, args.ca_file)
+            # Flags alone: read and checked as the org model would, without building it.
+            values = org_values_from_flags(given)
+            eff = effective_from_flags(values) if values is not None else None
+            route = None
+        else:
+            eff = None
+        if eff is None:
+            eff, route, verify = _resolve_from_models(args, store, given)
+            if route is not None:
+                # A route's test is the test message with the route's subject.
+                subject = MESSAGE_SUBJECT.set(route.subject)
         location = locate_profile(store.path) if store is not None else None
         secrets = secret_store(args.secrets, location, check=True)
-        result = send_test(
-            org,
-            user,
+        result = send_resolved(
+            eff,
             to=list(route.recipients) if route is not None else args.to,
             secrets=secrets,
             profile=store.profile_name if store is not None else "default",
@@ -186,7 +170,7 @@ def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
     # The diagnosis in command-line words: --ca-file, and `mailkit secret set` for a password.
     where = Where(
         profile=store.profile_name if store is not None else None,
-        account=credential_account(org, user),
+        account=account_of(eff),
         ad_hoc=store is None,
     )
     diagnosis = result.diagnosis.for_face(Face.CLI, where) if result.diagnosis else None
@@ -219,6 +203,54 @@ def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
     if result.diagnosis.cause in _SIGN_IN_CAUSES:
         return EXIT_AUTH
     return _PHASE_EXIT.get(result.diagnosis.phase.value, EXIT_USAGE)
+
+
+def _resolve_from_models(
+    args: argparse.Namespace, store: Store | None, given: dict[str, object]
+) -> tuple[Effective, RouteTest | None, VerifySpec | None]:
+    """The effective settings from the profile's models (or the default org's) with the flags
+    over them: the user's, or the route's sender's. The flags are validated by the org model,
+    its problems named by the flags that gave the values."""
+    from mailkit.faces import Face, name_setting, rename_settings
+    from mailkit.resolve import effective
+    from mailkit.settings import OrgSettings, validate
+
+    org = store.get_org() if store is not None else OrgSettings()
+    user = None
+    if args.user:
+        assert store is not None  # --user without --profile is refused before
+        user = store.get_user(args.user)
+        if user is None:
+            raise UsageError(f"no user {args.user!r} in {store.path}; check the user code")
+    route = _route_test(args, store, org, given) if args.route else None
+    if route is not None:
+        user = route.user
+    elif not args.to:
+        raise UsageError(
+            "--to ADDR is required (or --route NAME, which sends to the route's recipients)"
+        )
+    _check_test_flags(args)
+    verify = verify_spec(args, args.ca_file or org.ca_file)
+    if given:
+        # Ad hoc values replace the org's for this run only (nothing is saved).
+        data = org.model_dump(exclude_none=True)
+        if user is not None and user.override_enabled:
+            given.setdefault("mode", "smtp")
+        try:
+            org = validate(OrgSettings, {**data, **given}, context="test settings")
+        except SettingsError as exc:  # named by the flags that gave the values
+            raise SettingsError(
+                [
+                    FieldProblem(
+                        name_setting(p.field, Face.CLI), rename_settings(p.message, Face.CLI)
+                    )
+                    for p in exc.problems
+                ],
+                exc.context,
+            ) from None
+        if user is not None:
+            user = user.model_copy(update={"override_enabled": False})
+    return effective(org, user), route, verify
 
 
 def _route_test(

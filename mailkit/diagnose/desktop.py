@@ -16,7 +16,7 @@ from typing import Literal
 from mailkit.diagnose.advice import Advice
 from mailkit.diagnose.facts import Facts
 from mailkit.diagnose.fields import S
-from mailkit.settings import Mode
+from mailkit.fields import Mode
 
 __all__ = [
     "CLIENT_NAMES",

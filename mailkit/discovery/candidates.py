@@ -37,8 +37,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from mailkit.fields import AuthType, Mode, Security, is_ip_address
 from mailkit.providers import Provider, provider_by_id, provider_for_domain, provider_for_mx
-from mailkit.settings import AuthType, Mode, Security, is_ip_address
 
 #: Confidence of one source alone (see the module's docstring).
 CONFIDENCE: dict[str, int] = {

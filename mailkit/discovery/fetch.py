@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urljoin, urlsplit
 
 from mailkit.dnslookup import DnsClient
-from mailkit.settings import is_ip_address
+from mailkit.fields import is_ip_address
 
 if TYPE_CHECKING:
     import httpx

@@ -38,8 +38,8 @@ from mailkit.discovery.candidates import (
 )
 from mailkit.discovery.fetch import Fetched, Fetcher
 from mailkit.dnslookup import DnsClient, parse_dns_server
+from mailkit.fields import Mode, Security
 from mailkit.runner import run_sync
-from mailkit.settings import Mode, Security
 
 if TYPE_CHECKING:
     from mailkit.probereport import ProbeReport

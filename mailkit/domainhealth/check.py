@@ -29,7 +29,7 @@ from mailkit.domainhealth.records import (
 from mailkit.domainhealth.rules import COMMON_SELECTORS, domain_findings
 from mailkit.domainhealth.spf import Answer, check_host, walk
 from mailkit.errors import FieldProblem, SettingsError
-from mailkit.settings import is_ip_address
+from mailkit.fields import is_ip_address
 
 if TYPE_CHECKING:
     from mailkit.dnslookup import DnsClient

@@ -36,11 +36,11 @@ from mailkit.diagnose.desktop import (
     linux_mail_client,
     windows_mail_client,
 )
+from mailkit.fields import Mode, Priority
 from mailkit.message import TestMessage, checked_test_message
 from mailkit.outcome import Failure, Phase, SendContext, Signal
 from mailkit.resolve import Effective
 from mailkit.result import TestResult
-from mailkit.settings import Mode, Priority
 from mailkit.transcript import Recorder, Row
 
 __all__ = [

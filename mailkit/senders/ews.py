@@ -36,6 +36,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from mailkit import logguard
+from mailkit.fields import AuthType, Priority
 from mailkit.message import TestMessage
 from mailkit.outcome import Failure, Phase, SendContext, Signal
 from mailkit.result import TestResult, TlsInfo, TokenProvider
@@ -53,7 +54,6 @@ from mailkit.senders.http import (
     retry_after_seconds,
 )
 from mailkit.senders.tls import describe_certificate
-from mailkit.settings import AuthType, Priority
 from mailkit.transcript import Row
 
 if TYPE_CHECKING:
@@ -299,20 +299,19 @@ class EwsPlan:
 
     @classmethod
     def from_effective(cls, eff: Effective) -> EwsPlan:
-        org = eff.org
         return cls(
             from_address=eff.from_address,
             from_name=eff.from_name,
             username=eff.username,
             ews_url=eff.ews_url,
-            autodiscover=org.ews_autodiscover,
-            autodiscover_url=org.ews_autodiscover_url,
+            autodiscover=eff.ews_autodiscover,
+            autodiscover_url=eff.ews_autodiscover_url,
             auth=eff.auth.canonical,
-            ca_file=org.ca_file,
-            pin_sha256=org.tls_pin_sha256,
-            tls_min_version=org.tls_min_version,
-            connect_timeout=org.connect_timeout,
-            command_timeout=org.command_timeout,
+            ca_file=eff.ca_file,
+            pin_sha256=eff.tls_pin_sha256,
+            tls_min_version=eff.tls_min_version,
+            connect_timeout=eff.connect_timeout,
+            command_timeout=eff.command_timeout,
         )
 
     @property

@@ -42,6 +42,7 @@ from requests.adapters import HTTPAdapter
 from mailkit import logguard as _logguard
 from mailkit.diagnose import diagnose
 from mailkit.errors import OAuthError, SecretStoreError
+from mailkit.fields import Priority
 from mailkit.message import TestMessage, checked_test_message
 from mailkit.outcome import MAX_DETAIL, Diagnosis, Failure, Phase, SendContext, Signal
 from mailkit.resolve import Effective
@@ -49,7 +50,6 @@ from mailkit.result import TestResult, TlsInfo, TokenProvider
 from mailkit.runner import call_provider, run_sync
 from mailkit.secret import Secret
 from mailkit.senders.tls import ca_file_problem, describe_certificate
-from mailkit.settings import Priority
 from mailkit.transcript import MAX_SHOWN_LINE, Direction, Row, SecretScrubber, Transcript
 
 _logguard.install()  # before google-auth and requests run: no library logs a token
@@ -476,10 +476,10 @@ class ApiPlan:
             from_address=eff.from_address,
             from_name=eff.from_name,
             username=eff.username,
-            api_url=eff.org.api_url,
-            ca_file=eff.org.ca_file,
-            connect_timeout=eff.org.connect_timeout,
-            command_timeout=eff.org.command_timeout,
+            api_url=eff.api_url,
+            ca_file=eff.ca_file,
+            connect_timeout=eff.connect_timeout,
+            command_timeout=eff.command_timeout,
         )
 
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 
+from mailkit.fields import ORG_SEND_DEFAULTS, AuthType, Mode, Security
 from mailkit.outcome import SendContext
 from mailkit.resolve import Effective
-from mailkit.settings import AuthType, Mode, OrgSettings, Security
 
 #: How long a test send waits at each step when nothing overrides it. RFC 5321 §4.5.3.2 gives
 #: the minimums a *server-side* client keeps (greeting 5 min, MAIL and RCPT 5, DATA 2, each data
@@ -61,12 +61,11 @@ class Waits:
         )
 
 
-def _chosen(org: OrgSettings, name: str) -> float | None:
+def _chosen(eff: Effective, name: str) -> float | None:
     """An org timeout when it was changed from the settings' default, else None (then each
     phase keeps its own default wait)."""
-    value = getattr(org, name)
-    default = type(org).model_fields[name].default
-    return None if value == default else float(value)
+    value = getattr(eff, name)
+    return None if value == ORG_SEND_DEFAULTS[name] else float(value)
 
 
 @dataclass(frozen=True)
@@ -119,12 +118,12 @@ class SmtpPlan:
             username=eff.username,
             from_address=eff.from_address,
             from_name=eff.from_name,
-            ca_file=eff.org.ca_file,
-            pin_sha256=eff.org.tls_pin_sha256,
-            tls_min_version=eff.org.tls_min_version,
-            allow_plaintext_auth=eff.org.allow_plaintext_auth,
-            connect_timeout=_chosen(eff.org, "connect_timeout"),
-            command_timeout=_chosen(eff.org, "command_timeout"),
+            ca_file=eff.ca_file,
+            pin_sha256=eff.tls_pin_sha256,
+            tls_min_version=eff.tls_min_version,
+            allow_plaintext_auth=eff.allow_plaintext_auth,
+            connect_timeout=_chosen(eff, "connect_timeout"),
+            command_timeout=_chosen(eff, "command_timeout"),
             mode=eff.mode,
         )
 

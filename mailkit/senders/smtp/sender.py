@@ -31,6 +31,7 @@ from aiosmtplib.response import SMTPResponse
 
 from mailkit.errors import OAuthError, SecretStoreError
 from mailkit.faces import in_plain_words
+from mailkit.fields import AuthType, Mode, Priority, Security, host_ascii
 from mailkit.message import TestMessage, build_test_message
 from mailkit.outcome import Diagnosis, Failure, Phase, Signal
 from mailkit.result import TestResult, TlsInfo, TokenProvider
@@ -45,7 +46,6 @@ from mailkit.senders.smtp.failures import (
 from mailkit.senders.smtp.plan import TLS_PROBE_WAIT, SmtpPlan, TlsContexts, tls_context
 from mailkit.senders.smtp.protocol import PipelineError, RecordingProtocol, RecordingSMTP
 from mailkit.senders.tls import ca_file_problem, describe_certificate
-from mailkit.settings import AuthType, Mode, Priority, Security, host_ascii
 from mailkit.transcript import Direction, Recorder, Row, SecretScrubber
 
 #: Password mechanisms in the order ``auto`` prefers them over verified TLS: PLAIN takes one
