@@ -4,7 +4,8 @@ A structural check, not a timing one. A fresh interpreter runs the real command 
 against the loopback server: a verified STARTTLS send that succeeds loads neither
 cryptography's certificate parser (``ssl`` decoded the certificate), nor the diagnosis rules
 (nothing failed), nor email-validator (plain addresses), nor ``time.strptime``'s locale
-machinery. A refused connection loads the diagnosis, and still none of the rest.
+machinery. A refused connection loads the diagnosis, and still none of the rest. Neither
+builds a settings model: flags alone are checked without pydantic (``mailkit.fields``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ NOT_ON_A_SEND = (
     "email_validator",
     "_strptime",
     "mailkit.delivery",
+    "pydantic",
+    "mailkit.settings",
 )
 
 
