@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import idna
-
 from mailkit.errors import FieldProblem, UnsafeSettingWarning
 
 if TYPE_CHECKING:
@@ -263,6 +261,8 @@ def check_host(value: str) -> str:
             f"{_shown(host)} is not a host name; enter only the server name (e.g. "
             "smtp.example.com) without a scheme, user name, port or path"
         )
+    import idna  # a DNS name's check only: an IP address never needs it
+
     try:
         ascii_host = idna.encode(host, uts46=True).decode("ascii")
     except (idna.IDNAError, UnicodeError, ValueError) as exc:
@@ -335,6 +335,8 @@ def host_ascii(host: str) -> str:
     try:
         return str(ipaddress.ip_address(literal))
     except ValueError:
+        import idna
+
         return idna.encode(host, uts46=True).decode("ascii")
 
 
