@@ -1284,26 +1284,29 @@ def _render(template: str, rows: pd.DataFrame) -> pd.Series[str]:
 
     Once per distinct combination of the placeholders' values, spread to the rows by code: a
     rule that names a handful of hosts for a hundred thousand users formats a handful of
-    messages.
+    messages. Combinations are coded by hashing (no sort), and the messages made by one
+    ``str.format`` per combination, mapped in C.
     """
     parts = _PLACEHOLDER.split(template)
     columns = parts[1::2]
     if not columns:
         return pd.Series([template] * len(rows), index=rows.index, dtype=object).astype(str)
+    # The template with a bare {} per placeholder, its other braces doubled (kept literal).
+    form = "{}".join(text.replace("{", "{{").replace("}", "}}") for text in parts[0::2])
     codes: list[np.ndarray[Any, Any]] = []
     values: list[np.ndarray[Any, Any]] = []
     for name in columns:
         code, uniques = rows[name].astype("string").fillna("(not set)").factorize()
         codes.append(code)
         values.append(np.asarray(uniques, dtype=object))
-    shape = [max(len(v), 1) for v in values]
-    combos, inverse = np.unique(np.ravel_multi_index(codes, shape), return_inverse=True)
-    picked = [v[c] for v, c in zip(values, np.unravel_index(combos, shape), strict=True)]
-    rendered = [
-        "".join(part if i % 2 == 0 else picked[i // 2][j] for i, part in enumerate(parts))
-        for j in range(len(combos))
-    ]
-    messages = np.array(rendered, dtype=object)[inverse.reshape(-1)]
+    if len(codes) == 1:  # one placeholder: its distinct values are the combinations
+        inverse, picked = codes[0], values
+    else:
+        shape = [max(len(v), 1) for v in values]
+        inverse, combos = pd.factorize(np.ravel_multi_index(codes, shape))
+        picked = [v[c] for v, c in zip(values, np.unravel_index(combos, shape), strict=True)]
+    rendered = list(map(form.format, *picked))
+    messages = np.array(rendered, dtype=object)[inverse]
     return pd.Series(messages, index=rows.index, dtype=object).astype(str)
 
 

@@ -89,9 +89,7 @@ def _canonical(
     )
     # The arrays, in the canonical order: Series would be aligned and copied, and selecting
     # the columns afterwards would copy them again. Each array is new and held only here.
-    frame = pd.DataFrame(
-        {name: out[name].array for name in USERS_COLUMNS}, index=index, copy=False
-    )
+    frame = pd.DataFrame({name: out[name].array for name in USERS_COLUMNS}, index=index, copy=False)
     frame = frame.astype(dict(USERS_DTYPES))
     # A row is blank when nothing is set: column by column, stopping as soon as every row has
     # something (the user codes usually settle it), not a copy of ten columns tested at once.
