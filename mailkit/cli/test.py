@@ -109,10 +109,8 @@ def _check_test_flags(args: argparse.Namespace) -> None:
 def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
     """``mailkit test``: one test send; the exit code says in which phase it failed."""
     from mailkit.faces import Face, Where
-    from mailkit.fields import org_values_from_flags
     from mailkit.message import MESSAGE_SUBJECT
     from mailkit.profiles import locate_profile
-    from mailkit.resolve import effective_from_flags
     from mailkit.testsend import account_of, send_resolved
 
     if args.password is not None:
@@ -130,20 +128,11 @@ def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
             given["tls_pin_sha256"] = args.pin_sha256
         if args.user and store is None:
             raise UsageError("--user needs --profile: users live in a profile")
-        if store is None and not args.route:
-            if not args.to:
-                raise UsageError(
-                    "--to ADDR is required (or --route NAME, which sends to the route's recipients)"
-                )
-            _check_test_flags(args)
-            verify = verify_spec(args, args.ca_file)
-            # Flags alone: read and checked as the org model would, without building it.
-            values = org_values_from_flags(given)
-            eff = effective_from_flags(values) if values is not None else None
-            route = None
+        route: RouteTest | None = None
+        resolved = _resolve_from_flags(args, given) if store is None and not args.route else None
+        if resolved is not None:
+            eff, verify = resolved
         else:
-            eff = None
-        if eff is None:
             eff, route, verify = _resolve_from_models(args, store, given)
             if route is not None:
                 # A route's test is the test message with the route's subject.
@@ -203,6 +192,25 @@ def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
     if result.diagnosis.cause in _SIGN_IN_CAUSES:
         return EXIT_AUTH
     return _PHASE_EXIT.get(result.diagnosis.phase.value, EXIT_USAGE)
+
+
+def _resolve_from_flags(
+    args: argparse.Namespace, given: dict[str, object]
+) -> tuple[Effective, VerifySpec | None] | None:
+    """The effective settings from the flags alone (no profile): read and checked as the org
+    model reads and checks them, without building it (pydantic never loads). None when only
+    the model can answer, e.g. to say what is wrong with a value."""
+    from mailkit.fields import org_values_from_flags
+    from mailkit.resolve import effective_from_flags
+
+    if not args.to:
+        raise UsageError(
+            "--to ADDR is required (or --route NAME, which sends to the route's recipients)"
+        )
+    _check_test_flags(args)
+    verify = verify_spec(args, args.ca_file)
+    values = org_values_from_flags(given)
+    return (effective_from_flags(values), verify) if values is not None else None
 
 
 def _resolve_from_models(
