@@ -23,14 +23,13 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import cached_property
 from itertools import repeat
-from typing import Any, Final, Literal
+from operator import contains, itemgetter
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import numpy as np
 import pandas as pd
 
-from mailkit.audit.domainrules import domain_pieces
 from mailkit.columns import USERS_COLUMNS
-from mailkit.domainhealth.records import DomainHealth, DomainQuery
 from mailkit.providers import exchange_online_host, provider_for_domain, provider_for_host
 from mailkit.resolve import effective_frame, strings_at
 from mailkit.settings import (
@@ -64,6 +63,9 @@ from mailkit.settings import (
     subject_template_problem,
     user_code_key,
 )
+
+if TYPE_CHECKING:
+    from mailkit.domainhealth.records import DomainHealth, DomainQuery
 
 __all__ = [
     "FINDINGS_COLUMNS",
@@ -340,6 +342,14 @@ def _domain(value: str) -> str:
     return lowered.rpartition("@")[2]
 
 
+def _domains(values: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.object_]]:
+    """:func:`_domain` of every value (all ``str``), by string methods mapped in C."""
+    lowered = list(map(str.lower, values))
+    if "\n" in "".join(lowered):
+        return _objects(list(map(_domain, values)))
+    return _objects(list(map(itemgetter(2), map(str.rpartition, lowered, repeat("@")))))
+
+
 # --------------------------------------------------------------------------- rule checks
 
 
@@ -359,10 +369,9 @@ def _from_username_mismatch(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[boo
     # (the usual case: people sign in with their own address).
     rows[rows] = username[rows] != sender[rows]
     mismatch = np.zeros(len(f), dtype=bool)
-    mismatch[rows] = [
-        "@" in user and _domain(user) != _domain(address)
-        for user, address in zip(username[rows], sender[rows], strict=True)
-    ]
+    users = username[rows]
+    signs_in_at = np.fromiter(map(contains, users, repeat("@")), dtype=bool, count=len(users))
+    mismatch[rows] = signs_in_at & (_domains(users) != _domains(sender[rows]))
     return _series(f, mismatch)
 
 
@@ -444,9 +453,7 @@ def _override_redundant(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
             # values would cost more than comparing them).
             values = _texts(column)
             rows = ~pd.isna(values)
-            same[rows] |= np.fromiter(
-                (value.lower() == org_text for value in values[rows]), dtype=bool
-            )
+            same[rows] |= _objects(list(map(str.lower, values[rows]))) == org_text
         else:
             same |= ctx.shared.where(f"_u_{name}", _lower_equals(org_text))
     return _series(f, f["_override"].to_numpy(dtype=bool) & same)
@@ -937,29 +944,30 @@ def _provider_slips(frame: pd.DataFrame) -> tuple[pd.Series[Any], pd.Series[Any]
     # user name at a provider's own domain (provider_mismatch's first two questions, neither
     # of which depends on the other value): ask those once per host and per domain, and the
     # predicate itself only for the pairs where both hold (none in most organisations).
-    server_known = [provider_for_host(str(h)) is not None for h in hosts]
-    account_domains = [str(u).rpartition("@")[2] if "@" in str(u) else None for u in users]
+    server_known = np.array([provider_for_host(str(h)) is not None for h in hosts], dtype=bool)
+    # As plain objects: reading a pandas array value by value costs a Python call each.
+    names = np.asarray(users, dtype=object)
+    account_domains = [u.rpartition("@")[2] if "@" in u else None for u in names]
     known_domains = {
         d: provider_for_domain(d) is not None for d in set(account_domains) if d is not None
     }
-    account_known = [d is not None and known_domains[d] for d in account_domains]
-    notes: list[str | None] = []
-    for value in pairs:
-        if value < 0:
-            notes.append(None)
-            continue
-        host, user = divmod(int(value), width)
-        if not server_known[host] or user >= len(users) or not account_known[user]:
-            notes.append(None)
-            continue
-        notes.append(
-            account_mismatch(str(hosts[host]), str(users[user]) if user < len(users) else None)
-        )
-    said = np.array([*notes, None], dtype=object)
+    # An unset user name (code len(users)) is never known: the appended False.
+    account_known = np.array(
+        [*(d is not None and known_domains[d] for d in account_domains), False], dtype=bool
+    )
+    # Pair code -1: no host.
+    valid = pairs >= 0
+    host_of, user_of = np.divmod(np.where(valid, pairs, 0), width)
+    asked = valid & np.append(server_known, False)[host_of] & account_known[user_of]
+    said = np.full(len(pairs) + 1, None, dtype=object)
+    for i in np.flatnonzero(asked).tolist():
+        said[i] = account_mismatch(str(hosts[host_of[i]]), str(names[user_of[i]]))
+    # Spread by take from the distinct answers (code -1 reads the last, None): pandas validates
+    # a column of many NA cells several times slower.
     index = frame.index
     return (
-        pd.Series(typos[host_codes], index=index, dtype="string"),
-        pd.Series(said[pair_codes], index=index, dtype="string"),
+        pd.Series(pd.array(typos, dtype="string").take(host_codes), index=index),
+        pd.Series(pd.array(said, dtype="string").take(pair_codes), index=index),
     )
 
 
@@ -1362,6 +1370,9 @@ def audit(
             )
         )
     if domains is not None:
+        # Loaded only when domains were checked: the DNS records' module is big to import.
+        from mailkit.audit.domainrules import domain_pieces
+
         pieces += domain_pieces(frame, domains)
     if not pieces:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in FINDINGS_COLUMNS})
