@@ -184,13 +184,14 @@ class _AddressCheck:
         return pd.Series(pd.arrays.BooleanArray(valid, ~is_set), index=column.index)
 
 
-def _bad_addresses(table: pd.DataFrame, frame: pd.DataFrame) -> pd.Series[Any]:
+def _bad_addresses(
+    table: pd.DataFrame, frame: pd.DataFrame, addresses: _AddressCheck
+) -> pd.Series[Any]:
     """The first invalid address per user — email, then effective From — or NA.
 
     The From check avoids repeating work: a From the user did not set is the org's (one check
     for all such rows), and a From equal to the user's email has the email's verdict.
     """
-    addresses = _AddressCheck()
     email, sender = _texts(table["email"]), _texts(frame["from_address"])
     email_set, sender_set = ~pd.isna(email), ~pd.isna(sender)
     email_bad = addresses.invalid(email, email_set)
@@ -923,7 +924,7 @@ def _host_note(host: str) -> str | None:
     )
 
 
-def _provider_slips(frame: pd.DataFrame) -> tuple[pd.Series[Any], pd.Series[Any]]:
+def _provider_slips(shared: SharedColumns) -> tuple[pd.Series[Any], pd.Series[Any]]:
     """Per user: the provider server a typed host is one typo away from, and why the sign-in
     account cannot work at the host's provider (both NA when fine).
 
@@ -931,8 +932,9 @@ def _provider_slips(frame: pd.DataFrame) -> tuple[pd.Series[Any], pd.Series[Any]
     :func:`~mailkit.settings.account_mismatch`) run once per distinct host and per distinct
     (host, user name) pair, and the answers are spread to the rows by code.
     """
-    host_codes, hosts = frame["host"].astype("string").array.factorize()
-    user_codes, users = frame["username"].astype("string").array.factorize()
+    host_codes, host_values = shared.distinct("host")
+    user_codes, users = shared.distinct("username")
+    hosts = np.asarray(host_values, dtype=object)
     typos = np.array([*(host_typo(str(h)) for h in hosts), None], dtype=object)
     # A pair code per row: host code * (users + 1) + user code, -1 where the host is unset.
     width = len(users) + 1
@@ -964,14 +966,14 @@ def _provider_slips(frame: pd.DataFrame) -> tuple[pd.Series[Any], pd.Series[Any]
         said[i] = account_mismatch(str(hosts[host_of[i]]), str(names[user_of[i]]))
     # Spread by take from the distinct answers (code -1 reads the last, None): pandas validates
     # a column of many NA cells several times slower.
-    index = frame.index
+    index = shared.frame.index
     return (
         pd.Series(pd.array(typos, dtype="string").take(host_codes), index=index),
         pd.Series(pd.array(said, dtype="string").take(pair_codes), index=index),
     )
 
 
-def _internal_notes(frame: pd.DataFrame, addresses: _AddressCheck) -> pd.Series[Any]:
+def _internal_notes(shared: SharedColumns, addresses: _AddressCheck) -> pd.Series[Any]:
     """Why an internal domain matters for each user (From address, server), or NA.
 
     The effective From is the one recipients see; the user's email counts when no From is set.
@@ -980,17 +982,20 @@ def _internal_notes(frame: pd.DataFrame, addresses: _AddressCheck) -> pd.Series[
     code, so an organisation where everyone sends From an internal address costs no loop over
     its users.
     """
+    frame = shared.frame
     sender = frame["from_address"]
+    senders: Any
     if sender.isna().any():
-        sender = sender.fillna(frame["email"])
-    sender_codes, senders = sender.astype("string").array.factorize()
+        sender_codes, senders = sender.fillna(frame["email"]).astype("string").array.factorize()
+    else:
+        sender_codes, senders = shared.distinct("from_address")
     # The server: the host, but an EWS user's endpoint instead (coded after the hosts).
-    mode = frame["mode"]
-    server_codes, hosts = frame["host"].astype("string").array.factorize()
-    ews = (mode == Mode.EXCHANGE_EWS.value).fillna(False).to_numpy(dtype=bool)
+    host_codes, hosts = shared.distinct("host")
+    server_codes = host_codes.copy()  # the shared codes stay as they are
+    ews = shared.eq("mode", Mode.EXCHANGE_EWS.value)
     ews_codes, ews_hosts = frame["_ews_host"][ews].astype("string").array.factorize()
     server_codes[ews] = np.where(ews_codes < 0, -1, ews_codes + len(hosts))
-    connects = mode.isin(list(_HOST_MODES)).fillna(False).to_numpy(dtype=bool)
+    connects = shared.isin("mode", _HOST_MODES)
     server_codes = np.where(connects, server_codes, -1)
     servers = [*hosts, *ews_hosts]
     sender_notes = np.array(
@@ -1158,20 +1163,35 @@ def audit_frame(
     now: datetime | None = None,
 ) -> pd.DataFrame:
     """Effective settings plus the columns rules need (helpers start with ``_``)."""
+    return _audit_frame(org, users, history=history, stale_days=stale_days, now=now)[0]
+
+
+def _audit_frame(
+    org: OrgSettings,
+    users: pd.DataFrame,
+    *,
+    history: pd.DataFrame | None,
+    stale_days: int,
+    now: datetime | None,
+) -> tuple[pd.DataFrame, SharedColumns]:
+    """:func:`audit_frame`, and the facts about its columns that its helpers found (distinct
+    hosts, user names, modes...), for the rules to share rather than find again."""
     table = _canonical(users)
     frame = effective_frame(org, table)
+    shared = SharedColumns(frame)
+    addresses = _AddressCheck()  # each domain and each unusual value judged once, for all
     frame["email"] = table["email"]
     frame["_override"] = table["override_enabled"]
     for name in OVERRIDE_FIELDS:
         frame[f"_u_{name}"] = table[name].where(table["override_enabled"])
-    frame["_bad_address"] = _bad_addresses(table, frame)
+    frame["_bad_address"] = _bad_addresses(table, frame, addresses)
     frame["_ews_host"] = _ews_host(frame, org)
-    frame["_internal_note"] = _internal_notes(frame, _AddressCheck())
-    frame["_typo_of"], frame["_mismatch_note"] = _provider_slips(frame)
+    frame["_internal_note"] = _internal_notes(shared, addresses)
+    frame["_typo_of"], frame["_mismatch_note"] = _provider_slips(shared)
     frame["_cloud_ignored"] = _cloud_ignored(org, table)
     # Only the cloud edition needs user codes to be addresses (and there From = user code).
     if org.edition is Edition.CLOUD:
-        frame["_code_is_address"] = _AddressCheck().verdicts(frame["user_code"])
+        frame["_code_is_address"] = addresses.verdicts(frame["user_code"])
     else:
         frame["_code_is_address"] = pd.Series(pd.NA, index=frame.index, dtype="boolean")
     frame["_last_ok"] = pd.Series(pd.NA, index=frame.index, dtype="boolean")
@@ -1180,7 +1200,7 @@ def audit_frame(
     frame["_stale_since"] = pd.Series("ever", index=frame.index, dtype="string")
     if history is not None:
         _join_history(frame, history, stale_days, now)
-    return frame
+    return frame, shared
 
 
 def _join_history(
@@ -1338,8 +1358,7 @@ def audit(
     :func:`mailkit.audit.domains.check_user_domains` found) adds each user's sending-domain
     findings (``spf-missing``, ``dmarc-policy-none`` …); None means domains were not checked.
     """
-    frame = audit_frame(org, users, history=history, stale_days=stale_days, now=now)
-    shared = SharedColumns(frame)
+    frame, shared = _audit_frame(org, users, history=history, stale_days=stale_days, now=now)
     routes = _routes_frame(org, shared)
     ctx = AuditContext(
         org=org,
