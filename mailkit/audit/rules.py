@@ -1307,7 +1307,7 @@ def _routes_frame(org: OrgSettings, shared: SharedColumns) -> pd.DataFrame:
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
-def _render(template: str, rows: pd.DataFrame) -> pd.Series[str]:
+def _render(template: str, rows: pd.DataFrame) -> np.ndarray[Any, np.dtype[np.object_]]:
     """Fill ``{column}`` placeholders (unset values read as "(not set)").
 
     Once per distinct combination of the placeholders' values, spread to the rows by code: a
@@ -1318,7 +1318,7 @@ def _render(template: str, rows: pd.DataFrame) -> pd.Series[str]:
     parts = _PLACEHOLDER.split(template)
     columns = parts[1::2]
     if not columns:
-        return pd.Series([template] * len(rows), index=rows.index, dtype=object).astype(str)
+        return np.full(len(rows), template, dtype=object)
     # The template with a bare {} per placeholder, its other braces doubled (kept literal).
     form = "{}".join(text.replace("{", "{{").replace("}", "}}") for text in parts[0::2])
     codes: list[np.ndarray[Any, Any]] = []
@@ -1334,8 +1334,8 @@ def _render(template: str, rows: pd.DataFrame) -> pd.Series[str]:
         inverse, combos = pd.factorize(np.ravel_multi_index(codes, shape))
         picked = [v[c] for v, c in zip(values, np.unravel_index(combos, shape), strict=True)]
     rendered = list(map(form.format, *picked))
-    messages = np.array(rendered, dtype=object)[inverse]
-    return pd.Series(messages, index=rows.index, dtype=object).astype(str)
+    messages: np.ndarray[Any, np.dtype[np.object_]] = _objects(rendered)[inverse]
+    return messages
 
 
 def audit(
@@ -1368,7 +1368,10 @@ def audit(
         has_history=history is not None,
         shared=shared,
     )
-    pieces: list[pd.DataFrame] = []
+    rank: dict[str, int] = {severity: i for i, severity in enumerate(SEVERITIES)}
+    # One piece per rule: its severity's rank and its findings' columns as object arrays,
+    # made into one frame at the end (a frame per rule, concatenated, copies every cell).
+    pieces: list[tuple[int, list[np.ndarray[Any, Any]]]] = []
     for rule in RULES:
         source = routes if rule.scope == "route" else frame
         mask = rule.check(source, ctx).to_numpy(dtype=bool)
@@ -1377,27 +1380,35 @@ def audit(
         # Only the columns the finding shows: a hit copies those rows, not the whole frame.
         shown = ["user_code", *_PLACEHOLDER.findall(rule.message)]
         hits = source.loc[mask, list(dict.fromkeys(shown))]
+        count = len(hits)
+        codes = hits["user_code"].astype("string").to_numpy(dtype=object, na_value="")
         pieces.append(
-            pd.DataFrame(
-                {
-                    "user_code": hits["user_code"].astype("string").fillna("").astype(str),
-                    "rule": rule.id,
-                    "severity": rule.severity,
-                    "message": _render(rule.message, hits),
-                    "fix": rule.fix,
-                }
+            (
+                rank[rule.severity],
+                [
+                    codes,
+                    np.full(count, rule.id, dtype=object),
+                    np.full(count, rule.severity, dtype=object),
+                    _render(rule.message, hits),
+                    np.full(count, rule.fix, dtype=object),
+                ],
             )
         )
     if domains is not None:
         # Loaded only when domains were checked: the DNS records' module is big to import.
         from mailkit.audit.domainrules import domain_pieces
 
-        pieces += domain_pieces(frame, domains)
+        for piece in domain_pieces(frame, domains):
+            columns = [piece[name].to_numpy(dtype=object) for name in FINDINGS_COLUMNS]
+            pieces.append((rank[str(piece["severity"].iat[0])], columns))
     if not pieces:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in FINDINGS_COLUMNS})
     # Each piece is one rule, so one severity: ordering the pieces (a stable sort, rules keep
     # their report order within a severity) orders the rows without moving a million of them.
-    rank: dict[str, int] = {severity: i for i, severity in enumerate(SEVERITIES)}
-    pieces.sort(key=lambda piece: rank[str(piece["severity"].iat[0])])
-    findings = pd.concat(pieces, ignore_index=True)
-    return findings[list(FINDINGS_COLUMNS)]
+    pieces.sort(key=lambda piece: piece[0])
+    return pd.DataFrame(
+        {
+            name: pd.array(np.concatenate([columns[i] for _, columns in pieces]), dtype=str)
+            for i, name in enumerate(FINDINGS_COLUMNS)
+        }
+    )
