@@ -320,6 +320,12 @@ def _objects(values: list[str]) -> np.ndarray[Any, np.dtype[np.object_]]:
     return array
 
 
+def _repeated(text: str, count: int) -> np.ndarray[Any, np.dtype[np.object_]]:
+    """``text`` ``count`` times, as one object: ``np.full`` would convert it through a
+    fixed-width array, making a new string per cell (slower, and each hashed again later)."""
+    return _objects([text]).repeat(count)
+
+
 def _user_keys(column: pd.Series[Any]) -> pd.Series[Any]:
     """``user_code_key`` per set value, in one pass."""
     values = _texts(column)
@@ -1318,7 +1324,7 @@ def _render(template: str, rows: pd.DataFrame) -> np.ndarray[Any, np.dtype[np.ob
     parts = _PLACEHOLDER.split(template)
     columns = parts[1::2]
     if not columns:
-        return np.full(len(rows), template, dtype=object)
+        return _repeated(template, len(rows))
     # The template with a bare {} per placeholder, its other braces doubled (kept literal).
     form = "{}".join(text.replace("{", "{{").replace("}", "}}") for text in parts[0::2])
     codes: list[np.ndarray[Any, Any]] = []
@@ -1387,10 +1393,10 @@ def audit(
                 rank[rule.severity],
                 [
                     codes,
-                    np.full(count, rule.id, dtype=object),
-                    np.full(count, rule.severity, dtype=object),
+                    _repeated(rule.id, count),
+                    _repeated(rule.severity, count),
                     _render(rule.message, hits),
-                    np.full(count, rule.fix, dtype=object),
+                    _repeated(rule.fix, count),
                 ],
             )
         )
