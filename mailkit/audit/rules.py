@@ -287,10 +287,18 @@ class SharedColumns:
         codes, keys = self.host_key
         return _spread(codes, test(keys))
 
+    @cached_property
+    def folded_codes(self) -> tuple[np.ndarray[Any, np.dtype[np.object_]], Mask]:
+        """``user_code_key`` of each set user code, and where the codes are set."""
+        values = _texts(self.frame["user_code"])
+        is_set = ~pd.isna(values)
+        return _objects(list(map(user_code_key, values[is_set]))), is_set
+
     def user_keys(self) -> pd.Series[Any]:
         """User codes compared without case (string, NA where unset)."""
         if self._keys is None:
-            self._keys = _user_keys(self.frame["user_code"])
+            folded, is_set = self.folded_codes
+            self._keys = pd.Series(strings_at(folded, is_set), index=self.frame.index)
         return self._keys
 
 
@@ -577,8 +585,12 @@ def _cloud_user_password(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
 
 
 def _duplicate_code(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
-    key = ctx.shared.user_keys()
-    return (key.duplicated(keep=False) & key.notna()).astype(bool)
+    """Set codes whose key more than one user has: keys counted by code, in one hash pass."""
+    folded, is_set = ctx.shared.folded_codes
+    codes, keys = pd.factorize(folded)
+    duplicate = np.zeros(len(f), dtype=bool)
+    duplicate[is_set] = (np.bincount(codes, minlength=len(keys)) > 1)[codes]
+    return _series(f, duplicate)
 
 
 def _route_sender(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
@@ -1313,7 +1325,9 @@ def _routes_frame(org: OrgSettings, shared: SharedColumns) -> pd.DataFrame:
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
-def _render(template: str, rows: pd.DataFrame) -> np.ndarray[Any, np.dtype[np.object_]]:
+def _render(
+    template: str, rows: Mapping[str, pd.api.extensions.ExtensionArray], count: int
+) -> np.ndarray[Any, np.dtype[np.object_]]:
     """Fill ``{column}`` placeholders (unset values read as "(not set)").
 
     Once per distinct combination of the placeholders' values, spread to the rows by code: a
@@ -1324,13 +1338,14 @@ def _render(template: str, rows: pd.DataFrame) -> np.ndarray[Any, np.dtype[np.ob
     parts = _PLACEHOLDER.split(template)
     columns = parts[1::2]
     if not columns:
-        return _repeated(template, len(rows))
+        return _repeated(template, count)
     # The template with a bare {} per placeholder, its other braces doubled (kept literal).
     form = "{}".join(text.replace("{", "{{").replace("}", "}}") for text in parts[0::2])
     codes: list[np.ndarray[Any, Any]] = []
     values: list[np.ndarray[Any, Any]] = []
     for name in columns:
-        code, uniques = rows[name].astype("string").fillna("(not set)").factorize()
+        text = pd.Series(rows[name], copy=False).astype("string").fillna("(not set)")
+        code, uniques = text.factorize()
         codes.append(code)
         values.append(np.asarray(uniques, dtype=object))
     if len(codes) == 1:  # one placeholder: its distinct values are the combinations
@@ -1383,11 +1398,13 @@ def audit(
         mask = rule.check(source, ctx).to_numpy(dtype=bool)
         if not mask.any():
             continue
-        # Only the columns the finding shows: a hit copies those rows, not the whole frame.
-        shown = ["user_code", *_PLACEHOLDER.findall(rule.message)]
-        hits = source.loc[mask, list(dict.fromkeys(shown))]
-        count = len(hits)
-        codes = hits["user_code"].astype("string").to_numpy(dtype=object, na_value="")
+        # Only the columns the finding shows, as arrays: a hit copies those rows' cells, not
+        # the whole frame (nor builds a frame of them).
+        shown = dict.fromkeys(["user_code", *_PLACEHOLDER.findall(rule.message)])
+        hits = {name: source[name].array[mask] for name in shown}
+        count = int(mask.sum())
+        user_codes = pd.Series(hits["user_code"], copy=False).astype("string")
+        codes = user_codes.to_numpy(dtype=object, na_value="")
         pieces.append(
             (
                 rank[rule.severity],
@@ -1395,7 +1412,7 @@ def audit(
                     codes,
                     _repeated(rule.id, count),
                     _repeated(rule.severity, count),
-                    _render(rule.message, hits),
+                    _render(rule.message, hits, count),
                     _repeated(rule.fix, count),
                 ],
             )
