@@ -328,6 +328,9 @@ def _objects(values: list[str]) -> np.ndarray[Any, np.dtype[np.object_]]:
     return array
 
 
+_NOTHING: Final[np.ndarray[Any, np.dtype[np.object_]]] = np.array([], dtype=object)
+
+
 def _repeated(text: str, count: int) -> np.ndarray[Any, np.dtype[np.object_]]:
     """``text`` ``count`` times, as one object: ``np.full`` would convert it through a
     fixed-width array, making a new string per cell (slower, and each hashed again later)."""
@@ -1429,9 +1432,12 @@ def audit(
     # Each piece is one rule, so one severity: ordering the pieces (a stable sort, rules keep
     # their report order within a severity) orders the rows without moving a million of them.
     pieces.sort(key=lambda piece: piece[0])
-    return pd.DataFrame(
-        {
-            name: pd.array(np.concatenate([columns[i] for _, columns in pieces]), dtype=str)
-            for i, name in enumerate(FINDINGS_COLUMNS)
-        }
-    )
+    findings: dict[str, pd.api.extensions.ExtensionArray] = {}
+    for i, name in enumerate(FINDINGS_COLUMNS):
+        parts = [columns[i] for _, columns in pieces]
+        for _, columns in pieces:  # each piece's column goes once it is copied: a lower peak
+            columns[i] = _NOTHING
+        findings[name] = pd.array(np.concatenate(parts), dtype=str, copy=False)
+        del parts
+    # The arrays as they are: a frame from a dict copies its columns unless told not to.
+    return pd.DataFrame(findings, copy=False)
