@@ -217,7 +217,11 @@ def _text_columns(frame: pd.DataFrame) -> list[list[str]] | None:
     for name in frame.columns:
         column = frame[name]
         if isinstance(column.dtype, pd.StringDtype):
-            values = column.to_numpy(dtype=object, na_value="").tolist()
+            cells = column.to_numpy(dtype=object)
+            # All text (no missing cell, as in findings): one C pass says so, no NA mask.
+            if pd.api.types.infer_dtype(cells, skipna=False) != "string":
+                cells = column.to_numpy(dtype=object, na_value="")
+            values = cells.tolist()
         elif column.dtype == object:
             values = column.to_numpy(dtype=object).tolist()
             missing = column.isna().to_numpy()

@@ -139,6 +139,8 @@ def _text(series: pd.Series[Any]) -> pd.Series[Any]:
     if blank.any():
         is_set[is_set] = ~blank
         trimmed = trimmed[~blank]
+    if len(trimmed) == len(values):  # every cell set: the array as it is, nothing to spread
+        return pd.Series(pd.array(trimmed, dtype="string", copy=False), index=series.index)
     # From the set values alone: pandas validates an array of many NA cells several times
     # slower than one of strings (most override columns are mostly empty).
     return pd.Series(strings_at(trimmed, is_set), index=series.index)
