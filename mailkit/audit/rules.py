@@ -238,6 +238,7 @@ class SharedColumns:
         self._distinct: dict[str, tuple[np.ndarray[Any, Any], pd.Series[Any]]] = {}
         self._masks: dict[tuple[str, str], Mask] = {}
         self._keys: pd.Series[Any] | None = None
+        self._unset: dict[str, Mask] = {}
 
     def distinct(self, column: str) -> tuple[np.ndarray[Any, Any], pd.Series[Any]]:
         """Codes per row (-1 where unset) and the distinct set values."""
@@ -280,8 +281,14 @@ class SharedColumns:
     def password_auth(self) -> Mask:
         """SMTP sends that sign in with a password: a password mechanism, or ``auto`` + a name."""
         named = self.isin("auth", _PASSWORD_AUTHS)
-        auto = self.eq("auth", AuthType.AUTO.value) & self.frame["username"].notna().to_numpy()
+        auto = self.eq("auth", AuthType.AUTO.value) & ~self.unset("username")
         return self.smtp & (named | auto)
+
+    def unset(self, column: str) -> Mask:
+        """Where ``column`` is NA; asked once per column, shared by every rule (read only)."""
+        if column not in self._unset:
+            self._unset[column] = self.frame[column].isna().to_numpy(dtype=bool)
+        return self._unset[column]
 
     @cached_property
     def host_key(self) -> tuple[np.ndarray[Any, Any], pd.Series[Any]]:
@@ -382,13 +389,13 @@ def _invalid_address(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
 
 
 def _missing_from(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
-    return f["from_address"].isna() & f["email"].isna()
+    return _series(f, ctx.shared.unset("from_address") & ctx.shared.unset("email"))
 
 
 def _from_username_mismatch(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
     # Domains only for rows that have both: most users inherit the org's login.
     username, sender = _texts(f["username"]), _texts(f["from_address"])
-    rows = ~pd.isna(username) & ~pd.isna(sender)
+    rows = ~ctx.shared.unset("username") & ~ctx.shared.unset("from_address")
     # A user name that is the From address itself has its domain: no need to split either
     # (the usual case: people sign in with their own address).
     rows[rows] = username[rows] != sender[rows]
@@ -459,8 +466,8 @@ def _cloud_user_code(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
 def _override_incomplete(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
     nothing_set = f["_override"].to_numpy(dtype=bool).copy()
     for name in OVERRIDE_FIELDS:
-        nothing_set &= f[f"_u_{name}"].isna().to_numpy()
-    no_host = ctx.shared.smtp & f["host"].isna().to_numpy()
+        nothing_set &= ctx.shared.unset(f"_u_{name}")
+    no_host = ctx.shared.smtp & ctx.shared.unset("host")
     return _series(f, nothing_set | no_host)
 
 
@@ -476,7 +483,7 @@ def _override_redundant(f: pd.DataFrame, ctx: AuditContext) -> pd.Series[bool]:
             # Text: one comparison per set value (hashing a million addresses into distinct
             # values would cost more than comparing them).
             values = _texts(column)
-            rows = ~pd.isna(values)
+            rows = ~ctx.shared.unset(f"_u_{name}")
             same[rows] |= _objects(list(map(str.lower, values[rows]))) == org_text
         else:
             same |= ctx.shared.where(f"_u_{name}", _lower_equals(org_text))
