@@ -19,7 +19,9 @@ Goals (issue 12): the command within 3x the anchor for 100,000 users; 1,000,000 
 end in at most 10 s. Other load on the machine inflates every figure: it is printed with them.
 
 Run: ``make bench`` or ``.venv/bin/python benchmarks/bench_audit.py [--sizes 100000,1000000]
-[--repeats 3]``.
+[--repeats 3] [--data DIR]``. With ``--data`` the users files (``users-N.csv``), the profile and
+the findings are written to DIR and kept (an existing users file is reused), so that a profiler
+can be run on exactly what the benchmark audits.
 """
 
 from __future__ import annotations
@@ -296,10 +298,20 @@ def main() -> int:
         help="user counts to audit, comma-separated (default: 100000,1000000)",
     )
     parser.add_argument("--repeats", type=int, default=REPEATS, help="runs per command")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        metavar="DIR",
+        help="write the users files, profile and findings here and keep them (default: a "
+        "temporary folder, removed after)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mailkit-bench-audit-") as tmp:
         folder = Path(tmp)
         _ENV["PYTHONPYCACHEPREFIX"] = str(folder / "pycache")
+        if args.data is not None:
+            folder = args.data.expanduser()
+            folder.mkdir(parents=True, exist_ok=True)
         results = [measure(n, folder, max(args.repeats, 1)) for n in args.sizes]
     print("Audit of realistic users exports, end to end from CSV (whole processes, best of runs)")
     print("load average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
