@@ -1019,7 +1019,7 @@ def _internal_notes(shared: SharedColumns, addresses: _AddressCheck) -> pd.Serie
     frame = shared.frame
     sender = frame["from_address"]
     senders: Any
-    if sender.isna().any():
+    if shared.unset("from_address").any():
         sender_codes, senders = sender.fillna(frame["email"]).astype("string").array.factorize()
     else:
         sender_codes, senders = shared.distinct("from_address")
