@@ -8,8 +8,10 @@ duplicated user codes.
 
 For each size the CSV is written once, then timed in fresh processes, each its own peak
 memory (``ru_maxrss`` of the child) and CPU time (user + system, steadier than wall time on a
-busy machine). One unmeasured run of each command first fills a compiled-module cache of this
-run's own, so no process compiles pandas or mailkit from source (as after ``pip install``):
+busy machine). The commands take turns, so a change in the machine's load touches the anchor
+and the measured commands alike; the best of the runs is reported. One unmeasured run of
+each command first fills a compiled-module cache of this run's own, so no process compiles
+pandas or mailkit from source (as after ``pip install``):
 
 - ``pandas.read_csv``: ``python -c "import pandas; pandas.read_csv(FILE)"``, the anchor;
 - ``mailkit audit --csv FILE --format csv -o OUT``: the command line, start-up included;
@@ -208,29 +210,36 @@ _ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 def _timed(command: list[str]) -> tuple[float, float, str, float]:
     """Wall seconds, the child's peak RSS (MiB) and its CPU seconds (user + system) of one
-    whole process. CPU time is what the work costs; wall time adds whatever else the machine
-    runs meanwhile."""
-    used = resource.getrusage(resource.RUSAGE_CHILDREN)
-    before = used.ru_maxrss
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900, env=_ENV)
-    seconds = time.perf_counter() - started
-    now = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (now.ru_utime - used.ru_utime) + (now.ru_stime - used.ru_stime)
-    if done.returncode not in (0, 1):  # 1: findings at --fail-on level (not used here)
-        raise RuntimeError(f"{command[:3]} failed ({done.returncode}): {done.stderr[-2000:]}")
-    # RUSAGE_CHILDREN's maxrss is the largest child so far: run the big ones last.
-    peak = max(before, now.ru_maxrss) / 1024
-    return seconds, peak, done.stdout, cpu
+    whole process, from that child's own resource usage (``wait4``). CPU time is what the
+    work costs; wall time adds whatever else the machine runs meanwhile."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        child = subprocess.Popen(command, stdout=out, stderr=err, text=True, env=_ENV)
+        _, status, used = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if child.returncode not in (0, 1):  # 1: findings at --fail-on level (not used here)
+            raise RuntimeError(f"{command[:3]} failed ({child.returncode}): {err.read()[-2000:]}")
+        return seconds, used.ru_maxrss / 1024, out.read(), used.ru_utime + used.ru_stime
 
 
-def _best(command: list[str], repeats: int) -> tuple[float, float, str, float]:
-    """The fastest of ``repeats`` runs (least disturbed by other load), with the least CPU
-    time any of them took."""
-    _timed(command)  # warm-up: compiles and caches every module the command imports
-    runs = [_timed(command) for _ in range(repeats)]
-    seconds, peak, out, _ = min(runs, key=lambda r: r[0])
-    return seconds, peak, out, min(r[3] for r in runs)
+def _best(commands: list[list[str]], repeats: int) -> list[tuple[float, float, str, float]]:
+    """Per command, the fastest of ``repeats`` runs (least disturbed by other load), with the
+    least CPU time any of them took. The commands take turns, run after run, so that a
+    change in the machine's load touches each of them alike, not the ones measured last."""
+    for command in commands:
+        _timed(command)  # warm-up: compiles and caches every module the command imports
+    runs: list[list[tuple[float, float, str, float]]] = [[] for _ in commands]
+    for _ in range(repeats):
+        for command, done in zip(commands, runs, strict=True):
+            done.append(_timed(command))
+    best = []
+    for done in runs:
+        seconds, peak, out, _ = min(done, key=lambda r: r[0])
+        best.append((seconds, peak, out, min(r[3] for r in done)))
+    return best
 
 
 def _mailkit() -> list[str]:
@@ -259,14 +268,17 @@ def measure(n: int, folder: Path, repeats: int = REPEATS) -> dict[str, float]:
         realistic_users(n).to_csv(path, index=False)
     out = folder / f"findings-{n}.csv"
     repeats = repeats if n <= 100_000 else min(repeats, 2)
-    anchor, _, _, anchor_cpu = _best(
-        [sys.executable, "-c", f"import pandas; pandas.read_csv({str(path)!r})"], repeats
-    )
     profile = _profile(folder)
     command = [*_mailkit(), "audit", "--profile", str(profile), "--csv", str(path)]
     command += ["--format", "csv", "-o", str(out)]
-    cli, cli_mib, _, cli_cpu = _best(command, repeats)
-    api_s, _, api_out, api_cpu = _best([sys.executable, __file__, "--child", str(path)], repeats)
+    (anchor, _, _, anchor_cpu), (cli, cli_mib, _, cli_cpu), (api_s, _, api_out, api_cpu) = _best(
+        [
+            [sys.executable, "-c", f"import pandas; pandas.read_csv({str(path)!r})"],
+            command,
+            [sys.executable, __file__, "--child", str(path)],
+        ],
+        repeats,
+    )
     api = json.loads(api_out.strip().splitlines()[-1])
     with out.open(encoding="utf-8") as rows:
         written = sum(1 for _ in rows) - 1
