@@ -1348,15 +1348,13 @@ def _render(
 
     Once per distinct combination of the placeholders' values, spread to the rows by code: a
     rule that names a handful of hosts for a hundred thousand users formats a handful of
-    messages. Combinations are coded by hashing (no sort), and the messages made by one
-    ``str.format`` per combination, mapped in C.
+    messages. Combinations are coded by hashing (no sort), and each message is joined from
+    the template's text and the combination's values in one ``str.join``, mapped in C.
     """
     parts = _PLACEHOLDER.split(template)
     columns = parts[1::2]
     if not columns:
         return _repeated(template, count)
-    # The template with a bare {} per placeholder, its other braces doubled (kept literal).
-    form = "{}".join(text.replace("{", "{{").replace("}", "}}") for text in parts[0::2])
     codes: list[np.ndarray[Any, Any]] = []
     values: list[np.ndarray[Any, Any]] = []
     for name in columns:
@@ -1370,7 +1368,12 @@ def _render(
         shape = [max(len(v), 1) for v in values]
         inverse, combos = pd.factorize(np.ravel_multi_index(codes, shape))
         picked = [v[c] for v, c in zip(values, np.unravel_index(combos, shape), strict=True)]
-    rendered = list(map(form.format, *picked))
+    # The template's text (repeated) around each placeholder's values, in order.
+    pieces: list[Iterable[str]] = [repeat(parts[0])]
+    for values_of, literal in zip(picked, parts[2::2], strict=True):
+        pieces += [values_of.tolist(), repeat(literal)]
+    # The repeats are endless: the values' length is the combinations'.
+    rendered = list(map("".join, zip(*pieces, strict=False)))
     messages: np.ndarray[Any, np.dtype[np.object_]] = _objects(rendered)[inverse]
     return messages
 
