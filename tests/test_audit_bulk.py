@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
@@ -36,8 +36,12 @@ EXPECTED_CAUSE = {
 class CountingProxy:
     """Forwards loopback TCP to the server and counts the connections the server holds.
 
-    A connection counts from the moment it reaches the server until the server closed its end
-    (or the proxy gave up on it): the server's own view.
+    A connection counts from the moment it reaches the server until one end has closed it. The
+    client's end closes only after the server's goodbye (its 221, then over TLS its close_notify,
+    which the client answers before closing), so an end from either side means the server has
+    let the connection go; waiting for the server's TCP close to travel back through this proxy
+    would count, for a moment, a connection the server is done with. Each end is counted the
+    instant the proxy's transport sees it, before any newer connection can be counted.
     """
 
     def __init__(self, port: int) -> None:
@@ -79,20 +83,34 @@ class CountingProxy:
                 if dst.can_write_eof():
                     dst.write_eof()
 
-        def server_closed(_: object) -> None:
+        def closed() -> None:
             nonlocal counted
             if counted:
                 self.live -= 1
                 counted = False
 
-        down = asyncio.ensure_future(pump(s_reader, c_writer))
-        down.add_done_callback(server_closed)
-        await asyncio.gather(pump(c_reader, s_writer), down, return_exceptions=True)
-        server_closed(None)
+        for reader in (c_reader, s_reader):
+            _on_eof(reader, closed)
+        await asyncio.gather(
+            pump(c_reader, s_writer), pump(s_reader, c_writer), return_exceptions=True
+        )
+        closed()  # the proxy gave up on it (a reset, an error)
         for writer in (c_writer, s_writer):
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+
+def _on_eof(reader: asyncio.StreamReader, callback: Callable[[], None]) -> None:
+    """Call ``callback`` when ``reader`` is fed its end, inside the transport's own read
+    callback: before the tasks of connections accepted in the same round run."""
+    feed_eof = reader.feed_eof
+
+    def fed() -> None:
+        feed_eof()
+        callback()
+
+    reader.feed_eof = fed  # type: ignore[method-assign]
 
 
 @pytest.fixture
