@@ -5,6 +5,9 @@ whose text says what is wrong and how to fix it; pydantic adds the field name, a
 :func:`settings_problems` turns a ``ValidationError`` into :class:`~mailkit.errors.FieldProblem`
 rows for forms and the command line. Inputs are never echoed back in error text
 (``hide_input_in_errors``) so that a password pasted into the wrong field does not leak.
+
+The fields' values and checks (enums, limits, scalar checks, cross-checks) live in
+:mod:`mailkit.fields`, which needs no pydantic; they are re-exported here, their usual home.
 """
 
 from __future__ import annotations
