@@ -43,6 +43,18 @@ def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
     return result[0]
 
 
+def start(coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
+    """Start ``coroutine`` as a task of the running loop and return the task (in a notebook the
+    cell returns at once and the widgets keep answering); with no loop running (a script, a
+    test), run it to the end here and return None."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(coroutine)
+        return None
+    return loop.create_task(coroutine)
+
+
 async def call_provider(provider: Callable[[], T | Awaitable[T]]) -> T:
     """Get a value (an access token) from ``provider`` without blocking the running loop.
 

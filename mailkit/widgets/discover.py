@@ -19,7 +19,7 @@ import ipywidgets as widgets  # type: ignore[import-untyped]
 from mailkit.discovery.candidates import DiscoveryReport, Proposal, propose, split_address
 from mailkit.discovery.run import DEFAULT_TIMEOUT, discover_and_probe_async, discover_async
 from mailkit.dnslookup import dns_server_from_env, parse_dns_server
-from mailkit.runner import run_sync
+from mailkit.runner import start
 from mailkit.widgets.common import (
     DESCRIPTION_WIDTH,
     Field,
@@ -172,13 +172,7 @@ class DiscoverPanel(Panel):
         self.results.value = ""
         self.find_button.disabled = True
         work = self._find(email, server)
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self.last_task = None
-            run_sync(work)
-        else:
-            self.last_task = loop.create_task(work)
+        self.last_task = start(work)
 
     async def _find(self, email: str, server: str | None) -> None:
         options: dict[str, Any] = {

@@ -22,7 +22,7 @@ from mailkit.errors import FieldProblem, MailkitError, SettingsError
 from mailkit.faces import Face, Where
 from mailkit.result import TestResult
 from mailkit.routes import RouteTest, route_test
-from mailkit.runner import run_sync
+from mailkit.runner import start
 from mailkit.secrets import SecretStore
 from mailkit.settings import OrgSettings, UserSettings
 from mailkit.testsend import credential_account, send_route_test_async
@@ -180,13 +180,7 @@ class RoutesPanel(Panel):
             button.disabled = True
         self.state.value = note_html(f"testing the {name} route as {self.route.sender}…")
         dialog = self._dialog(org, users, self.route)
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self.last_task = None
-            run_sync(dialog)
-        else:
-            self.last_task = loop.create_task(dialog)
+        self.last_task = start(dialog)
 
     async def _dialog(self, org: OrgSettings, users: list[UserSettings], test: RouteTest) -> None:
         try:

@@ -26,7 +26,7 @@ from mailkit.errors import MailkitError
 from mailkit.faces import Face, Where
 from mailkit.resolve import effective
 from mailkit.result import TestResult
-from mailkit.runner import run_sync
+from mailkit.runner import start
 from mailkit.secrets import SecretStore
 from mailkit.settings import AuthType, Mode, OrgSettings, Provenance, UserSettings
 from mailkit.store import Store
@@ -205,13 +205,7 @@ class TestSendPanel(Panel):
         self.send_button.disabled = True
         self.state.value = note_html(f"sending as {who}…")
         dialog = self._dialog(org, user, split_addresses(self.to.value))
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self.last_task = None
-            run_sync(dialog)
-        else:
-            self.last_task = loop.create_task(dialog)
+        self.last_task = start(dialog)
 
     async def _dialog(self, org: OrgSettings, user: UserSettings | None, to: list[str]) -> None:
         try:
